@@ -1,0 +1,69 @@
+// gptqw: the headless face of GPTQ Workbench. Every command prints a clear one-line error
+// (naming the file and the problem) and exits non-zero on bad input; nothing crashes.
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "args.h"
+#include "commands.h"
+#include "common/error.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  int (*run)(const std::vector<std::string>&);
+  const char* usage;
+};
+
+const Command kCommands[] = {
+    {"inspect", gptqw::cli::cmd_inspect,
+     "--model DIR|FILE.bin [--tokenizer FILE] [--json]   model summary and tensor listing"},
+    {"tokenize", gptqw::cli::cmd_tokenize,
+     "--tokenizer PATH --text FILE [--max-chars N] [--no-special] [--json]"},
+    {"eval", gptqw::cli::cmd_eval,
+     "--model DIR|FILE.bin [--tokenizer FILE] --text FILE [--seqlen N] [--max-windows N] "
+     "[--threads N] [--json] [--quiet]   perplexity"},
+    {"generate", gptqw::cli::cmd_generate,
+     "--model DIR|FILE.bin [--tokenizer FILE] [--prompt TEXT] [--tokens N]   greedy decoding"},
+};
+
+void print_usage(FILE* out) {
+  std::fprintf(out, "gptqw %s: GPTQ Workbench command-line tool\n\nusage:\n", GPTQW_VERSION);
+  for (const auto& c : kCommands) std::fprintf(out, "  gptqw %s %s\n", c.name, c.usage);
+  std::fprintf(out, "  gptqw --version\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    print_usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "--version")) {
+    std::printf("gptqw %s\n", GPTQW_VERSION);
+    return 0;
+  }
+  for (const auto& c : kCommands) {
+    if (std::strcmp(argv[1], c.name)) continue;
+    std::vector<std::string> words(argv + 2, argv + argc);
+    try {
+      return c.run(words);
+    } catch (const gptqw::cli::UsageError& e) {
+      std::fprintf(stderr, "gptqw %s: %s\nusage: gptqw %s %s\n", c.name, e.what(), c.name,
+                   c.usage);
+      return 2;
+    } catch (const gptqw::Cancelled&) {
+      std::fprintf(stderr, "gptqw %s: cancelled\n", c.name);
+      return 130;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "gptqw %s: error: %s\n", c.name, e.what());
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "gptqw: unknown command '%s'\n", argv[1]);
+  print_usage(stderr);
+  return 2;
+}

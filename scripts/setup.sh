@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Set-up: installs the Debian packages GPTQ Workbench needs (when run as root, or with sudo)
+# and builds everything into build/. Safe to run again.
+#   scripts/setup.sh            install packages + configure + build
+#   SKIP_APT=1 scripts/setup.sh only configure + build
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git
+  qt6-base-dev qt6-base-dev-tools libqt6charts6-dev libqt6svg6-dev libgl-dev
+  libeigen3-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev
+  xvfb xauth
+)
+
+if [ "${SKIP_APT:-0}" != 1 ]; then
+  missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO=sudo
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release ${GPTQW_CMAKE_ARGS:-}
+cmake --build build

@@ -1,0 +1,44 @@
+// Helpers shared by the test suites: where the sample data is, scratch folders, running the
+// CLI. Data tests fail (they do not skip) when the sample data is missing: CI always has it.
+#pragma once
+
+#include <QProcess>
+#include <QTemporaryDir>
+#include <QTest>
+#include <filesystem>
+#include <string>
+
+#include "common/text_file.h"
+
+namespace gptqw::test {
+
+// A file or folder under the sample data folder (../shared/data or $GPTQW_DATA_DIR).
+inline std::filesystem::path data(const std::string& rel) { return gptqw::data_dir() / rel; }
+
+inline std::filesystem::path stories_dir() { return data("models/stories260K"); }
+
+struct CliResult {
+  int exit_code = -1;
+  QByteArray out, err;
+};
+
+// Runs the gptqw binary with the given arguments and waits (up to timeout_ms).
+inline CliResult run_cli(const QStringList& args, int timeout_ms = 300000) {
+  QProcess p;
+  p.start(QStringLiteral(GPTQW_CLI_PATH), args);
+  CliResult r;
+  if (!p.waitForFinished(timeout_ms)) {
+    p.kill();
+    p.waitForFinished();
+    r.err = "timed out";
+    return r;
+  }
+  r.exit_code = p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1;
+  r.out = p.readAllStandardOutput();
+  r.err = p.readAllStandardError();
+  return r;
+}
+
+inline QString qpath(const std::filesystem::path& p) { return QString::fromStdString(p.string()); }
+
+}  // namespace gptqw::test
