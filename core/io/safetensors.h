@@ -52,6 +52,16 @@ class MappedFile {
   size_t m_size = 0;
 };
 
+// The validated content of a safetensors file image held in memory: the views point into the
+// bytes passed in. This is the whole parser, separate from the file so that a fuzzer (or a
+// caller holding the bytes already) can drive it; `file` only names the source in messages.
+struct SafetensorsHeader {
+  std::vector<TensorView> tensors;  // in data-offset order
+  std::map<std::string, std::string> metadata;
+};
+SafetensorsHeader parse_safetensors(const std::byte* data, size_t size,
+                                    const std::filesystem::path& file);
+
 // One .safetensors file. The constructor validates the whole header (JSON, dtypes, shapes,
 // offsets inside the buffer, no overlaps, shape x dtype == byte range) and throws
 // FormatError naming the file and tensor otherwise.
@@ -83,8 +93,10 @@ class Checkpoint {
   const std::vector<std::filesystem::path>& files() const { return m_files; }
   uint64_t bytes_on_disk() const;
   const std::map<std::string, std::string>& metadata() const;  // of the first file
+  const std::filesystem::path& path() const { return m_root; }  // as passed to open()
 
  private:
+  std::filesystem::path m_root;
   std::vector<std::filesystem::path> m_files;
   std::vector<std::shared_ptr<SafetensorsFile>> m_shards;
   std::map<std::string, const TensorView*, std::less<>> m_tensors;
@@ -96,7 +108,8 @@ void to_float(const TensorView& t, float* out);
 std::vector<float> to_float(const TensorView& t);
 
 // Writes a .safetensors file: tensors sorted by name (a stable order, as the Python library
-// does for equal alignment), header padded with spaces to a multiple of 8 bytes so that the
+// does for equal alignment; mixed dtypes go widest first, as there, so that every tensor stays
+// aligned to its element size), header padded with spaces to a multiple of 8 bytes so that the
 // data buffer is aligned, __metadata__ included when set. Tensors are copied on add().
 class SafetensorsWriter {
  public:
