@@ -1,0 +1,42 @@
+// A Hugging Face Llama-family model folder (config.json + *.safetensors) as a WeightSource.
+// Every tensor the config implies is checked against the file headers when the folder is
+// opened (names, shapes, numeric dtypes), so a config that contradicts the tensors is
+// reported before any work starts; the data stays memory-mapped until a block is asked for.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+
+#include "io/safetensors.h"
+#include "model/weights.h"
+
+namespace gptqw {
+
+class HfCheckpoint : public WeightSource {
+ public:
+  explicit HfCheckpoint(const std::filesystem::path& dir);
+
+  const ModelConfig& config() const override { return m_config; }
+  BlockWeights block(int index) const override;
+  Matrix embedding() const override;
+  Vector final_norm() const override;
+  Matrix lm_head() const override;
+  std::vector<TensorInfo> tensors() const override;
+  uint64_t bytes_on_disk() const override;
+  std::string format() const override { return "safetensors"; }
+  std::string dtype() const override;
+
+  const Checkpoint& checkpoint() const { return m_ckpt; }
+
+ private:
+  // The named tensor, checked to have the expected shape.
+  const TensorView& tensor(const std::string& name, const std::vector<int64_t>& shape) const;
+  Matrix matrix(const std::string& name, int64_t rows, int64_t cols) const;
+  Vector vector(const std::string& name, int64_t n) const;
+
+  std::filesystem::path m_dir;
+  ModelConfig m_config;
+  Checkpoint m_ckpt;
+};
+
+}  // namespace gptqw

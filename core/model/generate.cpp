@@ -1,0 +1,38 @@
+#include "model/generate.h"
+
+#include <algorithm>
+
+#include "common/error.h"
+#include "model/llama.h"
+
+namespace gptqw {
+
+std::vector<int32_t> generate_greedy(const WeightSource& weights, std::vector<int32_t> ids,
+                                     int n_new, const std::vector<int32_t>& stop_ids,
+                                     const ProgressFn& progress) {
+  const ModelConfig& c = weights.config();
+  if (ids.empty()) throw ConfigError("generation needs at least one token (BOS) to start from");
+  std::vector<BlockWeights> blocks;
+  for (int b = 0; b < c.num_layers; ++b) blocks.push_back(weights.block(b));
+  const Matrix embedding = weights.embedding();
+  const Vector final_norm = weights.final_norm();
+  const Matrix lm_head = c.tie_word_embeddings ? embedding : weights.lm_head();
+  const int max_len = std::max<int>(c.max_position_embeddings, static_cast<int>(ids.size()));
+  const Rope rope(c.head_dim, c.rope_theta, max_len + 1);
+
+  for (int step = 0; step < n_new && static_cast<int>(ids.size()) < max_len; ++step) {
+    report_progress(progress, {"generate", -1, 0, "", double(step) / n_new});
+    Matrix x = embed(embedding, ids);
+    for (const auto& b : blocks) block_forward(c, b, rope, x, static_cast<int>(x.rows()));
+    Matrix h;
+    rms_norm(x.bottomRows(1), final_norm, c.rms_norm_eps, h);
+    Eigen::VectorXf logits = lm_head * h.row(0).transpose();
+    Eigen::Index next;
+    logits.maxCoeff(&next);
+    if (std::find(stop_ids.begin(), stop_ids.end(), next) != stop_ids.end()) break;
+    ids.push_back(static_cast<int32_t>(next));
+  }
+  return ids;
+}
+
+}  // namespace gptqw

@@ -1,0 +1,154 @@
+#include "model/llama.h"
+
+#include <cmath>
+#include <omp.h>
+
+#include "common/error.h"
+
+namespace gptqw {
+
+Rope::Rope(int head_dim, double theta, int max_len)
+    : m_head_dim(head_dim), m_cos(max_len, head_dim / 2), m_sin(max_len, head_dim / 2) {
+  int half = head_dim / 2;
+  for (int i = 0; i < half; ++i) {
+    double inv_freq = std::pow(theta, -2.0 * i / head_dim);
+    for (int t = 0; t < max_len; ++t) {
+      double a = t * inv_freq;
+      m_cos(t, i) = static_cast<float>(std::cos(a));
+      m_sin(t, i) = static_cast<float>(std::sin(a));
+    }
+  }
+}
+
+void Rope::apply(Eigen::Ref<Matrix> x, int n_heads) const {
+  int half = m_head_dim / 2;
+  if (x.rows() > m_cos.rows())
+    throw Error("sequence of " + std::to_string(x.rows()) + " tokens exceeds the RoPE table of " +
+                std::to_string(m_cos.rows()));
+  for (Eigen::Index t = 0; t < x.rows(); ++t) {
+    float* row = x.row(t).data();
+    const float* c = m_cos.row(t).data();
+    const float* s = m_sin.row(t).data();
+    for (int h = 0; h < n_heads; ++h) {
+      float* q = row + h * m_head_dim;
+      for (int i = 0; i < half; ++i) {
+        float a = q[i], b = q[i + half];
+        q[i] = a * c[i] - b * s[i];  // rotate_half: (-x2, x1)
+        q[i + half] = b * c[i] + a * s[i];
+      }
+    }
+  }
+}
+
+void rms_norm(const Matrix& x, const Vector& w, float eps, Matrix& y) {
+  y.resize(x.rows(), x.cols());
+  for (Eigen::Index t = 0; t < x.rows(); ++t) {
+    float var = x.row(t).squaredNorm() / static_cast<float>(x.cols());
+    float r = 1.0f / std::sqrt(var + eps);
+    y.row(t) = (x.row(t) * r).cwiseProduct(w.transpose());
+  }
+}
+
+void linear_forward(const Linear& lin, const Matrix& X, Matrix& Y) {
+  Y.resize(X.rows(), lin.W.rows());
+  Y.noalias() = X * lin.W.transpose();
+  if (lin.b.size()) Y.rowwise() += lin.b.transpose();
+}
+
+namespace {
+
+// Sequences per chunk: linears run on whole chunks (large GEMMs use the threads well), and the
+// chunk bounds the activations held at once (the MLP's [tokens, intermediate] matrices).
+constexpr int64_t kChunkTokens = 8192;
+
+// Causal grouped-query attention of n_seq sequences of T tokens stacked in q [n_seq*T, nh*hd]
+// and k/v [n_seq*T, nkv*hd] -> out [n_seq*T, nh*hd]. Every (sequence, head) pair is
+// independent, so the pairs are spread over the threads.
+void attention(const ModelConfig& c, const Matrix& q, const Matrix& k, const Matrix& v,
+               Matrix& out, int T) {
+  const int hd = c.head_dim, group = c.num_heads / c.num_kv_heads;
+  const int n_seq = static_cast<int>(q.rows() / T);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  out.resize(q.rows(), int64_t(c.num_heads) * hd);
+#pragma omp parallel for schedule(dynamic) collapse(2)
+  for (int s = 0; s < n_seq; ++s) {
+    for (int h = 0; h < c.num_heads; ++h) {
+      const int kvh = h / group;
+      const int64_t r0 = int64_t(s) * T;
+      Matrix S(T, T);
+      S.noalias() = q.block(r0, h * hd, T, hd) * k.block(r0, kvh * hd, T, hd).transpose();
+      for (int i = 0; i < T; ++i) {
+        // Softmax over the causal prefix [0, i] with Eigen's vectorised exp; the rest is masked.
+        auto row = S.row(i);
+        auto prefix = row.head(i + 1).array();
+        prefix = (prefix - prefix.maxCoeff()) * scale;
+        prefix = prefix.exp();
+        prefix /= prefix.sum();
+        row.tail(T - i - 1).setZero();
+      }
+      out.block(r0, h * hd, T, hd).noalias() = S * v.block(r0, kvh * hd, T, hd);
+    }
+  }
+}
+
+// One block on whole sequences of T tokens stacked in x, in place.
+void block_forward_chunk(const ModelConfig& c, const BlockWeights& w, const Rope& rope, Matrix& x,
+                         int T, const LinearInputHook& hook) {
+  auto lin = [&](LinearKind kind, const Matrix& in, Matrix& out) {
+    if (hook) hook(kind, in);
+    linear_forward(w[kind], in, out);
+  };
+  Matrix h, q, k, v, a, o;
+  rms_norm(x, w.attn_norm, c.rms_norm_eps, h);
+  lin(LinearKind::q, h, q);
+  lin(LinearKind::k, h, k);
+  lin(LinearKind::v, h, v);
+  for (int64_t r0 = 0; r0 < x.rows(); r0 += T) {  // every sequence starts at position 0
+    rope.apply(q.middleRows(r0, T), c.num_heads);
+    rope.apply(k.middleRows(r0, T), c.num_kv_heads);
+  }
+  attention(c, q, k, v, a, T);
+  lin(LinearKind::o, a, o);
+  x += o;
+
+  rms_norm(x, w.mlp_norm, c.rms_norm_eps, h);
+  Matrix g, u;
+  lin(LinearKind::gate, h, g);
+  lin(LinearKind::up, h, u);
+  // SwiGLU: silu(gate) * up.
+  g.array() = g.array() / (1.0f + (-g.array()).exp()) * u.array();
+  lin(LinearKind::down, g, o);
+  x += o;
+}
+
+}  // namespace
+
+void block_forward(const ModelConfig& c, const BlockWeights& w, const Rope& rope, Matrix& x,
+                   int seqlen, const LinearInputHook& hook) {
+  if (seqlen <= 0 || x.rows() % seqlen)
+    throw Error("block_forward: " + std::to_string(x.rows()) +
+                " rows are not whole sequences of " + std::to_string(seqlen));
+  if (seqlen > rope.max_len())
+    throw Error("sequence of " + std::to_string(seqlen) + " tokens exceeds the RoPE table of " +
+                std::to_string(rope.max_len()));
+  const int64_t per_chunk = std::max<int64_t>(1, kChunkTokens / seqlen) * seqlen;
+  if (x.rows() <= per_chunk) return block_forward_chunk(c, w, rope, x, seqlen, hook);
+  for (int64_t r0 = 0; r0 < x.rows(); r0 += per_chunk) {
+    Matrix xs = x.middleRows(r0, std::min(per_chunk, x.rows() - r0));
+    block_forward_chunk(c, w, rope, xs, seqlen, hook);
+    x.middleRows(r0, xs.rows()) = xs;
+  }
+}
+
+Matrix embed(const Matrix& embedding, std::span<const int32_t> ids) {
+  Matrix x(static_cast<Eigen::Index>(ids.size()), embedding.cols());
+  for (size_t t = 0; t < ids.size(); ++t) {
+    if (ids[t] < 0 || ids[t] >= embedding.rows())
+      throw Error("token id " + std::to_string(ids[t]) + " at position " + std::to_string(t) +
+                  " is outside the vocabulary of " + std::to_string(embedding.rows()));
+    x.row(static_cast<Eigen::Index>(t)) = embedding.row(ids[t]);
+  }
+  return x;
+}
+
+}  // namespace gptqw

@@ -1,0 +1,53 @@
+// The Llama-family decoder forward pass in fp32 (Llama, Mistral, Qwen2): RMSNorm, RoPE in the
+// rotate-half convention, grouped-query causal attention, SwiGLU MLP. It works one decoder
+// block at a time on a stack of sequences, which is what both the GPTQ driver (capture a
+// block's inputs, quantize it, re-run it) and layer-by-layer perplexity need.
+#pragma once
+
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "common/tensor.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+namespace gptqw {
+
+// cos/sin tables for positions [0, max_len) of one head; computed in double so that long
+// contexts do not accumulate fp32 error in the angle.
+class Rope {
+ public:
+  Rope(int head_dim, double theta, int max_len);
+  // x: [T, n_heads * head_dim], row t at position t. Rotates each head's halves in place.
+  void apply(Eigen::Ref<Matrix> x, int n_heads) const;
+  int max_len() const { return static_cast<int>(m_cos.rows()); }
+
+ private:
+  int m_head_dim;
+  Matrix m_cos, m_sin;  // [max_len, head_dim / 2]
+};
+
+// Sees the input X ([tokens, in_features]) of each linear layer before it is applied: the
+// calibration inputs GPTQ accumulates its Hessians from.
+// X holds whole sequences: X.rows() / seqlen of them.
+using LinearInputHook = std::function<void(LinearKind, const Matrix& X)>;
+
+// y = x / sqrt(mean(x^2) + eps) * w, row by row (fp32, as transformers computes it).
+void rms_norm(const Matrix& x, const Vector& w, float eps, Matrix& y);
+
+// Y = X W^T (+ b).
+void linear_forward(const Linear& lin, const Matrix& X, Matrix& Y);
+
+// Runs one decoder block in place on x = [n_seq * seqlen, hidden] (n_seq sequences stacked,
+// each starting at position 0). Sequences are processed in chunks of about 8192 tokens: the
+// linear layers run on a whole chunk at once, attention on each (sequence, head) in parallel.
+// The hook is called once per linear and chunk, never concurrently, with the chunk's inputs
+// (whole sequences).
+void block_forward(const ModelConfig& c, const BlockWeights& w, const Rope& rope, Matrix& x,
+                   int seqlen, const LinearInputHook& hook = {});
+
+// Token embeddings of ids: [ids.size(), hidden]. Throws when an id is outside the vocabulary.
+Matrix embed(const Matrix& embedding, std::span<const int32_t> ids);
+
+}  // namespace gptqw

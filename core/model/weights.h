@@ -1,0 +1,66 @@
+// The weights of a Llama-family decoder as the engine uses them (fp32, row-major), and the
+// interface of the places they come from (a safetensors checkpoint, a llama2.c file, later a
+// GPTQ checkpoint). Blocks are converted when asked for, one at a time, so that a model larger
+// than memory can be walked block by block.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/tensor.h"
+#include "model/config.h"
+
+namespace gptqw {
+
+// The seven linear layers of a decoder block, in the order of the true-sequential groups
+// [q, k, v], [o], [gate, up], [down].
+enum class LinearKind : int { q, k, v, o, gate, up, down };
+constexpr int kNumLinears = 7;
+constexpr std::array<LinearKind, kNumLinears> kAllLinears = {
+    LinearKind::q, LinearKind::k, LinearKind::v, LinearKind::o,
+    LinearKind::gate, LinearKind::up, LinearKind::down};
+
+// "self_attn.q_proj", "mlp.down_proj", ...: the Hugging Face module name inside a block.
+std::string_view linear_name(LinearKind kind);
+
+struct Linear {
+  Matrix W;  // [out_features, in_features]
+  Vector b;  // [out_features], or empty when the layer has no bias
+};
+
+struct BlockWeights {
+  Vector attn_norm;  // input_layernorm
+  Vector mlp_norm;   // post_attention_layernorm
+  std::array<Linear, kNumLinears> linears;
+  Linear& operator[](LinearKind k) { return linears[static_cast<int>(k)]; }
+  const Linear& operator[](LinearKind k) const { return linears[static_cast<int>(k)]; }
+};
+
+// [out, in] of each linear for a config.
+std::pair<int64_t, int64_t> linear_shape(const ModelConfig& c, LinearKind kind);
+
+struct TensorInfo {
+  std::string name;
+  std::string dtype;
+  std::vector<int64_t> shape;
+  uint64_t bytes = 0;
+};
+
+class WeightSource {
+ public:
+  virtual ~WeightSource() = default;
+  virtual const ModelConfig& config() const = 0;
+  virtual BlockWeights block(int index) const = 0;  // converted to fp32 now
+  virtual Matrix embedding() const = 0;             // [vocab, hidden]
+  virtual Vector final_norm() const = 0;            // [hidden]
+  virtual Matrix lm_head() const = 0;               // [vocab, hidden]; the embedding when tied
+  virtual std::vector<TensorInfo> tensors() const = 0;
+  virtual uint64_t bytes_on_disk() const = 0;
+  virtual std::string format() const = 0;  // "safetensors", "llama2.c"
+  virtual std::string dtype() const = 0;   // of the stored weights: "F32", "BF16", ...
+};
+
+}  // namespace gptqw

@@ -1,0 +1,95 @@
+#include "pipeline/perplexity.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "common/error.h"
+#include "common/text_file.h"
+#include "model/llama.h"
+
+namespace gptqw {
+
+namespace {
+
+// Mean next-token NLL of one window from its final hidden states h [seqlen, hidden].
+double window_nll(const Matrix& h, const Matrix& lm_head, std::span<const int32_t> ids) {
+  Matrix logits = h.topRows(h.rows() - 1) * lm_head.transpose();
+  double sum = 0;
+  for (Eigen::Index t = 0; t < logits.rows(); ++t) {
+    auto row = logits.row(t);
+    float mx = row.maxCoeff();
+    double lse = std::log((row.array() - mx).exp().cast<double>().sum()) + mx;
+    sum += lse - row(ids[t + 1]);
+  }
+  return sum / static_cast<double>(logits.rows());
+}
+
+}  // namespace
+
+PerplexityResult perplexity(const WeightSource& weights, std::span<const int32_t> tokens,
+                            const PerplexityOptions& opt, const ProgressFn& progress) {
+  auto t0 = std::chrono::steady_clock::now();
+  const ModelConfig& c = weights.config();
+  if (opt.seqlen < 2) throw ConfigError("seqlen must be at least 2, got " + std::to_string(opt.seqlen));
+  int64_t n_windows = static_cast<int64_t>(tokens.size()) / opt.seqlen;
+  if (n_windows == 0)
+    throw ConfigError("the text has " + std::to_string(tokens.size()) +
+                      " tokens, fewer than one window of seqlen " + std::to_string(opt.seqlen));
+  if (opt.max_windows > 0 && n_windows > opt.max_windows) n_windows = opt.max_windows;
+
+  PerplexityResult r;
+  r.tokens = static_cast<int64_t>(tokens.size());
+  r.windows = static_cast<int>(n_windows);
+  r.seqlen = opt.seqlen;
+  r.window_nll.resize(n_windows);
+
+  const Rope rope(c.head_dim, c.rope_theta, opt.seqlen);
+  const Matrix embedding = weights.embedding();
+  const Vector final_norm = weights.final_norm();
+  const Matrix lm_head = c.tie_word_embeddings ? embedding : weights.lm_head();
+  size_t window_bytes = size_t(opt.seqlen) * c.hidden_size * sizeof(float);
+  int64_t per_chunk = std::max<int64_t>(1, static_cast<int64_t>(opt.activation_budget / window_bytes));
+  int64_t n_chunks = (n_windows + per_chunk - 1) / per_chunk;
+  const double steps = static_cast<double>(n_chunks) * (c.num_layers + 1);
+
+  for (int64_t chunk = 0; chunk < n_chunks; ++chunk) {
+    int64_t w0 = chunk * per_chunk, w1 = std::min(n_windows, w0 + per_chunk);
+    auto ids = tokens.subspan(w0 * opt.seqlen, (w1 - w0) * opt.seqlen);
+    Matrix x = embed(embedding, ids);
+    for (int b = 0; b < c.num_layers; ++b) {
+      report_progress(progress, {"perplexity", b, c.num_layers, "",
+                                 (chunk * (c.num_layers + 1) + b) / steps});
+      block_forward(c, weights.block(b), rope, x, opt.seqlen);
+    }
+    report_progress(progress, {"perplexity", c.num_layers, c.num_layers, "lm_head",
+                               (chunk * (c.num_layers + 1) + c.num_layers) / steps});
+    // Small vocabularies: one window per thread; large ones: one at a time, threads in the GEMM.
+    const bool parallel = size_t(opt.seqlen) * c.vocab_size * sizeof(float) < (size_t(64) << 20);
+#pragma omp parallel for schedule(dynamic) if (parallel)
+    for (int64_t w = w0; w < w1; ++w) {
+      Matrix h;
+      rms_norm(x.middleRows((w - w0) * opt.seqlen, opt.seqlen), final_norm, c.rms_norm_eps, h);
+      r.window_nll[w] = window_nll(h, lm_head, ids.subspan((w - w0) * opt.seqlen, opt.seqlen));
+    }
+  }
+  double sum = 0;
+  for (double v : r.window_nll) sum += v;
+  r.nll_mean = sum / static_cast<double>(n_windows);
+  r.ppl = std::exp(r.nll_mean);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  report_progress(progress, {"perplexity", c.num_layers, c.num_layers, "", 1.0});
+  return r;
+}
+
+PerplexityResult perplexity_of_file(const Model& model, const std::filesystem::path& text,
+                                    const PerplexityOptions& options, const ProgressFn& progress) {
+  std::string s = read_text_file(text);
+  std::vector<int32_t> ids = model.tokenizer->encode(s, true);
+  try {
+    return perplexity(*model.weights, ids, options, progress);
+  } catch (const ConfigError& e) {
+    throw ConfigError(file_msg(text, e.what()));
+  }
+}
+
+}  // namespace gptqw
