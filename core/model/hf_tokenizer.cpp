@@ -1,0 +1,1425 @@
+// Hugging Face tokenizer.json (BPE model): loading, the encode pipeline (added tokens ->
+// normalizer -> pre-tokenizer -> BPE -> post-processor), the decoder chain, and the shared BPE
+// merge engine. The steps follow the tokenizers library (Rust) closely enough to give its ids.
+#include "model/hf_tokenizer.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <utf8proc.h>
+
+#include <algorithm>
+#include <array>
+#include <deque>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <unordered_map>
+
+#include "common/error.h"
+#include "common/text_file.h"
+#include "model/unicode.h"
+
+namespace gptqw {
+
+// ---------------------------------------------------------------------------------------------
+// BPE merge engine
+// ---------------------------------------------------------------------------------------------
+namespace bpe {
+
+void MergeTable::reserve(size_t n) {
+  size_t cap = 16;
+  while (cap < n * 2) cap <<= 1;  // load factor <= 0.5 keeps probe runs short
+  if (cap <= m_keys.size()) return;
+  std::vector<uint64_t> old_keys = std::move(m_keys);
+  std::vector<Merge> old_vals = std::move(m_vals);
+  m_keys.assign(cap, kEmpty);
+  m_vals.assign(cap, Merge{0, 0});
+  m_mask = cap - 1;
+  m_shift = 64;
+  for (size_t c = cap; c > 1; c >>= 1) --m_shift;
+  m_size = 0;
+  for (size_t i = 0; i < old_keys.size(); ++i) {
+    if (old_keys[i] == kEmpty) continue;
+    set(int32_t(old_keys[i] >> 32), int32_t(uint32_t(old_keys[i])), old_vals[i]);
+  }
+}
+
+void MergeTable::grow() { reserve(std::max<size_t>(16, m_size * 2 + 2)); }
+
+void MergeTable::set(int32_t left, int32_t right, Merge m) {
+  if (m_keys.empty() || (m_size + 1) * 2 > m_keys.size()) grow();
+  uint64_t key = pack(left, right);
+  size_t i = slot(key);
+  while (m_keys[i] != kEmpty && m_keys[i] != key) i = (i + 1) & m_mask;
+  if (m_keys[i] == kEmpty) ++m_size;
+  m_keys[i] = key;
+  m_vals[i] = m;
+}
+
+void merge(std::vector<int32_t>& ids, const MergeTable& table, Workspace& ws) {
+  const size_t n = ids.size();
+  if (n < 2 || table.size() == 0) return;
+  auto& prev = ws.prev;
+  auto& next = ws.next;
+  auto& heap = ws.heap;
+  prev.resize(n);
+  next.resize(n);
+  heap.clear();
+  for (size_t i = 0; i < n; ++i) {
+    prev[i] = int32_t(i) - 1;
+    next[i] = i + 1 < n ? int32_t(i + 1) : -1;
+  }
+  auto key = [](int32_t rank, int32_t pos) { return uint64_t(uint32_t(rank)) << 32 | uint32_t(pos); };
+  for (size_t i = 0; i + 1 < n; ++i)
+    if (const Merge* m = table.find(ids[i], ids[i + 1])) heap.push_back(key(m->rank, int32_t(i)));
+  if (heap.empty()) return;
+  // Min-heap on (rank, position): the lowest rank first, the leftmost among equal ranks.
+  const std::greater<uint64_t> later;
+  std::make_heap(heap.begin(), heap.end(), later);
+  bool merged_any = false;
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), later);
+    const uint64_t top = heap.back();
+    heap.pop_back();
+    const int32_t rank = int32_t(top >> 32);
+    const int32_t p = int32_t(uint32_t(top));
+    if (ids[p] < 0) continue;  // absorbed by its left neighbour since this entry was queued
+    const int32_t q = next[p];
+    if (q < 0) continue;
+    // Entries are not removed when a neighbour changes. An entry is still good when the pair
+    // now at p merges with the entry's rank: every live pair is queued with its true key and
+    // this key is the smallest, so that pair is the right one to merge now (HF compares the
+    // new id instead, which selects the same merges).
+    const Merge* cur = table.find(ids[p], ids[q]);
+    if (!cur || cur->rank != rank) continue;
+    merged_any = true;
+    ids[p] = cur->new_id;
+    ids[q] = -1;
+    const int32_t r = next[q];
+    next[p] = r;
+    if (r >= 0) prev[r] = p;
+    if (prev[p] >= 0) {
+      if (const Merge* m = table.find(ids[prev[p]], ids[p])) {
+        heap.push_back(key(m->rank, prev[p]));
+        std::push_heap(heap.begin(), heap.end(), later);
+      }
+    }
+    if (r >= 0) {
+      if (const Merge* m = table.find(ids[p], ids[r])) {
+        heap.push_back(key(m->rank, p));
+        std::push_heap(heap.begin(), heap.end(), later);
+      }
+    }
+  }
+  if (merged_any) std::erase_if(ids, [](int32_t id) { return id < 0; });
+}
+
+}  // namespace bpe
+
+namespace {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+// ---------------------------------------------------------------------------------------------
+// GPT-2 byte <-> unicode alphabet
+// ---------------------------------------------------------------------------------------------
+
+// GPT-2 maps every byte to a printable code point so that vocabularies are plain strings:
+// printable Latin-1 bytes map to themselves, the other 68 bytes to U+0100 onwards.
+struct ByteAlphabet {
+  std::array<uint32_t, 256> to_cp{};
+  std::array<int16_t, 324> to_byte{};  // code point -> byte, -1 where none
+  ByteAlphabet() {
+    to_byte.fill(-1);
+    uint32_t extra = 256;
+    for (int b = 0; b < 256; ++b) {
+      bool printable = (b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || (b >= 0xae);
+      to_cp[b] = printable ? uint32_t(b) : extra++;
+      to_byte[to_cp[b]] = int16_t(b);
+    }
+  }
+  int byte_of(uint32_t cp) const { return cp < to_byte.size() ? to_byte[cp] : -1; }
+};
+
+const ByteAlphabet& byte_alphabet() {
+  static const ByteAlphabet a;
+  return a;
+}
+
+// The regex GPT-2's ByteLevel pre-tokenizer uses when use_regex is true.
+constexpr const char* kGpt2Pattern =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
+// ---------------------------------------------------------------------------------------------
+// Regexes (PCRE2)
+// ---------------------------------------------------------------------------------------------
+
+// HF compiles these patterns with Oniguruma, whose \s in Unicode mode is U+0009..U+000D, U+0085
+// (NEL) and the Zs/Zl/Zp categories; U+FEFF (BOM) is not a space (JavaScript's \s would take
+// it). What PCRE2's \s matches under PCRE2_UCP has changed between releases (the Perl space set
+// plus Z, which leaves out NEL, or White_Space; 10.42 gives the latter), so \s and \S are
+// spelled out as explicit classes: the pre-tokens then do not depend on the PCRE2 version.
+constexpr const char* kSpaceItems = R"(\t-\r \x{85}\p{Zs}\x{2028}\x{2029})";
+
+std::string onig_compatible(std::string_view pat) {
+  std::string out;
+  out.reserve(pat.size() + 64);
+  bool in_class = false;
+  for (size_t i = 0; i < pat.size(); ++i) {
+    char c = pat[i];
+    if (c == '\\' && i + 1 < pat.size()) {
+      char e = pat[i + 1];
+      if (e == 's') {
+        out += in_class ? std::string(kSpaceItems) : "[" + std::string(kSpaceItems) + "]";
+      } else if (e == 'S' && !in_class) {
+        out += "[^" + std::string(kSpaceItems) + "]";
+      } else {
+        // \S inside a class cannot be spelled as a complement there; PCRE2's own \S is the
+        // closest and only differs on U+0085.
+        out += c;
+        out += e;
+      }
+      ++i;
+      continue;
+    }
+    if (!in_class && c == '[') {
+      in_class = true;
+      out += c;
+      // A ']' (after an optional '^') right after '[' is a literal, not the end of the class.
+      if (i + 1 < pat.size() && pat[i + 1] == '^') out += pat[++i];
+      if (i + 1 < pat.size() && pat[i + 1] == ']') out += pat[++i];
+      continue;
+    }
+    if (in_class && c == '[' && i + 1 < pat.size() && pat[i + 1] == ':') {
+      // POSIX class [:name:] inside a bracket expression.
+      size_t end = pat.find(":]", i + 2);
+      if (end != std::string_view::npos) {
+        out.append(pat.substr(i, end + 2 - i));
+        i = end + 1;
+        continue;
+      }
+    }
+    if (in_class && c == ']') in_class = false;
+    out += c;
+  }
+  return out;
+}
+
+class Regex {
+ public:
+  Regex(std::string_view pattern, const fs::path& file) : m_file(file) {
+    std::string pat = onig_compatible(pattern);
+    int err = 0;
+    PCRE2_SIZE off = 0;
+    m_code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pat.data()), pat.size(),
+                           PCRE2_UTF | PCRE2_UCP, &err, &off, nullptr);
+    if (!m_code) {
+      throw FormatError(file_msg(file, "regex '" + std::string(pattern) +
+                                           "' does not compile: " + error_text(err) +
+                                           " (at offset " + std::to_string(off) + ")"));
+    }
+    // JIT is an optimisation only: without it pcre2_match interprets the same pattern.
+    pcre2_jit_compile(m_code, PCRE2_JIT_COMPLETE);
+  }
+  ~Regex() { pcre2_code_free(m_code); }
+  Regex(const Regex&) = delete;
+  Regex& operator=(const Regex&) = delete;
+  pcre2_code* code() const { return m_code; }
+  const fs::path& file() const { return m_file; }
+
+  static std::string error_text(int err) {
+    PCRE2_UCHAR buf[256];
+    pcre2_get_error_message(err, buf, sizeof buf);
+    return reinterpret_cast<const char*>(buf);
+  }
+
+ private:
+  pcre2_code* m_code = nullptr;
+  fs::path m_file;
+};
+
+// Matching state: match data and a JIT stack big enough for long runs of one class (a run of
+// thousands of spaces backtracks through \s+(?!\S)). One per thread (thread_matcher()): setting
+// it up costs more than encoding a short prompt, and sharing one between threads is not allowed.
+class Matcher {
+ public:
+  Matcher() {
+    m_data = pcre2_match_data_create(1, nullptr);
+    m_ctx = pcre2_match_context_create(nullptr);
+    m_stack = pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, nullptr);
+    if (m_ctx && m_stack) pcre2_jit_stack_assign(m_ctx, nullptr, m_stack);
+  }
+  ~Matcher() {
+    pcre2_jit_stack_free(m_stack);
+    pcre2_match_context_free(m_ctx);
+    pcre2_match_data_free(m_data);
+  }
+  Matcher(const Matcher&) = delete;
+  Matcher& operator=(const Matcher&) = delete;
+
+  // Calls fn(start, end) for every match, left to right, as Oniguruma's find_iter does.
+  template <class F>
+  void for_each(const Regex& re, std::string_view s, F&& fn) {
+    size_t pos = 0;
+    const auto* subject = reinterpret_cast<PCRE2_SPTR>(s.data());
+    while (pos <= s.size()) {
+      // The text was validated once up front; re-checking UTF-8 on every call would make the
+      // loop quadratic.
+      int rc = pcre2_match(re.code(), subject, s.size(), pos, PCRE2_NO_UTF_CHECK, m_data, m_ctx);
+      if (rc == PCRE2_ERROR_NOMATCH) return;
+      if (rc < 0)
+        throw FormatError(file_msg(re.file(), "regex matching failed: " + Regex::error_text(rc)));
+      const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(m_data);
+      size_t start = ov[0], end = ov[1];
+      fn(start, end);
+      if (end > start) {
+        pos = end;
+      } else {  // empty match: step over one character
+        if (end >= s.size()) return;
+        pos = end + unicode::seq_len(static_cast<unsigned char>(s[end]));
+      }
+    }
+  }
+
+ private:
+  pcre2_match_data* m_data = nullptr;
+  pcre2_match_context* m_ctx = nullptr;
+  pcre2_jit_stack* m_stack = nullptr;
+};
+
+Matcher& thread_matcher() {
+  thread_local Matcher matcher;
+  return matcher;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pipeline pieces
+// ---------------------------------------------------------------------------------------------
+
+struct AddedToken {
+  std::string content;
+  int32_t id = -1;
+  bool special = false, lstrip = false, rstrip = false, single_word = false, normalized = false;
+};
+
+// Byte trie over added-token strings for leftmost-longest matching (what HF's aho-corasick
+// matcher with MatchKind::LeftmostLongest gives).
+class TokenTrie {
+ public:
+  void add(std::string_view s, int32_t token_index) {
+    if (s.empty()) return;
+    if (m_nodes.empty()) m_nodes.emplace_back();
+    int32_t node = 0;
+    for (unsigned char c : s) {
+      int32_t child = find_child(node, c);
+      if (child < 0) {
+        child = int32_t(m_nodes.size());
+        m_nodes[node].kids.push_back({c, child});
+        m_nodes.emplace_back();
+      }
+      node = child;
+    }
+    m_nodes[node].token = token_index;
+    m_first[static_cast<unsigned char>(s[0])] = true;
+  }
+  bool empty() const { return m_nodes.empty(); }
+  // Longest token starting at s[pos]: {token index, length}, or {-1, 0}.
+  std::pair<int32_t, size_t> longest_at(std::string_view s, size_t pos) const {
+    if (m_nodes.empty() || !m_first[static_cast<unsigned char>(s[pos])]) return {-1, 0};
+    int32_t node = 0, best = -1;
+    size_t best_len = 0;
+    for (size_t i = pos; i < s.size(); ++i) {
+      node = find_child(node, static_cast<unsigned char>(s[i]));
+      if (node < 0) break;
+      if (m_nodes[node].token >= 0) best = m_nodes[node].token, best_len = i + 1 - pos;
+    }
+    return {best, best_len};
+  }
+
+ private:
+  struct Node {
+    std::vector<std::pair<unsigned char, int32_t>> kids;
+    int32_t token = -1;
+  };
+  int32_t find_child(int32_t node, unsigned char c) const {
+    for (const auto& [k, child] : m_nodes[node].kids)
+      if (k == c) return child;
+    return -1;
+  }
+  std::vector<Node> m_nodes;
+  std::array<bool, 256> m_first{};
+};
+
+// A span of the text being encoded: plain text to tokenize (token < 0) or an added token.
+struct Segment {
+  size_t start, end;
+  int32_t token;  // index into added tokens, -1 for text
+};
+
+enum class SplitBehavior { removed, isolated, merged_with_previous, merged_with_next, contiguous };
+
+struct NormStep {
+  enum Kind { prepend, replace, form, lowercase, strip } kind;
+  explicit NormStep(Kind k, std::string a_ = {}, std::string b_ = {})
+      : kind(k), a(std::move(a_)), b(std::move(b_)) {}
+  std::string a, b;                 // prepend: a; replace: a -> b (literal)
+  std::unique_ptr<Regex> re;        // replace with a regex pattern
+  unicode::NormForm nf = unicode::NormForm::nfc;
+  bool left = false, right = false; // strip
+};
+
+struct PreStep {
+  enum Kind { split, byte_level, metaspace, digits } kind;
+  explicit PreStep(Kind k) : kind(k) {}
+  std::unique_ptr<Regex> re;  // split (regex pattern), byte_level with use_regex, digits
+  std::string literal;        // split with a String pattern
+  SplitBehavior behavior = SplitBehavior::isolated;
+  bool invert = false;
+  bool add_prefix_space = false;  // byte_level
+  std::string replacement;        // metaspace
+  enum class Prepend { always, first, never } prepend = Prepend::always;
+  bool split_on_replacement = true;  // metaspace
+};
+
+struct DecStep {
+  enum Kind { byte_level, replace, byte_fallback, fuse, strip, metaspace } kind;
+  explicit DecStep(Kind k) : kind(k) {}
+  std::string a, b;          // replace a -> b
+  uint32_t strip_cp = ' ';   // strip
+  size_t start = 0, stop = 0;
+  std::string replacement;   // metaspace
+  bool prepend = true;       // metaspace: drop the replacement chars of the first token
+};
+
+// A piece of text flowing through the pre-tokenizer; at_start: it begins at offset 0 of the
+// original input (Metaspace's prepend_scheme "first" depends on it).
+struct Piece {
+  std::string_view text;
+  bool at_start;
+};
+
+// Heterogeneous-lookup hash so string_view keys find std::string entries without a copy.
+struct SvHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using StrMap = std::unordered_map<std::string, int32_t, SvHash, std::equal_to<>>;
+
+// Per-call cache of word -> ids for pre-tokenized words (most words of a text repeat).
+struct WordCache {
+  std::unordered_map<std::string, std::pair<uint32_t, uint32_t>, SvHash, std::equal_to<>> map;
+  std::vector<int32_t> ids;
+};
+
+// Everything one encode() call needs besides the (const) tokenizer.
+struct Scratch {
+  Matcher& matcher = thread_matcher();
+  bpe::Workspace ws;
+  std::vector<int32_t> syms;
+  WordCache cache;
+  std::deque<std::string> arena;  // text made by pre-tokenizer steps (prefix spaces, ▁)
+  std::vector<Piece> pieces, next_pieces;
+};
+
+std::string json_type(const json& j) { return j.is_object() ? j.value("type", "") : ""; }
+
+std::string hex_byte_token(unsigned b) {
+  static const char* digits = "0123456789ABCDEF";
+  std::string s = "<0x00>";
+  s[3] = digits[b >> 4];
+  s[4] = digits[b & 15];
+  return s;
+}
+
+// "<0xNN>" -> byte value, or -1.
+int parse_hex_byte_token(std::string_view t) {
+  if (t.size() != 6 || t.substr(0, 3) != "<0x" || t[5] != '>') return -1;
+  auto hex = [](char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                        : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+  };
+  int hi = hex(t[3]), lo = hex(t[4]);
+  return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
+
+void replace_all(std::string& s, std::string_view from, std::string_view to) {
+  if (from.empty()) return;
+  std::string out;
+  out.reserve(s.size());
+  size_t pos = 0;
+  while (true) {
+    size_t hit = s.find(from, pos);
+    if (hit == std::string::npos) break;
+    out.append(s, pos, hit - pos);
+    out.append(to);
+    pos = hit + from.size();
+  }
+  if (pos == 0) return;
+  out.append(s, pos, std::string::npos);
+  s = std::move(out);
+}
+
+// Letters, digits and '_': what "single_word" added tokens must not touch.
+bool is_word_char(uint32_t cp) {
+  if (cp == '_') return true;
+  auto cat = utf8proc_category(static_cast<utf8proc_int32_t>(cp));
+  return (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO) ||
+         (cat >= UTF8PROC_CATEGORY_ND && cat <= UTF8PROC_CATEGORY_NO);
+}
+
+uint32_t last_cp(std::string_view s) {
+  size_t i = s.size();
+  while (i > 0 && (static_cast<unsigned char>(s[i - 1]) & 0xc0) == 0x80) --i;
+  if (i > 0) --i;
+  return unicode::next_cp(s, i);
+}
+
+uint32_t first_cp(std::string_view s) {
+  size_t i = 0;
+  return unicode::next_cp(s, i);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// HfTokenizer
+// ---------------------------------------------------------------------------------------------
+
+struct HfTokenizer::Impl {
+  fs::path file;
+
+  // BPE model.
+  StrMap vocab;                          // model vocabulary, keys as written in the file
+  std::vector<std::string> id_to_token;  // model and added tokens
+  std::vector<int8_t> id_kind;           // -1 unused id, 0 model, 1 added, 2 added special
+  bpe::MergeTable merges;
+  int32_t unk_id = -1;
+  bool byte_fallback = false, fuse_unk = false, ignore_merges = false;
+  std::array<int32_t, 256> fallback_ids{};  // <0xNN> tokens
+  // SentencePiece style: symbol ids of single code points.
+  std::array<int32_t, 128> ascii_ids{};
+  std::unordered_map<uint32_t, int32_t> cp_ids;
+  // Byte-level style: the model sees raw bytes; vocabulary strings are translated back from the
+  // GPT-2 alphabet once here instead of mapping every byte of the text at encode time.
+  bool byte_level = false;
+  std::array<int32_t, 256> byte_ids{};
+  StrMap byte_vocab;  // raw-byte keys, for ignore_merges whole-word lookups
+
+  // Pipeline.
+  std::vector<AddedToken> added;
+  TokenTrie raw_trie, norm_trie;  // added tokens matched before / after normalization
+  std::vector<NormStep> norm;
+  std::vector<PreStep> pre;
+  bool has_decoder = false;
+  std::vector<DecStep> dec;
+  bool has_template = false;
+  std::vector<std::pair<bool, std::vector<int32_t>>> single_template;  // (is the sequence, ids)
+
+  int32_t n_vocab = 0, bos = -1, eos = -1;
+  std::string kind;
+
+  [[noreturn]] void fail(const std::string& msg) const { throw FormatError(file_msg(file, msg)); }
+
+  // --- loading ---
+  void load(const fs::path& f);
+  void parse(const json& j);
+  void parse_model(const json& mj);
+  void parse_added(const json& arr);
+  void parse_normalizer(const json& n);
+  void parse_pre_tokenizer(const json& p);
+  void parse_decoder(const json& d);
+  void parse_post_processor(const json& p);
+  void find_bos_eos();
+  int32_t lookup_any(std::string_view token) const;
+
+  // --- encoding ---
+  std::string run_normalizer(std::string_view s, Matcher& matcher) const;
+  void split_added(std::string_view s, const TokenTrie& trie, std::vector<Segment>& out) const;
+  void encode_normalized(std::string_view s, bool at_start, Scratch& sc,
+                         std::vector<int32_t>& ids) const;
+  void split_piece(const PreStep& step, const Piece& piece, Scratch& sc,
+                   std::vector<Piece>& out) const;
+  void tokenize_word(std::string_view w, Scratch& sc, std::vector<int32_t>& ids) const;
+  void word_symbols(std::string_view w, std::vector<int32_t>& syms) const;
+};
+
+void HfTokenizer::Impl::load(const fs::path& f) {
+  file = f;
+  std::error_code ec;
+  if (!fs::exists(f, ec)) throw IoError(file_msg(f, "no such file"));
+  if (fs::is_directory(f, ec)) throw IoError(file_msg(f, "is a folder, expected tokenizer.json"));
+  std::ifstream in(f, std::ios::binary);
+  if (!in) throw IoError(file_msg(f, "cannot open for reading"));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw IoError(file_msg(f, "read error"));
+  if (text.empty()) fail("file is empty");
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    std::string what = e.what();
+    // "[json.exception.parse_error.101] parse error at line 3, ..." -> "parse error at ..."
+    if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
+    fail("not valid JSON: " + what);
+  }
+  try {
+    parse(j);
+  } catch (const json::exception& e) {
+    fail(std::string("unexpected tokenizer.json content: ") + e.what());
+  }
+}
+
+void HfTokenizer::Impl::parse(const json& j) {
+  if (!j.is_object()) fail("not a tokenizer.json: the top level is not a JSON object");
+  if (!j.contains("model") || !j["model"].is_object())
+    fail("not a tokenizer.json: no \"model\" object");
+  parse_model(j["model"]);
+  if (j.contains("added_tokens") && !j["added_tokens"].is_null()) parse_added(j["added_tokens"]);
+
+  n_vocab = 0;
+  for (const auto& [k, id] : vocab) n_vocab = std::max(n_vocab, id + 1);
+  for (const auto& t : added) n_vocab = std::max(n_vocab, t.id + 1);
+  id_to_token.assign(size_t(n_vocab), std::string());
+  id_kind.assign(size_t(n_vocab), -1);
+  for (const auto& [k, id] : vocab) id_to_token[size_t(id)] = k, id_kind[size_t(id)] = 0;
+  for (const auto& t : added) {
+    id_to_token[size_t(t.id)] = t.content;
+    id_kind[size_t(t.id)] = t.special ? 2 : 1;
+  }
+
+  if (j.contains("normalizer")) parse_normalizer(j["normalizer"]);
+  if (j.contains("pre_tokenizer")) parse_pre_tokenizer(j["pre_tokenizer"]);
+  for (size_t i = 0; i < pre.size(); ++i) {
+    if (pre[i].kind == PreStep::byte_level) {
+      byte_level = true;
+      // Later steps would see the GPT-2 alphabet, which this implementation never builds.
+      if (i + 1 != pre.size()) fail("pre-tokenizer steps after ByteLevel are not supported");
+    }
+  }
+  if (j.contains("decoder") && !j["decoder"].is_null()) {
+    has_decoder = true;
+    parse_decoder(j["decoder"]);
+  }
+  if (j.contains("post_processor")) parse_post_processor(j["post_processor"]);
+  kind = byte_level ? "hf-bpe-bytelevel" : "hf-bpe-sentencepiece";
+
+  // Symbol tables for the two styles.
+  ascii_ids.fill(-1);
+  byte_ids.fill(-1);
+  fallback_ids.fill(-1);
+  const auto& alpha = byte_alphabet();
+  if (byte_level) {
+    for (int b = 0; b < 256; ++b) {
+      std::string s;
+      unicode::append_utf8(s, alpha.to_cp[size_t(b)]);
+      if (auto it = vocab.find(s); it != vocab.end()) byte_ids[size_t(b)] = it->second;
+    }
+    if (ignore_merges) {
+      byte_vocab.reserve(vocab.size());
+      for (const auto& [k, id] : vocab) {
+        std::string raw;
+        size_t i = 0;
+        bool ok = true;
+        while (i < k.size() && ok) {
+          int b = alpha.byte_of(unicode::next_cp(k, i));
+          if (b < 0) ok = false; else raw += static_cast<char>(b);
+        }
+        if (ok) byte_vocab.emplace(std::move(raw), id);
+      }
+    }
+  } else {
+    for (const auto& [k, id] : vocab) {
+      if (k.empty()) continue;
+      size_t i = 0;
+      uint32_t cp = unicode::next_cp(k, i);
+      if (i != k.size()) continue;  // more than one code point
+      if (cp < 128) ascii_ids[cp] = id; else cp_ids[cp] = id;
+    }
+  }
+  if (byte_fallback)
+    for (unsigned b = 0; b < 256; ++b)
+      if (auto it = vocab.find(hex_byte_token(b)); it != vocab.end()) fallback_ids[b] = it->second;
+
+  // Added tokens: HF matches the "normalized" ones in normalized text, with their own content
+  // normalized the same way.
+  Matcher& matcher = thread_matcher();
+  for (size_t i = 0; i < added.size(); ++i) {
+    if (added[i].normalized && !norm.empty())
+      norm_trie.add(run_normalizer(added[i].content, matcher), int32_t(i));
+    else if (added[i].normalized)
+      norm_trie.add(added[i].content, int32_t(i));
+    else
+      raw_trie.add(added[i].content, int32_t(i));
+  }
+  find_bos_eos();
+}
+
+void HfTokenizer::Impl::parse_model(const json& mj) {
+  std::string type;
+  if (mj.contains("type") && mj["type"].is_string()) type = mj["type"].get<std::string>();
+  else if (mj.contains("merges")) type = "BPE";  // older files leave the type out
+  if (type != "BPE")
+    fail("model type '" + (type.empty() ? std::string("(none)") : type) +
+         "' is not supported (only BPE)");
+  if (!mj.contains("vocab") || !mj["vocab"].is_object())
+    fail("model.vocab is missing or not an object");
+  if (!mj.contains("merges") || !mj["merges"].is_array())
+    fail("model.merges is missing or not a list");
+  for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
+    if (mj.contains(key) && mj[key].is_string() && !mj[key].get<std::string>().empty())
+      fail(std::string("model.") + key + " is not supported");
+  }
+  auto flag = [&](const char* key) {
+    return mj.contains(key) && mj[key].is_boolean() && mj[key].get<bool>();
+  };
+  byte_fallback = flag("byte_fallback");
+  fuse_unk = flag("fuse_unk");
+  ignore_merges = flag("ignore_merges");
+
+  const json& v = mj["vocab"];
+  vocab.reserve(v.size());
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    if (!it.value().is_number_integer()) fail("model.vocab['" + it.key() + "'] is not an integer id");
+    int64_t id = it.value().get<int64_t>();
+    if (id < 0 || id >= (int64_t(1) << 30)) fail("model.vocab['" + it.key() + "'] has id out of range");
+    vocab.emplace(it.key(), int32_t(id));
+  }
+  if (vocab.empty()) fail("model.vocab is empty");
+
+  const json& ms = mj["merges"];
+  merges.reserve(ms.size());
+  auto find_id = [&](const std::string& t, size_t rank) {
+    auto it = vocab.find(t);
+    if (it == vocab.end())
+      fail("merge " + std::to_string(rank) + " names unknown token '" + t + "'");
+    return it->second;
+  };
+  for (size_t r = 0; r < ms.size(); ++r) {
+    const json& m = ms[r];
+    std::string a, b;
+    if (m.is_string()) {
+      // "a b": the separator is the first space (vocabulary strings of BPE models hold no
+      // literal spaces; files whose tokens do use the list form).
+      const std::string& s = m.get_ref<const std::string&>();
+      size_t sp = s.find(' ');
+      if (sp == std::string::npos)
+        fail("merge " + std::to_string(r) + " ('" + s + "') is not of the form 'a b'");
+      a = s.substr(0, sp);
+      b = s.substr(sp + 1);
+    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+      a = m[0].get<std::string>();
+      b = m[1].get<std::string>();
+    } else {
+      fail("merge " + std::to_string(r) + " is neither \"a b\" nor [\"a\", \"b\"]");
+    }
+    int32_t ia = find_id(a, r), ib = find_id(b, r);
+    auto it = vocab.find(a + b);
+    if (it == vocab.end())
+      fail("merge " + std::to_string(r) + " ('" + a + "' + '" + b + "') gives '" + a + b +
+           "', which is not in the vocabulary");
+    merges.set(ia, ib, bpe::Merge{int32_t(r), it->second});
+  }
+
+  if (mj.contains("unk_token") && mj["unk_token"].is_string()) {
+    std::string unk = mj["unk_token"].get<std::string>();
+    auto it = vocab.find(unk);
+    if (it == vocab.end()) fail("model.unk_token '" + unk + "' is not in the vocabulary");
+    unk_id = it->second;
+  }
+}
+
+void HfTokenizer::Impl::parse_added(const json& arr) {
+  if (!arr.is_array()) fail("added_tokens is not a list");
+  for (const auto& t : arr) {
+    if (!t.is_object() || !t.contains("content") || !t["content"].is_string() ||
+        !t.contains("id") || !t["id"].is_number_integer())
+      fail("added_tokens: an entry lacks \"content\" or \"id\"");
+    AddedToken a;
+    a.content = t["content"].get<std::string>();
+    int64_t id = t["id"].get<int64_t>();
+    if (id < 0 || id >= (int64_t(1) << 30)) fail("added token '" + a.content + "' has id out of range");
+    a.id = int32_t(id);
+    auto flag = [&](const char* key, bool dflt) {
+      return t.contains(key) && t[key].is_boolean() ? t[key].get<bool>() : dflt;
+    };
+    a.special = flag("special", false);
+    a.lstrip = flag("lstrip", false);
+    a.rstrip = flag("rstrip", false);
+    a.single_word = flag("single_word", false);
+    a.normalized = flag("normalized", !a.special);
+    if (a.content.empty()) continue;
+    added.push_back(std::move(a));
+  }
+}
+
+void HfTokenizer::Impl::parse_normalizer(const json& n) {
+  if (n.is_null()) return;
+  std::string type = json_type(n);
+  auto pattern_of = [&](const json& p, std::string& literal, std::unique_ptr<Regex>& re) {
+    if (p.contains("String") && p["String"].is_string()) {
+      literal = p["String"].get<std::string>();
+    } else if (p.contains("Regex") && p["Regex"].is_string()) {
+      re = std::make_unique<Regex>(p["Regex"].get<std::string>(), file);
+    } else {
+      fail(type + ": pattern is neither String nor Regex");
+    }
+  };
+  if (type == "Sequence") {
+    for (const auto& s : n.at("normalizers")) parse_normalizer(s);
+  } else if (type == "Prepend") {
+    norm.emplace_back(NormStep::prepend, n.at("prepend").get<std::string>());
+  } else if (type == "Replace") {
+    NormStep s(NormStep::replace, "", n.at("content").get<std::string>());
+    pattern_of(n.at("pattern"), s.a, s.re);
+    norm.push_back(std::move(s));
+  } else if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD") {
+    NormStep s(NormStep::form);
+    s.nf = type == "NFC" ? unicode::NormForm::nfc : type == "NFD" ? unicode::NormForm::nfd
+         : type == "NFKC" ? unicode::NormForm::nfkc : unicode::NormForm::nfkd;
+    norm.push_back(std::move(s));
+  } else if (type == "Lowercase") {
+    norm.emplace_back(NormStep::lowercase);
+  } else if (type == "Strip") {
+    NormStep s(NormStep::strip);
+    s.left = n.value("strip_left", true);
+    s.right = n.value("strip_right", true);
+    norm.push_back(std::move(s));
+  } else {
+    fail("normalizer type '" + type + "' is not supported");
+  }
+}
+
+void HfTokenizer::Impl::parse_pre_tokenizer(const json& p) {
+  if (p.is_null()) return;
+  std::string type = json_type(p);
+  if (type == "Sequence") {
+    for (const auto& s : p.at("pretokenizers")) parse_pre_tokenizer(s);
+  } else if (type == "Split") {
+    PreStep s{PreStep::split};
+    const json& pat = p.at("pattern");
+    if (pat.contains("Regex")) s.re = std::make_unique<Regex>(pat["Regex"].get<std::string>(), file);
+    else if (pat.contains("String")) s.literal = pat["String"].get<std::string>();
+    else fail("Split: pattern is neither String nor Regex");
+    std::string b = p.value("behavior", "Isolated");
+    if (b == "Removed") s.behavior = SplitBehavior::removed;
+    else if (b == "Isolated") s.behavior = SplitBehavior::isolated;
+    else if (b == "MergedWithPrevious") s.behavior = SplitBehavior::merged_with_previous;
+    else if (b == "MergedWithNext") s.behavior = SplitBehavior::merged_with_next;
+    else if (b == "Contiguous") s.behavior = SplitBehavior::contiguous;
+    else fail("Split: behavior '" + b + "' is not supported");
+    s.invert = p.value("invert", false);
+    pre.push_back(std::move(s));
+  } else if (type == "ByteLevel") {
+    PreStep s{PreStep::byte_level};
+    s.add_prefix_space = p.value("add_prefix_space", false);
+    if (p.value("use_regex", true)) s.re = std::make_unique<Regex>(kGpt2Pattern, file);
+    pre.push_back(std::move(s));
+  } else if (type == "Metaspace") {
+    PreStep s{PreStep::metaspace};
+    s.replacement = p.value("replacement", "\u2581");
+    if (p.contains("prepend_scheme") && p["prepend_scheme"].is_string()) {
+      std::string sch = p["prepend_scheme"].get<std::string>();
+      s.prepend = sch == "first" ? PreStep::Prepend::first
+                : sch == "never" ? PreStep::Prepend::never : PreStep::Prepend::always;
+    } else {
+      s.prepend = p.value("add_prefix_space", true) ? PreStep::Prepend::always
+                                                    : PreStep::Prepend::never;
+    }
+    s.split_on_replacement = p.value("split", true);
+    pre.push_back(std::move(s));
+  } else if (type == "Digits") {
+    PreStep s{PreStep::digits};
+    s.re = std::make_unique<Regex>(p.value("individual_digits", false) ? "\\p{N}" : "\\p{N}+", file);
+    pre.push_back(std::move(s));
+  } else {
+    fail("pre-tokenizer type '" + type + "' is not supported");
+  }
+}
+
+void HfTokenizer::Impl::parse_decoder(const json& d) {
+  if (d.is_null()) return;
+  std::string type = json_type(d);
+  if (type == "Sequence") {
+    for (const auto& s : d.at("decoders")) parse_decoder(s);
+  } else if (type == "ByteLevel") {
+    dec.emplace_back(DecStep::byte_level);
+  } else if (type == "Replace") {
+    DecStep s{DecStep::replace};
+    const json& pat = d.at("pattern");
+    if (!pat.contains("String")) fail("Replace decoder: only String patterns are supported");
+    s.a = pat["String"].get<std::string>();
+    s.b = d.at("content").get<std::string>();
+    dec.push_back(std::move(s));
+  } else if (type == "ByteFallback") {
+    dec.emplace_back(DecStep::byte_fallback);
+  } else if (type == "Fuse") {
+    dec.emplace_back(DecStep::fuse);
+  } else if (type == "Strip") {
+    DecStep s{DecStep::strip};
+    std::string c = d.value("content", " ");
+    s.strip_cp = c.empty() ? ' ' : first_cp(c);
+    s.start = d.value("start", size_t(0));
+    s.stop = d.value("stop", size_t(0));
+    dec.push_back(std::move(s));
+  } else if (type == "Metaspace") {
+    DecStep s{DecStep::metaspace};
+    s.replacement = d.value("replacement", "\u2581");
+    if (d.contains("prepend_scheme") && d["prepend_scheme"].is_string())
+      s.prepend = d["prepend_scheme"].get<std::string>() != "never";
+    else
+      s.prepend = d.value("add_prefix_space", true);
+    dec.push_back(std::move(s));
+  } else {
+    fail("decoder type '" + type + "' is not supported");
+  }
+}
+
+void HfTokenizer::Impl::parse_post_processor(const json& p) {
+  if (p.is_null()) return;
+  std::string type = json_type(p);
+  if (type == "Sequence") {
+    for (const auto& s : p.at("processors")) parse_post_processor(s);
+  } else if (type == "ByteLevel") {
+    // Only adjusts offsets; ids are unchanged.
+  } else if (type == "TemplateProcessing") {
+    if (has_template) fail("more than one TemplateProcessing post-processor");
+    has_template = true;
+    const json& specials = p.contains("special_tokens") ? p["special_tokens"] : json::object();
+    for (const auto& item : p.at("single")) {
+      if (item.contains("Sequence")) {
+        single_template.push_back({true, {}});
+      } else if (item.contains("SpecialToken")) {
+        std::string name = item["SpecialToken"].at("id").get<std::string>();
+        if (!specials.contains(name))
+          fail("post_processor: special token '" + name + "' is not in special_tokens");
+        std::vector<int32_t> ids;
+        for (const auto& id : specials[name].at("ids")) ids.push_back(id.get<int32_t>());
+        single_template.push_back({false, std::move(ids)});
+      } else {
+        fail("post_processor: unknown template item " + item.dump());
+      }
+    }
+  } else if (type == "RobertaProcessing" || type == "BertProcessing") {
+    if (has_template) fail("more than one template post-processor");
+    has_template = true;
+    single_template.push_back({false, {p.at("cls").at(1).get<int32_t>()}});
+    single_template.push_back({true, {}});
+    single_template.push_back({false, {p.at("sep").at(1).get<int32_t>()}});
+  } else {
+    fail("post-processor type '" + type + "' is not supported");
+  }
+}
+
+int32_t HfTokenizer::Impl::lookup_any(std::string_view token) const {
+  for (const auto& a : added)
+    if (a.content == token) return a.id;
+  auto it = vocab.find(token);
+  return it == vocab.end() ? -1 : it->second;
+}
+
+void HfTokenizer::Impl::find_bos_eos() {
+  // tokenizer_config.json names them; it is optional, and a broken one only costs the names.
+  std::optional<std::string> bos_name, eos_name;
+  fs::path cfg = file.parent_path() / "tokenizer_config.json";
+  std::error_code ec;
+  if (fs::is_regular_file(cfg, ec)) {
+    try {
+      std::ifstream in(cfg, std::ios::binary);
+      json c = json::parse(in);
+      auto name = [&](const char* key) -> std::optional<std::string> {
+        if (!c.contains(key)) return std::nullopt;
+        const json& v = c[key];
+        if (v.is_string()) return v.get<std::string>();
+        if (v.is_object() && v.contains("content") && v["content"].is_string())
+          return v["content"].get<std::string>();
+        return std::string();  // null: the model has none
+      };
+      bos_name = name("bos_token");
+      eos_name = name("eos_token");
+    } catch (const json::exception&) {
+    }
+  }
+  if (bos_name) {
+    bos = bos_name->empty() ? -1 : lookup_any(*bos_name);
+  } else if (has_template && !single_template.empty() && !single_template[0].first &&
+             !single_template[0].second.empty()) {
+    bos = single_template[0].second[0];
+  } else {
+    for (const char* n : {"<s>", "<|begin_of_text|>", "<|endoftext|>"})
+      if ((bos = lookup_any(n)) >= 0) break;
+  }
+  if (eos_name) {
+    eos = eos_name->empty() ? -1 : lookup_any(*eos_name);
+  } else {
+    for (const char* n : {"</s>", "<|end_of_text|>", "<|endoftext|>", "<|im_end|>"})
+      if ((eos = lookup_any(n)) >= 0) break;
+  }
+}
+
+// --- encoding ---------------------------------------------------------------------------------
+
+std::string HfTokenizer::Impl::run_normalizer(std::string_view s, Matcher& matcher) const {
+  std::string out(s);
+  for (const auto& st : norm) {
+    switch (st.kind) {
+      case NormStep::prepend:
+        if (!out.empty()) out.insert(0, st.a);
+        break;
+      case NormStep::replace:
+        if (!st.re) {
+          replace_all(out, st.a, st.b);
+        } else {
+          std::string r;
+          size_t last = 0;
+          matcher.for_each(*st.re, out, [&](size_t b, size_t e) {
+            r.append(out, last, b - last);
+            r += st.b;
+            last = e;
+          });
+          r.append(out, last, std::string::npos);
+          out = std::move(r);
+        }
+        break;
+      case NormStep::form:
+        out = unicode::normalize(out, st.nf);
+        break;
+      case NormStep::lowercase:
+        out = unicode::lowercase(out);
+        break;
+      case NormStep::strip: {
+        size_t b = 0, e = out.size();
+        if (st.left)
+          while (b < e) {
+            size_t i = b;
+            if (!unicode::is_white_space(unicode::next_cp(out, i))) break;
+            b = i;
+          }
+        if (st.right)
+          while (e > b) {
+            size_t i = e;
+            while (i > b && (static_cast<unsigned char>(out[i - 1]) & 0xc0) == 0x80) --i;
+            --i;
+            size_t j = i;
+            if (!unicode::is_white_space(unicode::next_cp(out, j))) break;
+            e = i;
+          }
+        out = out.substr(b, e - b);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+// HF AddedVocabulary::find_matches: leftmost-longest matches, honouring single_word, lstrip and
+// rstrip; the text between matches becomes plain segments.
+void HfTokenizer::Impl::split_added(std::string_view s, const TokenTrie& trie,
+                                    std::vector<Segment>& out) const {
+  out.clear();
+  size_t from = 0, pos = 0;
+  if (!trie.empty()) {
+    while (pos < s.size()) {
+      auto [tok, len] = trie.longest_at(s, pos);
+      if (tok < 0) {
+        ++pos;
+        continue;
+      }
+      size_t start = pos, stop = pos + len;
+      const AddedToken& t = added[size_t(tok)];
+      if (t.single_word) {
+        bool start_ok = start == 0 || !is_word_char(last_cp(s.substr(0, start)));
+        bool stop_ok = stop == s.size() || !is_word_char(first_cp(s.substr(stop)));
+        if (!start_ok || !stop_ok) {
+          pos = stop;  // the matcher has consumed this span either way
+          continue;
+        }
+      }
+      if (t.lstrip) {
+        size_t ns = start;
+        while (ns > from) {
+          size_t i = ns;
+          while (i > 0 && (static_cast<unsigned char>(s[i - 1]) & 0xc0) == 0x80) --i;
+          --i;
+          size_t j = i;
+          if (!unicode::is_white_space(unicode::next_cp(s, j))) break;
+          ns = i;
+        }
+        start = ns;
+      }
+      if (t.rstrip) {
+        while (stop < s.size()) {
+          size_t j = stop;
+          if (!unicode::is_white_space(unicode::next_cp(s, j))) break;
+          stop = j;
+        }
+      }
+      if (start > from) out.push_back({from, start, -1});
+      out.push_back({start, stop, tok});
+      from = pos = stop;
+    }
+  }
+  if (from < s.size()) out.push_back({from, s.size(), -1});
+}
+
+void HfTokenizer::Impl::split_piece(const PreStep& step, const Piece& piece, Scratch& sc,
+                                    std::vector<Piece>& out) const {
+  std::string_view t = piece.text;
+  auto emit = [&](size_t b, size_t e) {
+    if (e > b) out.push_back({t.substr(b, e - b), piece.at_start && b == 0});
+  };
+  // Regex/literal matches as (start, end, is_match) spans covering the text, then grouped by
+  // the behaviour (HF SplitDelimiterBehavior).
+  auto split_by = [&](const Regex* re, std::string_view literal, SplitBehavior behavior,
+                      bool invert) {
+    if (behavior == SplitBehavior::isolated) {  // the common case, without the span list
+      size_t last = 0;
+      auto on_match = [&](size_t b, size_t e) {
+        emit(last, b);
+        emit(b, e);
+        last = e;
+      };
+      if (re) sc.matcher.for_each(*re, t, on_match);
+      else
+        for (size_t p = t.find(literal); !literal.empty() && p != std::string_view::npos;
+             p = t.find(literal, p + literal.size()))
+          on_match(p, p + literal.size());
+      emit(last, t.size());
+      return;
+    }
+    struct Span {
+      size_t b, e;
+      bool m;
+    };
+    std::vector<Span> spans;
+    size_t last = 0;
+    auto on_match = [&](size_t b, size_t e) {
+      if (b > last) spans.push_back({last, b, invert});
+      spans.push_back({b, e, !invert});
+      last = e;
+    };
+    if (re) sc.matcher.for_each(*re, t, on_match);
+    else
+      for (size_t p = t.find(literal); !literal.empty() && p != std::string_view::npos;
+           p = t.find(literal, p + literal.size()))
+        on_match(p, p + literal.size());
+    if (last < t.size()) spans.push_back({last, t.size(), invert});
+    std::vector<std::pair<size_t, size_t>> groups;
+    bool prev_match = false;
+    switch (behavior) {
+      case SplitBehavior::removed:
+        for (const auto& s : spans)
+          if (!s.m) groups.push_back({s.b, s.e});
+        break;
+      case SplitBehavior::isolated:
+        break;
+      case SplitBehavior::merged_with_previous:
+        for (const auto& s : spans) {
+          if (s.m && !prev_match && !groups.empty()) groups.back().second = s.e;
+          else groups.push_back({s.b, s.e});
+          prev_match = s.m;
+        }
+        break;
+      case SplitBehavior::merged_with_next:
+        for (size_t k = spans.size(); k-- > 0;) {
+          const auto& s = spans[k];
+          if (s.m && !prev_match && !groups.empty()) groups.back().first = s.b;
+          else groups.push_back({s.b, s.e});
+          prev_match = s.m;
+        }
+        std::reverse(groups.begin(), groups.end());
+        break;
+      case SplitBehavior::contiguous:
+        for (size_t k = 0; k < spans.size(); ++k) {
+          const auto& s = spans[k];
+          if (k > 0 && s.m == prev_match) groups.back().second = s.e;
+          else groups.push_back({s.b, s.e});
+          prev_match = s.m;
+        }
+        break;
+    }
+    for (const auto& [b, e] : groups) emit(b, e);
+  };
+
+  switch (step.kind) {
+    case PreStep::split:
+      split_by(step.re.get(), step.literal, step.behavior, step.invert);
+      break;
+    case PreStep::digits:
+      split_by(step.re.get(), {}, SplitBehavior::isolated, false);
+      break;
+    case PreStep::byte_level:
+      if (step.add_prefix_space && (t.empty() || t[0] != ' ')) {
+        sc.arena.push_back(" " + std::string(t));
+        t = sc.arena.back();
+      }
+      if (step.re) split_by(step.re.get(), {}, SplitBehavior::isolated, false);
+      else emit(0, t.size());
+      break;
+    case PreStep::metaspace: {
+      std::string r(t);
+      replace_all(r, " ", step.replacement);
+      bool prepend = step.prepend == PreStep::Prepend::always ||
+                     (step.prepend == PreStep::Prepend::first && piece.at_start);
+      if (prepend && r.compare(0, step.replacement.size(), step.replacement) != 0)
+        r.insert(0, step.replacement);
+      sc.arena.push_back(std::move(r));
+      t = sc.arena.back();
+      if (step.split_on_replacement) {
+        split_by(nullptr, step.replacement, SplitBehavior::merged_with_next, false);
+      } else {
+        emit(0, t.size());
+      }
+      break;
+    }
+  }
+}
+
+// Initial symbols of a word before merging: bytes (byte-level) or code points with byte
+// fallback / unk (SentencePiece style).
+void HfTokenizer::Impl::word_symbols(std::string_view w, std::vector<int32_t>& syms) const {
+  syms.clear();
+  bool last_unk = false;
+  auto push_unk = [&] {
+    if (unk_id < 0 || (fuse_unk && last_unk)) return;
+    syms.push_back(unk_id);
+    last_unk = true;
+  };
+  if (byte_level) {
+    for (unsigned char b : w) {
+      int32_t id = byte_ids[b];
+      if (id >= 0) syms.push_back(id), last_unk = false;
+      else push_unk();
+    }
+    return;
+  }
+  size_t i = 0;
+  while (i < w.size()) {
+    unsigned char c = static_cast<unsigned char>(w[i]);
+    size_t start = i;
+    int32_t id;
+    if (c < 0x80) {
+      id = ascii_ids[c];
+      ++i;
+    } else {
+      uint32_t cp = unicode::next_cp(w, i);
+      auto it = cp_ids.find(cp);
+      id = it == cp_ids.end() ? -1 : it->second;
+    }
+    if (id >= 0) {
+      syms.push_back(id);
+      last_unk = false;
+      continue;
+    }
+    if (byte_fallback) {
+      bool all = true;
+      for (size_t k = start; k < i; ++k) all = all && fallback_ids[static_cast<unsigned char>(w[k])] >= 0;
+      if (all) {
+        for (size_t k = start; k < i; ++k) syms.push_back(fallback_ids[static_cast<unsigned char>(w[k])]);
+        last_unk = false;
+        continue;
+      }
+    }
+    push_unk();
+  }
+}
+
+void HfTokenizer::Impl::tokenize_word(std::string_view w, Scratch& sc,
+                                      std::vector<int32_t>& ids) const {
+  if (w.empty()) return;
+  if (ignore_merges) {
+    // Llama 3: a pre-token that is itself a vocabulary entry is taken whole.
+    const StrMap& v = byte_level ? byte_vocab : vocab;
+    if (auto it = v.find(w); it != v.end()) {
+      ids.push_back(it->second);
+      return;
+    }
+  }
+  // Pre-tokenized words repeat a lot; a whole un-pre-tokenized text (SentencePiece style) is
+  // one long word that is not worth keeping.
+  const bool cacheable = w.size() <= 256;
+  if (cacheable) {
+    if (auto it = sc.cache.map.find(w); it != sc.cache.map.end()) {
+      auto [off, len] = it->second;
+      ids.insert(ids.end(), sc.cache.ids.begin() + off, sc.cache.ids.begin() + off + len);
+      return;
+    }
+  }
+  word_symbols(w, sc.syms);
+  bpe::merge(sc.syms, merges, sc.ws);
+  ids.insert(ids.end(), sc.syms.begin(), sc.syms.end());
+  if (cacheable) {
+    sc.cache.map.emplace(std::string(w), std::pair<uint32_t, uint32_t>(
+                                             uint32_t(sc.cache.ids.size()), uint32_t(sc.syms.size())));
+    sc.cache.ids.insert(sc.cache.ids.end(), sc.syms.begin(), sc.syms.end());
+  }
+}
+
+void HfTokenizer::Impl::encode_normalized(std::string_view s, bool at_start, Scratch& sc,
+                                          std::vector<int32_t>& ids) const {
+  if (s.empty()) return;
+  if (pre.empty()) {
+    tokenize_word(s, sc, ids);
+    return;
+  }
+  sc.pieces.clear();
+  sc.pieces.push_back({s, at_start});
+  for (const auto& step : pre) {
+    sc.next_pieces.clear();
+    for (const auto& p : sc.pieces) split_piece(step, p, sc, sc.next_pieces);
+    std::swap(sc.pieces, sc.next_pieces);
+  }
+  for (const auto& p : sc.pieces) tokenize_word(p.text, sc, ids);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+HfTokenizer::HfTokenizer(const fs::path& file) : m(std::make_unique<Impl>()) { m->load(file); }
+HfTokenizer::~HfTokenizer() = default;
+
+std::vector<int32_t> HfTokenizer::encode(std::string_view text, bool add_special) const {
+  size_t bad = find_invalid_utf8(std::string(text));
+  if (bad != std::string::npos)
+    throw FormatError(file_msg(m->file, "text to encode is not valid UTF-8 (byte offset " +
+                                            std::to_string(bad) + ")"));
+  Scratch sc;
+  std::vector<int32_t> ids;
+  ids.reserve(text.size() / 3 + 4);
+  std::vector<Segment> segs, sub;
+  m->split_added(text, m->raw_trie, segs);
+  for (const auto& seg : segs) {
+    if (seg.token >= 0) {
+      ids.push_back(m->added[size_t(seg.token)].id);
+      continue;
+    }
+    std::string_view part = text.substr(seg.start, seg.end - seg.start);
+    bool at_start = seg.start == 0;
+    std::string normalized;
+    if (!m->norm.empty()) {
+      normalized = m->run_normalizer(part, sc.matcher);
+      part = normalized;
+    }
+    if (m->norm_trie.empty()) {
+      m->encode_normalized(part, at_start, sc, ids);
+      continue;
+    }
+    m->split_added(part, m->norm_trie, sub);
+    for (const auto& s2 : sub) {
+      if (s2.token >= 0) ids.push_back(m->added[size_t(s2.token)].id);
+      else m->encode_normalized(part.substr(s2.start, s2.end - s2.start), at_start && s2.start == 0, sc, ids);
+    }
+  }
+  if (add_special && m->has_template) {
+    std::vector<int32_t> out;
+    out.reserve(ids.size() + 4);
+    for (const auto& [is_seq, extra] : m->single_template) {
+      if (is_seq) out.insert(out.end(), ids.begin(), ids.end());
+      else out.insert(out.end(), extra.begin(), extra.end());
+    }
+    return out;
+  }
+  return ids;
+}
+
+std::string HfTokenizer::decode(std::span<const int32_t> ids, bool skip_special) const {
+  std::vector<std::string> toks;
+  toks.reserve(ids.size());
+  for (int32_t id : ids) {
+    if (id < 0 || id >= m->n_vocab || m->id_kind[size_t(id)] < 0) continue;  // as HF: dropped
+    if (skip_special && m->id_kind[size_t(id)] == 2) continue;
+    toks.push_back(m->id_to_token[size_t(id)]);
+  }
+  if (!m->has_decoder) {
+    std::string out;
+    for (size_t i = 0; i < toks.size(); ++i) out += (i ? " " : "") + toks[i];
+    return out;
+  }
+  const auto& alpha = byte_alphabet();
+  for (const auto& st : m->dec) {
+    switch (st.kind) {
+      case DecStep::byte_level: {
+        std::string bytes;
+        for (const auto& t : toks) {
+          std::string raw;
+          size_t i = 0;
+          bool ok = true;
+          while (i < t.size() && ok) {
+            int b = alpha.byte_of(unicode::next_cp(t, i));
+            if (b < 0) ok = false; else raw += static_cast<char>(b);
+          }
+          bytes += ok ? raw : t;  // a token outside the alphabet (added token) stays as is
+        }
+        toks.assign(1, unicode::to_valid_utf8(bytes));
+        break;
+      }
+      case DecStep::replace:
+        for (auto& t : toks) replace_all(t, st.a, st.b);
+        break;
+      case DecStep::byte_fallback: {
+        std::vector<std::string> out;
+        std::string pending;
+        size_t n_pending = 0;
+        auto flush = [&] {
+          if (!n_pending) return;
+          if (find_invalid_utf8(pending) == std::string::npos) out.push_back(pending);
+          else
+            for (size_t k = 0; k < n_pending; ++k) out.push_back("\xEF\xBF\xBD");
+          pending.clear();
+          n_pending = 0;
+        };
+        for (auto& t : toks) {
+          int b = parse_hex_byte_token(t);
+          if (b >= 0) {
+            pending += static_cast<char>(b);
+            ++n_pending;
+          } else {
+            flush();
+            out.push_back(std::move(t));
+          }
+        }
+        flush();
+        toks = std::move(out);
+        break;
+      }
+      case DecStep::fuse: {
+        std::string all;
+        for (const auto& t : toks) all += t;
+        toks.assign(1, std::move(all));
+        break;
+      }
+      case DecStep::strip:
+        for (auto& t : toks) {
+          std::string c;
+          unicode::append_utf8(c, st.strip_cp);
+          size_t b = 0, e = t.size();
+          for (size_t k = 0; k < st.start && t.compare(b, c.size(), c) == 0 && b < e; ++k) b += c.size();
+          for (size_t k = 0; k < st.stop && e >= b + c.size() && t.compare(e - c.size(), c.size(), c) == 0; ++k)
+            e -= c.size();
+          t = t.substr(b, e - b);
+        }
+        break;
+      case DecStep::metaspace:
+        for (size_t i = 0; i < toks.size(); ++i) {
+          replace_all(toks[i], st.replacement, (i == 0 && st.prepend) ? "" : " ");
+        }
+        break;
+    }
+  }
+  std::string out;
+  for (const auto& t : toks) out += t;
+  return out;
+}
+
+int32_t HfTokenizer::vocab_size() const { return m->n_vocab; }
+int32_t HfTokenizer::bos_id() const { return m->bos; }
+int32_t HfTokenizer::eos_id() const { return m->eos; }
+std::string HfTokenizer::kind() const { return m->kind; }
+const fs::path& HfTokenizer::file() const { return m->file; }
+
+std::string HfTokenizer::id_to_token(int32_t id) const {
+  return id >= 0 && id < m->n_vocab ? m->id_to_token[size_t(id)] : std::string();
+}
+
+int32_t HfTokenizer::token_to_id(std::string_view token) const { return m->lookup_any(token); }
+
+}  // namespace gptqw
