@@ -1,6 +1,7 @@
 #include "model/model.h"
 
 #include "common/error.h"
+#include "io/gptq_checkpoint.h"
 #include "io/hf_checkpoint.h"
 #include "io/llama2c.h"
 
@@ -9,7 +10,10 @@ namespace gptqw {
 std::shared_ptr<const WeightSource> open_weights(const std::filesystem::path& model) {
   std::error_code ec;
   if (!std::filesystem::exists(model, ec)) throw IoError(file_msg(model, "no such file or folder"));
-  if (std::filesystem::is_directory(model, ec)) return std::make_shared<HfCheckpoint>(model);
+  if (std::filesystem::is_directory(model, ec)) {
+    if (is_gptq_checkpoint(model)) return std::make_shared<GptqCheckpoint>(model);
+    return std::make_shared<HfCheckpoint>(model);
+  }
   if (model.extension() == ".safetensors" || model.filename() == "config.json")
     return std::make_shared<HfCheckpoint>(model.parent_path());
   return std::make_shared<Llama2cCheckpoint>(model);

@@ -1,0 +1,382 @@
+// Reading GPTQ checkpoints: settings from quantize_config.json / config.json, tensors checked
+// from the headers at open, unpacked and dequantized one block at a time.
+#include "io/gptq_checkpoint.h"
+
+#include <cstring>
+#include <fstream>
+
+#include "common/error.h"
+
+namespace gptqw {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string layer_prefix(int i) { return "model.layers." + std::to_string(i) + "."; }
+
+bool has_bias(const ModelConfig& c, LinearKind k) {
+  if (k == LinearKind::q || k == LinearKind::k || k == LinearKind::v) return c.qkv_bias;
+  if (k == LinearKind::o) return c.o_bias;
+  return c.mlp_bias;
+}
+
+json read_json(const fs::path& file) {
+  std::ifstream in(file);
+  if (!in) throw IoError(file_msg(file, "cannot open"));
+  try {
+    return json::parse(in);
+  } catch (const json::parse_error& e) {
+    throw FormatError(file_msg(file, std::string("not valid JSON: ") + e.what()));
+  }
+}
+
+// Field access naming the file (and the object inside it) in every error.
+struct SettingsFields {
+  const json& j;
+  const fs::path& file;
+  std::string where;  // "" or "quantization_config."
+
+  [[noreturn]] void fail(const std::string& field, const std::string& what) const {
+    throw FormatError(file_msg(file, "field '" + where + field + "' " + what));
+  }
+  bool has(const std::string& f) const { return j.contains(f) && !j[f].is_null(); }
+  bool get_bool(const std::string& f, bool fallback) const {
+    if (!has(f)) return fallback;
+    if (!j[f].is_boolean()) fail(f, "must be true or false, got " + j[f].dump());
+    return j[f].get<bool>();
+  }
+  long long get_int(const std::string& f) const {
+    if (!j[f].is_number_integer()) fail(f, "must be an integer, got " + j[f].dump());
+    return j[f].get<long long>();
+  }
+  double get_number(const std::string& f, double fallback) const {
+    if (!has(f)) return fallback;
+    if (!j[f].is_number()) fail(f, "must be a number, got " + j[f].dump());
+    return j[f].get<double>();
+  }
+  std::string get_string(const std::string& f) const {
+    if (!j[f].is_string()) fail(f, "must be a string, got " + j[f].dump());
+    return j[f].get<std::string>();
+  }
+};
+
+std::string dtype_list(const std::vector<DType>& dtypes) {
+  std::string s;
+  for (DType d : dtypes) s += (s.empty() ? "" : " or ") + std::string(dtype_name(d));
+  return s;
+}
+
+// An I32 tensor (dtype and shape checked at open) copied into a row-major int32 matrix;
+// memcpy because mapped tensor data need not be aligned.
+MatrixI32 read_i32(const TensorView& t, int64_t rows, int64_t cols) {
+  MatrixI32 m(rows, cols);
+  std::memcpy(m.data(), t.data, size_t(rows * cols) * 4);
+  return m;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Settings
+
+json GptqSettings::to_json() const {
+  json j;
+  j["bits"] = quant.bits;
+  j["group_size"] = quant.group_size > 0 ? quant.group_size : -1;
+  j["desc_act"] = desc_act;
+  j["sym"] = quant.sym;
+  j["true_sequential"] = true_sequential;
+  j["damp_percent"] = damp_percent;
+  j["static_groups"] = static_groups;
+  j["quant_method"] = "gptq";
+  j["checkpoint_format"] = std::string(checkpoint_format_name(zero_format()));
+  j["model_file_base_name"] = model_file_base_name;
+  // GPTQModel's keys: the lm_head stays unquantized; who wrote the file.
+  j["lm_head"] = false;
+  j["meta"] = {{"quantizer", {std::string("gptq_workbench:") + GPTQW_VERSION}}};
+  return j;
+}
+
+GptqSettings GptqSettings::from_json(const json& j, const fs::path& file) {
+  const std::string where = file.filename() == "config.json" ? "quantization_config." : "";
+  if (!j.is_object()) throw FormatError(file_msg(file, where + "expected a JSON object"));
+  SettingsFields f{j, file, where};
+  GptqSettings s;
+  if (f.has("quant_method")) {
+    const std::string m = f.get_string("quant_method");
+    if (m != "gptq")
+      f.fail("quant_method", "is \"" + m + "\": only GPTQ checkpoints (\"gptq\") are read here");
+  }
+  if (!f.has("bits")) f.fail("bits", "is missing");
+  const long long bits = f.get_int("bits");
+  if (bits != 2 && bits != 3 && bits != 4 && bits != 8)
+    f.fail("bits", "is " + std::to_string(bits) +
+                       ": the GPTQ packing holds 2, 3, 4 or 8 bits per weight");
+  s.quant.bits = static_cast<int>(bits);
+  if (f.has("group_size")) {
+    const long long gs = f.get_int("group_size");
+    if (gs != -1 && (gs <= 0 || gs > (1LL << 30)))
+      f.fail("group_size", "is " + std::to_string(gs) + ": expected -1 (no groups) or > 0");
+    s.quant.group_size = static_cast<int>(gs);
+  }
+  s.quant.sym = f.get_bool("sym", true);
+  s.desc_act = f.get_bool("desc_act", false);
+  s.static_groups = f.get_bool("static_groups", false);
+  s.true_sequential = f.get_bool("true_sequential", true);
+  s.damp_percent = f.get_number("damp_percent", 0.01);
+  if (f.get_bool("is_marlin_format", false))
+    f.fail("is_marlin_format", "is true: Marlin-repacked checkpoints are not read here, only "
+                               "the plain GPTQ layout");
+  // GPTQModel writes "format" in quantize_config.json and "checkpoint_format" in config.json;
+  // AutoGPTQ before checkpoint_format existed wrote v1 without saying so.
+  std::string key = f.has("checkpoint_format") ? "checkpoint_format" : f.has("format") ? "format" : "";
+  s.format = ZeroFormat::v1;
+  if (!key.empty()) {
+    const std::string name = f.get_string(key);
+    auto parsed = parse_checkpoint_format(name);
+    if (!parsed)
+      f.fail(key, "is \"" + name + "\": known are \"gptq\" (zero points stored minus 1) and "
+                                   "\"gptq_v2\" (stored as is)");
+    s.format = parsed;
+  }
+  if (f.has("pack_dtype") && f.get_string("pack_dtype") != "int32")
+    f.fail("pack_dtype", "is " + j["pack_dtype"].dump() + ": only int32 packing is read here");
+  if (f.has("model_file_base_name")) s.model_file_base_name = f.get_string("model_file_base_name");
+  return s;
+}
+
+bool is_gptq_checkpoint(const fs::path& dir) {
+  std::error_code ec;
+  if (fs::is_regular_file(dir / "quantize_config.json", ec)) return true;
+  try {
+    const json j = read_json(dir / "config.json");
+    const json* q = j.contains("quantization_config") ? &j["quantization_config"] : nullptr;
+    return q && q->is_object() && q->contains("quant_method") && (*q)["quant_method"] == "gptq";
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reader
+
+namespace {
+
+GptqSettings read_settings(const fs::path& dir, const ModelConfig& config) {
+  const fs::path config_file = dir / "config.json", qc_file = dir / "quantize_config.json";
+  std::optional<GptqSettings> from_config, from_qc;
+  if (config.raw.contains("quantization_config") && !config.raw["quantization_config"].is_null())
+    from_config = GptqSettings::from_json(config.raw["quantization_config"], config_file);
+  std::error_code ec;
+  if (fs::exists(qc_file, ec)) from_qc = GptqSettings::from_json(read_json(qc_file), qc_file);
+  if (!from_config && !from_qc)
+    throw FormatError(file_msg(dir, "not a GPTQ checkpoint: config.json has no "
+                                    "quantization_config and there is no quantize_config.json"));
+  if (from_config && from_qc) {
+    // Both describe the same tensors; a disagreement means one was edited and the other not,
+    // and a guess would dequantize with the wrong grid.
+    const GptqSettings &a = *from_config, &b = *from_qc;
+    auto differ = [&](const std::string& field, const std::string& va, const std::string& vb) {
+      if (va != vb)
+        throw FormatError(file_msg(dir, "config.json quantization_config." + field + " is " + va +
+                                            " but quantize_config.json " + field + " is " + vb));
+    };
+    differ("bits", std::to_string(a.quant.bits), std::to_string(b.quant.bits));
+    differ("group_size", std::to_string(a.quant.group_size), std::to_string(b.quant.group_size));
+    differ("sym", a.quant.sym ? "true" : "false", b.quant.sym ? "true" : "false");
+    differ("desc_act", a.desc_act ? "true" : "false", b.desc_act ? "true" : "false");
+    differ("checkpoint_format", std::string(checkpoint_format_name(a.zero_format())),
+           std::string(checkpoint_format_name(b.zero_format())));
+  }
+  return from_config ? *from_config : *from_qc;
+}
+
+}  // namespace
+
+GptqCheckpoint::GptqCheckpoint(const fs::path& dir)
+    : m_dir(dir),
+      m_config(parse_hf_config(dir / "config.json")),
+      m_settings(read_settings(dir, m_config)),
+      m_ckpt(Checkpoint::open(dir)) {
+  const ModelConfig& c = m_config;
+  const std::vector<DType> floats = {DType::F16, DType::BF16, DType::F32};
+  tensor("model.embed_tokens.weight", {c.vocab_size, c.hidden_size}, floats);
+  tensor("model.norm.weight", {c.hidden_size}, floats);
+  if (!c.tie_word_embeddings) tensor("lm_head.weight", {c.vocab_size, c.hidden_size}, floats);
+  for (int i = 0; i < c.num_layers; ++i) {
+    tensor(layer_prefix(i) + "input_layernorm.weight", {c.hidden_size}, floats);
+    tensor(layer_prefix(i) + "post_attention_layernorm.weight", {c.hidden_size}, floats);
+    for (LinearKind k : kAllLinears) check_linear(i, k);
+  }
+}
+
+const TensorView& GptqCheckpoint::tensor(const std::string& name,
+                                         const std::vector<int64_t>& shape,
+                                         const std::vector<DType>& dtypes) const {
+  const TensorView* t = m_ckpt.find(name);
+  if (!t)
+    throw FormatError(file_msg(m_dir, "tensor '" + name + "' " + shape_str(shape) +
+                                          " is missing from the checkpoint"));
+  if (t->shape != shape)
+    throw FormatError(file_msg(t->file, "tensor '" + name + "': expected " + shape_str(shape) +
+                                            ", file has " + shape_str(t->shape)));
+  bool ok = false;
+  for (DType d : dtypes) ok = ok || t->dtype == d;
+  if (!ok)
+    throw FormatError(file_msg(t->file, "tensor '" + name + "': dtype " +
+                                            std::string(dtype_name(t->dtype)) + ", expected " +
+                                            dtype_list(dtypes)));
+  return *t;
+}
+
+void GptqCheckpoint::check_linear(int block, LinearKind kind) const {
+  const ModelConfig& c = m_config;
+  const auto [N, K] = linear_shape(c, kind);
+  const std::string name = layer_prefix(block) + std::string(linear_name(kind));
+  const int bits = m_settings.quant.bits;
+  const int64_t G = group_count(K, m_settings.quant.group_size);
+  if (!m_ckpt.find(name + ".qweight") && m_ckpt.find(name + ".weight")) {
+    // Left unquantized (GPTQModel's per-module "dynamic" exclusions): a plain weight.
+    tensor(name + ".weight", {N, K}, {DType::F16, DType::BF16, DType::F32});
+  } else {
+    // The shapes are stated with what implies them, so that a user can tell a wrong config
+    // from a wrong file.
+    const std::string why = " (" + std::to_string(bits) + " bits, in_features " +
+                            std::to_string(K) + ", out_features " + std::to_string(N) +
+                            ", group_size " + std::to_string(m_settings.quant.group_size) + ")";
+    auto check = [&](const std::string& suffix, std::vector<int64_t> shape,
+                     std::vector<DType> dtypes) {
+      try {
+        tensor(name + suffix, shape, dtypes);
+      } catch (const FormatError& e) {
+        throw FormatError(e.what() + why);
+      }
+    };
+    check(".qweight", {packed_words(K, bits), N}, {DType::I32});
+    check(".qzeros", {G, packed_words(N, bits)}, {DType::I32});
+    check(".scales", {G, N}, {DType::F16, DType::BF16, DType::F32});
+    check(".g_idx", {K}, {DType::I32, DType::I64});
+  }
+  if (has_bias(c, kind) || m_ckpt.find(name + ".bias"))
+    tensor(name + ".bias", {N}, {DType::F16, DType::BF16, DType::F32});
+}
+
+QuantizedWeights GptqCheckpoint::quantized(int block, LinearKind kind) const {
+  const ModelConfig& c = m_config;
+  if (block < 0 || block >= c.num_layers)
+    throw Error("block " + std::to_string(block) + " out of range [0, " +
+                std::to_string(c.num_layers) + ")");
+  const auto [N, K] = linear_shape(c, kind);
+  const std::string name = layer_prefix(block) + std::string(linear_name(kind));
+  const int bits = m_settings.quant.bits;
+  const int64_t G = group_count(K, m_settings.quant.group_size);
+  if (!m_ckpt.find(name + ".qweight"))
+    throw FormatError(file_msg(m_dir, "layer '" + name + "' is not quantized (no qweight)"));
+  // Shapes and dtypes were checked when the folder was opened.
+  const TensorView& tq = m_ckpt.get(name + ".qweight");
+  const TensorView& tz = m_ckpt.get(name + ".qzeros");
+  const TensorView& ts = m_ckpt.get(name + ".scales");
+  const TensorView& tg = m_ckpt.get(name + ".g_idx");
+
+  QuantizedWeights w;
+  w.codes = unpack_qweight(read_i32(tq, tq.shape[0], N), K, bits);
+  w.zeros = unpack_qzeros(read_i32(tz, G, tz.shape[1]), N, bits, m_settings.zero_format());
+  w.scales.resize(G, N);
+  to_float(ts, w.scales.data());
+  w.g_idx.resize(K);
+  for (int64_t k = 0; k < K; ++k) {
+    int64_t g;
+    if (tg.dtype == DType::I32) {
+      int32_t v;
+      std::memcpy(&v, tg.data + k * 4, 4);
+      g = v;
+    } else {
+      std::memcpy(&g, tg.data + k * 8, 8);
+    }
+    if (g < 0 || g >= G)
+      throw FormatError(file_msg(tg.file, "tensor '" + name + ".g_idx': entry " +
+                                              std::to_string(k) + " is " + std::to_string(g) +
+                                              ", outside the " + std::to_string(G) +
+                                              " groups of scales " + shape_str(ts.shape)));
+    w.g_idx[k] = static_cast<int32_t>(g);
+  }
+  // W[n, k] = scales[g, n] * (q[k, n] - zero[g, n]), g = g_idx[k]. The integer difference
+  // times an F16 scale is exact in fp32 (11 + 9 significant bits), so this is the value every
+  // loader means, without fp16 rounding of the product.
+  w.Q.resize(N, K);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k) {
+      const int32_t g = w.g_idx[k];
+      w.Q(n, k) = w.scales(g, n) * static_cast<float>(int32_t(w.codes(n, k)) - w.zeros(g, n));
+    }
+  return w;
+}
+
+Matrix GptqCheckpoint::matrix(const std::string& name, int64_t rows, int64_t cols) const {
+  const TensorView& t = tensor(name, {rows, cols}, {DType::F16, DType::BF16, DType::F32});
+  Matrix m(rows, cols);
+  to_float(t, m.data());
+  return m;
+}
+
+Vector GptqCheckpoint::vector(const std::string& name, int64_t n) const {
+  const TensorView& t = tensor(name, {n}, {DType::F16, DType::BF16, DType::F32});
+  Vector v(n);
+  to_float(t, v.data());
+  return v;
+}
+
+BlockWeights GptqCheckpoint::block(int index) const {
+  const ModelConfig& c = m_config;
+  if (index < 0 || index >= c.num_layers)
+    throw Error("block " + std::to_string(index) + " out of range [0, " +
+                std::to_string(c.num_layers) + ")");
+  const std::string p = layer_prefix(index);
+  BlockWeights b;
+  b.attn_norm = vector(p + "input_layernorm.weight", c.hidden_size);
+  b.mlp_norm = vector(p + "post_attention_layernorm.weight", c.hidden_size);
+  for (LinearKind k : kAllLinears) {
+    const auto [N, K] = linear_shape(c, k);
+    const std::string name = p + std::string(linear_name(k));
+    if (m_ckpt.find(name + ".qweight"))
+      b[k].W = std::move(quantized(index, k).Q);
+    else
+      b[k].W = matrix(name + ".weight", N, K);
+    if (m_ckpt.find(name + ".bias")) b[k].b = vector(name + ".bias", N);
+  }
+  return b;
+}
+
+Matrix GptqCheckpoint::embedding() const {
+  return matrix("model.embed_tokens.weight", m_config.vocab_size, m_config.hidden_size);
+}
+
+Vector GptqCheckpoint::final_norm() const {
+  return vector("model.norm.weight", m_config.hidden_size);
+}
+
+Matrix GptqCheckpoint::lm_head() const {
+  if (m_config.tie_word_embeddings) return embedding();
+  return matrix("lm_head.weight", m_config.vocab_size, m_config.hidden_size);
+}
+
+std::vector<TensorInfo> GptqCheckpoint::tensors() const {
+  std::vector<TensorInfo> out;
+  for (const auto& name : m_ckpt.names()) {
+    const TensorView& t = *m_ckpt.find(name);
+    out.push_back({name, std::string(dtype_name(t.dtype)), t.shape, t.nbytes});
+  }
+  return out;
+}
+
+uint64_t GptqCheckpoint::bytes_on_disk() const { return m_ckpt.bytes_on_disk(); }
+
+std::string GptqCheckpoint::format() const {
+  return std::string(checkpoint_format_name(m_settings.zero_format()));
+}
+
+std::string GptqCheckpoint::dtype() const { return "int" + std::to_string(m_settings.quant.bits); }
+
+}  // namespace gptqw

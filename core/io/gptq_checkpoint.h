@@ -1,0 +1,94 @@
+// A GPTQ checkpoint folder (spec section 6: what AutoGPTQ / GPTQModel write and transformers /
+// vLLM load) as a WeightSource: each quantized linear's qweight / qzeros / scales / g_idx are
+// unpacked and dequantized to fp32 when its block is asked for,
+//   W[n, k] = scales[g_idx[k], n] * (q[k, n] - zero[g_idx[k], n]),
+// and everything else (embeddings, norms, lm_head, biases) is read as in any HF folder.
+// Also holds GptqSettings, the quantize_config.json / "quantization_config" content, which the
+// exporter writes and the reader parses.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "io/safetensors.h"
+#include "model/weights.h"
+#include "quant/packing.h"
+#include "quant/quantizer.h"
+
+namespace gptqw {
+
+// The settings a GPTQ checkpoint declares (quantize_config.json, and the same keys under
+// "quantization_config" in config.json).
+struct GptqSettings {
+  QuantConfig quant;            // bits, group_size (-1: none), sym
+  bool desc_act = false;        // act-order: g_idx is a permutation-style map, not k / gs
+  bool static_groups = false;
+  bool true_sequential = true;
+  double damp_percent = 0.01;
+  // qzeros convention; unset: "gptq" (v1) for symmetric grids, "gptq_v2" for asymmetric ones
+  // (v1 cannot store zero 0, see packing.h).
+  std::optional<ZeroFormat> format;
+  std::string model_file_base_name = "model";
+
+  ZeroFormat zero_format() const {
+    return format.value_or(quant.sym ? ZeroFormat::v1 : ZeroFormat::v2);
+  }
+  // The quantize_config.json object: bits, group_size, desc_act, sym, true_sequential,
+  // damp_percent, static_groups, quant_method "gptq", checkpoint_format, model_file_base_name,
+  // plus lm_head false and meta.quantizer naming this program (as GPTQModel does).
+  nlohmann::json to_json() const;
+  // Parses such an object. Throws FormatError naming `file` and the field: quant_method other
+  // than "gptq", unknown checkpoint_format, bits the packing cannot hold, bad types.
+  static GptqSettings from_json(const nlohmann::json& j, const std::filesystem::path& file);
+};
+
+// True when the folder declares a GPTQ checkpoint: config.json's quantization_config has
+// quant_method "gptq", or there is a quantize_config.json. Never throws (a broken folder is
+// reported by the GptqCheckpoint constructor).
+bool is_gptq_checkpoint(const std::filesystem::path& dir);
+
+class GptqCheckpoint : public WeightSource {
+ public:
+  // Reads config.json (+ quantize_config.json; both, when present, must agree on bits,
+  // group_size, sym, desc_act and checkpoint_format) and checks every tensor the architecture
+  // implies from the safetensors headers: names, dtypes and shapes of qweight, qzeros, scales,
+  // g_idx, bias, norms and embeddings. Throws FormatError / ConfigError naming the file, the
+  // tensor or field, and the expected and found shapes.
+  explicit GptqCheckpoint(const std::filesystem::path& dir);
+
+  const ModelConfig& config() const override { return m_config; }
+  BlockWeights block(int index) const override;  // dequantized to fp32 now
+  Matrix embedding() const override;
+  Vector final_norm() const override;
+  Matrix lm_head() const override;
+  std::vector<TensorInfo> tensors() const override;
+  uint64_t bytes_on_disk() const override;
+  std::string format() const override;  // "gptq" or "gptq_v2"
+  std::string dtype() const override;   // "int4", "int3", ...: the packed weights
+
+  // The declared quantization settings (for `gptqw inspect`).
+  const GptqSettings& settings() const { return m_settings; }
+  // The layer as stored: codes [N, K], scales [G, N] (F16 values as fp32), zeros [G, N] as a
+  // loader reads them (v1: stored + 1), g_idx [K], and Q [N, K] dequantized. Throws FormatError
+  // for a g_idx entry outside [0, G).
+  QuantizedWeights quantized(int block, LinearKind kind) const;
+  const Checkpoint& checkpoint() const { return m_ckpt; }
+
+ private:
+  const TensorView& tensor(const std::string& name, const std::vector<int64_t>& shape,
+                           const std::vector<DType>& dtypes) const;
+  Matrix matrix(const std::string& name, int64_t rows, int64_t cols) const;
+  Vector vector(const std::string& name, int64_t n) const;
+  void check_linear(int block, LinearKind kind) const;
+
+  std::filesystem::path m_dir;
+  ModelConfig m_config;
+  GptqSettings m_settings;
+  Checkpoint m_ckpt;
+};
+
+}  // namespace gptqw

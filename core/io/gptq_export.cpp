@@ -1,0 +1,596 @@
+// GPTQ checkpoint export: checks, packing, sharded safetensors, config files, and the
+// temporary-folder-then-rename discipline that leaves either the complete folder or nothing.
+#include "io/gptq_export.h"
+
+#include <fcntl.h>
+#include <stdio.h>  // renameat2, RENAME_NOREPLACE, RENAME_EXCHANGE (glibc >= 2.28)
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <system_error>
+
+#include "common/error.h"
+#include "common/half.h"
+#include "io/hf_checkpoint.h"
+#include "quant/packing.h"
+
+namespace gptqw {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const std::vector<std::string> kGptqCopiedFiles = {
+    "tokenizer.json",       "tokenizer_config.json", "tokenizer.model",
+    "special_tokens_map.json", "generation_config.json", "LICENSE"};
+
+namespace {
+
+std::string layer_prefix(int i) { return "model.layers." + std::to_string(i) + "."; }
+
+bool has_bias(const ModelConfig& c, LinearKind k) {
+  if (k == LinearKind::q || k == LinearKind::k || k == LinearKind::v) return c.qkv_bias;
+  if (k == LinearKind::o) return c.o_bias;
+  return c.mlp_bias;
+}
+
+std::string errno_text(int err) { return std::error_code(err, std::generic_category()).message(); }
+
+// Writes a whole small file and flushes it to disk: the folder is renamed into place only after
+// everything in it is durable, so a crash right after the rename cannot leave empty files.
+void write_file(const fs::path& file, const std::string& text) {
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw IoError(file_msg(file, "cannot create: " + errno_text(errno)));
+  size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = n < 0 ? errno : EIO;
+      ::close(fd);
+      throw IoError(file_msg(file, "write failed: " + errno_text(err)));
+    }
+    done += size_t(n);
+  }
+  if (::fsync(fd) != 0 && errno != EINVAL) {
+    int err = errno;
+    ::close(fd);
+    throw IoError(file_msg(file, "flush to disk failed: " + errno_text(err)));
+  }
+  if (::close(fd) != 0 && errno != EINTR)
+    throw IoError(file_msg(file, "close failed: " + errno_text(errno)));
+}
+
+std::string read_file(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw IoError(file_msg(file, "cannot open"));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw IoError(file_msg(file, "read failed"));
+  return ss.str();
+}
+
+void fsync_dir(const fs::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);  // best effort: some file systems refuse fsync on folders
+    ::close(fd);
+  }
+}
+
+// p is q or lies inside q (both absolute and normalised).
+bool is_within(const fs::path& p, const fs::path& q) {
+  auto pi = p.begin(), qi = q.begin();
+  for (; qi != q.end(); ++pi, ++qi) {
+    if (qi->empty()) continue;  // trailing separator
+    if (pi == p.end() || *pi != *qi) return false;
+  }
+  return true;
+}
+
+fs::path normalised(const fs::path& p) {
+  std::error_code ec;
+  fs::path c = fs::weakly_canonical(fs::absolute(p), ec);
+  if (ec) c = fs::absolute(p).lexically_normal();
+  if (c.has_filename()) return c;
+  return c.parent_path();  // "out/" -> "out"
+}
+
+std::string random_suffix() {
+  std::random_device rd;
+  std::ostringstream s;
+  s << std::hex << ::getpid() << "-" << rd();
+  return s.str();
+}
+
+std::string torch_dtype_name(DType d) {
+  switch (d) {
+    case DType::F16: return "float16";
+    case DType::BF16: return "bfloat16";
+    default: return "float32";
+  }
+}
+
+std::string shape2(int64_t out, int64_t in) {
+  return "[" + std::to_string(out) + ", " + std::to_string(in) + "]";
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Up-front checks
+
+std::vector<ExportIssue> check_exportable(const ModelConfig& config, const GptqSettings& s) {
+  std::vector<ExportIssue> out;
+  using S = ExportIssue::Severity;
+  const QuantConfig& q = s.quant;
+  try {
+    q.validate();
+  } catch (const ConfigError& e) {
+    out.push_back({S::error, "", 0, 0, e.what()});
+    return out;  // the shape checks below assume a valid bit width and group size
+  }
+  if (!packable_bits(q.bits)) {
+    out.push_back({S::error, "", 0, 0,
+                   std::to_string(q.bits) + " bits cannot be packed: the GPTQ format holds 2, 3, "
+                                            "4 or 8 bits per weight"});
+    return out;
+  }
+  if (s.zero_format() == ZeroFormat::v1 && !q.sym)
+    out.push_back({S::error, "", 0, 0,
+                   "checkpoint_format \"gptq\" (v1) stores zero - 1 and cannot hold the zero "
+                   "point 0 that asymmetric grids produce; asymmetric models are written as "
+                   "\"gptq_v2\""});
+  const int gs = q.group_size;
+  const bool marlin_config =
+      q.sym && (q.bits == 4 || q.bits == 8) && (gs == -1 || gs == 32 || gs == 64 || gs == 128);
+  if (!marlin_config)
+    out.push_back({S::warning, "", 0, 0,
+                   "vLLM's fast Marlin kernel needs sym, 4 or 8 bits and group size -1, 32, 64 "
+                   "or 128 (this export: " + q.describe() +
+                       "); vLLM will use its slower gptq kernel"});
+
+  for (LinearKind kind : kAllLinears) {
+    const auto [N, K] = linear_shape(config, kind);
+    const std::string module(linear_name(kind));
+    auto warn = [&](const std::string& msg) { out.push_back({S::warning, module, N, K, msg}); };
+    if (K % 32 != 0)
+      warn("in_features " + std::to_string(K) + " is not a multiple of 32: qweight is written " +
+           "with " + std::to_string(packed_words(K, q.bits)) +
+           " zero-padded rows, but AutoGPTQ, GPTQModel, transformers and vLLM allocate "
+           "in_features / 32 * bits = " + std::to_string(K / 32 * q.bits) +
+           " rows and will refuse to load this layer");
+    if (N % 32 != 0)
+      warn("out_features " + std::to_string(N) + " is not a multiple of 32: qzeros is written " +
+           "with " + std::to_string(packed_words(N, q.bits)) +
+           " zero-padded columns, but AutoGPTQ, GPTQModel, transformers and vLLM allocate "
+           "out_features / 32 * bits = " + std::to_string(N / 32 * q.bits) +
+           " columns and will refuse to load this layer");
+    if (gs > 0 && gs < K && K % gs != 0)
+      warn("in_features " + std::to_string(K) + " is not a multiple of group_size " +
+           std::to_string(gs) + " (the last group has " + std::to_string(K % gs) +
+           " columns): ExLlama and vLLM's Marlin kernel need whole groups");
+    if (marlin_config && (K % 128 != 0 || N % 64 != 0))
+      warn("vLLM's Marlin kernel needs in_features % 128 == 0 and out_features % 64 == 0; "
+           "this layer will use the slower gptq kernel");
+  }
+  return out;
+}
+
+std::string describe(const ExportIssue& i) {
+  std::string s = i.severity == ExportIssue::Severity::error ? "error: " : "warning: ";
+  if (!i.module.empty()) s += i.module + " " + shape2(i.out_features, i.in_features) + ": ";
+  return s + i.message;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writer
+
+GptqWriter::GptqWriter(const WeightSource& source, GptqExportOptions options)
+    : m_source(source), m_opt(std::move(options)) {
+  // Everything that can be refused is refused before anything is created.
+  std::string errors;
+  for (const ExportIssue& i : check_exportable(source.config(), m_opt.settings))
+    if (i.severity == ExportIssue::Severity::error) errors += "\n  " + describe(i);
+  if (!errors.empty()) throw ConfigError("GPTQ export to " + m_opt.output_dir.string() +
+                                         " refused:" + errors);
+  if (m_opt.output_dir.empty()) throw ConfigError("GPTQ export: no output folder given");
+  if (m_opt.max_shard_bytes == 0) throw ConfigError("GPTQ export: max_shard_bytes must be > 0");
+
+  m_dest = normalised(m_opt.output_dir);
+  const fs::path parent = m_dest.parent_path();
+  std::error_code ec;
+  if (!fs::is_directory(parent, ec))
+    throw IoError(file_msg(parent, "the destination's parent folder does not exist or is not a "
+                                   "folder"));
+  if (auto* hf = dynamic_cast<const HfCheckpoint*>(&source)) m_source_ckpt = &hf->checkpoint();
+  if (auto* gq = dynamic_cast<const GptqCheckpoint*>(&source)) m_source_ckpt = &gq->checkpoint();
+  // The source folder as given, and the one its tensors are actually read from.
+  std::vector<fs::path> sources;
+  if (!m_opt.source_dir.empty()) sources.push_back(normalised(m_opt.source_dir));
+  if (m_source_ckpt) {
+    const fs::path p = normalised(m_source_ckpt->path());
+    sources.push_back(fs::is_directory(p, ec) ? p : p.parent_path());
+  }
+  for (const fs::path& src : sources) {
+    if (is_within(m_dest, src))
+      throw ConfigError(file_msg(m_dest, "is inside the source model folder " + src.string() +
+                                             "; the export never writes into its source"));
+    if (is_within(src, m_dest))
+      throw ConfigError(file_msg(m_dest, "contains the source model folder " + src.string() +
+                                             "; replacing it would delete the source"));
+  }
+  if (fs::exists(fs::symlink_status(m_dest, ec))) {
+    if (!m_opt.force)
+      throw IoError(file_msg(m_dest, "already exists; choose another folder or ask to replace "
+                                     "it (force)"));
+    if (!fs::is_directory(fs::symlink_status(m_dest, ec)))
+      throw IoError(file_msg(m_dest, "exists and is not a folder; it is not replaced"));
+  }
+  const fs::path config_json = m_opt.source_dir / "config.json";
+  if ((m_opt.source_dir.empty() || !fs::is_regular_file(config_json, ec)) &&
+      !source.config().raw.is_object())
+    throw ConfigError("GPTQ export: no config.json in the source folder '" +
+                      m_opt.source_dir.string() + "' and no configuration to write one from");
+
+  if (m_opt.keep_source_dtype) {
+    auto d = parse_dtype(source.dtype());
+    m_float_dtype = d && (*d == DType::F16 || *d == DType::BF16) ? *d : DType::F32;
+  }
+
+  // Hidden, in the same parent: the final rename stays inside one file system (atomic) and a
+  // half-written export is not mistaken for a model by anyone listing the folder.
+  m_tmp = parent / ("." + m_dest.filename().string() + ".gptqw-tmp-" + random_suffix());
+  if (!fs::create_directory(m_tmp, ec) || ec)
+    throw IoError(file_msg(m_tmp.parent_path(), "cannot create the temporary export folder " +
+                                                    m_tmp.filename().string() + ": " +
+                                                    (ec ? ec.message() : "it already exists")));
+  try {
+    m_pending = std::make_unique<SafetensorsWriter>();
+    const ModelConfig& c = source.config();
+    add_source_tensor("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
+  } catch (...) {
+    fs::remove_all(m_tmp, ec);
+    throw;
+  }
+}
+
+GptqWriter::~GptqWriter() {
+  if (!m_done && !m_tmp.empty()) {
+    std::error_code ec;
+    fs::remove_all(m_tmp, ec);  // nothing to report from a destructor; best effort
+  }
+}
+
+void GptqWriter::queue(const std::string& name, DType dtype, std::vector<int64_t> shape,
+                       const void* data, size_t nbytes) {
+  if (m_pending->size_bytes() > 0 && m_pending->size_bytes() + nbytes > m_opt.max_shard_bytes)
+    flush_shard();
+  m_pending->add(name, dtype, std::move(shape), data, nbytes);
+  if (m_shards.empty() || !m_shards.back().first.empty()) m_shards.push_back({{}, {}});
+  m_shards.back().second.push_back(name);
+  m_total_bytes += nbytes;
+}
+
+void GptqWriter::flush_shard() {
+  // The open shard is the last entry, with an empty path until written.
+  const fs::path file =
+      m_tmp / ("shard-" + std::to_string(m_shards.size()) + ".safetensors");
+  m_pending->set_metadata("format", "pt");
+  m_pending->write(file);
+  m_shards.back().first = file;
+  m_pending = std::make_unique<SafetensorsWriter>();
+}
+
+void GptqWriter::queue_float(const std::string& name, std::vector<int64_t> shape,
+                             const std::vector<float>& values, DType dtype) {
+  if (dtype == DType::F32) {
+    queue(name, dtype, std::move(shape), values.data(), values.size() * 4);
+    return;
+  }
+  std::vector<uint16_t> out(values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (dtype == DType::BF16) {
+      out[i] = float_to_bf16(values[i]);
+      continue;
+    }
+    out[i] = float_to_half(values[i]);
+    // A value beyond F16's range would load as infinity and poison every output it touches.
+    if (std::isfinite(values[i]) && !std::isfinite(half_to_float(out[i])))
+      throw Error("GPTQ export: tensor '" + name + "': value " + std::to_string(values[i]) +
+                  " at index " + std::to_string(i) +
+                  " exceeds the F16 range (65504); export with the source dtype instead");
+  }
+  queue(name, dtype, std::move(shape), out.data(), out.size() * 2);
+}
+
+// A non-quantized tensor of the source, converted to the export's float dtype. The raw
+// checkpoint is read when there is one (exact, in its own dtype); otherwise the WeightSource's
+// accessors give it in fp32.
+void GptqWriter::add_source_tensor(const std::string& name, std::vector<int64_t> shape,
+                                   bool bias) {
+  std::vector<float> values;
+  DType src = DType::F32;
+  if (m_source_ckpt) {
+    const TensorView* t = m_source_ckpt->find(name);
+    if (!t)
+      throw FormatError(file_msg(m_source_ckpt->path(), "tensor '" + name + "' " +
+                                                           shape_str(shape) +
+                                                           " is missing from the source"));
+    if (t->shape != shape)
+      throw FormatError(file_msg(t->file, "tensor '" + name + "': expected " +
+                                              shape_str(shape) + ", file has " +
+                                              shape_str(t->shape)));
+    values = to_float(*t);
+    src = t->dtype;
+  } else {
+    const ModelConfig& c = m_source.config();
+    auto from = [&](const auto& m) { values.assign(m.data(), m.data() + m.size()); };
+    if (name == "model.embed_tokens.weight") {
+      from(m_source.embedding());
+    } else if (name == "model.norm.weight") {
+      from(m_source.final_norm());
+    } else if (name == "lm_head.weight") {
+      from(m_source.lm_head());
+    } else {
+      // model.layers.<b>.<...>: norms and biases of one block.
+      int b = -1;
+      for (int i = 0; i < c.num_layers && b < 0; ++i)
+        if (name.rfind(layer_prefix(i), 0) == 0) b = i;
+      if (b < 0) throw Error("GPTQ export: no source for tensor '" + name + "'");
+      // One block converted per block, not per tensor: norms and biases come in together.
+      if (!m_block_cache || m_block_cache->first != b) m_block_cache.emplace(b, m_source.block(b));
+      const BlockWeights& bw = m_block_cache->second;
+      const std::string rest = name.substr(layer_prefix(b).size());
+      if (rest == "input_layernorm.weight") from(bw.attn_norm);
+      else if (rest == "post_attention_layernorm.weight") from(bw.mlp_norm);
+      else
+        for (LinearKind k : kAllLinears)
+          if (rest == std::string(linear_name(k)) + ".bias") from(bw[k].b);
+    }
+    if (auto d = parse_dtype(m_source.dtype())) src = *d;
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    if (int64_t(values.size()) != n)
+      throw Error("GPTQ export: tensor '" + name + "': the source gives " +
+                  std::to_string(values.size()) + " values, " + shape_str(shape) + " needs " +
+                  std::to_string(n));
+  }
+  // Biases of quantized layers stay F16 whatever keep_source_dtype says: the loaders' buffer
+  // for them is F16.
+  DType out = m_float_dtype;
+  if (m_opt.keep_source_dtype && !bias)
+    out = (src == DType::F16 || src == DType::BF16) ? src : DType::F32;
+  if (bias) out = DType::F16;
+  queue_float(name, std::move(shape), values, out);
+}
+
+void GptqWriter::add_block_norms(int block) {
+  if (!m_norms_added.insert(block).second) return;
+  const int64_t h = m_source.config().hidden_size;
+  add_source_tensor(layer_prefix(block) + "input_layernorm.weight", {h});
+  add_source_tensor(layer_prefix(block) + "post_attention_layernorm.weight", {h});
+}
+
+void GptqWriter::add(int block, LinearKind kind, const QuantizedWeights& w, const Vector* bias) {
+  if (m_done) throw Error("GPTQ export: add() after finish()");
+  const ModelConfig& c = m_source.config();
+  if (block < 0 || block >= c.num_layers)
+    throw Error("GPTQ export: block " + std::to_string(block) + " out of range [0, " +
+                std::to_string(c.num_layers) + ")");
+  const std::string name = layer_prefix(block) + std::string(linear_name(kind));
+  if (m_added.count({block, int(kind)}))
+    throw Error("GPTQ export: layer '" + name + "' given twice");
+
+  const QuantConfig& q = m_opt.settings.quant;
+  const auto [N, K] = linear_shape(c, kind);
+  const int64_t G = group_count(K, q.group_size);
+  auto fail = [&](const std::string& what) {
+    throw Error("GPTQ export: layer '" + name + "' " + shape2(N, K) + " (" + q.describe() +
+                ", " + std::to_string(G) + " groups): " + what);
+  };
+  auto dims = [](int64_t r, int64_t c) { return shape2(r, c); };
+  if (w.codes.rows() != N || w.codes.cols() != K)
+    fail("codes are " + dims(w.codes.rows(), w.codes.cols()) + ", expected " + dims(N, K));
+  if (w.scales.rows() != G || w.scales.cols() != N)
+    fail("scales are " + dims(w.scales.rows(), w.scales.cols()) + ", expected " + dims(G, N));
+  if (w.zeros.rows() != G || w.zeros.cols() != N)
+    fail("zeros are " + dims(w.zeros.rows(), w.zeros.cols()) + ", expected " + dims(G, N));
+  if (int64_t(w.g_idx.size()) != K)
+    fail("g_idx has " + std::to_string(w.g_idx.size()) + " entries, expected " +
+         std::to_string(K));
+  for (int64_t k = 0; k < K; ++k)
+    if (w.g_idx[k] < 0 || w.g_idx[k] >= G)
+      fail("g_idx[" + std::to_string(k) + "] = " + std::to_string(w.g_idx[k]) +
+           " is outside [0, " + std::to_string(G) + ")");
+  const ZeroFormat fmt = m_opt.settings.zero_format();
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t n = 0; n < N; ++n)
+      if (fmt == ZeroFormat::v1 && w.zeros(g, n) == 0)
+        fail("zero point 0 at group " + std::to_string(g) + ", output " + std::to_string(n) +
+             ": checkpoint_format \"gptq\" (v1) cannot store it (loaders would read " +
+             std::to_string(q.maxq() + 1) + "); use \"gptq_v2\"");
+
+  std::vector<uint16_t> scales(size_t(G * N));
+  for (int64_t i = 0; i < G * N; ++i) {
+    const float s = w.scales.data()[i];
+    scales[i] = float_to_half(s);
+    if (!std::isfinite(half_to_float(scales[i])))
+      fail("scale " + std::to_string(s) + " at group " + std::to_string(i / N) + ", output " +
+           std::to_string(i % N) + " is not a finite F16 value");
+  }
+  MatrixI32 qweight, qzeros;
+  try {
+    qweight = pack_qweight(w.codes, q.bits);
+    qzeros = pack_qzeros(w.zeros, q.bits, fmt);
+  } catch (const Error& e) {
+    fail(e.what());
+  }
+
+  queue(name + ".qweight", DType::I32, {qweight.rows(), qweight.cols()}, qweight.data(),
+        size_t(qweight.size()) * 4);
+  queue(name + ".qzeros", DType::I32, {qzeros.rows(), qzeros.cols()}, qzeros.data(),
+        size_t(qzeros.size()) * 4);
+  queue(name + ".scales", DType::F16, {G, N}, scales.data(), scales.size() * 2);
+  queue(name + ".g_idx", DType::I32, {K}, w.g_idx.data(), w.g_idx.size() * 4);
+  if (bias) {
+    if (bias->size() != N)
+      fail("bias has " + std::to_string(bias->size()) + " entries, expected " +
+           std::to_string(N));
+    queue_float(name + ".bias", {N}, std::vector<float>(bias->data(), bias->data() + N),
+                DType::F16);
+  } else if (has_bias(c, kind) || (m_source_ckpt && m_source_ckpt->find(name + ".bias"))) {
+    add_source_tensor(name + ".bias", {N}, /*bias=*/true);
+  }
+  add_block_norms(block);
+  m_added.insert({block, int(kind)});
+}
+
+void GptqWriter::write_json(const fs::path& file, const json& j) const {
+  write_file(file, j.dump(2) + "\n");
+}
+
+void GptqWriter::finish() {
+  if (m_done) throw Error("GPTQ export: finish() called twice");
+  const ModelConfig& c = m_source.config();
+  std::string missing;
+  int n_missing = 0;
+  for (int b = 0; b < c.num_layers; ++b)
+    for (LinearKind k : kAllLinears)
+      if (!m_added.count({b, int(k)}) && n_missing++ < 5)
+        missing += (missing.empty() ? "" : ", ") + layer_prefix(b) + std::string(linear_name(k));
+  if (n_missing)
+    throw Error("GPTQ export: " + std::to_string(n_missing) + " quantized layers were never " +
+                "given (" + missing + (n_missing > 5 ? ", ..." : "") + ")");
+
+  add_source_tensor("model.norm.weight", {c.hidden_size});
+  if (!c.tie_word_embeddings) add_source_tensor("lm_head.weight", {c.vocab_size, c.hidden_size});
+
+  std::error_code ec;
+  const std::string base = m_opt.settings.model_file_base_name;
+  const bool sharded = m_shards.size() > 1;
+  if (!sharded) {
+    m_pending->set_metadata("format", "pt");
+    m_pending->write(m_tmp / (base + ".safetensors"));
+  } else {
+    flush_shard();
+    // Named as transformers' save_pretrained names shards, once their number is known.
+    json weight_map = json::object();
+    const size_t n = m_shards.size();
+    char buf[64];
+    for (size_t i = 0; i < n; ++i) {
+      std::snprintf(buf, sizeof buf, "-%05zu-of-%05zu.safetensors", i + 1, n);
+      const std::string file = base + buf;
+      fs::rename(m_shards[i].first, m_tmp / file, ec);
+      if (ec) throw IoError(file_msg(m_shards[i].first, "cannot rename to " + file + ": " +
+                                                          ec.message()));
+      for (const std::string& t : m_shards[i].second) weight_map[t] = file;
+    }
+    write_json(m_tmp / (base + ".safetensors.index.json"),
+               {{"metadata", {{"total_size", m_total_bytes}}}, {"weight_map", weight_map}});
+  }
+
+  // config.json: the source's own file when there is one (every key it has, in its words),
+  // with the quantization settings added and the dtype of the float tensors stated.
+  json config;
+  const fs::path src_config = m_opt.source_dir / "config.json";
+  if (!m_opt.source_dir.empty() && fs::is_regular_file(src_config, ec)) {
+    try {
+      config = json::parse(read_file(src_config));
+    } catch (const json::parse_error& e) {
+      throw FormatError(file_msg(src_config, std::string("not valid JSON: ") + e.what()));
+    }
+  } else {
+    config = c.raw;
+  }
+  config["quantization_config"] = m_opt.settings.to_json();
+  config["torch_dtype"] = torch_dtype_name(m_float_dtype);
+  write_json(m_tmp / "config.json", config);
+  write_json(m_tmp / "quantize_config.json", m_opt.settings.to_json());
+  if (!m_opt.source_dir.empty())
+    for (const std::string& f : kGptqCopiedFiles)
+      if (fs::is_regular_file(m_opt.source_dir / f, ec))
+        write_file(m_tmp / f, read_file(m_opt.source_dir / f));
+  if (!m_opt.report.is_null()) write_json(m_tmp / "quantization_report.json", m_opt.report);
+
+  move_into_place();
+}
+
+void GptqWriter::move_into_place() {
+  fsync_dir(m_tmp);
+  const fs::path parent = m_dest.parent_path();
+  std::error_code ec;
+  const bool exists = fs::exists(fs::symlink_status(m_dest, ec));
+  if (exists && !m_opt.force)
+    throw IoError(file_msg(m_dest, "appeared while exporting; not replaced"));
+  if (!exists) {
+    // NOREPLACE: a folder created meanwhile under that name is not silently replaced (a plain
+    // rename would replace an empty one).
+    if (::renameat2(AT_FDCWD, m_tmp.c_str(), AT_FDCWD, m_dest.c_str(), RENAME_NOREPLACE) != 0) {
+      const int err = errno;
+      if (err != EINVAL && err != ENOSYS)
+        throw IoError(file_msg(m_dest, "cannot move the finished export into place: " +
+                                           errno_text(err)));
+      fs::rename(m_tmp, m_dest, ec);  // the file system has no NOREPLACE
+      if (ec)
+        throw IoError(file_msg(m_dest, "cannot move the finished export into place: " +
+                                           ec.message()));
+    }
+    m_done = true;
+  } else if (::renameat2(AT_FDCWD, m_tmp.c_str(), AT_FDCWD, m_dest.c_str(), RENAME_EXCHANGE) ==
+             0) {
+    // Swapped atomically: the old folder now sits under the temporary name.
+    m_done = true;
+    fs::remove_all(m_tmp, ec);
+  } else {
+    const int err = errno;
+    if (err != EINVAL && err != ENOSYS)
+      throw IoError(file_msg(m_dest, "cannot replace with the finished export: " +
+                                         errno_text(err)));
+    // No atomic exchange here: move the old folder aside, the new one in, and put the old one
+    // back if the second step fails.
+    const fs::path old = parent / ("." + m_dest.filename().string() + ".gptqw-old-" +
+                                   random_suffix());
+    fs::rename(m_dest, old, ec);
+    if (ec) throw IoError(file_msg(m_dest, "cannot move the old folder aside: " + ec.message()));
+    fs::rename(m_tmp, m_dest, ec);
+    if (ec) {
+      std::error_code ec2;
+      fs::rename(old, m_dest, ec2);
+      throw IoError(file_msg(m_dest, "cannot move the finished export into place: " +
+                                         ec.message()));
+    }
+    m_done = true;
+    fs::remove_all(old, ec);
+  }
+  fsync_dir(parent);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pull-style export
+
+fs::path export_gptq(const WeightSource& source, const GptqExportOptions& options,
+                     const QuantizedLayerFn& layer, const ProgressFn& progress) {
+  if (!layer) throw ConfigError("GPTQ export: no layer callback given");
+  GptqWriter writer(source, options);
+  const int L = source.config().num_layers;
+  const double total = double(L) * kNumLinears;
+  int done = 0;
+  for (int b = 0; b < L; ++b)
+    for (LinearKind k : kAllLinears) {
+      report_progress(progress, {"export", b, L, std::string(linear_name(k)), done / total});
+      QuantizedLinear l = layer(b, k);
+      writer.add(b, k, l.w, l.bias ? &*l.bias : nullptr);
+      ++done;
+    }
+  // Last chance to cancel before the folder appears.
+  report_progress(progress, {"export", L - 1, L, "", 1.0});
+  writer.finish();
+  return writer.destination();
+}
+
+}  // namespace gptqw

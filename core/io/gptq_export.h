@@ -1,0 +1,152 @@
+// Export of a quantized model as a GPTQ checkpoint folder (spec section 6), the format
+// transformers, vLLM, GPTQModel and AutoGPTQ load:
+//   model.safetensors (or model-0000i-of-0000n.safetensors + model.safetensors.index.json)
+//     <linear>.qweight I32, .qzeros I32, .scales F16, .g_idx I32, .bias F16 (when present);
+//     embeddings, norms and an untied lm_head in F16 (or the source dtype when asked);
+//   config.json with "quantization_config", quantize_config.json;
+//   tokenizer / generation files copied from the source folder; the run report if given.
+//
+// Input. Quantized layers arrive one at a time, in two ways:
+//   - GptqWriter (push): the sequential driver hands each layer over as soon as it is quantized
+//     (its LayerSink can call add() directly). The layer is packed at once, so the fp32 Q and
+//     the byte-per-weight codes are dropped right away, and the packed tensors are flushed to a
+//     shard file whenever the shard size is reached: memory stays at one shard plus one layer,
+//     whatever the model size.
+//   - export_gptq (pull): a callback returns the layer asked for, block by block in the order
+//     of kAllLinears; convenient for callers that keep every layer anyway (tests, re-export),
+//     and it reports progress and honours cancel between layers.
+// A std::vector of all layers was not chosen: for a 7B model the QuantizedWeights (fp32 Q plus
+// codes) of every layer would need ~35 GB.
+//
+// Atomicity. Everything is written into a hidden temporary folder next to the destination
+// (same parent, hence the same file system) and renamed into place only when complete. An
+// existing destination is refused unless `force`, and then replaced only after the new folder
+// is complete (an atomic exchange of the two names where the file system supports it). On any
+// failure, including Cancelled from the progress callback, the temporary folder is removed and
+// the destination is as it was. The source folder is never written: a destination inside it, or
+// one containing it, is refused.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/progress.h"
+#include "io/gptq_checkpoint.h"
+#include "io/safetensors.h"
+#include "model/weights.h"
+#include "quant/quantizer.h"
+
+namespace gptqw {
+
+struct GptqExportOptions {
+  std::filesystem::path source_dir;  // config.json, tokenizer and generation files to copy
+  std::filesystem::path output_dir;  // the folder to create
+  GptqSettings settings;             // bits, group size, sym, act-order, ... and the zero format
+  // Non-quantized tensors (embeddings, norms, lm_head) in F16, as AutoGPTQ / GPTQModel store
+  // them; true keeps the source dtype (F32 / BF16 / F16) instead. Biases of quantized layers
+  // are always F16 (the loaders' buffer dtype).
+  bool keep_source_dtype = false;
+  // Above this many tensor bytes the weights are split into shards with an index, as
+  // transformers' save_pretrained does (its "4GB" is 4 * 10^9 bytes).
+  uint64_t max_shard_bytes = 4'000'000'000ull;
+  bool force = false;         // replace an existing destination folder (once the new one is done)
+  nlohmann::json report;      // written as quantization_report.json unless null
+};
+
+// Files copied from the source folder when present.
+extern const std::vector<std::string> kGptqCopiedFiles;
+
+// A problem export or a loader would have with these settings on this architecture.
+struct ExportIssue {
+  enum class Severity { error, warning };
+  Severity severity = Severity::warning;
+  std::string module;  // "mlp.down_proj" (the same in every block), or empty for the whole model
+  int64_t out_features = 0, in_features = 0;
+  std::string message;  // full sentence, names the shapes and who cannot take them
+};
+
+// Checks up front, from the architecture alone, what the format and its loaders cannot take:
+// errors (export refuses: bits the packing cannot hold, a bad group size, v1 zeros with an
+// asymmetric grid) and warnings (export proceeds, but a loader will refuse or fall back: a
+// dimension not a multiple of 32, which AutoGPTQ / transformers / vLLM allocate as K / 32 * bits
+// words; vLLM's Marlin conditions: sym, 4 or 8 bits, group size -1/32/64/128, K % group_size,
+// K % 128, N % 64). One issue per linear kind, since every block has the same shapes.
+std::vector<ExportIssue> check_exportable(const ModelConfig& config, const GptqSettings& settings);
+std::string describe(const ExportIssue& issue);  // "error: mlp.down_proj [64, 172]: ..."
+
+// Push-style writer. The constructor checks the options (check_exportable errors, destination
+// rules) and creates the temporary folder; add() every (block, kind) exactly once, in any
+// order; finish() writes the rest and renames the folder into place. Destroyed before a
+// successful finish(), it removes the temporary folder.
+class GptqWriter {
+ public:
+  GptqWriter(const WeightSource& source, GptqExportOptions options);
+  ~GptqWriter();
+  GptqWriter(const GptqWriter&) = delete;
+  GptqWriter& operator=(const GptqWriter&) = delete;
+
+  // Packs and queues one quantized linear. bias: nullptr takes the source model's bias (GPTQ
+  // leaves biases unchanged), if the layer has one. Throws Error naming the layer for shapes
+  // that do not match the architecture, codes or zeros out of range, g_idx outside [0, G),
+  // zero 0 under v1, or a scale that is not finite in F16.
+  void add(int block, LinearKind kind, const QuantizedWeights& w, const Vector* bias = nullptr);
+  // Writes the remaining tensors and files and moves the folder into place. Throws Error
+  // naming the layers never added.
+  void finish();
+  // The run report to write beside the weights (quantization_report.json); known only once the
+  // run is over, so it can be set until finish().
+  void set_report(nlohmann::json report) { m_opt.report = std::move(report); }
+
+  const std::filesystem::path& temp_dir() const { return m_tmp; }
+  const std::filesystem::path& destination() const { return m_dest; }  // absolute
+
+ private:
+  void queue(const std::string& name, DType dtype, std::vector<int64_t> shape, const void* data,
+             size_t nbytes);
+  void queue_float(const std::string& name, std::vector<int64_t> shape,
+                   const std::vector<float>& values, DType dtype);
+  void add_source_tensor(const std::string& name, std::vector<int64_t> shape, bool bias = false);
+  void add_block_norms(int block);
+  void flush_shard();
+  void write_json(const std::filesystem::path& file, const nlohmann::json& j) const;
+  void move_into_place();
+
+  const WeightSource& m_source;
+  const Checkpoint* m_source_ckpt = nullptr;  // raw tensors when the source is a HF folder
+  GptqExportOptions m_opt;
+  std::filesystem::path m_dest, m_tmp;
+  DType m_float_dtype = DType::F16;
+  std::unique_ptr<SafetensorsWriter> m_pending;
+  std::vector<std::pair<std::filesystem::path, std::vector<std::string>>> m_shards;
+  uint64_t m_total_bytes = 0;
+  std::set<std::pair<int, int>> m_added;
+  std::set<int> m_norms_added;
+  std::optional<std::pair<int, BlockWeights>> m_block_cache;  // sources without a checkpoint
+  bool m_done = false;
+};
+
+// The quantized layer for (block, kind): its weights and, optionally, a bias replacing the
+// source's (nullopt: the source's bias, if any).
+struct QuantizedLinear {
+  QuantizedWeights w;
+  std::optional<Vector> bias;
+};
+using QuantizedLayerFn = std::function<QuantizedLinear(int block, LinearKind kind)>;
+
+// Pull-style export: asks `layer` for every (block, kind), block by block in kAllLinears order,
+// and writes the folder through a GptqWriter. Progress stage "export" (block, module,
+// fraction) before each layer; a callback returning false cancels (throws Cancelled) and
+// leaves nothing behind. Returns the destination folder.
+std::filesystem::path export_gptq(const WeightSource& source, const GptqExportOptions& options,
+                                  const QuantizedLayerFn& layer, const ProgressFn& progress = {});
+
+}  // namespace gptqw

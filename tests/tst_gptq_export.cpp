@@ -1,0 +1,828 @@
+// Data tests of the GPTQ checkpoint export and reader (core/io/gptq_export, gptq_checkpoint)
+// on the real stories260K model, every linear of every block quantized with RTN (and once with
+// a hand-made act-order-style g_idx): the folder's files, tensor dtypes and shapes computed here
+// from spec section 6 (not from our code), quantize_config.json / quantization_config keys, the
+// v1 qzeros words of symmetric 4-bit, and a re-import that must give back the codes bit-exactly
+// and the weights with F16-rounded scales exactly; 2/3/4/8 bits, sym/asym, per-row and g32,
+// sharded output. Then atomicity (existing destination, cancel, a failing layer, a bad parent:
+// nothing left behind, the source folder untouched) and damaged checkpoints (error names the
+// tensor or field).
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <QTemporaryDir>
+#include <QTest>
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "common/half.h"
+#include "io/gptq_checkpoint.h"
+#include "io/gptq_export.h"
+#include "io/hf_checkpoint.h"
+#include "quant/quantizer.h"
+#include "quant/rtn.h"
+#include "test_support.h"
+
+using namespace gptqw;
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+using Layers = std::map<std::pair<int, int>, QuantizedWeights>;
+
+QuantConfig qconfig(int bits, bool sym, int group_size) {
+  QuantConfig c;
+  c.bits = bits;
+  c.sym = sym;
+  c.group_size = group_size;
+  return c;
+}
+
+// Act-order-like quantization by hand: input channel perm[j] belongs to group j / gs, so each
+// group gathers scattered columns and g_idx is a permutation-style map, not k / gs.
+QuantizedWeights quantize_permuted(const Matrix& W, const QuantConfig& c, unsigned seed) {
+  const int64_t N = W.rows(), K = W.cols(), gs = c.group_size;
+  const int64_t G = group_count(K, c.group_size);
+  std::vector<int32_t> perm(K);
+  for (int64_t k = 0; k < K; ++k) perm[k] = int32_t(k);
+  std::mt19937 rng(seed);
+  std::shuffle(perm.begin(), perm.end(), rng);
+  QuantizedWeights w;
+  w.Q.resize(N, K);
+  w.codes.resize(N, K);
+  w.scales.resize(G, N);
+  w.zeros.resize(G, N);
+  w.g_idx.assign(K, -1);
+  for (int64_t g = 0; g < G; ++g) {
+    const int64_t j0 = g * gs, len = std::min(gs, K - j0);
+    Matrix X(N, len), Qg(N, len);
+    Codes Cg(N, len);
+    for (int64_t i = 0; i < len; ++i) X.col(i) = W.col(perm[j0 + i]);
+    const Grid grid = find_grid(X, c);
+    quantize_on_grid(X, grid, Qg, Cg);
+    for (int64_t i = 0; i < len; ++i) {
+      w.Q.col(perm[j0 + i]) = Qg.col(i);
+      w.codes.col(perm[j0 + i]) = Cg.col(i);
+      w.g_idx[perm[j0 + i]] = int32_t(g);
+    }
+    w.scales.row(g) = grid.scale.transpose();
+    w.zeros.row(g) = grid.zero.transpose().cast<int32_t>();
+  }
+  return w;
+}
+
+Layers quantize_all(const WeightSource& src, const QuantConfig& c, bool permuted) {
+  Layers out;
+  for (int b = 0; b < src.config().num_layers; ++b) {
+    const BlockWeights bw = src.block(b);
+    for (LinearKind k : kAllLinears)
+      out[{b, int(k)}] = permuted ? quantize_permuted(bw[k].W, c, 100 + b * 7 + int(k))
+                                  : rtn_quantize(bw[k].W, c);
+  }
+  return out;
+}
+
+QuantizedLayerFn from_map(const Layers& layers) {
+  return [&layers](int b, LinearKind k) { return QuantizedLinear{layers.at({b, int(k)}), {}}; };
+}
+
+GptqSettings settings_for(const QuantConfig& c, bool desc_act) {
+  GptqSettings s;
+  s.quant = c;
+  s.desc_act = desc_act;
+  return s;
+}
+
+// Expected packed sizes, restated from spec section 6 and the documented padding: whole 32-bit
+// words at 2/4/8 bits, whole 3-word groups of 32 values at 3 bits.
+int64_t expected_words(int64_t n, int bits) {
+  if (bits == 3) return (n + 31) / 32 * 3;
+  return (n * bits + 31) / 32;
+}
+
+float half_round(float x) { return half_to_float(float_to_half(x)); }
+
+json read_json(const fs::path& p) {
+  std::ifstream in(p);
+  return json::parse(in);
+}
+
+void write_json(const fs::path& p, const json& j) {
+  std::ofstream out(p);
+  out << j.dump(2);
+}
+
+std::string file_bytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Every entry under dir (recursive) with its size and modification time.
+std::map<std::string, std::pair<uintmax_t, int64_t>> snapshot(const fs::path& dir) {
+  std::map<std::string, std::pair<uintmax_t, int64_t>> out;
+  auto add = [&](const fs::path& p) {
+    struct stat st{};
+    ::lstat(p.c_str(), &st);
+    out[fs::relative(p, dir).string()] = {uintmax_t(st.st_size),
+                                          int64_t(st.st_mtim.tv_sec) * 1000000000 +
+                                              st.st_mtim.tv_nsec};
+  };
+  add(dir);
+  for (const auto& e : fs::recursive_directory_iterator(dir)) add(e.path());
+  return out;
+}
+
+std::vector<std::string> listing(const fs::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+uint32_t i32_word(const TensorView& t, int64_t i) {
+  uint32_t v;
+  std::memcpy(&v, t.data + i * 4, 4);
+  return v;
+}
+
+// Rewrites a safetensors file through `edit`, which may change a tensor's shape and bytes or
+// return false to drop it.
+using Edit = std::function<bool(const std::string&, std::vector<int64_t>&, std::string&)>;
+void rewrite(const fs::path& file, const Edit& edit) {
+  SafetensorsWriter w;
+  {
+    SafetensorsFile f(file);
+    for (const TensorView& t : f.tensors()) {
+      std::vector<int64_t> shape = t.shape;
+      std::string bytes(reinterpret_cast<const char*>(t.data), t.nbytes);
+      if (!edit(t.name, shape, bytes)) continue;
+      w.add(t.name, t.dtype, shape, bytes.data(), bytes.size());
+    }
+  }
+  w.write(file);
+}
+
+// Runs f, which must throw E; returns the message.
+template <class E, class F>
+QString message_of(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return QString::fromUtf8(e.what());
+  } catch (const std::exception& e) {
+    return QStringLiteral("WRONG EXCEPTION TYPE: ") + e.what();
+  }
+  return QStringLiteral("NO EXCEPTION");
+}
+
+// A WeightSource that is not an HfCheckpoint (as a llama2.c file or an in-memory model is):
+// the exporter must take the float tensors through the WeightSource accessors.
+class ForwardingSource : public WeightSource {
+ public:
+  explicit ForwardingSource(const WeightSource& s) : m_s(s) {}
+  const ModelConfig& config() const override { return m_s.config(); }
+  BlockWeights block(int i) const override { ++blocks_read; return m_s.block(i); }
+  Matrix embedding() const override { return m_s.embedding(); }
+  Vector final_norm() const override { return m_s.final_norm(); }
+  Matrix lm_head() const override { return m_s.lm_head(); }
+  std::vector<TensorInfo> tensors() const override { return m_s.tensors(); }
+  uint64_t bytes_on_disk() const override { return m_s.bytes_on_disk(); }
+  std::string format() const override { return "forwarded"; }
+  std::string dtype() const override { return m_s.dtype(); }
+  mutable int blocks_read = 0;
+
+ private:
+  const WeightSource& m_s;
+};
+
+}  // namespace
+
+class TestGptqExport : public QObject {
+  Q_OBJECT
+
+  QTemporaryDir m_tmp;
+  std::unique_ptr<HfCheckpoint> m_src;
+  std::map<std::string, std::pair<uintmax_t, int64_t>> m_src_before;
+  fs::path m_base;  // a 4-bit sym g32 export the damaged-checkpoint tests copy
+
+  fs::path out(const std::string& name) const { return fs::path(m_tmp.path().toStdString()) / name; }
+
+  GptqExportOptions options(const std::string& name, const GptqSettings& s) const {
+    GptqExportOptions o;
+    o.source_dir = test::stories_dir();
+    o.output_dir = out(name);
+    o.settings = s;
+    return o;
+  }
+
+  // No hidden temporary (or old) folder left in the scratch folder.
+  void verify_no_temp_left() {
+    for (const auto& name : listing(out("")))
+      QVERIFY2(name.find(".gptqw-") == std::string::npos, name.c_str());
+  }
+
+  // The folder, independently of our reader: files, tensor names, dtypes, shapes, configs.
+  void check_folder(const fs::path& dir, const GptqSettings& s, const Layers& layers) {
+    const ModelConfig& c = m_src->config();
+    const int bits = s.quant.bits, gs = s.quant.group_size;
+    QVERIFY(listing(dir) == (std::vector<std::string>{
+                                "LICENSE", "config.json", "generation_config.json",
+                                "model.safetensors", "quantize_config.json", "tokenizer.json",
+                                "tokenizer_config.json"}));
+    for (const char* f : {"LICENSE", "generation_config.json", "tokenizer.json",
+                          "tokenizer_config.json"})
+      QVERIFY2(file_bytes(dir / f) == file_bytes(test::stories_dir() / f), f);
+
+    // quantize_config.json and config.json's quantization_config carry the same keys.
+    const json qc = read_json(dir / "quantize_config.json");
+    QCOMPARE(qc["bits"].get<int>(), bits);
+    QCOMPARE(qc["group_size"].get<int>(), gs > 0 ? gs : -1);
+    QCOMPARE(qc["desc_act"].get<bool>(), s.desc_act);
+    QCOMPARE(qc["sym"].get<bool>(), s.quant.sym);
+    QCOMPARE(qc["true_sequential"].get<bool>(), true);
+    QCOMPARE(qc["damp_percent"].get<double>(), 0.01);
+    QCOMPARE(qc["static_groups"].get<bool>(), false);
+    QCOMPARE(qc["quant_method"].get<std::string>(), std::string("gptq"));
+    QCOMPARE(qc["checkpoint_format"].get<std::string>(),
+             std::string(s.quant.sym ? "gptq" : "gptq_v2"));
+    QCOMPARE(qc["model_file_base_name"].get<std::string>(), std::string("model"));
+    const json cfg = read_json(dir / "config.json");
+    QVERIFY(cfg["quantization_config"] == qc);
+    const json src_cfg = read_json(test::stories_dir() / "config.json");
+    for (const auto& [key, value] : src_cfg.items())
+      if (key != "torch_dtype") QVERIFY2(cfg[key] == value, key.c_str());
+    QCOMPARE(cfg["torch_dtype"].get<std::string>(), std::string("float16"));
+
+    SafetensorsFile f(dir / "model.safetensors");
+    QCOMPARE(f.metadata().at("format"), std::string("pt"));
+    QCOMPARE(f.tensors().size(), size_t(2 + c.num_layers * (2 + 7 * 4)));  // tied: no lm_head
+    auto expect = [&](const std::string& name, DType dtype, std::vector<int64_t> shape) {
+      const TensorView* t = f.find(name);
+      QVERIFY2(t, name.c_str());
+      QVERIFY2(t->dtype == dtype, (name + " is " + std::string(dtype_name(t->dtype))).c_str());
+      QVERIFY2(t->shape == shape, (name + " is " + shape_str(t->shape)).c_str());
+    };
+    expect("model.embed_tokens.weight", DType::F16, {c.vocab_size, c.hidden_size});
+    expect("model.norm.weight", DType::F16, {c.hidden_size});
+    QVERIFY(!f.find("lm_head.weight"));
+    const int64_t hidden = c.hidden_size, inter = c.intermediate_size,
+                  kv = int64_t(c.num_kv_heads) * c.head_dim;
+    const std::map<std::string, std::pair<int64_t, int64_t>> shapes = {  // [N, K]
+        {"self_attn.q_proj", {hidden, hidden}}, {"self_attn.k_proj", {kv, hidden}},
+        {"self_attn.v_proj", {kv, hidden}},     {"self_attn.o_proj", {hidden, hidden}},
+        {"mlp.gate_proj", {inter, hidden}},     {"mlp.up_proj", {inter, hidden}},
+        {"mlp.down_proj", {hidden, inter}}};
+    for (int b = 0; b < c.num_layers; ++b) {
+      const std::string p = "model.layers." + std::to_string(b) + ".";
+      expect(p + "input_layernorm.weight", DType::F16, {hidden});
+      expect(p + "post_attention_layernorm.weight", DType::F16, {hidden});
+      for (const auto& [module, nk] : shapes) {
+        const auto [N, K] = nk;
+        const int64_t G = gs > 0 ? (K + gs - 1) / gs : 1;
+        expect(p + module + ".qweight", DType::I32, {expected_words(K, bits), N});
+        expect(p + module + ".qzeros", DType::I32, {G, expected_words(N, bits)});
+        expect(p + module + ".scales", DType::F16, {G, N});
+        expect(p + module + ".g_idx", DType::I32, {K});
+        QVERIFY(!f.find(p + module + ".weight"));
+        QVERIFY(!f.find(p + module + ".bias"));
+      }
+      // Codes decoded here from the raw words at 2/4/8 bits (word k / (32/bits), field
+      // k % (32/bits)), for the layer with the ragged K.
+      if (bits != 3) {
+        const TensorView& t = *f.find(p + "mlp.down_proj.qweight");
+        const QuantizedWeights& w = layers.at({b, int(LinearKind::down)});
+        const int per = 32 / bits;
+        for (int64_t n = 0; n < hidden; ++n)
+          for (int64_t k = 0; k < inter; ++k) {
+            const uint32_t v = (i32_word(t, (k / per) * hidden + n) >> (bits * (k % per))) &
+                               ((1u << bits) - 1);
+            if (v != w.codes(n, k))
+              QFAIL(qPrintable(QString("code [%1, %2] of %3").arg(n).arg(k).arg(t.name.c_str())));
+          }
+      }
+    }
+  }
+
+  // Re-import: codes, zeros and g_idx bit-exact, scales equal after the F16 cast, weights equal
+  // to F16 scale * (code - zero) and close to the in-memory Q; the rest F16-rounded source.
+  void check_reimport(const fs::path& dir, const GptqSettings& s, const Layers& layers) {
+    GptqCheckpoint r(dir);
+    QCOMPARE(r.settings().quant.bits, s.quant.bits);
+    QCOMPARE(r.settings().quant.group_size, s.quant.group_size > 0 ? s.quant.group_size : -1);
+    QCOMPARE(r.settings().quant.sym, s.quant.sym);
+    QCOMPARE(r.settings().desc_act, s.desc_act);
+    QCOMPARE(r.format(), std::string(s.quant.sym ? "gptq" : "gptq_v2"));
+    QVERIFY(is_gptq_checkpoint(dir));
+    const ModelConfig& c = r.config();
+    for (int b = 0; b < c.num_layers; ++b) {
+      const BlockWeights bw = r.block(b);
+      const BlockWeights src = m_src->block(b);
+      for (LinearKind k : kAllLinears) {
+        const QuantizedWeights& w = layers.at({b, int(k)});
+        const QuantizedWeights got = r.quantized(b, k);
+        QVERIFY(got.codes == w.codes);
+        QVERIFY(got.zeros == w.zeros);
+        QVERIFY(got.g_idx == w.g_idx);
+        const Matrix& W = bw[k].W;
+        QCOMPARE(W.rows(), w.Q.rows());
+        QCOMPARE(W.cols(), w.Q.cols());
+        float max_q = 0, max_diff = 0;
+        for (int64_t g = 0; g < w.scales.rows(); ++g)
+          for (int64_t n = 0; n < w.scales.cols(); ++n)
+            if (got.scales(g, n) != half_round(w.scales(g, n)))  // exact, not QCOMPARE's fuzzy
+              QFAIL(qPrintable(QString("scale [%1, %2]").arg(g).arg(n)));
+        for (int64_t n = 0; n < W.rows(); ++n)
+          for (int64_t kk = 0; kk < W.cols(); ++kk) {
+            const int32_t g = w.g_idx[kk];
+            const float expected =
+                half_round(w.scales(g, n)) * float(int(w.codes(n, kk)) - w.zeros(g, n));
+            if (W(n, kk) != expected)
+              QFAIL(qPrintable(QString("block %1 %2 W[%3, %4] = %5, expected %6")
+                                   .arg(b).arg(linear_name(k).data()).arg(n).arg(kk)
+                                   .arg(W(n, kk)).arg(expected)));
+            max_q = std::max(max_q, std::abs(w.Q(n, kk)));
+            max_diff = std::max(max_diff, std::abs(W(n, kk) - w.Q(n, kk)));
+          }
+        // The only difference from Q is the F16 rounding of the scale (2^-11 relative).
+        QVERIFY2(max_diff <= max_q * 1e-3f, qPrintable(QString::number(max_diff)));
+      }
+      QVERIFY(bw.attn_norm == src.attn_norm.unaryExpr(&half_round));
+      QVERIFY(bw.mlp_norm == src.mlp_norm.unaryExpr(&half_round));
+    }
+    QVERIFY(r.embedding() == m_src->embedding().unaryExpr(&half_round));
+    QVERIFY(r.lm_head() == r.embedding());
+    QVERIFY(r.final_norm() == m_src->final_norm().unaryExpr(&half_round));
+  }
+
+ private slots:
+  void initTestCase() {
+    QVERIFY(m_tmp.isValid());
+    QVERIFY2(fs::exists(test::stories_dir() / "config.json"), test::stories_dir().c_str());
+    m_src = std::make_unique<HfCheckpoint>(test::stories_dir());
+    m_src_before = snapshot(test::stories_dir());
+  }
+
+  void cleanupTestCase() {
+    // Nothing written into (or changed in) the source folder, by any test.
+    QVERIFY(snapshot(test::stories_dir()) == m_src_before);
+  }
+
+  void roundTrip_data() {
+    QTest::addColumn<int>("bits");
+    QTest::addColumn<bool>("sym");
+    QTest::addColumn<int>("group_size");
+    QTest::addColumn<bool>("permuted");
+    for (int bits : {2, 3, 4, 8})
+      for (bool sym : {true, false})
+        for (int gs : {-1, 32}) {
+          const QString name = QString("%1bit-%2-%3").arg(bits).arg(sym ? "sym" : "asym")
+                                   .arg(gs > 0 ? "g32" : "row");
+          QTest::newRow(qPrintable(name)) << bits << sym << gs << false;
+        }
+    QTest::newRow("4bit-sym-g32-actorder") << 4 << true << 32 << true;
+    QTest::newRow("3bit-asym-g32-actorder") << 3 << false << 32 << true;
+    QTest::newRow("8bit-asym-g32-actorder") << 8 << false << 32 << true;
+  }
+
+  void roundTrip() {
+    QFETCH(int, bits);
+    QFETCH(bool, sym);
+    QFETCH(int, group_size);
+    QFETCH(bool, permuted);
+    const QuantConfig qc = qconfig(bits, sym, group_size);
+    const Layers layers = quantize_all(*m_src, qc, permuted);
+    if (permuted) {  // the hand-made g_idx really is not k / gs
+      const auto& g = layers.at({0, int(LinearKind::down)}).g_idx;
+      bool plain = true;
+      for (size_t k = 0; k < g.size(); ++k) plain = plain && g[k] == int32_t(k / group_size);
+      QVERIFY(!plain);
+    }
+    const GptqSettings s = settings_for(qc, permuted);
+    const std::string name = QTest::currentDataTag();
+    const fs::path dest = export_gptq(*m_src, options(name, s), from_map(layers));
+    QVERIFY(dest == fs::weakly_canonical(out(name)));
+    check_folder(dest, s, layers);
+    if (QTest::currentTestFailed()) return;
+    check_reimport(dest, s, layers);
+    verify_no_temp_left();
+  }
+
+  void symmetricFourBitZerosAreSevens() {
+    // spec section 6: symmetric 4-bit under v1 stores 8 - 1 in every nibble: 0x77777777, and
+    // for N = 172 the last word holds 4 real nibbles and zero padding.
+    const QuantConfig qc = qconfig(4, true, 32);
+    const Layers layers = quantize_all(*m_src, qc, false);
+    const fs::path dest = export_gptq(*m_src, options("sevens", settings_for(qc, false)),
+                                      from_map(layers));
+    m_base = dest;
+    SafetensorsFile f(dest / "model.safetensors");
+    int words = 0;
+    for (const TensorView& t : f.tensors()) {
+      if (t.name.size() < 7 || t.name.compare(t.name.size() - 7, 7, ".qzeros") != 0) continue;
+      const bool ragged = t.name.find("gate_proj") != std::string::npos ||
+                          t.name.find("up_proj") != std::string::npos;
+      const int64_t cols = t.shape[1];
+      for (int64_t g = 0; g < t.shape[0]; ++g)
+        for (int64_t w = 0; w < cols; ++w, ++words) {
+          const uint32_t expected = ragged && w == cols - 1 ? 0x00007777u : 0x77777777u;
+          if (i32_word(t, g * cols + w) != expected)
+            QFAIL(qPrintable(QString("%1 word [%2, %3] = %4").arg(t.name.c_str()).arg(g).arg(w)
+                                 .arg(i32_word(t, g * cols + w), 8, 16, QChar('0'))));
+        }
+    }
+    QVERIFY(words > 0);
+  }
+
+  void sharded() {
+    // A small shard limit splits the weights as save_pretrained does, with an index.
+    const QuantConfig qc = qconfig(4, false, 32);
+    const Layers layers = quantize_all(*m_src, qc, false);
+    GptqExportOptions o = options("sharded", settings_for(qc, false));
+    o.max_shard_bytes = 60'000;  // the F16 embedding alone is 64 KiB: a shard of its own
+    const fs::path dest = export_gptq(*m_src, o, from_map(layers));
+    const json index = read_json(dest / "model.safetensors.index.json");
+    QVERIFY(!fs::exists(dest / "model.safetensors"));
+    std::set<std::string> files;
+    for (const auto& [tensor, file] : index["weight_map"].items()) files.insert(file.get<std::string>());
+    QVERIFY2(files.size() >= 3, qPrintable(QString::number(files.size())));
+    const size_t n = files.size();
+    uint64_t total = 0;
+    size_t tensors = 0;
+    for (size_t i = 1; i <= n; ++i) {
+      char name[64];
+      std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", i, n);
+      QVERIFY2(files.count(name), name);
+      SafetensorsFile f(dest / name);
+      for (const TensorView& t : f.tensors()) {
+        QCOMPARE(index["weight_map"][t.name].get<std::string>(), std::string(name));
+        total += t.nbytes;
+        ++tensors;
+      }
+    }
+    QCOMPARE(tensors, index["weight_map"].size());
+    QCOMPARE(index["metadata"]["total_size"].get<uint64_t>(), total);
+    check_reimport(dest, settings_for(qc, false), layers);
+  }
+
+  void pushWriterAndSourceDtype() {
+    // The push-style writer (the sequential driver's sink) takes layers in any order; the
+    // float tensors can keep the source dtype (F32 here).
+    const QuantConfig qc = qconfig(8, true, -1);
+    const Layers layers = quantize_all(*m_src, qc, false);
+    GptqExportOptions o = options("push", settings_for(qc, false));
+    o.keep_source_dtype = true;
+    o.report = json{{"schema_version", 1}, {"note", "hello"}};
+    {
+      GptqWriter w(*m_src, o);
+      QVERIFY(fs::is_directory(w.temp_dir()));
+      QVERIFY(w.temp_dir().filename().string()[0] == '.');
+      QVERIFY(w.temp_dir().parent_path() == fs::canonical(out("")));
+      for (auto it = layers.rbegin(); it != layers.rend(); ++it)
+        w.add(it->first.first, LinearKind(it->first.second), it->second);
+      QVERIFY_THROWS_EXCEPTION(Error, w.add(0, LinearKind::q, layers.at({0, 0})));
+      QVERIFY(!fs::exists(out("push")));  // nothing visible before finish()
+      w.finish();
+    }
+    QVERIFY(read_json(out("push") / "quantization_report.json")["note"] == "hello");
+    QCOMPARE(read_json(out("push") / "config.json")["torch_dtype"].get<std::string>(),
+             std::string("float32"));
+    SafetensorsFile f(out("push") / "model.safetensors");
+    QVERIFY(f.find("model.embed_tokens.weight")->dtype == DType::F32);
+    QVERIFY(f.find("model.layers.0.self_attn.q_proj.scales")->dtype == DType::F16);
+    GptqCheckpoint r(out("push"));
+    QVERIFY(r.embedding() == m_src->embedding());
+    QVERIFY(r.final_norm() == m_src->final_norm());
+    verify_no_temp_left();
+
+    // A writer dropped before finish(), or whose finish() finds layers missing, leaves nothing.
+    {
+      GptqWriter w(*m_src, options("push-incomplete", settings_for(qc, false)));
+      w.add(0, LinearKind::q, layers.at({0, 0}));
+      const QString msg = message_of<Error>([&] { w.finish(); });
+      QVERIFY2(msg.contains("34 quantized layers were never given") &&
+                   msg.contains("model.layers.0.self_attn.k_proj"),
+               qPrintable(msg));
+    }
+    QVERIFY(!fs::exists(out("push-incomplete")));
+    verify_no_temp_left();
+  }
+
+  void genericSource() {
+    // Through the WeightSource accessors the file comes out byte-identical to the export that
+    // read the source checkpoint directly, and each block is converted once, not per tensor.
+    const QuantConfig qc = qconfig(4, true, 32);
+    const Layers layers = quantize_all(*m_src, qc, false);
+    ForwardingSource fwd(*m_src);
+    export_gptq(fwd, options("generic", settings_for(qc, false)), from_map(layers));
+    QCOMPARE(fwd.blocks_read, m_src->config().num_layers);
+    QVERIFY(!m_base.empty());
+    QVERIFY(file_bytes(out("generic") / "model.safetensors") ==
+            file_bytes(m_base / "model.safetensors"));
+    QVERIFY(file_bytes(out("generic") / "config.json") == file_bytes(m_base / "config.json"));
+  }
+
+  void layerChecks() {
+    // Shapes that do not match the architecture, and zero 0 under v1, name the layer.
+    const QuantConfig qc = qconfig(4, false, 32);
+    Layers layers = quantize_all(*m_src, qc, false);
+    GptqSettings v1 = settings_for(qc, false);
+    v1.quant.sym = true;  // declared sym (hence v1) but fed asymmetric zeros, one of them 0
+    for (auto& [key, w] : layers) w.zeros = w.zeros.cwiseMax(1);
+    layers[{2, int(LinearKind::v)}].zeros(1, 5) = 0;
+    QString msg = message_of<Error>(
+        [&] { export_gptq(*m_src, options("zero0", v1), from_map(layers)); });
+    QVERIFY2(msg.contains("zero point 0") && msg.contains("model.layers.2.self_attn.v_proj") &&
+                 msg.contains("gptq_v2"),
+             qPrintable(msg));
+    QVERIFY(!fs::exists(out("zero0")));
+
+    layers[{1, int(LinearKind::up)}].scales.conservativeResize(3, 172);
+    msg = message_of<Error>([&] {
+      export_gptq(*m_src, options("badshape", settings_for(qc, false)), from_map(layers));
+    });
+    QVERIFY2(msg.contains("model.layers.1.mlp.up_proj") && msg.contains("[3, 172]") &&
+                 msg.contains("[2, 172]"),
+             qPrintable(msg));
+    QVERIFY(!fs::exists(out("badshape")));
+    verify_no_temp_left();
+  }
+
+  void existingDestination() {
+    const QuantConfig qc = qconfig(4, true, -1);
+    const Layers layers = quantize_all(*m_src, qc, false);
+    const fs::path dest = out("existing");
+    fs::create_directory(dest);
+    { std::ofstream(dest / "marker") << "old"; }
+    const GptqExportOptions o = options("existing", settings_for(qc, false));
+    const QString msg = message_of<IoError>([&] { export_gptq(*m_src, o, from_map(layers)); });
+    QVERIFY2(msg.contains("already exists"), qPrintable(msg));
+    QVERIFY(listing(dest) == std::vector<std::string>{"marker"});
+
+    // force, but cancelled at the last moment: the old folder stays as it was.
+    GptqExportOptions forced = o;
+    forced.force = true;
+    int calls = 0;
+    auto cancel_at_end = [&](const Progress& p) { ++calls; return p.fraction < 1.0; };
+    QVERIFY_THROWS_EXCEPTION(Cancelled, export_gptq(*m_src, forced, from_map(layers), cancel_at_end));
+    QCOMPARE(calls, 36);  // 35 layers + the final check
+    QVERIFY(listing(dest) == std::vector<std::string>{"marker"});
+    verify_no_temp_left();
+
+    // force: replaced once the new folder is complete.
+    export_gptq(*m_src, forced, from_map(layers));
+    QVERIFY(!fs::exists(dest / "marker"));
+    QVERIFY(fs::exists(dest / "model.safetensors"));
+    GptqCheckpoint r(dest);
+    QCOMPARE(r.settings().quant.bits, 4);
+    verify_no_temp_left();
+
+    // force never replaces a file with a folder.
+    { std::ofstream(out("plainfile")) << "x"; }
+    GptqExportOptions onto_file = forced;
+    onto_file.output_dir = out("plainfile");
+    QVERIFY_THROWS_EXCEPTION(IoError, export_gptq(*m_src, onto_file, from_map(layers)));
+    QCOMPARE(file_bytes(out("plainfile")), std::string("x"));
+  }
+
+  void cancelAndFailureLeaveNothing() {
+    const QuantConfig qc = qconfig(3, false, 32);
+    const Layers layers = quantize_all(*m_src, qc, false);
+    const GptqExportOptions o = options("cancelled", settings_for(qc, false));
+
+    // Progress callback says stop in block 2: Cancelled, no folder, no temporary folder.
+    std::vector<Progress> seen;
+    auto stop_in_block_2 = [&](const Progress& p) {
+      seen.push_back(p);
+      return p.block < 2;
+    };
+    QVERIFY_THROWS_EXCEPTION(Cancelled, export_gptq(*m_src, o, from_map(layers), stop_in_block_2));
+    QVERIFY(!fs::exists(out("cancelled")));
+    QCOMPARE(seen.size(), size_t(15));
+    QCOMPARE(QString::fromStdString(seen.front().stage), QStringLiteral("export"));
+    QCOMPARE(seen.front().n_blocks, 5);
+    QCOMPARE(QString::fromStdString(seen[3].module), QStringLiteral("self_attn.o_proj"));
+    QVERIFY(seen[7].fraction > seen[6].fraction);
+    verify_no_temp_left();
+
+    // The layer source fails half-way (an exception of any kind).
+    auto failing = [&](int b, LinearKind k) -> QuantizedLinear {
+      if (b == 3) throw std::runtime_error("quantization failed");
+      return {layers.at({b, int(k)}), {}};
+    };
+    QVERIFY_THROWS_EXCEPTION(std::runtime_error, export_gptq(*m_src, o, failing));
+    QVERIFY(!fs::exists(out("cancelled")));
+    verify_no_temp_left();
+  }
+
+  void badDestinationParent() {
+    const QuantConfig qc = qconfig(4, true, -1);
+    const Layers layers = quantize_all(*m_src, qc, false);
+    // Parent missing, parent a file.
+    GptqExportOptions o = options("no/such/parent", settings_for(qc, false));
+    QString msg = message_of<IoError>([&] { export_gptq(*m_src, o, from_map(layers)); });
+    QVERIFY2(msg.contains("parent"), qPrintable(msg));
+    { std::ofstream(out("afile")) << "x"; }
+    o.output_dir = out("afile") / "model";
+    QVERIFY_THROWS_EXCEPTION(IoError, export_gptq(*m_src, o, from_map(layers)));
+    verify_no_temp_left();
+
+    // Read-only parent: the temporary folder cannot be created; nothing is left.
+    const fs::path ro = out("readonly");
+    fs::create_directory(ro);
+    ::chmod(ro.c_str(), 0555);
+    o.output_dir = ro / "model";
+    const bool root = ::geteuid() == 0;  // root writes anyway: permissions cannot fail for it
+    if (!root) {
+      msg = message_of<IoError>([&] { export_gptq(*m_src, o, from_map(layers)); });
+      QVERIFY2(msg.contains("cannot create the temporary export folder"), qPrintable(msg));
+      QVERIFY(listing(ro).empty());
+    }
+    ::chmod(ro.c_str(), 0755);
+    if (root) QSKIP("running as root: a read-only folder is still writable, not tested");
+  }
+
+  void neverWritesIntoSource() {
+    const QuantConfig qc = qconfig(4, true, -1);
+    const Layers layers = quantize_all(*m_src, qc, false);
+    const auto before = snapshot(test::stories_dir());
+    GptqExportOptions o = options("x", settings_for(qc, false));
+    o.output_dir = test::stories_dir() / "quantized";
+    QString msg = message_of<ConfigError>([&] { export_gptq(*m_src, o, from_map(layers)); });
+    QVERIFY2(msg.contains("inside the source model folder"), qPrintable(msg));
+    o.output_dir = test::stories_dir();
+    o.force = true;
+    QVERIFY_THROWS_EXCEPTION(ConfigError, export_gptq(*m_src, o, from_map(layers)));
+    // A destination that contains the source would delete it when replaced.
+    o.output_dir = test::stories_dir().parent_path();
+    msg = message_of<ConfigError>([&] { export_gptq(*m_src, o, from_map(layers)); });
+    QVERIFY2(msg.contains("contains the source"), qPrintable(msg));
+    QVERIFY(snapshot(test::stories_dir()) == before);
+  }
+
+  void checkExportable() {
+    const ModelConfig& c = m_src->config();
+    auto errors = [](const std::vector<ExportIssue>& v) {
+      int n = 0;
+      for (const auto& i : v) n += i.severity == ExportIssue::Severity::error;
+      return n;
+    };
+    auto find = [](const std::vector<ExportIssue>& v, const std::string& module,
+                   const std::string& text) {
+      for (const auto& i : v)
+        if (i.module == module && i.message.find(text) != std::string::npos) return true;
+      return false;
+    };
+    // 4-bit sym g32: exportable; the 172-wide dimensions and Marlin's tile sizes are warned.
+    auto v = check_exportable(c, settings_for(qconfig(4, true, 32), false));
+    QCOMPARE(errors(v), 0);
+    QVERIFY(find(v, "mlp.down_proj", "in_features 172 is not a multiple of 32"));
+    QVERIFY(find(v, "mlp.down_proj", "not a multiple of group_size 32"));
+    QVERIFY(find(v, "mlp.gate_proj", "out_features 172 is not a multiple of 32"));
+    QVERIFY(find(v, "mlp.up_proj", "out_features 172"));
+    QVERIFY(!find(v, "self_attn.q_proj", "multiple of 32"));
+    QVERIFY(find(v, "self_attn.q_proj", "Marlin"));  // K = 64 < 128
+    for (const auto& i : v) QVERIFY(!describe(i).empty());
+    // 3-bit asym: Marlin cannot take it at all (one model-wide warning), no error.
+    v = check_exportable(c, settings_for(qconfig(3, false, -1), false));
+    QCOMPARE(errors(v), 0);
+    QVERIFY(find(v, "", "Marlin"));
+    // Errors: v1 with asymmetric grids, bits the packing cannot hold, a bad group size.
+    GptqSettings s = settings_for(qconfig(4, false, 128), false);
+    s.format = ZeroFormat::v1;
+    v = check_exportable(c, s);
+    QCOMPARE(errors(v), 1);
+    QVERIFY(find(v, "", "gptq_v2"));
+    QCOMPARE(errors(check_exportable(c, settings_for(qconfig(5, true, -1), false))), 1);
+    QCOMPARE(errors(check_exportable(c, settings_for(qconfig(4, true, 0), false))), 1);
+    // Export refuses up front, before creating anything.
+    const QString msg = message_of<ConfigError>([&] {
+      export_gptq(*m_src, options("refused", s), [](int, LinearKind) -> QuantizedLinear {
+        throw std::logic_error("never asked");
+      });
+    });
+    QVERIFY2(msg.contains("refused") && msg.contains("gptq_v2"), qPrintable(msg));
+    QVERIFY(!fs::exists(out("refused")));
+    verify_no_temp_left();
+  }
+
+  void notGptq() {
+    QVERIFY(!is_gptq_checkpoint(test::stories_dir()));
+    const QString msg = message_of<FormatError>([] { GptqCheckpoint r(test::stories_dir()); });
+    QVERIFY2(msg.contains("not a GPTQ checkpoint"), qPrintable(msg));
+  }
+
+  void badCheckpoints() {
+    QVERIFY2(!m_base.empty() && fs::exists(m_base), "symmetricFourBitZerosAreSevens runs first");
+    int n = 0;
+    auto copy = [&]() {
+      const fs::path d = out("bad" + std::to_string(n++));
+      fs::copy(m_base, d, fs::copy_options::recursive);
+      return d;
+    };
+    auto edit_configs = [](const fs::path& d, const std::function<void(json&)>& f) {
+      json qc = read_json(d / "quantize_config.json"), cfg = read_json(d / "config.json");
+      f(qc);
+      f(cfg["quantization_config"]);
+      write_json(d / "quantize_config.json", qc);
+      write_json(d / "config.json", cfg);
+    };
+    auto open_error = [](const fs::path& d) {
+      return message_of<FormatError>([&] { GptqCheckpoint r(d); });
+    };
+
+    // Wrong qweight shape: one row short.
+    fs::path d = copy();
+    rewrite(d / "model.safetensors", [](const std::string& name, std::vector<int64_t>& shape,
+                                        std::string& bytes) {
+      if (name == "model.layers.2.mlp.down_proj.qweight") {
+        shape[0] -= 1;
+        bytes.resize(bytes.size() - size_t(shape[1]) * 4);
+      }
+      return true;
+    });
+    QString msg = open_error(d);
+    QVERIFY2(msg.contains("model.layers.2.mlp.down_proj.qweight") && msg.contains("[22, 64]") &&
+                 msg.contains("[21, 64]") && msg.contains("model.safetensors"),
+             qPrintable(msg));
+
+    // Unknown checkpoint_format.
+    d = copy();
+    edit_configs(d, [](json& j) { j["checkpoint_format"] = "gptq_v9"; });
+    msg = open_error(d);
+    QVERIFY2(msg.contains("checkpoint_format") && msg.contains("gptq_v9"), qPrintable(msg));
+
+    // 5 bits.
+    d = copy();
+    edit_configs(d, [](json& j) { j["bits"] = 5; });
+    msg = open_error(d);
+    QVERIFY2(msg.contains("'bits'") || msg.contains(".bits'"), qPrintable(msg));
+    QVERIFY2(msg.contains("is 5") && msg.contains("config.json"), qPrintable(msg));
+
+    // Not GPTQ at all.
+    d = copy();
+    edit_configs(d, [](json& j) { j["quant_method"] = "awq"; });
+    msg = open_error(d);
+    QVERIFY2(msg.contains("quant_method") && msg.contains("awq"), qPrintable(msg));
+
+    // The two files disagree: one was edited, the other not.
+    d = copy();
+    json qc = read_json(d / "quantize_config.json");
+    qc["bits"] = 8;
+    write_json(d / "quantize_config.json", qc);
+    msg = open_error(d);
+    QVERIFY2(msg.contains("quantize_config.json") && msg.contains("bits is 4") &&
+                 msg.contains("is 8"),
+             qPrintable(msg));
+
+    // quantize_config.json alone is enough (older AutoGPTQ folders have no
+    // quantization_config in config.json).
+    d = copy();
+    json cfg = read_json(d / "config.json");
+    cfg.erase("quantization_config");
+    write_json(d / "config.json", cfg);
+    QVERIFY(is_gptq_checkpoint(d));
+    QCOMPARE(GptqCheckpoint(d).settings().quant.bits, 4);
+
+    // Missing g_idx, qzeros, scales.
+    for (const std::string& victim : {std::string("model.layers.1.self_attn.k_proj.g_idx"),
+                                      std::string("model.layers.4.mlp.gate_proj.qzeros"),
+                                      std::string("model.layers.0.self_attn.v_proj.scales")}) {
+      d = copy();
+      rewrite(d / "model.safetensors",
+              [&](const std::string& name, std::vector<int64_t>&, std::string&) {
+                return name != victim;
+              });
+      msg = open_error(d);
+      QVERIFY2(msg.contains(QString::fromStdString(victim)) && msg.contains("missing"),
+               qPrintable(msg));
+    }
+
+    // g_idx entry outside the groups: found when the block is read, named with its value.
+    d = copy();
+    rewrite(d / "model.safetensors", [](const std::string& name, std::vector<int64_t>&,
+                                        std::string& bytes) {
+      if (name == "model.layers.3.self_attn.q_proj.g_idx") {
+        const int32_t bad = 99;
+        std::memcpy(bytes.data() + 5 * 4, &bad, 4);
+      }
+      return true;
+    });
+    GptqCheckpoint r(d);
+    r.block(2);
+    msg = message_of<FormatError>([&] { r.block(3); });
+    QVERIFY2(msg.contains("model.layers.3.self_attn.q_proj.g_idx") && msg.contains("entry 5") &&
+                 msg.contains("99"),
+             qPrintable(msg));
+  }
+};
+
+QTEST_GUILESS_MAIN(TestGptqExport)
+#include "tst_gptq_export.moc"
