@@ -1,0 +1,243 @@
+// fasterquant (IST-DASLab gptq.py) in C++: dead inputs, static groups, act-order, damping,
+// Hinv = chol(H^-1)^T, then blocks of columns with in-block updates and the lazy batch update.
+// Names follow Algorithm 1 and gptq.py (H, Hinv, W, Q, Err1, i1, i2, count) so the two read
+// side by side; the heavy steps are the backend's.
+#include "quant/gptq.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+#include <sstream>
+
+#include "common/error.h"
+#include "quant/rtn.h"
+
+namespace gptqw {
+
+using Eigen::Index;
+
+namespace {
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::string layer_prefix(const GptqOptions& o) {
+  return "layer '" + (o.layer.empty() ? std::string("?") : o.layer) + "': ";
+}
+
+void put_grid(const Grid& grid, Index g, Matrix& scales, Matrix& zeros) {
+  scales.row(g) = grid.scale.transpose();
+  zeros.row(g) = grid.zero.transpose();
+}
+
+// RTN on a given per-row grid (the fallback when the options fix the grid).
+QuantizedWeights quantize_fixed_grid(const Eigen::Ref<const Matrix>& W, const Grid& grid) {
+  QuantizedWeights out;
+  out.Q.resize(W.rows(), W.cols());
+  out.codes.resize(W.rows(), W.cols());
+  quantize_on_grid(W, grid, out.Q, out.codes);
+  out.scales = grid.scale.transpose();
+  out.zeros = grid.zero.transpose().cast<int32_t>();
+  out.g_idx.assign(W.cols(), 0);
+  return out;
+}
+
+}  // namespace
+
+void GptqOptions::validate() const {
+  quant.validate();
+  if (blocksize < 1)
+    throw ConfigError("gptq: blocksize must be >= 1, got " + std::to_string(blocksize));
+  if (!(percdamp >= 0) || !std::isfinite(percdamp))
+    throw ConfigError("gptq: damp_percent must be >= 0, got " + std::to_string(percdamp));
+  if (!(damp_step >= 0) || !(damp_max > 0))
+    throw ConfigError("gptq: damping step must be >= 0 and its bound > 0");
+  if (fixed_grid && quant.group_size != -1)
+    throw ConfigError("gptq: a fixed grid needs group_size -1 (one grid per row)");
+}
+
+int64_t mark_dead_inputs(Matrix& H, Matrix& W) {
+  int64_t dead = 0;
+  for (Index i = 0; i < H.rows(); ++i)
+    if (H(i, i) == 0) {
+      H(i, i) = 1;
+      W.col(i).setZero();
+      ++dead;
+    }
+  return dead;
+}
+
+std::vector<int32_t> act_order_permutation(const Eigen::Ref<const Matrix>& H) {
+  std::vector<int32_t> perm(H.rows());
+  std::iota(perm.begin(), perm.end(), 0);
+  std::stable_sort(perm.begin(), perm.end(),
+                   [&](int32_t a, int32_t b) { return H(a, a) > H(b, b); });
+  return perm;
+}
+
+std::vector<int32_t> make_g_idx(int64_t K, int group_size, const std::vector<int32_t>& perm,
+                                bool static_groups) {
+  const int64_t gs = group_size > 0 ? group_size : K;
+  std::vector<int32_t> g_idx(K);
+  for (int64_t k = 0; k < K; ++k) g_idx[k] = static_cast<int32_t>(k / gs);
+  if (!perm.empty() && !static_groups)  // the group of the position channel perm[j] held
+    for (int64_t j = 0; j < K; ++j) g_idx[perm[j]] = static_cast<int32_t>(j / gs);
+  return g_idx;
+}
+
+GptqResult gptq_quantize(const Eigen::Ref<const Matrix>& W_in, Matrix H, const GptqOptions& options,
+                         Backend& backend) {
+  const double t_start = now_seconds();
+  options.validate();
+  const QuantConfig& qc = options.quant;
+  const Index N = W_in.rows(), K = W_in.cols();
+  const std::string where = layer_prefix(options);
+  if (H.rows() != K || H.cols() != K)
+    throw Error(where + "Hessian is " + shape_str({H.rows(), H.cols()}) + " but the weight " +
+                shape_str({N, K}) + " needs [" + std::to_string(K) + ", " + std::to_string(K) +
+                "]");
+  if (options.fixed_grid && options.fixed_grid->scale.size() != N)
+    throw ConfigError(where + "fixed grid has " + std::to_string(options.fixed_grid->scale.size()) +
+                      " rows, the weight " + shape_str({N, K}));
+  if (!all_finite(W_in))
+    throw Error(where + "non-finite value (NaN or Inf) in the weight " + shape_str({N, K}));
+  if (!all_finite(H))
+    throw Error(where + "non-finite value (NaN or Inf) in the Hessian " + shape_str({K, K}) +
+                " (calibration activations overflowed?)");
+
+  GptqResult res;
+  Matrix W = W_in;
+  const bool groups = qc.group_size > 0;
+  const bool static_groups = groups && options.static_groups;
+  const Index gs = groups ? qc.group_size : K;
+  const Index G = group_count(K, qc.group_size);
+  Matrix scales(G, N), zeros(G, N);  // the grid of each group; zeros integer-valued
+
+  // Without groups, the reference finds the row grids on W as given, before dead inputs are
+  // zeroed (find_params precedes that step in gptq.py).
+  if (!groups)
+    put_grid(options.fixed_grid ? *options.fixed_grid : find_grid(W, qc), 0, scales, zeros);
+
+  // 1. Dead inputs.
+  res.dead_columns = mark_dead_inputs(H, W);
+
+  // 2. Static groups: every group's grid from W before any GPTQ update.
+  if (static_groups)
+    for (Index g = 0; g < G; ++g)
+      put_grid(find_grid(W.middleCols(g * gs, std::min(gs, K - g * gs)), qc), g, scales, zeros);
+
+  // 3. Act-order: the columns with the largest H[i,i] (most input energy) go first, while the
+  //    most columns remain to absorb their error.
+  if (options.act_order) {
+    res.perm = act_order_permutation(H);
+    const Eigen::Map<const Eigen::VectorXi> p(res.perm.data(), K);
+    W = Matrix(W(Eigen::all, p));
+    H = Matrix(H(p, p));
+  }
+
+  // 4-5. Damping and Hinv. The damping keeps H invertible when calibration did not span every
+  //      input direction; when even so the fp32 Cholesky fails, raise it step by step as
+  //      GPTQModel does, and as a last resort fall back to RTN.
+  const double t_hinv = now_seconds();
+  const float mean_diag = static_cast<float>(H.diagonal().cast<double>().mean());
+  double percdamp = options.percdamp;
+  Matrix Hinv;
+  bool ok = false;
+  for (;;) {
+    // torch: percdamp (a Python float) * mean (an fp32 tensor) is computed in fp32.
+    const float damp = static_cast<float>(percdamp) * mean_diag;
+    Matrix Hd = H;
+    Hd.diagonal().array() += damp;
+    if (backend.cholesky_inverse_upper(Hd, Hinv)) {
+      ok = true;
+      res.damp_abs = damp;
+      break;
+    }
+    if (options.damp_step <= 0 || !(percdamp + options.damp_step < options.damp_max)) break;
+    percdamp += options.damp_step;
+    ++res.damp_raises;
+  }
+  res.seconds_hinv = now_seconds() - t_hinv;
+  res.damp_fraction = percdamp;
+  std::ostringstream note;
+  if (!ok) {
+    note << where << "Cholesky factorisation failed for every damp_percent from "
+         << options.percdamp << " to " << percdamp << " (mean diag(H) " << mean_diag << ")";
+    if (!options.fallback_to_rtn) throw Error(note.str());
+    note << "; quantized with RTN instead";
+    res.weights = options.fixed_grid ? quantize_fixed_grid(W_in, *options.fixed_grid)
+                                     : rtn_quantize(W_in, qc);
+    res.fell_back_to_rtn = true;
+    res.perm.clear();
+    res.note = note.str();
+    res.seconds = now_seconds() - t_start;
+    return res;
+  }
+  if (res.damp_raises > 0) {
+    note << where << "Cholesky failed at damp_percent " << options.percdamp << "; raised "
+         << res.damp_raises << " time(s) to " << percdamp;
+    res.note = note.str();
+  }
+
+  // The grid row each (permuted) column uses.
+  std::vector<int32_t> col_group(K, 0);
+  if (groups)
+    for (Index j = 0; j < K; ++j)
+      col_group[j] =
+          static_cast<int32_t>((static_groups && options.act_order ? res.perm[j] : j) / gs);
+
+  // 6. Blocks of columns.
+  Matrix Q(N, K);
+  Codes codes(N, K);
+  double losses = 0;
+  for (Index i1 = 0; i1 < K; i1 += options.blocksize) {
+    const Index i2 = std::min<Index>(i1 + options.blocksize, K), count = i2 - i1;
+    // Groups starting in this block get their grid from the globally updated W: earlier
+    // blocks' updates applied, this block's not (the reference's find_params(W[:, i:i+gs])).
+    if (groups && !static_groups)
+      for (Index j = (i1 + gs - 1) / gs * gs; j < i2; j += gs)
+        put_grid(find_grid(W.middleCols(j, std::min(gs, K - j)), qc), j / gs, scales, zeros);
+
+    const double t_block = now_seconds();
+    Matrix W1 = W.middleCols(i1, count);
+    Matrix Err1(N, count);
+    losses += backend.gptq_block(W1, Hinv.block(i1, i1, count, count), scales, zeros,
+                                 std::span<const int32_t>(col_group).subspan(i1, count), qc.maxq(),
+                                 Q.middleCols(i1, count), Err1, codes.middleCols(i1, count));
+    const double t_lazy = now_seconds();
+    res.seconds_blocks += t_lazy - t_block;
+    // The lazy batch update: the block's errors reach the remaining columns in one GEMM.
+    if (i2 < K) {
+      backend.lazy_batch_update(W.rightCols(K - i2), Err1, Hinv.block(i1, i2, count, K - i2));
+      res.lazy_flops += 2.0 * double(N) * double(count) * double(K - i2);
+    }
+    res.seconds_lazy += now_seconds() - t_lazy;
+    if (options.keep_going && !options.keep_going(double(i2) / double(K))) throw Cancelled();
+  }
+  res.loss = losses / 2;
+
+  // 7. Undo the permutation; 8. g_idx.
+  QuantizedWeights& out = res.weights;
+  if (options.act_order) {
+    out.Q.resize(N, K);
+    out.codes.resize(N, K);
+#pragma omp parallel for schedule(static)
+    for (Index r = 0; r < N; ++r)
+      for (Index j = 0; j < K; ++j) {
+        out.Q(r, res.perm[j]) = Q(r, j);
+        out.codes(r, res.perm[j]) = codes(r, j);
+      }
+  } else {
+    out.Q = std::move(Q);
+    out.codes = std::move(codes);
+  }
+  out.scales = std::move(scales);
+  out.zeros = zeros.cast<int32_t>();
+  out.g_idx = make_g_idx(K, qc.group_size, res.perm, static_groups);
+  res.seconds = now_seconds() - t_start;
+  return res;
+}
+
+}  // namespace gptqw

@@ -1,0 +1,90 @@
+// GPTQ for one linear layer (spec section 3; Frantar et al., arXiv 2210.17323, Algorithm 1):
+// quantize W column by column, each column's rounding error spread over the columns not yet
+// quantized through the inverse Hessian, so that ||W X - Q X||^2 stays small. Reproduces
+// IST-DASLab gptq.py's fasterquant, with GPTQModel's damping raise on a failed Cholesky.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "quant/quantizer.h"
+
+namespace gptqw {
+
+struct GptqOptions {
+  QuantConfig quant;
+  int blocksize = 128;         // columns per lazy-batch block (the reference's default)
+  double percdamp = 0.01;      // damping: percdamp * mean(diag(H)) added to the diagonal
+  bool act_order = false;      // quantize columns in order of decreasing H[i,i] (desc_act)
+  bool static_groups = false;  // group grids from the original W, before any update (needs
+                               // group_size > 0; without groups it changes nothing)
+  // When the Cholesky factorisation fails, raise percdamp by damp_step (GPTQModel's
+  // damp_auto_increment) while it stays below damp_max; 0 disables the raise.
+  double damp_step = 0.01;
+  double damp_max = 1.0;
+  // When no damping below damp_max succeeds: quantize with RTN and say so in the result
+  // (true), or throw Error naming the layer (false).
+  bool fallback_to_rtn = true;
+  // A per-row grid given in advance (needs group_size == -1), used instead of the one found
+  // on W: the reference's `if not quantizer.ready()`. Tests use it to fix the grid step.
+  std::optional<Grid> fixed_grid;
+  std::string layer;  // the layer's name, for messages ("model.layers.3.mlp.down_proj")
+  // Called after each block with the fraction of columns done; returning false cancels
+  // (gptq_quantize throws Cancelled).
+  std::function<bool(double)> keep_going;
+
+  void validate() const;  // throws ConfigError
+};
+
+struct GptqResult {
+  QuantizedWeights weights;  // Q (fp32, original column order), codes, scales, zeros, g_idx
+  // Act-order permutation: position j of the quantization order held input channel perm[j].
+  // Empty without act-order (or after a fallback to RTN).
+  std::vector<int32_t> perm;
+  // The reference's printed error: sum over all weights of (w - q)^2 / Hinv[i,i]^2, halved
+  // (gptq.py's Losses / 2 summed over blocks). AutoGPTQ and GPTQModel print this divided by
+  // the number of calibration samples; we report it undivided, like the reference.
+  double loss = 0;
+  double damp_fraction = 0;  // the percdamp that succeeded (options.percdamp unless raised)
+  float damp_abs = 0;        // the value added to the diagonal: damp_fraction * mean(diag(H))
+  int damp_raises = 0;       // how many times the damping was raised
+  bool fell_back_to_rtn = false;
+  std::string note;           // what happened, when something did (raise, fallback), else empty
+  int64_t dead_columns = 0;   // inputs with H[i,i] == 0 (weights zeroed)
+  double seconds = 0;         // whole call
+  double seconds_hinv = 0;    // damping + Cholesky/inverse (all attempts)
+  double seconds_blocks = 0;  // in-block column loops
+  double seconds_lazy = 0;    // lazy batch updates
+  double lazy_flops = 0;      // floating-point operations of the lazy batch updates
+};
+
+// Quantizes W [N, K] (out_features x in_features) given the layer's Hessian H [K, K].
+// H is taken by value: pass std::move(H) when it is no longer needed. Throws Error naming the
+// layer for mismatched shapes or a non-finite value in W or H, ConfigError for bad options,
+// Cancelled when keep_going says stop.
+GptqResult gptq_quantize(const Eigen::Ref<const Matrix>& W, Matrix H, const GptqOptions& options,
+                         Backend& backend = best_backend());
+
+// Step 1 of fasterquant: inputs that were always zero (H[i,i] == 0) get H[i,i] = 1 and a zero
+// weight column, so that H is invertible and the column quantizes to exactly 0. Returns the
+// number of such inputs.
+int64_t mark_dead_inputs(Matrix& H, Matrix& W);
+
+// Act-order: input channels by decreasing H[i,i]. torch.argsort is not stable, so the
+// reference leaves the order of equal diagonals to the sort implementation; we use a stable
+// sort, so equal diagonals keep increasing channel order (and H = c I gives the identity).
+std::vector<int32_t> act_order_permutation(const Eigen::Ref<const Matrix>& H);
+
+// g_idx (spec section 3, item 8): the group of each input channel k.
+//   no act-order, or act-order with static groups: k / group_size;
+//   act-order without static groups: the group of the position k was quantized at,
+//   invperm[k] / group_size.
+// All 0 without groups.
+std::vector<int32_t> make_g_idx(int64_t in_features, int group_size,
+                                const std::vector<int32_t>& perm, bool static_groups);
+
+}  // namespace gptqw

@@ -1,0 +1,101 @@
+// The GPTQ quantizer (spec section 1): one uniform grid per row of a weight matrix, or per row
+// and group of columns, exactly as IST-DASLab gptq's quant.py computes it in fp32, with its
+// optional MSE grid search. A grid is a scale and an integer zero point per row; a weight x
+// becomes the code q = clamp(round(x / scale) + zero, 0, maxq) and is read back as
+// scale * (q - zero).
+#pragma once
+
+#include <Eigen/Core>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/tensor.h"
+
+namespace gptqw {
+
+// Integer codes of a quantized matrix, one byte per weight, [out_features, in_features].
+using Codes = Eigen::Matrix<uint8_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+// Integer zero points, [groups, out_features] (the checkpoint's qzeros before packing).
+using MatrixI32 = Eigen::Matrix<int32_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+struct QuantConfig {
+  int bits = 4;         // 2, 3, 4 or 8
+  int group_size = -1;  // -1: one grid per row; > 0: one grid per row and group of columns
+                        // (the last group is shorter when in_features % group_size != 0)
+  bool sym = true;      // symmetric grid, zero = (maxq + 1) / 2
+  bool mse = false;     // MSE grid search (off in the paper and in every tool's default)
+  // The reference's `norm`, `grid` and `maxshrink` (Python floats, hence double here): the
+  // candidates are p = 1 - i / grid for i < maxshrink * grid, scored by sum |err|^norm.
+  double mse_norm = 2.4;
+  int mse_grid = 100;
+  double mse_maxshrink = 0.8;
+
+  int maxq() const { return (1 << bits) - 1; }
+  // Throws ConfigError naming the bad field and the accepted values.
+  void validate() const;
+  // "4-bit sym g128", "3-bit asym per-row", for reports and error messages.
+  std::string describe() const;
+};
+
+// One grid per row of the matrix it was found on.
+struct Grid {
+  Vector scale;  // [rows]
+  Vector zero;   // [rows], integer-valued floats, as the reference keeps them
+  int maxq = 15;
+};
+
+// torch.round: round half to even. std::nearbyint rounds in the current rounding mode, which
+// is round-to-nearest-even unless someone calls fesetround (nothing in this program does); it
+// is used rather than roundeven because compilers vectorise it (GCC 12 does not vectorise
+// roundevenf). tst_quantizer checks exact ties.
+inline float round_half_even(float x) {
+  return std::nearbyint(x);
+}
+
+// The integer code of x on the grid (scale, zero): clamp(round(x / scale) + zero, 0, maxq),
+// in fp32 in the reference's order (divide, round, add zero, clamp). A NaN lands on 0 so that
+// the cast to an integer stays defined (callers reject non-finite weights beforehand); the
+// clamp is written with comparisons so that it vectorises.
+inline float quant_code(float x, float scale, float zero, float maxq) {
+  float q = round_half_even(x / scale) + zero;
+  q = 0.0f < q ? q : 0.0f;
+  return q < maxq ? q : maxq;
+}
+
+inline float dequant(float code, float scale, float zero) {
+  return scale * (code - zero);
+}
+
+// The grid of each row of x ([rows, cols], the columns one group spans), spec section 1.
+Grid find_grid(const Eigen::Ref<const Matrix>& x, const QuantConfig& config);
+
+// Quantizes x ([rows, cols]) on grid (one per row): dequantized values into q, codes into
+// codes (both [rows, cols]).
+void quantize_on_grid(const Eigen::Ref<const Matrix>& x, const Grid& grid, Eigen::Ref<Matrix> q,
+                      Eigen::Ref<Codes> codes);
+
+// The sum over the row of |dequant(quant(x)) - x|^norm: what the MSE search minimises,
+// exposed for tests. Accumulated in double.
+Eigen::VectorXd grid_error(const Eigen::Ref<const Matrix>& x, const Grid& grid, float norm);
+
+// A quantized weight matrix in the layout the checkpoint writer needs (spec section 6), with
+// N = out_features, K = in_features, G = number of groups (1 without groups).
+struct QuantizedWeights {
+  Matrix Q;                    // [N, K] dequantized weights, original column order
+  Codes codes;                 // [N, K] integer codes in [0, maxq]
+  Matrix scales;               // [G, N]
+  MatrixI32 zeros;             // [G, N] integer zero points in [0, maxq]
+  std::vector<int32_t> g_idx;  // [K] group of each input channel
+};
+
+// True when no element is NaN or Inf. Reads row by row in storage order and tests the
+// exponent bits, so that it vectorises (Eigen's allFinite() on a row-major Ref walks it
+// column by column, a cache miss per element on a large matrix).
+bool all_finite(const Eigen::Ref<const Matrix>& m);
+
+// Number of groups for in_features columns: ceil(K / gs), or 1 without groups.
+int64_t group_count(int64_t in_features, int group_size);
+
+}  // namespace gptqw
