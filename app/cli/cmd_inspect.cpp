@@ -1,5 +1,91 @@
+// gptqw inspect: what a model is (architecture, size, dtype) and every tensor in it.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli_common.h"
 #include "commands.h"
-#include "args.h"
+#include "common/error.h"
+#include "io/gptq_checkpoint.h"
+
 namespace gptqw::cli {
-int cmd_inspect(const std::vector<std::string>&) { throw UsageError("inspect: in progress"); }
+
+namespace {
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) b /= 1024, ++u;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u ? "%.2f %s" : "%.0f %s", b, units[u]);
+  return buf;
 }
+
+}  // namespace
+
+int cmd_inspect(const std::vector<std::string>& words) {
+  Args args(words, {"--json"}, {"--model", "--tokenizer"});
+  Model model = open_model(args, false);
+  const WeightSource& w = *model.weights;
+  const ModelConfig& c = w.config();
+  auto tensors = w.tensors();
+  int64_t params = c.parameter_count();
+  const auto* gptq = dynamic_cast<const GptqCheckpoint*>(&w);
+  if (args.flag("--json")) {
+    nlohmann::json j;
+    j["model"] = model.path.string();
+    j["format"] = w.format();
+    j["model_type"] = c.model_type;
+    j["architecture"] = c.architecture;
+    j["hidden_size"] = c.hidden_size;
+    j["num_layers"] = c.num_layers;
+    j["num_heads"] = c.num_heads;
+    j["num_kv_heads"] = c.num_kv_heads;
+    j["head_dim"] = c.head_dim;
+    j["intermediate_size"] = c.intermediate_size;
+    j["vocab_size"] = c.vocab_size;
+    j["max_position_embeddings"] = c.max_position_embeddings;
+    j["tie_word_embeddings"] = c.tie_word_embeddings;
+    j["parameters"] = params;
+    j["dtype"] = w.dtype();
+    j["bytes_on_disk"] = w.bytes_on_disk();
+    j["fp16_bytes"] = params * 2;
+    if (gptq) {
+      j["quantization"] = gptq->settings().to_json();
+      j["quantized_layers"] = c.num_layers * kNumLinears;
+    }
+    j["tensors"] = nlohmann::json::array();
+    for (const auto& t : tensors)
+      j["tensors"].push_back({{"name", t.name}, {"dtype", t.dtype}, {"shape", t.shape}, {"bytes", t.bytes}});
+    std::printf("%s\n", j.dump(1).c_str());
+    return 0;
+  }
+  std::printf("model          %s (%s)\n", model.path.string().c_str(), w.format().c_str());
+  std::printf("architecture   %s (%s)\n", c.architecture.c_str(), c.model_type.c_str());
+  std::printf("layers         %d, hidden %d, intermediate %d, heads %d (kv %d, head dim %d)\n",
+              c.num_layers, c.hidden_size, c.intermediate_size, c.num_heads, c.num_kv_heads,
+              c.head_dim);
+  std::printf("vocabulary     %d, context %d, %s lm_head\n", c.vocab_size,
+              c.max_position_embeddings, c.tie_word_embeddings ? "tied" : "separate");
+  std::printf("parameters     %lld (%.3f M)\n", static_cast<long long>(params), params / 1e6);
+  std::printf("dtype          %s\n", w.dtype().c_str());
+  std::printf("on disk        %s (%llu bytes)\n", human_bytes(double(w.bytes_on_disk())).c_str(),
+              static_cast<unsigned long long>(w.bytes_on_disk()));
+  std::printf("weights fp16   %s\n", human_bytes(double(params) * 2).c_str());
+  if (gptq) {
+    const GptqSettings& g = gptq->settings();
+    std::printf("quantization   GPTQ %d-bit, group size %d, %s, desc_act %s, static_groups %s, "
+                "checkpoint_format %s\n",
+                g.quant.bits, g.quant.group_size, g.quant.sym ? "sym" : "asym",
+                g.desc_act ? "true" : "false", g.static_groups ? "true" : "false",
+                std::string(checkpoint_format_name(g.zero_format())).c_str());
+    std::printf("quantized      %d linear layers (%d blocks x %d), each %d bits per weight\n",
+                c.num_layers * kNumLinears, c.num_layers, kNumLinears, g.quant.bits);
+  }
+  std::printf("\n%-56s %-5s %-16s %s\n", "tensor", "dtype", "shape", "bytes");
+  for (const auto& t : tensors)
+    std::printf("%-56s %-5s %-16s %llu\n", t.name.c_str(), t.dtype.c_str(), shape_str(t.shape).c_str(),
+                static_cast<unsigned long long>(t.bytes));
+  return 0;
+}
+
+}  // namespace gptqw::cli

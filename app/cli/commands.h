@@ -11,5 +11,7 @@ int cmd_tokenize(const std::vector<std::string>& words);
 int cmd_inspect(const std::vector<std::string>& words);
 int cmd_eval(const std::vector<std::string>& words);
 int cmd_generate(const std::vector<std::string>& words);
+int cmd_quantize(const std::vector<std::string>& words);
+int cmd_compare(const std::vector<std::string>& words);
 
 }  // namespace gptqw::cli

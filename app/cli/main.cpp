@@ -25,6 +25,14 @@ const Command kCommands[] = {
     {"eval", gptqw::cli::cmd_eval,
      "--model DIR|FILE.bin [--tokenizer FILE] --text FILE [--seqlen N] [--max-windows N] "
      "[--threads N] [--json] [--quiet]   perplexity"},
+    {"quantize", gptqw::cli::cmd_quantize,
+     "--model M --calib FILE [--method gptq|rtn] [--bits 4] [--group-size 128] [--act-order] "
+     "[--sym|--asym] [--static-groups] [--mse] [--damp 0.01] [--block-size 128] [--nsamples 128] "
+     "[--seqlen 2048] [--seed 0] [--no-true-sequential] [--eval FILE] [--eval-seqlen N] "
+     "[--eval-max-windows N] [--report FILE.json] [--out DIR [--force] [--shard-size GB]] "
+     "[--threads N] [--json] [--quiet]"},
+    {"compare", gptqw::cli::cmd_compare,
+     "(the options of quantize but --method)   GPTQ and RTN side by side; --out exports GPTQ"},
     {"generate", gptqw::cli::cmd_generate,
      "--model DIR|FILE.bin [--tokenizer FILE] [--prompt TEXT] [--tokens N]   greedy decoding"},
 };

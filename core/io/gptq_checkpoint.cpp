@@ -302,15 +302,8 @@ QuantizedWeights GptqCheckpoint::quantized(int block, LinearKind kind) const {
                                               " groups of scales " + shape_str(ts.shape)));
     w.g_idx[k] = static_cast<int32_t>(g);
   }
-  // W[n, k] = scales[g, n] * (q[k, n] - zero[g, n]), g = g_idx[k]. The integer difference
-  // times an F16 scale is exact in fp32 (11 + 9 significant bits), so this is the value every
-  // loader means, without fp16 rounding of the product.
-  w.Q.resize(N, K);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t k = 0; k < K; ++k) {
-      const int32_t g = w.g_idx[k];
-      w.Q(n, k) = w.scales(g, n) * static_cast<float>(int32_t(w.codes(n, k)) - w.zeros(g, n));
-    }
+  // The scales were read from F16, so casting them again changes nothing.
+  w.Q = dequantize_as_stored(w);
   return w;
 }
 

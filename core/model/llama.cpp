@@ -60,6 +60,9 @@ namespace {
 // Sequences per chunk: linears run on whole chunks (large GEMMs use the threads well), and the
 // chunk bounds the activations held at once (the MLP's [tokens, intermediate] matrices).
 constexpr int64_t kChunkTokens = 8192;
+// Query rows per causal attention tile: small enough to skip most of the masked triangle,
+// large enough for the GEMMs to stay efficient.
+constexpr int kAttentionTile = 64;
 
 // Causal grouped-query attention of n_seq sequences of T tokens stacked in q [n_seq*T, nh*hd]
 // and k/v [n_seq*T, nkv*hd] -> out [n_seq*T, nh*hd]. Every (sequence, head) pair is
@@ -74,19 +77,24 @@ void attention(const ModelConfig& c, const Matrix& q, const Matrix& k, const Mat
   for (int s = 0; s < n_seq; ++s) {
     for (int h = 0; h < c.num_heads; ++h) {
       const int kvh = h / group;
-      const int64_t r0 = int64_t(s) * T;
-      Matrix S(T, T);
-      S.noalias() = q.block(r0, h * hd, T, hd) * k.block(r0, kvh * hd, T, hd).transpose();
-      for (int i = 0; i < T; ++i) {
-        // Softmax over the causal prefix [0, i] with Eigen's vectorised exp; the rest is masked.
-        auto row = S.row(i);
-        auto prefix = row.head(i + 1).array();
-        prefix = (prefix - prefix.maxCoeff()) * scale;
-        prefix = prefix.exp();
-        prefix /= prefix.sum();
-        row.tail(T - i - 1).setZero();
+      const int64_t base = int64_t(s) * T;
+      // Row tiles of the causal score matrix: tile rows [r0, r0 + rows) attend to keys
+      // [0, r0 + rows) only, so the masked upper triangle is (almost) never computed.
+      for (int r0 = 0; r0 < T; r0 += kAttentionTile) {
+        const int rows = std::min(kAttentionTile, T - r0), cols = r0 + rows;
+        Matrix S(rows, cols);
+        S.noalias() = q.block(base + r0, h * hd, rows, hd) * k.block(base, kvh * hd, cols, hd).transpose();
+        for (int i = 0; i < rows; ++i) {
+          // Softmax over the causal prefix [0, r0 + i] with Eigen's vectorised exp.
+          auto row = S.row(i);
+          auto prefix = row.head(r0 + i + 1).array();
+          prefix = (prefix - prefix.maxCoeff()) * scale;
+          prefix = prefix.exp();
+          prefix /= prefix.sum();
+          row.tail(rows - i - 1).setZero();
+        }
+        out.block(base + r0, h * hd, rows, hd).noalias() = S * v.block(base, kvh * hd, cols, hd);
       }
-      out.block(r0, h * hd, T, hd).noalias() = S * v.block(r0, kvh * hd, T, hd);
     }
   }
 }

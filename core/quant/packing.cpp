@@ -1,6 +1,8 @@
 // GPTQ bit packing (see packing.h for the layout, the padding and the zero formats).
 #include "quant/packing.h"
 
+#include "common/half.h"
+
 #include <string>
 
 #include "common/error.h"
@@ -134,6 +136,18 @@ MatrixI32 unpack_qzeros(const Eigen::Ref<const MatrixI32>& qzeros, int64_t N, in
     for (int64_t n = 0; n < N; ++n) zeros(g, n) = static_cast<int32_t>(get(word, n, bits)) + add;
   }
   return zeros;
+}
+
+Matrix dequantize_as_stored(const QuantizedWeights& w) {
+  const int64_t N = w.codes.rows(), K = w.codes.cols();
+  Matrix Q(N, K);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k) {
+      const int32_t g = w.g_idx[k];
+      const float scale = half_to_float(float_to_half(w.scales(g, n)));
+      Q(n, k) = scale * static_cast<float>(int32_t(w.codes(n, k)) - w.zeros(g, n));
+    }
+  return Q;
 }
 
 }  // namespace gptqw

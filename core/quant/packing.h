@@ -72,4 +72,10 @@ MatrixI32 pack_qzeros(const Eigen::Ref<const MatrixI32>& zeros, int bits, ZeroFo
 MatrixI32 unpack_qzeros(const Eigen::Ref<const MatrixI32>& qzeros, int64_t N, int bits,
                         ZeroFormat format);
 
+// The weights a loader reads back from the checkpoint: W[n, k] = f16(scales[g, n]) *
+// (codes[n, k] - zeros[g, n]) with g = g_idx[k]. The integer difference times an F16 scale is
+// exact in fp32 (11 + 9 significant bits), so this is the value every loader means. Evaluating
+// this rather than the fp32-scale Q makes the in-memory perplexity the exported model's.
+Matrix dequantize_as_stored(const QuantizedWeights& w);
+
 }  // namespace gptqw

@@ -1,0 +1,72 @@
+#include "cli_common.h"
+
+#include <cstdio>
+#include <unistd.h>
+
+#include "common/threads.h"
+
+namespace gptqw::cli {
+
+Model open_model(const Args& args, bool with_tokenizer) {
+  std::string model = args.require("--model");
+  if (!with_tokenizer) {
+    Model m;
+    m.path = model;
+    m.weights = open_weights(model);
+    return m;
+  }
+  return load_model(model, args.get_or("--tokenizer", ""));
+}
+
+int apply_threads(const Args& args) {
+  long n = args.get_int("--threads", 0);
+  if (n < 0) throw UsageError("--threads must be >= 0 (0: all cores)");
+  return set_threads(static_cast<int>(n));
+}
+
+std::string format_duration(double s) {
+  long t = static_cast<long>(s + 0.5);
+  char buf[32];
+  if (t >= 3600)
+    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%ld:%02ld", t / 60, t % 60);
+  return buf;
+}
+
+TerminalProgress::TerminalProgress(bool quiet)
+    : m_quiet(quiet), m_tty(isatty(fileno(stderr))), m_start(std::chrono::steady_clock::now()) {}
+
+ProgressFn TerminalProgress::callback() {
+  return [this](const Progress& p) {
+    if (m_quiet) return true;
+    auto now = std::chrono::steady_clock::now();
+    int decile = static_cast<int>(p.fraction * 10);
+    if (m_tty ? now - m_last_draw < std::chrono::milliseconds(100) && p.fraction < 1
+              : decile == m_last_decile)
+      return true;
+    m_last_draw = now;
+    m_last_decile = decile;
+    double elapsed = std::chrono::duration<double>(now - m_start).count();
+    std::string where;
+    if (p.block >= 0 && p.n_blocks > 0)
+      where = "block " + std::to_string(std::min(p.block + 1, p.n_blocks)) + "/" +
+              std::to_string(p.n_blocks);
+    if (!p.module.empty()) where += (where.empty() ? "" : " ") + p.module;
+    std::string eta = p.fraction > 0.01 && p.fraction < 1
+                          ? ", ~" + format_duration(elapsed * (1 - p.fraction) / p.fraction) + " left"
+                          : "";
+    std::fprintf(stderr, "%s%-12s %-28s %3d%%  %s elapsed%s%s", m_tty ? "\r" : "", p.stage.c_str(),
+                 where.c_str(), static_cast<int>(p.fraction * 100), format_duration(elapsed).c_str(),
+                 eta.c_str(), m_tty ? "\033[K" : "\n");
+    m_drawn = true;
+    return true;
+  };
+}
+
+void TerminalProgress::finish() {
+  if (m_drawn && m_tty) std::fprintf(stderr, "\n");
+  m_drawn = false;
+}
+
+}  // namespace gptqw::cli

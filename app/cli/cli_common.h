@@ -1,0 +1,38 @@
+// What several gptqw commands share: opening the model named by --model/--tokenizer, the
+// --threads option, and the terminal progress line.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "args.h"
+#include "common/progress.h"
+#include "model/model.h"
+
+namespace gptqw::cli {
+
+// --model DIR|FILE.bin [--tokenizer PATH]
+Model open_model(const Args& args, bool with_tokenizer = true);
+
+// --threads N (default: all cores). Returns the count in use.
+int apply_threads(const Args& args);
+
+// A one-line progress display on stderr ("eval  block 3/5  42%  0:01 elapsed, ~0:02 left"),
+// redrawn in place on a terminal and printed every 10% otherwise. Silent when quiet.
+class TerminalProgress {
+ public:
+  explicit TerminalProgress(bool quiet);
+  ProgressFn callback();
+  void finish();
+
+ private:
+  bool m_quiet;
+  bool m_tty;
+  int m_last_decile = -1;
+  bool m_drawn = false;
+  std::chrono::steady_clock::time_point m_start, m_last_draw;
+};
+
+std::string format_duration(double seconds);
+
+}  // namespace gptqw::cli

@@ -1,0 +1,219 @@
+// gptqw quantize / gptqw compare: the sequential driver from the command line. `quantize`
+// runs one method (GPTQ by default), `compare` runs GPTQ and RTN from the same calibration
+// windows and prints them side by side; both can evaluate perplexity and write the report.
+#include <cstdio>
+#include <optional>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "common/threads.h"
+#include "common/error.h"
+#include "common/text_file.h"
+#include "io/gptq_export.h"
+#include "quant/packing.h"
+#include "pipeline/report.h"
+
+namespace gptqw::cli {
+
+namespace {
+
+const std::set<std::string> kFlags = {"--act-order", "--sym", "--asym", "--static-groups", "--mse",
+                                      "--no-true-sequential", "--json", "--quiet", "--force"};
+const std::set<std::string> kValued = {"--model", "--tokenizer", "--calib", "--method", "--bits",
+                                       "--group-size", "--damp", "--block-size", "--nsamples",
+                                       "--seqlen", "--seed", "--eval", "--eval-seqlen",
+                                       "--eval-max-windows", "--report", "--threads", "--out",
+                                       "--shard-size"};
+
+QuantizeOptions parse_options(const Args& args, bool compare) {
+  QuantizeOptions o;
+  QuantConfig& q = o.gptq.quant;
+  q.bits = static_cast<int>(args.get_int("--bits", 4));
+  q.group_size = static_cast<int>(args.get_int("--group-size", 128));
+  if (args.flag("--sym") && args.flag("--asym")) throw UsageError("--sym and --asym exclude each other");
+  q.sym = !args.flag("--asym");
+  q.mse = args.flag("--mse");
+  o.gptq.act_order = args.flag("--act-order");
+  o.gptq.static_groups = args.flag("--static-groups");
+  o.gptq.percdamp = args.get_double("--damp", 0.01);
+  o.gptq.blocksize = static_cast<int>(args.get_int("--block-size", 128));
+  o.true_sequential = !args.flag("--no-true-sequential");
+  if (!compare) {
+    std::string method = args.get_or("--method", "gptq");
+    if (method != "gptq" && method != "rtn") throw UsageError("--method must be gptq or rtn, got '" + method + "'");
+    o.run_gptq = method == "gptq";
+    o.run_rtn = method == "rtn";
+  }
+  try {
+    o.gptq.validate();
+  } catch (const ConfigError& e) {
+    throw UsageError(e.what());
+  }
+  return o;
+}
+
+std::string fmt(double v, const char* f = "%.4g") {
+  if (v < 0) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+void print_table(const Report& r) {
+  bool g = r.options.run_gptq, t = r.options.run_rtn;
+  std::printf("%-5s %-18s %-13s %10s %10s %7s %10s %8s %7s\n", "block", "module", "shape",
+              g ? "gptq_err" : "", t ? "rtn_err" : "", g && t ? "ratio" : "", g ? "gptq_loss" : "",
+              g ? "damp" : "", "sec");
+  for (const auto& l : r.layers) {
+    std::string shape = std::to_string(l.out_features) + "x" + std::to_string(l.in_features);
+    std::string ratio = g && t && l.rtn_rel_error > 0 ? fmt(l.gptq_rel_error / l.rtn_rel_error, "%.3f") : "";
+    std::printf("%-5d %-18s %-13s %10s %10s %7s %10s %8s %7.2f%s%s\n", l.block,
+                std::string(linear_name(l.kind)).c_str(), shape.c_str(),
+                g ? fmt(l.gptq_rel_error).c_str() : "", t ? fmt(l.rtn_rel_error).c_str() : "",
+                ratio.c_str(), g ? fmt(l.gptq_loss).c_str() : "",
+                g ? fmt(l.damp_fraction, "%.3g").c_str() : "", l.gptq_seconds + l.rtn_seconds,
+                l.note.empty() ? "" : "  ", l.note.c_str());
+  }
+  const MemorySummary& m = r.memory;
+  std::printf("\nweights: fp16 %.2f MiB -> quantized %.2f MiB (%.2f bits per quantized weight, %.1f%% saved)\n",
+              m.fp16_bytes / 1048576.0, m.quantized_bytes / 1048576.0, m.bits_per_weight, m.saving_percent);
+  std::printf("time: %.2f s (forward %.2f, hessian %.2f, gptq %.2f, rtn %.2f, metrics %.2f)\n",
+              r.timing.seconds, r.timing.seconds_forward, r.timing.seconds_hessian,
+              r.timing.seconds_gptq, r.timing.seconds_rtn, r.timing.seconds_metrics);
+  if (r.perplexity) {
+    const auto& p = *r.perplexity;
+    std::printf("\nperplexity on %s (seqlen %d, %d windows):\n", p.text.c_str(), p.seqlen, p.windows);
+    auto line = [](const char* name, const std::optional<double>& v) {
+      if (v) std::printf("  %-9s %.4f\n", name, *v);
+    };
+    line("original", p.original);
+    line("rtn", p.rtn);
+    line("gptq", p.gptq);
+  }
+}
+
+int run(const std::vector<std::string>& words, bool compare) {
+  Args args(words, kFlags, kValued);
+  QuantizeOptions options = parse_options(args, compare);
+  std::string calib_file = args.require("--calib");
+  int nsamples = static_cast<int>(args.get_int("--nsamples", 128));
+  int seqlen = static_cast<int>(args.get_int("--seqlen", 2048));
+  long seed = args.get_int("--seed", 0);
+  if (nsamples < 1) throw UsageError("--nsamples must be at least 1");
+  if (seqlen < 2) throw UsageError("--seqlen must be at least 2");
+  if (seed < 0) throw UsageError("--seed must be >= 0");
+  auto eval_file = args.get("--eval");
+  PerplexityOptions popt;
+  popt.seqlen = static_cast<int>(args.get_int("--eval-seqlen", seqlen));
+  popt.max_windows = static_cast<int>(args.get_int("--eval-max-windows", 0));
+  if (popt.seqlen < 2) throw UsageError("--eval-seqlen must be at least 2");
+  const bool json_out = args.flag("--json");
+  const int threads = apply_threads(args);
+
+  Model model = open_model(args);
+  // Export: the format's limits are checked against the architecture before anything runs,
+  // and the destination rules (no silent overwrite) before the long part starts.
+  std::unique_ptr<GptqWriter> writer;
+  const Method exported = options.run_gptq ? Method::gptq : Method::rtn;
+  if (auto out = args.get("--out")) {
+    GptqExportOptions eo;
+    eo.source_dir = model.path;
+    eo.output_dir = *out;
+    eo.force = args.flag("--force");
+    eo.max_shard_bytes = static_cast<uint64_t>(args.get_double("--shard-size", 4.0) * 1e9);
+    eo.settings.quant = options.gptq.quant;
+    eo.settings.desc_act = options.gptq.act_order;
+    eo.settings.static_groups = options.gptq.static_groups;
+    eo.settings.true_sequential = options.true_sequential;
+    eo.settings.damp_percent = options.gptq.percdamp;
+    std::string errors;
+    for (const ExportIssue& issue : check_exportable(model.config(), eo.settings)) {
+      if (issue.severity == ExportIssue::Severity::error)
+        errors += "\n  " + describe(issue);
+      else if (!args.flag("--quiet"))
+        std::fprintf(stderr, "%s\n", describe(issue).c_str());
+    }
+    if (!errors.empty())
+      throw ConfigError("these settings cannot be exported as a GPTQ checkpoint:" + errors +
+                        "\n(choose another --bits / --group-size, or run without --out)");
+    writer = std::make_unique<GptqWriter>(*model.weights, eo);
+  }
+  // Read everything the run needs before the long part starts, so bad input fails fast.
+  CalibrationSet calib = sample_calibration(*model.tokenizer, calib_file, nsamples, seqlen, seed);
+  std::vector<int32_t> eval_ids;
+  if (eval_file) {
+    eval_ids = model.tokenizer->encode(read_text_file(*eval_file), true);
+    if (int64_t(eval_ids.size()) < popt.seqlen)
+      throw ConfigError(file_msg(*eval_file, "has " + std::to_string(eval_ids.size()) +
+                                                 " tokens, fewer than one window of seqlen " +
+                                                 std::to_string(popt.seqlen)));
+  }
+
+  QuantizedModel gptq_model(model.weights), rtn_model(model.weights);
+  LayerSink sink = [&](Method m, int block, LinearKind kind, QuantizedWeights&& w) {
+    if (writer && m == exported) writer->add(block, kind, w);
+    // Evaluated as exported: F16 scales, so that the exported checkpoint gives the same number.
+    if (eval_file) (m == Method::gptq ? gptq_model : rtn_model).set(block, kind, dequantize_as_stored(w));
+  };
+  TerminalProgress bar(json_out || args.flag("--quiet"));
+  QuantizeResult result = quantize_model(*model.weights, calib, options, sink, bar.callback());
+
+  Report report;
+  report.tool_version = GPTQW_VERSION;
+  report.created = utc_now_iso8601();
+  report.backend = best_backend().name();
+  report.threads = threads;
+  report.model = summarize(*model.weights, model.path.string());
+  report.options = options;
+  report.calib_file = calib_file;
+  report.nsamples = calib.nsamples();
+  report.seqlen = calib.seqlen;
+  report.seed = calib.seed;
+  report.calib_text_tokens = calib.text_tokens;
+  report.calib_offsets = calib.offsets;
+  report.memory = memory_summary(model.config(), result.layers);
+  report.layers = std::move(result.layers);
+  report.timing = result;
+
+  if (eval_file) {
+    PerplexitySummary ps;
+    ps.text = *eval_file;
+    auto eval = [&](const WeightSource& w, const char* stage) {
+      PerplexityResult r = perplexity(w, eval_ids, popt, [&](const Progress& p) {
+        Progress q = p;
+        q.stage = stage;
+        return bar.callback()(q);
+      });
+      ps.seqlen = r.seqlen;
+      ps.windows = r.windows;
+      ps.tokens = r.tokens;
+      ps.seconds += r.seconds;
+      return r.ppl;
+    };
+    ps.original = eval(*model.weights, "ppl original");
+    if (options.run_rtn) ps.rtn = eval(rtn_model, "ppl rtn");
+    if (options.run_gptq) ps.gptq = eval(gptq_model, "ppl gptq");
+    report.perplexity = ps;
+  }
+  bar.finish();
+  if (auto file = args.get("--report")) save_report(report, *file);
+  if (writer) {
+    writer->set_report(to_json(report));
+    writer->finish();
+    if (!args.flag("--quiet"))
+      std::fprintf(stderr, "exported %s checkpoint to %s\n", std::string(method_name(exported)).c_str(),
+                   writer->destination().c_str());
+  }
+  if (json_out)
+    std::printf("%s\n", to_json(report).dump().c_str());
+  else
+    print_table(report);
+  return 0;
+}
+
+}  // namespace
+
+int cmd_quantize(const std::vector<std::string>& words) { return run(words, false); }
+int cmd_compare(const std::vector<std::string>& words) { return run(words, true); }
+
+}  // namespace gptqw::cli

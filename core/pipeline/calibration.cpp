@@ -1,0 +1,64 @@
+#include "pipeline/calibration.h"
+
+#include <random>
+
+#include "common/error.h"
+#include "common/text_file.h"
+
+namespace gptqw {
+
+CalibrationSet calibration_from_offsets(const std::vector<int32_t>& ids,
+                                        const std::vector<int64_t>& offsets, int seqlen) {
+  CalibrationSet set;
+  set.seqlen = seqlen;
+  set.text_tokens = static_cast<int64_t>(ids.size());
+  set.offsets = offsets;
+  set.tokens.reserve(offsets.size() * seqlen);
+  for (int64_t o : offsets) {
+    if (o < 0 || o + seqlen > set.text_tokens)
+      throw ConfigError("calibration window at token " + std::to_string(o) + " does not fit a text of " +
+                        std::to_string(set.text_tokens) + " tokens");
+    set.tokens.insert(set.tokens.end(), ids.begin() + o, ids.begin() + o + seqlen);
+  }
+  return set;
+}
+
+CalibrationSet sample_calibration(const std::vector<int32_t>& ids, int nsamples, int seqlen,
+                                  uint64_t seed) {
+  if (nsamples < 1) throw ConfigError("nsamples must be at least 1, got " + std::to_string(nsamples));
+  if (seqlen < 2) throw ConfigError("seqlen must be at least 2, got " + std::to_string(seqlen));
+  const int64_t n = static_cast<int64_t>(ids.size());
+  if (n < int64_t(seqlen) + 1)
+    throw ConfigError("the calibration text has " + std::to_string(n) +
+                      " tokens, fewer than one window of seqlen " + std::to_string(seqlen) + " + 1");
+  if (int64_t(nsamples) * seqlen > n)
+    throw ConfigError("nsamples " + std::to_string(nsamples) + " x seqlen " + std::to_string(seqlen) +
+                      " needs " + std::to_string(int64_t(nsamples) * seqlen) +
+                      " tokens, the calibration text has " + std::to_string(n) + " (at most " +
+                      std::to_string(n / seqlen) + " windows of this length)");
+  // The reference draws i = random.randint(0, n - seqlen - 1) for each sample. mt19937_64 is
+  // specified bit for bit by the standard, uniform_int_distribution is not, so the offset is
+  // taken modulo the range (its bias is below 2^-40 for any real text) to give the same
+  // windows with every standard library.
+  std::mt19937_64 rng(seed);
+  const uint64_t range = static_cast<uint64_t>(n - seqlen);
+  std::vector<int64_t> offsets(nsamples);
+  for (auto& o : offsets) o = static_cast<int64_t>(rng() % range);
+  CalibrationSet set = calibration_from_offsets(ids, offsets, seqlen);
+  set.seed = seed;
+  return set;
+}
+
+CalibrationSet sample_calibration(const Tokenizer& tokenizer, const std::filesystem::path& text,
+                                  int nsamples, int seqlen, uint64_t seed) {
+  std::vector<int32_t> ids = tokenizer.encode(read_text_file(text), true);
+  try {
+    CalibrationSet set = sample_calibration(ids, nsamples, seqlen, seed);
+    set.source = text;
+    return set;
+  } catch (const ConfigError& e) {
+    throw ConfigError(file_msg(text, e.what()));
+  }
+}
+
+}  // namespace gptqw

@@ -1,0 +1,39 @@
+// Calibration data: nsamples windows of seqlen tokens drawn from a text, seeded, as the
+// reference's get_wikitext2 does (random start offsets into the tokenized text). The offsets
+// go into the report, so anyone can rebuild exactly the same windows.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <vector>
+
+#include "model/tokenizer.h"
+
+namespace gptqw {
+
+struct CalibrationSet {
+  std::filesystem::path source;
+  int seqlen = 0;
+  uint64_t seed = 0;
+  int64_t text_tokens = 0;       // tokens of the whole text (BOS included)
+  std::vector<int64_t> offsets;  // start of each window in the text's tokens
+  std::vector<int32_t> tokens;   // the windows back to back: offsets.size() * seqlen ids
+  int nsamples() const { return static_cast<int>(offsets.size()); }
+};
+
+// Windows from already tokenized text. Throws ConfigError when the text is shorter than one
+// window plus one token, or when nsamples * seqlen exceeds the text's tokens (the windows
+// would mostly repeat the same text).
+CalibrationSet sample_calibration(const std::vector<int32_t>& text_ids, int nsamples, int seqlen,
+                                  uint64_t seed);
+
+// Reads and tokenizes the file (BOS at the start, as the reference's tokenizer call does);
+// errors name the file.
+CalibrationSet sample_calibration(const Tokenizer& tokenizer, const std::filesystem::path& text,
+                                  int nsamples, int seqlen, uint64_t seed);
+
+// Rebuilds a set from recorded offsets (a report's), checking they fit the text.
+CalibrationSet calibration_from_offsets(const std::vector<int32_t>& text_ids,
+                                        const std::vector<int64_t>& offsets, int seqlen);
+
+}  // namespace gptqw

@@ -1,0 +1,205 @@
+#include "pipeline/quantize.h"
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+
+#include "common/error.h"
+#include "model/llama.h"
+#include "quant/hessian.h"
+#include "quant/packing.h"
+#include "quant/rtn.h"
+
+namespace gptqw {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Which calibration input a linear layer reads: q, k and v read the same normed hidden state,
+// gate and up too, so they share one Hessian.
+int input_of(LinearKind k) {
+  switch (k) {
+    case LinearKind::q:
+    case LinearKind::k:
+    case LinearKind::v: return 0;
+    case LinearKind::o: return 1;
+    case LinearKind::gate:
+    case LinearKind::up: return 2;
+    case LinearKind::down: return 3;
+  }
+  return 0;
+}
+
+std::vector<std::vector<LinearKind>> sequential_groups(bool true_sequential) {
+  using K = LinearKind;
+  if (true_sequential) return {{K::q, K::k, K::v}, {K::o}, {K::gate, K::up}, {K::down}};
+  return {{K::q, K::k, K::v, K::o, K::gate, K::up, K::down}};
+}
+
+// tr(D H D^T) = ||D X^T||_F^2 up to the Hessian's scale, which cancels in the ratio.
+double weighted_square(const Matrix& D, const Matrix& H, Backend& backend) {
+  Matrix DH(D.rows(), H.rows());
+  backend.gemm_xwt(D, H, DH);  // D H^T = D H, H symmetric
+  return DH.cwiseProduct(D).cast<double>().sum();
+}
+
+}  // namespace
+
+std::string_view method_name(Method m) { return m == Method::gptq ? "gptq" : "rtn"; }
+
+DiagStats diag_stats(const std::vector<float>& diag) {
+  DiagStats s;
+  if (diag.empty()) return s;
+  std::vector<float> v = diag;
+  std::sort(v.begin(), v.end());
+  s.min = v.front();
+  s.max = v.back();
+  size_t n = v.size();
+  s.median = n % 2 ? v[n / 2] : 0.5f * (v[n / 2 - 1] + v[n / 2]);
+  double sum = 0;
+  size_t dead = 0;
+  for (float x : v) sum += x, dead += x == 0;
+  s.mean = static_cast<float>(sum / n);
+  s.dead_fraction = double(dead) / n;
+  return s;
+}
+
+uint64_t quantized_layer_bytes(int64_t N, int64_t K, const QuantConfig& q, bool bias) {
+  int64_t G = group_count(K, q.group_size);
+  uint64_t qweight = uint64_t(packed_words(K, q.bits)) * N * 4;
+  uint64_t qzeros = uint64_t(G) * packed_words(N, q.bits) * 4;
+  uint64_t scales = uint64_t(G) * N * 2;
+  uint64_t g_idx = uint64_t(K) * 4;
+  return qweight + qzeros + scales + g_idx + (bias ? uint64_t(N) * 2 : 0);
+}
+
+BlockWeights QuantizedModel::block(int index) const {
+  BlockWeights b = m_base->block(index);
+  for (LinearKind k : kAllLinears) {
+    auto it = m_layers.find({index, static_cast<int>(k)});
+    if (it != m_layers.end()) b[k].W = it->second;
+  }
+  return b;
+}
+
+QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& calib,
+                              const QuantizeOptions& opt, const LayerSink& sink,
+                              const ProgressFn& progress,
+                              const std::function<void(const LayerReport&)>& on_layer) {
+  opt.gptq.validate();
+  if (!opt.run_gptq && !opt.run_rtn) throw ConfigError("nothing to do: neither GPTQ nor RTN selected");
+  if (calib.nsamples() == 0) throw ConfigError("no calibration windows");
+  const ModelConfig& c = source.config();
+  Backend& backend = best_backend();
+  const auto t_start = Clock::now();
+  QuantizeResult result;
+  const auto groups = sequential_groups(opt.true_sequential);
+  const double steps = double(c.num_layers) * kNumLinears;
+  int done = 0;
+
+  // The calibration windows' hidden states, entering block 0.
+  Matrix inps = embed(source.embedding(), calib.tokens);
+  const Rope rope(c.head_dim, c.rope_theta, calib.seqlen);
+
+  for (int b = 0; b < c.num_layers; ++b) {
+    report_progress(progress, {"load", b, c.num_layers, "", done / steps});
+    // The block's weights. Each linear is replaced by its quantized version (GPTQ's when GPTQ
+    // runs, else RTN's) as soon as it is done, so later groups collect their Hessians through
+    // the quantized earlier groups, and the block never needs to be held twice.
+    BlockWeights stream = source.block(b);
+
+    for (const auto& group : groups) {
+      // Hessians of this group's inputs, from a run of the block with the earlier groups
+      // already quantized.
+      std::map<int, HessianAccumulator> acc;
+      for (LinearKind k : group) {
+        std::string name = "model.layers." + std::to_string(b) + "." + std::string(linear_name(k));
+        acc.try_emplace(input_of(k), linear_shape(c, k).second, name, backend);
+      }
+      report_progress(progress, {"calibration", b, c.num_layers,
+                                 std::string(linear_name(group.front())), done / steps});
+      auto t0 = Clock::now();
+      Matrix x = inps;
+      block_forward(c, stream, rope, x, calib.seqlen, [&](LinearKind k, const Matrix& X) {
+        auto it = acc.find(input_of(k));
+        // q/k/v (and gate/up) see the same X: add it once, on the first of them.
+        if (it != acc.end() && (k == LinearKind::q || k == LinearKind::o ||
+                                k == LinearKind::gate || k == LinearKind::down))
+          it->second.add_batch(X, X.rows() / calib.seqlen);
+      });
+      result.seconds_hessian += since(t0);
+
+      for (LinearKind k : group) {
+        const Matrix& H = acc.at(input_of(k)).H();
+        const Matrix W = std::move(stream[k].W);
+        LayerReport r;
+        r.block = b;
+        r.kind = k;
+        r.name = "model.layers." + std::to_string(b) + "." + std::string(linear_name(k));
+        r.out_features = W.rows();
+        r.in_features = W.cols();
+        r.hessian_diag.assign(H.diagonal().data(), H.diagonal().data() + H.rows());
+        r.hessian = diag_stats(r.hessian_diag);
+        const bool bias = stream[k].b.size() > 0;
+        r.bytes_fp16 = uint64_t(W.size()) * 2 + (bias ? uint64_t(W.rows()) * 2 : 0);
+        r.bytes_quantized = quantized_layer_bytes(W.rows(), W.cols(), opt.gptq.quant, bias);
+        r.bits_per_weight = r.bytes_quantized * 8.0 / double(W.size());
+
+        report_progress(progress, {"gptq", b, c.num_layers, std::string(linear_name(k)), done / steps});
+        auto tm = Clock::now();
+        const double reference = weighted_square(W, H, backend);
+        result.seconds_metrics += since(tm);
+        auto rel = [&](const Matrix& Q) {
+          auto t = Clock::now();
+          double e = reference > 0 ? weighted_square(W - Q, H, backend) / reference : 0.0;
+          result.seconds_metrics += since(t);
+          return e;
+        };
+
+        std::optional<QuantizedWeights> gptq_w, rtn_w;
+        if (opt.run_gptq) {
+          GptqOptions go = opt.gptq;
+          go.layer = r.name;
+          auto tg = Clock::now();
+          GptqResult g = gptq_quantize(W, H, go, backend);
+          r.gptq_seconds = since(tg);
+          result.seconds_gptq += r.gptq_seconds;
+          r.gptq_loss = g.loss;
+          r.damp_fraction = g.damp_fraction;
+          r.damp_abs = g.damp_abs;
+          r.damp_raises = g.damp_raises;
+          r.fell_back_to_rtn = g.fell_back_to_rtn;
+          r.note = g.note;
+          r.perm = g.perm;
+          r.gptq_rel_error = rel(g.weights.Q);
+          gptq_w = std::move(g.weights);
+        }
+        if (opt.run_rtn) {
+          auto tr = Clock::now();
+          rtn_w = rtn_quantize(W, opt.gptq.quant);
+          r.rtn_seconds = since(tr);
+          result.seconds_rtn += r.rtn_seconds;
+          r.rtn_rel_error = rel(rtn_w->Q);
+        }
+        stream[k].W = gptq_w ? gptq_w->Q : rtn_w->Q;  // before the sink takes the results
+        if (sink && gptq_w) sink(Method::gptq, b, k, std::move(*gptq_w));
+        if (sink && rtn_w) sink(Method::rtn, b, k, std::move(*rtn_w));
+        if (on_layer) on_layer(r);
+        result.layers.push_back(std::move(r));
+        ++done;
+      }
+    }
+    // The quantized block's outputs are the next block's inputs.
+    report_progress(progress, {"forward", b, c.num_layers, "", done / steps});
+    auto tf = Clock::now();
+    block_forward(c, stream, rope, inps, calib.seqlen);
+    result.seconds_forward += since(tf);
+  }
+  result.seconds = since(t_start);
+  report_progress(progress, {"done", c.num_layers, c.num_layers, "", 1.0});
+  return result;
+}
+
+}  // namespace gptqw

@@ -1,0 +1,108 @@
+// The sequential driver (spec section 4): walks a Llama-family model block by block, collects
+// each linear layer's calibration inputs into its Hessian, quantizes it with GPTQ and RTN from
+// the same inputs, measures both, and re-runs the block with its GPTQ weights so that the next
+// block sees the inputs the quantized model will produce. Only the current block's weights,
+// its Hessians and the calibration activations are resident at any time.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/progress.h"
+#include "model/weights.h"
+#include "pipeline/calibration.h"
+#include "quant/gptq.h"
+
+namespace gptqw {
+
+enum class Method { gptq, rtn };
+std::string_view method_name(Method m);
+
+struct QuantizeOptions {
+  GptqOptions gptq;              // quantizer config, blocksize, damping, act-order, groups
+  bool true_sequential = true;   // groups [q,k,v], [o], [gate,up], [down] (the reference's -ts)
+  bool run_gptq = true;
+  bool run_rtn = true;           // the baseline, from the same calibration inputs
+};
+
+// Summary statistics of a layer's Hessian diagonal (which input channels matter).
+struct DiagStats {
+  float min = 0, median = 0, max = 0, mean = 0;
+  double dead_fraction = 0;  // H[i,i] == 0: inputs that never fired
+};
+DiagStats diag_stats(const std::vector<float>& diag);
+
+// Everything measured on one linear layer: what the workbench plots.
+struct LayerReport {
+  int block = 0;
+  LinearKind kind = LinearKind::q;
+  std::string name;  // "model.layers.3.mlp.down_proj"
+  int64_t out_features = 0, in_features = 0;
+  // ||W X - Q X||_F^2 / ||W X||_F^2 on the calibration inputs, for each method (same inputs).
+  double gptq_rel_error = -1, rtn_rel_error = -1;
+  double gptq_loss = -1;  // the reference's printed error (sum of losses / 2), see GptqResult
+  double damp_fraction = 0;
+  float damp_abs = 0;
+  int damp_raises = 0;
+  bool fell_back_to_rtn = false;
+  std::string note;
+  double gptq_seconds = 0, rtn_seconds = 0;
+  std::vector<float> hessian_diag;  // H[i,i] before damping, input channel order
+  DiagStats hessian;
+  std::vector<int32_t> perm;  // act-order permutation, empty without
+  uint64_t bytes_fp16 = 0;       // N * K * 2 (+ bias)
+  uint64_t bytes_quantized = 0;  // packed codes + F16 scales + packed zeros + g_idx (+ bias)
+  double bits_per_weight = 0;    // bytes_quantized * 8 / (N * K)
+};
+
+// Receives each quantized layer as it is produced (to keep for evaluation, or to export).
+using LayerSink = std::function<void(Method, int block, LinearKind, QuantizedWeights&&)>;
+
+struct QuantizeResult {
+  std::vector<LayerReport> layers;
+  double seconds = 0;
+  // Where the time went, summed over layers and blocks.
+  double seconds_forward = 0, seconds_hessian = 0, seconds_gptq = 0, seconds_rtn = 0,
+         seconds_metrics = 0;
+};
+
+// Bytes of one layer in the GPTQ checkpoint format (spec section 6), with packed dimensions
+// rounded up to whole 32-bit words as the exporter writes them.
+uint64_t quantized_layer_bytes(int64_t out_features, int64_t in_features, const QuantConfig& q,
+                               bool bias);
+
+// Runs the driver. on_layer (optional) sees each layer's report as soon as it is measured, so
+// that a window can stream results; progress may cancel between modules (throws Cancelled).
+QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& calibration,
+                              const QuantizeOptions& options, const LayerSink& sink,
+                              const ProgressFn& progress = {},
+                              const std::function<void(const LayerReport&)>& on_layer = {});
+
+// A model whose linear layers are replaced by quantized ones (dequantized to fp32), for
+// evaluation. Holds the layers it is given; everything else comes from the base source.
+class QuantizedModel : public WeightSource {
+ public:
+  explicit QuantizedModel(std::shared_ptr<const WeightSource> base) : m_base(std::move(base)) {}
+  void set(int block, LinearKind kind, Matrix Q) { m_layers[{block, static_cast<int>(kind)}] = std::move(Q); }
+  size_t size() const { return m_layers.size(); }
+
+  const ModelConfig& config() const override { return m_base->config(); }
+  BlockWeights block(int index) const override;
+  Matrix embedding() const override { return m_base->embedding(); }
+  Vector final_norm() const override { return m_base->final_norm(); }
+  Matrix lm_head() const override { return m_base->lm_head(); }
+  std::vector<TensorInfo> tensors() const override { return m_base->tensors(); }
+  uint64_t bytes_on_disk() const override { return m_base->bytes_on_disk(); }
+  std::string format() const override { return m_base->format() + " (quantized in memory)"; }
+  std::string dtype() const override { return m_base->dtype(); }
+
+ private:
+  std::shared_ptr<const WeightSource> m_base;
+  std::map<std::pair<int, int>, Matrix> m_layers;
+};
+
+}  // namespace gptqw

@@ -1,0 +1,306 @@
+#include "pipeline/report.h"
+
+#include <ctime>
+#include <fstream>
+
+#include "common/error.h"
+
+namespace gptqw {
+
+using nlohmann::json;
+
+namespace {
+
+LinearKind kind_from_name(const std::string& module) {
+  for (LinearKind k : kAllLinears)
+    if (linear_name(k) == module) return k;
+  throw FormatError("unknown module '" + module + "'");
+}
+
+// Optional numbers are written as null.
+json opt(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
+std::optional<double> opt_from(const json& j) {
+  return j.is_null() ? std::nullopt : std::optional<double>(j.get<double>());
+}
+
+json layer_json(const LayerReport& r) {
+  json j = {{"block", r.block},
+            {"module", std::string(linear_name(r.kind))},
+            {"name", r.name},
+            {"shape", {r.out_features, r.in_features}},
+            {"hessian",
+             {{"min", r.hessian.min},
+              {"median", r.hessian.median},
+              {"max", r.hessian.max},
+              {"mean", r.hessian.mean},
+              {"dead_fraction", r.hessian.dead_fraction},
+              {"diag", r.hessian_diag}}},
+            {"bytes_fp16", r.bytes_fp16},
+            {"bytes_quantized", r.bytes_quantized},
+            {"bits_per_weight", r.bits_per_weight},
+            {"note", r.note}};
+  if (r.gptq_rel_error >= 0)
+    j["gptq"] = {{"rel_error", r.gptq_rel_error}, {"loss", r.gptq_loss},
+                 {"damp_percent", r.damp_fraction}, {"damp_abs", r.damp_abs},
+                 {"damp_raises", r.damp_raises},    {"fell_back_to_rtn", r.fell_back_to_rtn},
+                 {"seconds", r.gptq_seconds},       {"perm", r.perm}};
+  if (r.rtn_rel_error >= 0) j["rtn"] = {{"rel_error", r.rtn_rel_error}, {"seconds", r.rtn_seconds}};
+  return j;
+}
+
+LayerReport layer_from(const json& j) {
+  LayerReport r;
+  r.block = j.at("block").get<int>();
+  r.kind = kind_from_name(j.at("module").get<std::string>());
+  r.name = j.at("name").get<std::string>();
+  r.out_features = j.at("shape").at(0).get<int64_t>();
+  r.in_features = j.at("shape").at(1).get<int64_t>();
+  const json& h = j.at("hessian");
+  r.hessian = {h.at("min").get<float>(), h.at("median").get<float>(), h.at("max").get<float>(),
+               h.at("mean").get<float>(), h.at("dead_fraction").get<double>()};
+  r.hessian_diag = h.at("diag").get<std::vector<float>>();
+  r.bytes_fp16 = j.at("bytes_fp16").get<uint64_t>();
+  r.bytes_quantized = j.at("bytes_quantized").get<uint64_t>();
+  r.bits_per_weight = j.at("bits_per_weight").get<double>();
+  r.note = j.value("note", "");
+  if (j.contains("gptq")) {
+    const json& g = j["gptq"];
+    r.gptq_rel_error = g.at("rel_error").get<double>();
+    r.gptq_loss = g.at("loss").get<double>();
+    r.damp_fraction = g.at("damp_percent").get<double>();
+    r.damp_abs = g.at("damp_abs").get<float>();
+    r.damp_raises = g.at("damp_raises").get<int>();
+    r.fell_back_to_rtn = g.at("fell_back_to_rtn").get<bool>();
+    r.gptq_seconds = g.at("seconds").get<double>();
+    r.perm = g.at("perm").get<std::vector<int32_t>>();
+  }
+  if (j.contains("rtn")) {
+    r.rtn_rel_error = j["rtn"].at("rel_error").get<double>();
+    r.rtn_seconds = j["rtn"].at("seconds").get<double>();
+  }
+  return r;
+}
+
+}  // namespace
+
+ModelSummary summarize(const WeightSource& w, const std::string& path) {
+  const ModelConfig& c = w.config();
+  ModelSummary s;
+  s.path = path;
+  s.format = w.format();
+  s.model_type = c.model_type;
+  s.architecture = c.architecture;
+  s.dtype = w.dtype();
+  s.num_layers = c.num_layers;
+  s.hidden_size = c.hidden_size;
+  s.intermediate_size = c.intermediate_size;
+  s.num_heads = c.num_heads;
+  s.num_kv_heads = c.num_kv_heads;
+  s.vocab_size = c.vocab_size;
+  s.parameters = c.parameter_count();
+  s.bytes_on_disk = w.bytes_on_disk();
+  return s;
+}
+
+MemorySummary memory_summary(const ModelConfig& c, const std::vector<LayerReport>& layers) {
+  MemorySummary m;
+  m.parameters = c.parameter_count();
+  uint64_t linear_fp16 = 0, linear_q = 0;
+  for (const auto& l : layers) {
+    m.quantized_parameters += l.out_features * l.in_features;
+    linear_fp16 += l.bytes_fp16;
+    linear_q += l.bytes_quantized;
+  }
+  m.fp16_bytes = uint64_t(m.parameters) * 2;
+  m.quantized_bytes = m.fp16_bytes - linear_fp16 + linear_q;
+  m.bits_per_weight = m.quantized_parameters ? linear_q * 8.0 / double(m.quantized_parameters) : 0;
+  m.saving_percent = m.fp16_bytes ? 100.0 * (1.0 - double(m.quantized_bytes) / m.fp16_bytes) : 0;
+  return m;
+}
+
+json to_json(const Report& r) {
+  const QuantConfig& q = r.options.gptq.quant;
+  json methods = json::array();
+  if (r.options.run_gptq) methods.push_back("gptq");
+  if (r.options.run_rtn) methods.push_back("rtn");
+  json j = {
+      {"schema", "gptq-workbench-report"},
+      {"schema_version", kReportSchemaVersion},
+      {"tool", {{"name", "gptqw"}, {"version", r.tool_version}}},
+      {"created", r.created},
+      {"backend", r.backend},
+      {"threads", r.threads},
+      {"model",
+       {{"path", r.model.path},           {"format", r.model.format},
+        {"model_type", r.model.model_type}, {"architecture", r.model.architecture},
+        {"dtype", r.model.dtype},          {"num_layers", r.model.num_layers},
+        {"hidden_size", r.model.hidden_size}, {"intermediate_size", r.model.intermediate_size},
+        {"num_heads", r.model.num_heads},  {"num_kv_heads", r.model.num_kv_heads},
+        {"vocab_size", r.model.vocab_size}, {"parameters", r.model.parameters},
+        {"bytes_on_disk", r.model.bytes_on_disk}}},
+      {"settings",
+       {{"methods", methods},
+        {"bits", q.bits},
+        {"group_size", q.group_size},
+        {"sym", q.sym},
+        {"mse", q.mse},
+        {"act_order", r.options.gptq.act_order},
+        {"static_groups", r.options.gptq.static_groups},
+        {"damp_percent", r.options.gptq.percdamp},
+        {"block_size", r.options.gptq.blocksize},
+        {"true_sequential", r.options.true_sequential}}},
+      {"calibration",
+       {{"file", r.calib_file},
+        {"nsamples", r.nsamples},
+        {"seqlen", r.seqlen},
+        {"seed", r.seed},
+        {"text_tokens", r.calib_text_tokens},
+        {"offsets", r.calib_offsets}}},
+      {"memory",
+       {{"parameters", r.memory.parameters},
+        {"quantized_parameters", r.memory.quantized_parameters},
+        {"fp16_bytes", r.memory.fp16_bytes},
+        {"quantized_bytes", r.memory.quantized_bytes},
+        {"bits_per_weight", r.memory.bits_per_weight},
+        {"saving_percent", r.memory.saving_percent}}},
+      {"timing",
+       {{"total", r.timing.seconds},
+        {"forward", r.timing.seconds_forward},
+        {"hessian", r.timing.seconds_hessian},
+        {"gptq", r.timing.seconds_gptq},
+        {"rtn", r.timing.seconds_rtn},
+        {"metrics", r.timing.seconds_metrics}}},
+      {"layers", json::array()},
+      {"perplexity", nullptr}};
+  for (const auto& l : r.layers) j["layers"].push_back(layer_json(l));
+  if (r.perplexity) {
+    const auto& p = *r.perplexity;
+    j["perplexity"] = {{"text", p.text},          {"seqlen", p.seqlen},   {"windows", p.windows},
+                       {"tokens", p.tokens},      {"original", opt(p.original)},
+                       {"rtn", opt(p.rtn)},       {"gptq", opt(p.gptq)}, {"seconds", p.seconds}};
+  }
+  return j;
+}
+
+Report report_from_json(const json& j, const std::filesystem::path& file) {
+  try {
+    if (!j.is_object() || j.value("schema", "") != "gptq-workbench-report")
+      throw FormatError(file_msg(file, "not a GPTQ Workbench report (\"schema\" is not \"gptq-workbench-report\")"));
+    int version = j.at("schema_version").get<int>();
+    if (version != kReportSchemaVersion)
+      throw FormatError(file_msg(file, "report schema_version " + std::to_string(version) +
+                                           " is not supported (this version reads " +
+                                           std::to_string(kReportSchemaVersion) + ")"));
+    Report r;
+    r.tool_version = j.at("tool").at("version").get<std::string>();
+    r.created = j.at("created").get<std::string>();
+    r.backend = j.at("backend").get<std::string>();
+    r.threads = j.at("threads").get<int>();
+    const json& m = j.at("model");
+    r.model = {m.at("path").get<std::string>(),   m.at("format").get<std::string>(),
+               m.at("model_type").get<std::string>(), m.at("architecture").get<std::string>(),
+               m.at("dtype").get<std::string>(),  m.at("num_layers").get<int>(),
+               m.at("hidden_size").get<int>(),    m.at("intermediate_size").get<int>(),
+               m.at("num_heads").get<int>(),      m.at("num_kv_heads").get<int>(),
+               m.at("vocab_size").get<int>(),     m.at("parameters").get<int64_t>(),
+               m.at("bytes_on_disk").get<uint64_t>()};
+    const json& s = j.at("settings");
+    QuantizeOptions& o = r.options;
+    o.gptq.quant.bits = s.at("bits").get<int>();
+    o.gptq.quant.group_size = s.at("group_size").get<int>();
+    o.gptq.quant.sym = s.at("sym").get<bool>();
+    o.gptq.quant.mse = s.at("mse").get<bool>();
+    o.gptq.act_order = s.at("act_order").get<bool>();
+    o.gptq.static_groups = s.at("static_groups").get<bool>();
+    o.gptq.percdamp = s.at("damp_percent").get<double>();
+    o.gptq.blocksize = s.at("block_size").get<int>();
+    o.true_sequential = s.at("true_sequential").get<bool>();
+    auto methods = s.at("methods").get<std::vector<std::string>>();
+    o.run_gptq = std::find(methods.begin(), methods.end(), "gptq") != methods.end();
+    o.run_rtn = std::find(methods.begin(), methods.end(), "rtn") != methods.end();
+    const json& c = j.at("calibration");
+    r.calib_file = c.at("file").get<std::string>();
+    r.nsamples = c.at("nsamples").get<int>();
+    r.seqlen = c.at("seqlen").get<int>();
+    r.seed = c.at("seed").get<uint64_t>();
+    r.calib_text_tokens = c.at("text_tokens").get<int64_t>();
+    r.calib_offsets = c.at("offsets").get<std::vector<int64_t>>();
+    for (const auto& l : j.at("layers")) r.layers.push_back(layer_from(l));
+    const json& mem = j.at("memory");
+    r.memory = {mem.at("parameters").get<int64_t>(), mem.at("quantized_parameters").get<int64_t>(),
+                mem.at("fp16_bytes").get<uint64_t>(), mem.at("quantized_bytes").get<uint64_t>(),
+                mem.at("bits_per_weight").get<double>(), mem.at("saving_percent").get<double>()};
+    const json& t = j.at("timing");
+    r.timing.seconds = t.at("total").get<double>();
+    r.timing.seconds_forward = t.at("forward").get<double>();
+    r.timing.seconds_hessian = t.at("hessian").get<double>();
+    r.timing.seconds_gptq = t.at("gptq").get<double>();
+    r.timing.seconds_rtn = t.at("rtn").get<double>();
+    r.timing.seconds_metrics = t.at("metrics").get<double>();
+    if (j.contains("perplexity") && !j["perplexity"].is_null()) {
+      const json& p = j["perplexity"];
+      PerplexitySummary ps;
+      ps.text = p.at("text").get<std::string>();
+      ps.seqlen = p.at("seqlen").get<int>();
+      ps.windows = p.at("windows").get<int>();
+      ps.tokens = p.at("tokens").get<int64_t>();
+      ps.original = opt_from(p.at("original"));
+      ps.rtn = opt_from(p.at("rtn"));
+      ps.gptq = opt_from(p.at("gptq"));
+      ps.seconds = p.at("seconds").get<double>();
+      r.perplexity = ps;
+    }
+    return r;
+  } catch (const json::exception& e) {
+    throw FormatError(file_msg(file, std::string("malformed report: ") + e.what()));
+  } catch (const FormatError& e) {
+    std::string what = e.what();
+    if (what.rfind(file.string(), 0) == 0) throw;
+    throw FormatError(file_msg(file, what));
+  }
+}
+
+void save_report(const Report& r, const std::filesystem::path& file) {
+  std::filesystem::path tmp = file;
+  tmp += ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw IoError(file_msg(file, "cannot open for writing"));
+    out << to_json(r).dump(1) << '\n';
+    out.flush();
+    if (!out) {
+      out.close();
+      std::filesystem::remove(tmp);
+      throw IoError(file_msg(file, "write failed (disk full?)"));
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, file, ec);
+  if (ec) {
+    std::filesystem::remove(tmp);
+    throw IoError(file_msg(file, "cannot move into place: " + ec.message()));
+  }
+}
+
+Report load_report(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw IoError(file_msg(file, "cannot open for reading"));
+  json j;
+  try {
+    j = json::parse(in);
+  } catch (const json::parse_error& e) {
+    throw FormatError(file_msg(file, std::string("not valid JSON: ") + e.what()));
+  }
+  return report_from_json(j, file);
+}
+
+std::string utc_now_iso8601() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace gptqw

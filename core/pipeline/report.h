@@ -1,0 +1,78 @@
+// The run report: everything a quantization run measured, as one JSON document. `gptqw
+// quantize/compare --report` writes it and the workbench window reads it (a run made on a
+// server opens on a laptop exactly as if it had run there). The schema is documented in
+// README.md ("Report JSON"); `schema_version` changes when a field changes meaning.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "pipeline/perplexity.h"
+#include "pipeline/quantize.h"
+
+namespace gptqw {
+
+constexpr int kReportSchemaVersion = 1;
+
+struct ModelSummary {
+  std::string path, format, model_type, architecture, dtype;
+  int num_layers = 0, hidden_size = 0, intermediate_size = 0, num_heads = 0, num_kv_heads = 0,
+      vocab_size = 0;
+  int64_t parameters = 0;
+  uint64_t bytes_on_disk = 0;
+};
+ModelSummary summarize(const WeightSource& w, const std::string& path);
+
+// Weight memory of the whole model: fp16 everywhere vs quantized linears + fp16 rest.
+struct MemorySummary {
+  int64_t parameters = 0;
+  int64_t quantized_parameters = 0;
+  uint64_t fp16_bytes = 0;
+  uint64_t quantized_bytes = 0;
+  double bits_per_weight = 0;  // of the quantized linears alone
+  double saving_percent = 0;
+};
+MemorySummary memory_summary(const ModelConfig& c, const std::vector<LayerReport>& layers);
+
+struct PerplexitySummary {
+  std::string text;
+  int seqlen = 0, windows = 0;
+  int64_t tokens = 0;
+  std::optional<double> original, rtn, gptq;
+  double seconds = 0;
+};
+
+struct Report {
+  std::string tool_version;
+  std::string created;  // ISO 8601, UTC
+  std::string backend;
+  int threads = 0;
+  ModelSummary model;
+  QuantizeOptions options;
+  // Calibration: file, windows and where they start in the tokenized text.
+  std::string calib_file;
+  int nsamples = 0, seqlen = 0;
+  uint64_t seed = 0;
+  int64_t calib_text_tokens = 0;
+  std::vector<int64_t> calib_offsets;
+  std::vector<LayerReport> layers;
+  MemorySummary memory;
+  std::optional<PerplexitySummary> perplexity;
+  QuantizeResult timing;  // its layers are left empty; they live in `layers`
+};
+
+nlohmann::json to_json(const Report& r);
+// Throws FormatError naming the file and field for anything malformed.
+Report report_from_json(const nlohmann::json& j, const std::filesystem::path& file);
+
+// Written atomically (temporary file renamed into place); IoError names the file.
+void save_report(const Report& r, const std::filesystem::path& file);
+Report load_report(const std::filesystem::path& file);
+
+std::string utc_now_iso8601();
+
+}  // namespace gptqw
