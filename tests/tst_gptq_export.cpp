@@ -4,9 +4,11 @@
 // from spec section 6 (not from our code), quantize_config.json / quantization_config keys, the
 // v1 qzeros words of symmetric 4-bit, and a re-import that must give back the codes bit-exactly
 // and the weights with F16-rounded scales exactly; 2/3/4/8 bits, sym/asym, per-row and g32,
-// sharded output. Then atomicity (existing destination, cancel, a failing layer, a bad parent:
-// nothing left behind, the source folder untouched) and damaged checkpoints (error names the
-// tensor or field).
+// sharded output. Modules left unquantized (modules_not_quantized: mlp.down_proj at 3 bits g32,
+// gate/up at 4 bits per-row): plain F16 weights, the three config keys loaders read, re-import,
+// the writer's and check_exportable's handling, damaged declarations. Then atomicity (existing
+// destination, cancel, a failing layer, a bad parent: nothing left behind, the source folder
+// untouched) and damaged checkpoints (error names the tensor or field).
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -99,6 +101,21 @@ GptqSettings settings_for(const QuantConfig& c, bool desc_act) {
   s.quant = c;
   s.desc_act = desc_act;
   return s;
+}
+
+GptqSettings settings_skipping(const QuantConfig& c, std::vector<std::string> skip) {
+  GptqSettings s = settings_for(c, false);
+  s.modules_not_quantized = std::move(skip);
+  return s;
+}
+
+// A layer callback that must never be asked for a module left unquantized.
+QuantizedLayerFn from_map_except(const Layers& layers, std::set<LinearKind> skipped) {
+  return [&layers, skipped](int b, LinearKind k) {
+    if (skipped.count(k))
+      throw std::logic_error("asked for unquantized layer " + std::string(linear_name(k)));
+    return QuantizedLinear{layers.at({b, int(k)}), {}};
+  };
 }
 
 // Expected packed sizes, restated from spec section 6 and the documented padding: whole 32-bit
@@ -710,6 +727,361 @@ class TestGptqExport : public QObject {
     });
     QVERIFY2(msg.contains("refused") && msg.contains("gptq_v2"), qPrintable(msg));
     QVERIFY(!fs::exists(out("refused")));
+    verify_no_temp_left();
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Modules left unquantized
+
+  void skippedModules_data() {
+    QTest::addColumn<int>("bits");
+    QTest::addColumn<bool>("sym");
+    QTest::addColumn<int>("group_size");
+    QTest::addColumn<QStringList>("skip");  // as the caller lists them (any order)
+    // K = 172 at 3 bits is not a whole number of 3-word units; N = 172 at 4 bits not of words.
+    QTest::newRow("3bit-asym-g32-skip-down") << 3 << false << 32 << QStringList{"mlp.down_proj"};
+    QTest::newRow("4bit-sym-row-skip-gate-up")
+        << 4 << true << -1 << QStringList{"mlp.up_proj", "mlp.gate_proj"};
+  }
+
+  void skippedModules() {
+    QFETCH(int, bits);
+    QFETCH(bool, sym);
+    QFETCH(int, group_size);
+    QFETCH(QStringList, skip);
+    const ModelConfig& c = m_src->config();
+    const QuantConfig qc = qconfig(bits, sym, group_size);
+    std::vector<std::string> skip_names;
+    std::set<LinearKind> skipped;
+    for (const QString& m : skip) {
+      skip_names.push_back(m.toStdString());
+      for (LinearKind k : kAllLinears)
+        if (linear_name(k) == m.toStdString()) skipped.insert(k);
+    }
+    QCOMPARE(skipped.size(), size_t(skip.size()));
+    const GptqSettings s = settings_skipping(qc, skip_names);
+    const Layers layers = quantize_all(*m_src, qc, false);
+    const std::string name = QTest::currentDataTag();
+    int progress_calls = 0;
+    const fs::path dest =
+        export_gptq(*m_src, options(name, s), from_map_except(layers, skipped),
+                    [&](const Progress&) { ++progress_calls; return true; });
+    const int nq = kNumLinears - int(skipped.size());
+    QCOMPARE(progress_calls, c.num_layers * nq + 1);  // quantized layers + the final check
+
+    // The files, read here from the safetensors header: a plain F16 weight for the skipped
+    // modules (the source rounded to F16, nothing else), the packed tensors for the rest.
+    SafetensorsFile f(dest / "model.safetensors");
+    QCOMPARE(f.tensors().size(),
+             size_t(2 + c.num_layers * (2 + nq * 4 + int(skipped.size()))));
+    for (int b = 0; b < c.num_layers; ++b) {
+      const BlockWeights src = m_src->block(b);
+      for (LinearKind k : kAllLinears) {
+        const auto [N, K] = linear_shape(c, k);
+        const std::string p = "model.layers." + std::to_string(b) + "." +
+                              std::string(linear_name(k));
+        if (skipped.count(k)) {
+          for (const char* q : {".qweight", ".qzeros", ".scales", ".g_idx"})
+            QVERIFY2(!f.find(p + q), (p + q).c_str());
+          const TensorView* t = f.find(p + ".weight");
+          QVERIFY2(t, p.c_str());
+          QVERIFY(t->dtype == DType::F16);
+          QVERIFY(t->shape == (std::vector<int64_t>{N, K}));
+          for (int64_t i = 0; i < N * K; ++i) {
+            uint16_t h;
+            std::memcpy(&h, t->data + i * 2, 2);
+            if (h != float_to_half(src[k].W.data()[i]))
+              QFAIL(qPrintable(QString("%1.weight value %2").arg(p.c_str()).arg(i)));
+          }
+        } else {
+          QVERIFY2(!f.find(p + ".weight"), p.c_str());
+          const TensorView* t = f.find(p + ".qweight");
+          QVERIFY2(t, p.c_str());
+          QVERIFY(t->shape == (std::vector<int64_t>{expected_words(K, bits), N}));
+        }
+      }
+    }
+
+    // The declarations, in the words each loader reads (canonical order whatever the caller's).
+    std::vector<std::string> expected_skip;
+    json in_block = json::array();
+    for (const auto& group : std::vector<std::vector<LinearKind>>{
+             {LinearKind::q, LinearKind::k, LinearKind::v}, {LinearKind::o},
+             {LinearKind::gate, LinearKind::up}, {LinearKind::down}}) {
+      json names = json::array();
+      for (LinearKind k : group)
+        if (skipped.count(k)) expected_skip.emplace_back(linear_name(k));
+        else names.push_back(std::string(linear_name(k)));
+      if (!names.empty()) in_block.push_back(names);
+    }
+    const json qcj = read_json(dest / "quantize_config.json");
+    QVERIFY(qcj["modules_not_quantized"] == json(expected_skip));
+    QVERIFY2(qcj["modules_in_block_to_quantize"] == in_block,
+             qcj["modules_in_block_to_quantize"].dump().c_str());
+    json dynamic = json::object();
+    for (const std::string& m : expected_skip) {
+      std::string re = "-:.*\\.";
+      for (char ch : m) re += ch == '.' ? std::string("\\.") : std::string(1, ch);
+      dynamic[re + "$"] = json::object();
+    }
+    QVERIFY2(qcj["dynamic"] == dynamic, qcj["dynamic"].dump().c_str());
+    QCOMPARE(qcj["bits"].get<int>(), bits);
+    QCOMPARE(qcj["checkpoint_format"].get<std::string>(), std::string(sym ? "gptq" : "gptq_v2"));
+    QVERIFY(read_json(dest / "config.json")["quantization_config"] == qcj);
+
+    // Re-import: the F16 source for the skipped layers, the quantized weights for the rest.
+    GptqCheckpoint r(dest);
+    QVERIFY(r.settings().modules_not_quantized == expected_skip);
+    QCOMPARE(r.dtype(), "int" + std::to_string(bits));
+    QCOMPARE(r.tensors().size(), f.tensors().size());
+    for (int b = 0; b < c.num_layers; ++b) {
+      const BlockWeights bw = r.block(b);
+      const BlockWeights src = m_src->block(b);
+      for (LinearKind k : kAllLinears) {
+        if (skipped.count(k)) {
+          QVERIFY(!r.is_quantized(b, k));
+          QVERIFY(bw[k].W == src[k].W.unaryExpr(&half_round));
+          const QString msg = message_of<Error>([&] { r.quantized(b, k); });
+          QVERIFY2(msg.contains(QString("model.layers.%1.%2").arg(b).arg(linear_name(k).data())) &&
+                       msg.contains("modules_not_quantized"),
+                   qPrintable(msg));
+          continue;
+        }
+        QVERIFY(r.is_quantized(b, k));
+        const QuantizedWeights& w = layers.at({b, int(k)});
+        const QuantizedWeights got = r.quantized(b, k);
+        QVERIFY(got.codes == w.codes);
+        QVERIFY(got.zeros == w.zeros);
+        QVERIFY(got.g_idx == w.g_idx);
+        QVERIFY(bw[k].W == dequantize_as_stored(w));
+      }
+      QVERIFY(bw.attn_norm == src.attn_norm.unaryExpr(&half_round));
+    }
+
+    // check_exportable: the skipped modules are the ones it flagged, and flags no longer.
+    auto flagged = [&](const GptqSettings& g, LinearKind k) {
+      for (const ExportIssue& i : check_exportable(c, g))
+        if (i.module == linear_name(k)) return true;
+      return false;
+    };
+    for (LinearKind k : skipped) {
+      QVERIFY2(flagged(settings_for(qc, false), k), linear_name(k).data());
+      QVERIFY2(!flagged(s, k), linear_name(k).data());
+    }
+    verify_no_temp_left();
+  }
+
+  void skippedModulesWriter() {
+    const QuantConfig qc = qconfig(3, true, 32);
+    const Layers layers = quantize_all(*m_src, qc, false);
+    const GptqSettings s = settings_skipping(qc, {"mlp.down_proj"});
+
+    // Push style: adding the skipped module is an error naming it; finish() does not want it.
+    GptqExportOptions o = options("skip-push", s);
+    o.keep_source_dtype = true;  // the skipped weight then keeps the source's F32
+    {
+      GptqWriter w(*m_src, o);
+      const QString msg = message_of<Error>(
+          [&] { w.add(2, LinearKind::down, layers.at({2, int(LinearKind::down)})); });
+      QVERIFY2(msg.contains("model.layers.2.mlp.down_proj") &&
+                   msg.contains("modules_not_quantized"),
+               qPrintable(msg));
+      for (const auto& [key, lw] : layers)
+        if (LinearKind(key.second) != LinearKind::down) w.add(key.first, LinearKind(key.second), lw);
+      w.finish();
+    }
+    SafetensorsFile f(out("skip-push") / "model.safetensors");
+    const TensorView* t = f.find("model.layers.4.mlp.down_proj.weight");
+    QVERIFY(t && t->dtype == DType::F32);
+    GptqCheckpoint r(out("skip-push"));
+    QVERIFY(r.block(4)[LinearKind::down].W == m_src->block(4)[LinearKind::down].W);
+
+    // A missing quantized layer is still reported (and counted without the skipped ones).
+    {
+      GptqWriter w(*m_src, options("skip-incomplete", s));
+      w.add(0, LinearKind::q, layers.at({0, 0}));
+      const QString msg = message_of<Error>([&] { w.finish(); });
+      QVERIFY2(msg.contains("29 quantized layers were never given"), qPrintable(msg));
+    }
+    QVERIFY(!fs::exists(out("skip-incomplete")));
+
+    // Through the generic WeightSource accessors: the same bytes as from the checkpoint.
+    export_gptq(*m_src, options("skip-hf", s), from_map_except(layers, {LinearKind::down}));
+    ForwardingSource fwd(*m_src);
+    export_gptq(fwd, options("skip-generic", s), from_map_except(layers, {LinearKind::down}));
+    QVERIFY(file_bytes(out("skip-generic") / "model.safetensors") ==
+            file_bytes(out("skip-hf") / "model.safetensors"));
+
+    // A names check before anything is created: unknown module, all seven.
+    GptqSettings bad = settings_skipping(qc, {"mlp.fc1"});
+    QString msg = message_of<ConfigError>(
+        [&] { export_gptq(*m_src, options("skip-bad", bad), from_map(layers)); });
+    QVERIFY2(msg.contains("modules_not_quantized") && msg.contains("mlp.fc1") &&
+                 msg.contains("mlp.down_proj"),
+             qPrintable(msg));
+    QVERIFY(!fs::exists(out("skip-bad")));
+    verify_no_temp_left();
+  }
+
+  void skippedModulesCheckExportable() {
+    const ModelConfig& c = m_src->config();
+    auto issue = [](const std::vector<ExportIssue>& v, const std::string& module,
+                    const std::string& text) -> QString {
+      for (const auto& i : v)
+        if (i.module == module && i.message.find(text) != std::string::npos)
+          return QString::fromStdString(i.message);
+      return {};
+    };
+    auto errors = [](const std::vector<ExportIssue>& v) {
+      std::string all;
+      for (const auto& i : v)
+        if (i.severity == ExportIssue::Severity::error) all += i.message + "\n";
+      return QString::fromStdString(all);
+    };
+    // 3 bits g32, nothing skipped: down_proj's problems each name both ways out.
+    auto v = check_exportable(c, settings_for(qconfig(3, true, 32), false));
+    QString m = issue(v, "mlp.down_proj", "in_features 172 is not a multiple of 32");
+    QVERIFY2(m.contains("No group size changes this") &&
+                 m.contains("--skip-modules mlp.down_proj"),
+             qPrintable(m));
+    m = issue(v, "mlp.down_proj", "not a multiple of group_size 32");
+    QVERIFY2(m.contains("--group-size -1") && m.contains("--skip-modules mlp.down_proj"),
+             qPrintable(m));
+    m = issue(v, "mlp.gate_proj", "out_features 172");
+    QVERIFY2(m.contains("--skip-modules mlp.gate_proj"), qPrintable(m));
+    // Group size 128 > in_features 64; with down_proj skipped 64 and 32 give whole groups.
+    v = check_exportable(c, settings_skipping(qconfig(4, true, 128), {"mlp.down_proj"}));
+    m = issue(v, "self_attn.q_proj", "smaller than group_size 128");
+    QVERIFY2(m.contains("--group-size 64 or 32") && m.contains("--skip-modules self_attn.q_proj"),
+             qPrintable(m));
+    for (const auto& i : v) QVERIFY2(i.module != "mlp.down_proj", describe(i).c_str());
+    // Names are checked; all seven is nothing to quantize.
+    v = check_exportable(c, settings_skipping(qconfig(4, true, 32), {"down_proj"}));
+    QVERIFY2(errors(v).contains("modules_not_quantized") && errors(v).contains("'down_proj'"),
+             qPrintable(errors(v)));
+    std::vector<std::string> all;
+    for (LinearKind k : kAllLinears) all.emplace_back(linear_name(k));
+    QVERIFY(errors(check_exportable(c, settings_skipping(qconfig(4, true, 32), all)))
+                .contains("nothing would be quantized"));
+    // Half of a fused pair: vLLM refuses it (a warning naming the other half).
+    v = check_exportable(c, settings_skipping(qconfig(4, true, 32), {"mlp.gate_proj"}));
+    QVERIFY(errors(v).isEmpty());
+    m = issue(v, "", "fused");
+    QVERIFY2(m.contains("vLLM") && m.contains("mlp.up_proj"), qPrintable(m));
+    QVERIFY(issue(check_exportable(c, settings_skipping(qconfig(4, true, 32),
+                                                        {"mlp.gate_proj", "mlp.up_proj"})),
+                  "", "fused")
+                .isEmpty());
+  }
+
+  void skippedModulesBadConfigs() {
+    const QuantConfig qc = qconfig(4, true, 32);
+    const Layers layers = quantize_all(*m_src, qc, false);
+    const fs::path base =
+        export_gptq(*m_src, options("skip-base", settings_skipping(qc, {"mlp.down_proj"})),
+                    from_map_except(layers, {LinearKind::down}));
+    int n = 0;
+    auto copy = [&]() {
+      const fs::path d = out("skipbad" + std::to_string(n++));
+      fs::copy(base, d, fs::copy_options::recursive);
+      return d;
+    };
+    auto edit_configs = [](const fs::path& d, const std::function<void(json&)>& f) {
+      json qcj = read_json(d / "quantize_config.json"), cfg = read_json(d / "config.json");
+      f(qcj);
+      f(cfg["quantization_config"]);
+      write_json(d / "quantize_config.json", qcj);
+      write_json(d / "config.json", cfg);
+    };
+    auto open_error = [](const fs::path& d) {
+      return message_of<FormatError>([&] { GptqCheckpoint r(d); });
+    };
+    auto skipped_of = [](const fs::path& d) { return GptqCheckpoint(d).settings().modules_not_quantized; };
+    const std::vector<std::string> down = {"mlp.down_proj"};
+
+    // Unknown module name, in either key: the file and the field are named.
+    fs::path d = copy();
+    edit_configs(d, [](json& j) { j["modules_not_quantized"] = {"mlp.fc1"}; });
+    QString msg = open_error(d);
+    QVERIFY2(msg.contains("modules_not_quantized") && msg.contains("mlp.fc1") &&
+                 msg.contains("config.json"),
+             qPrintable(msg));
+    d = copy();
+    edit_configs(d, [](json& j) {
+      j.erase("modules_not_quantized");
+      j["modules_in_block_to_quantize"][2].push_back("mlp.fc2");
+    });
+    msg = open_error(d);
+    QVERIFY2(msg.contains("modules_in_block_to_quantize") && msg.contains("mlp.fc2"),
+             qPrintable(msg));
+    d = copy();
+    edit_configs(d, [](json& j) { j["modules_not_quantized"] = "mlp.down_proj"; });
+    QVERIFY2(open_error(d).contains("modules_not_quantized"), qPrintable(open_error(d)));
+
+    // The two keys disagree.
+    d = copy();
+    edit_configs(d, [](json& j) { j["modules_not_quantized"] = {"mlp.up_proj"}; });
+    msg = open_error(d);
+    QVERIFY2(msg.contains("modules_not_quantized") && msg.contains("mlp.up_proj") &&
+                 msg.contains("modules_in_block_to_quantize") && msg.contains("mlp.down_proj"),
+             qPrintable(msg));
+    // The two files disagree.
+    d = copy();
+    json qcj = read_json(d / "quantize_config.json");
+    qcj.erase("modules_not_quantized");
+    qcj.erase("modules_in_block_to_quantize");
+    write_json(d / "quantize_config.json", qcj);
+    msg = open_error(d);
+    QVERIFY2(msg.contains("modules_not_quantized") && msg.contains("quantize_config.json"),
+             qPrintable(msg));
+
+    // Either key alone is enough; optimum's nested list or vLLM's flat one.
+    d = copy();
+    edit_configs(d, [](json& j) { j.erase("modules_in_block_to_quantize"); });
+    QVERIFY(skipped_of(d) == down);
+    d = copy();
+    edit_configs(d, [](json& j) {
+      j.erase("modules_not_quantized");
+      j["modules_in_block_to_quantize"] = {"self_attn.q_proj", "self_attn.k_proj",
+                                           "self_attn.v_proj", "self_attn.o_proj",
+                                           "mlp.gate_proj",    "mlp.up_proj"};
+    });
+    QVERIFY(skipped_of(d) == down);
+    // None of the keys (GPTQModel's "dynamic" only): recognised by its tensors, as before.
+    d = copy();
+    edit_configs(d, [](json& j) {
+      j.erase("modules_not_quantized");
+      j.erase("modules_in_block_to_quantize");
+    });
+    {
+      GptqCheckpoint r(d);
+      QVERIFY(r.settings().modules_not_quantized.empty());
+      QVERIFY(!r.is_quantized(1, LinearKind::down));
+      QVERIFY(r.block(1)[LinearKind::down].W ==
+              m_src->block(1)[LinearKind::down].W.unaryExpr(&half_round));
+      QVERIFY_THROWS_EXCEPTION(FormatError, r.quantized(1, LinearKind::down));
+    }
+
+    // Declared unquantized but its weight is missing; declared quantized but stored plain.
+    d = copy();
+    rewrite(d / "model.safetensors", [](const std::string& name, std::vector<int64_t>&,
+                                        std::string&) {
+      return name != "model.layers.3.mlp.down_proj.weight";
+    });
+    msg = open_error(d);
+    QVERIFY2(msg.contains("model.layers.3.mlp.down_proj.weight") && msg.contains("missing") &&
+                 msg.contains("modules_not_quantized"),
+             qPrintable(msg));
+    d = export_gptq(*m_src,
+                    options("skipbad-plain", settings_skipping(qc, {"mlp.up_proj", "mlp.down_proj"})),
+                    from_map_except(layers, {LinearKind::up, LinearKind::down}));
+    edit_configs(d, [](json& j) {
+      j["modules_not_quantized"] = {"mlp.up_proj"};
+      j.erase("modules_in_block_to_quantize");
+    });
+    msg = open_error(d);
+    QVERIFY2(msg.contains("model.layers.0.mlp.down_proj.qweight") && msg.contains("missing"),
+             qPrintable(msg));
     verify_no_temp_left();
   }
 

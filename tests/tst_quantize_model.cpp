@@ -177,6 +177,18 @@ class TestQuantizeModel : public QObject {
     }
   }
 
+  void skippedModulesStayFullPrecision() {
+    QuantizeOptions o = settings(3, 32, false);
+    o.skip = {parse_linear_name("down_proj"), parse_linear_name("mlp.gate_proj")};
+    Run r = run(o, 8, 128);
+    QCOMPARE(r.result.layers.size(), size_t(25));  // 5 blocks x 5 quantized linears
+    for (const auto& l : r.result.layers)
+      QVERIFY(l.kind != LinearKind::down && l.kind != LinearKind::gate);
+    QCOMPARE(r.gptq->size(), size_t(25));
+    QVERIFY(r.gptq->block(1)[LinearKind::down].W == fx().model.weights->block(1)[LinearKind::down].W);
+    QVERIFY_THROWS_EXCEPTION(ConfigError, parse_linear_name("mlp.fc1"));
+  }
+
   void cancelStopsCleanly() {
     CalibrationSet calib = sample_calibration(fx().tiny_ids, 8, 128, 0);
     int calls = 0, sunk = 0;

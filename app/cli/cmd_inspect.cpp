@@ -51,7 +51,8 @@ int cmd_inspect(const std::vector<std::string>& words) {
     j["fp16_bytes"] = params * 2;
     if (gptq) {
       j["quantization"] = gptq->settings().to_json();
-      j["quantized_layers"] = c.num_layers * kNumLinears;
+      j["quantized_layers"] =
+          c.num_layers * (kNumLinears - int(gptq->settings().modules_not_quantized.size()));
     }
     j["tensors"] = nlohmann::json::array();
     for (const auto& t : tensors)
@@ -78,8 +79,14 @@ int cmd_inspect(const std::vector<std::string>& words) {
                 g.quant.bits, g.quant.group_size, g.quant.sym ? "sym" : "asym",
                 g.desc_act ? "true" : "false", g.static_groups ? "true" : "false",
                 std::string(checkpoint_format_name(g.zero_format())).c_str());
+    const int per_block = kNumLinears - static_cast<int>(g.modules_not_quantized.size());
     std::printf("quantized      %d linear layers (%d blocks x %d), each %d bits per weight\n",
-                c.num_layers * kNumLinears, c.num_layers, kNumLinears, g.quant.bits);
+                c.num_layers * per_block, c.num_layers, per_block, g.quant.bits);
+    if (!g.modules_not_quantized.empty()) {
+      std::string names;
+      for (const auto& m : g.modules_not_quantized) names += (names.empty() ? "" : ", ") + m;
+      std::printf("not quantized  %s (in every block)\n", names.c_str());
+    }
   }
   std::printf("\n%-56s %-5s %-16s %s\n", "tensor", "dtype", "shape", "bytes");
   for (const auto& t : tensors)

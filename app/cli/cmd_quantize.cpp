@@ -23,7 +23,7 @@ const std::set<std::string> kValued = {"--model", "--tokenizer", "--calib", "--m
                                        "--group-size", "--damp", "--block-size", "--nsamples",
                                        "--seqlen", "--seed", "--eval", "--eval-seqlen",
                                        "--eval-max-windows", "--report", "--threads", "--out",
-                                       "--shard-size"};
+                                       "--shard-size", "--skip-modules"};
 
 QuantizeOptions parse_options(const Args& args, bool compare) {
   QuantizeOptions o;
@@ -38,6 +38,17 @@ QuantizeOptions parse_options(const Args& args, bool compare) {
   o.gptq.percdamp = args.get_double("--damp", 0.01);
   o.gptq.blocksize = static_cast<int>(args.get_int("--block-size", 128));
   o.true_sequential = !args.flag("--no-true-sequential");
+  // --skip-modules mlp.down_proj,up_proj: left in full precision in every block.
+  std::string skip = args.get_or("--skip-modules", "");
+  for (size_t pos = 0; pos < skip.size();) {
+    size_t comma = std::min(skip.find(',', pos), skip.size());
+    try {
+      if (comma > pos) o.skip.insert(parse_linear_name(skip.substr(pos, comma - pos)));
+    } catch (const ConfigError& e) {
+      throw UsageError(std::string("--skip-modules: ") + e.what());
+    }
+    pos = comma + 1;
+  }
   if (!compare) {
     std::string method = args.get_or("--method", "gptq");
     if (method != "gptq" && method != "rtn") throw UsageError("--method must be gptq or rtn, got '" + method + "'");
@@ -126,6 +137,7 @@ int run(const std::vector<std::string>& words, bool compare) {
     eo.settings.static_groups = options.gptq.static_groups;
     eo.settings.true_sequential = options.true_sequential;
     eo.settings.damp_percent = options.gptq.percdamp;
+    for (LinearKind k : options.skip) eo.settings.modules_not_quantized.emplace_back(linear_name(k));
     std::string errors;
     for (const ExportIssue& issue : check_exportable(model.config(), eo.settings)) {
       if (issue.severity == ExportIssue::Severity::error)
@@ -135,7 +147,8 @@ int run(const std::vector<std::string>& words, bool compare) {
     }
     if (!errors.empty())
       throw ConfigError("these settings cannot be exported as a GPTQ checkpoint:" + errors +
-                        "\n(choose another --bits / --group-size, or run without --out)");
+                        "\n(choose another --bits / --group-size, leave the module in full "
+                        "precision with --skip-modules, or run without --out)");
     writer = std::make_unique<GptqWriter>(*model.weights, eo);
   }
   // Read everything the run needs before the long part starts, so bad input fails fast.

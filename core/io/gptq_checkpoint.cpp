@@ -62,6 +62,45 @@ struct SettingsFields {
   }
 };
 
+std::string linear_names_list() {
+  std::string s;
+  for (LinearKind k : kAllLinears) s += (s.empty() ? "" : ", ") + std::string(linear_name(k));
+  return s;
+}
+
+// One module name of modules_not_quantized / modules_in_block_to_quantize: exactly one of the
+// seven, so that a typo cannot silently leave a layer quantized (or not).
+LinearKind module_kind(const SettingsFields& f, const std::string& field, const json& entry,
+                       const std::string& position) {
+  if (!entry.is_string())
+    f.fail(field, position + " must be a module name (a string), got " + entry.dump());
+  const std::string name = entry.get<std::string>();
+  auto kind = linear_kind_from_name(name);
+  if (!kind)
+    f.fail(field, position + " is \"" + name + "\", not a linear module of a Llama block (" +
+                      linear_names_list() + ")");
+  return *kind;
+}
+
+// The true-sequential groups [q, k, v], [o], [gate, up], [down]: how optimum nests
+// modules_in_block_to_quantize (it quantizes one inner list at a time).
+const std::vector<std::vector<LinearKind>> kSequentialGroups = {
+    {LinearKind::q, LinearKind::k, LinearKind::v},
+    {LinearKind::o},
+    {LinearKind::gate, LinearKind::up},
+    {LinearKind::down}};
+
+// A regex matching the full module name ("model.layers.3.mlp.down_proj") for GPTQModel's
+// "dynamic" rules: re.match anchors at the start, hence the leading ".*".
+std::string dynamic_skip_rule(LinearKind k) {
+  std::string re = "-:.*\\.";
+  for (char ch : linear_name(k)) {
+    if (ch == '.') re += '\\';
+    re += ch;
+  }
+  return re + "$";
+}
+
 std::string dtype_list(const std::vector<DType>& dtypes) {
   std::string s;
   for (DType d : dtypes) s += (s.empty() ? "" : " or ") + std::string(dtype_name(d));
@@ -81,6 +120,25 @@ MatrixI32 read_i32(const TensorView& t, int64_t rows, int64_t cols) {
 // ---------------------------------------------------------------------------------------------
 // Settings
 
+std::optional<LinearKind> linear_kind_from_name(std::string_view module) {
+  for (LinearKind k : kAllLinears)
+    if (module == linear_name(k)) return k;
+  return std::nullopt;
+}
+
+std::array<bool, kNumLinears> GptqSettings::skipped_kinds() const {
+  std::array<bool, kNumLinears> skip{};
+  for (const std::string& name : modules_not_quantized) {
+    auto kind = linear_kind_from_name(name);
+    if (!kind)
+      throw ConfigError("GPTQ settings: modules_not_quantized names '" + name +
+                        "', which is not a linear module of a Llama block (" +
+                        linear_names_list() + ")");
+    skip[static_cast<int>(*kind)] = true;
+  }
+  return skip;
+}
+
 json GptqSettings::to_json() const {
   json j;
   j["bits"] = quant.bits;
@@ -96,6 +154,28 @@ json GptqSettings::to_json() const {
   // GPTQModel's keys: the lm_head stays unquantized; who wrote the file.
   j["lm_head"] = false;
   j["meta"] = {{"quantizer", {std::string("gptq_workbench:") + GPTQW_VERSION}}};
+  const auto skip = skipped_kinds();
+  bool any = false;
+  for (bool b : skip) any = any || b;
+  if (any) {
+    // In kAllLinears order and without repeats, whatever order the caller listed them in, so
+    // that the same choice always gives the same file.
+    json skipped = json::array(), in_block = json::array(), dynamic = json::object();
+    for (LinearKind k : kAllLinears)
+      if (skip[static_cast<int>(k)]) {
+        skipped.push_back(std::string(linear_name(k)));
+        dynamic[dynamic_skip_rule(k)] = json::object();
+      }
+    for (const auto& group : kSequentialGroups) {
+      json names = json::array();
+      for (LinearKind k : group)
+        if (!skip[static_cast<int>(k)]) names.push_back(std::string(linear_name(k)));
+      if (!names.empty()) in_block.push_back(names);  // optimum would run an empty group
+    }
+    j["modules_not_quantized"] = skipped;
+    j["modules_in_block_to_quantize"] = in_block;
+    j["dynamic"] = dynamic;
+  }
   return j;
 }
 
@@ -144,6 +224,58 @@ GptqSettings GptqSettings::from_json(const json& j, const fs::path& file) {
   if (f.has("pack_dtype") && f.get_string("pack_dtype") != "int32")
     f.fail("pack_dtype", "is " + j["pack_dtype"].dump() + ": only int32 packing is read here");
   if (f.has("model_file_base_name")) s.model_file_base_name = f.get_string("model_file_base_name");
+
+  // Modules left unquantized: our own list, and/or optimum's list of the quantized ones.
+  std::optional<std::array<bool, kNumLinears>> listed, from_in_block;
+  if (f.has("modules_not_quantized")) {
+    const json& a = j["modules_not_quantized"];
+    if (!a.is_array())
+      f.fail("modules_not_quantized", "must be a list of module names, got " + a.dump());
+    listed.emplace();
+    for (size_t i = 0; i < a.size(); ++i)
+      (*listed)[static_cast<int>(module_kind(f, "modules_not_quantized", a[i],
+                                             "entry " + std::to_string(i)))] = true;
+  }
+  // An empty list is read as "not stated", as vLLM reads it (it then looks at the tensors);
+  // taken literally it would mean that nothing is quantized.
+  if (f.has("modules_in_block_to_quantize") && !j["modules_in_block_to_quantize"].empty()) {
+    const std::string field = "modules_in_block_to_quantize";
+    const json& a = j[field];
+    if (!a.is_array()) f.fail(field, "must be a list of lists of module names, got " + a.dump());
+    std::array<bool, kNumLinears> quantized{};
+    for (size_t i = 0; i < a.size(); ++i) {
+      const std::string pos = "entry " + std::to_string(i);
+      if (a[i].is_array()) {
+        for (size_t m = 0; m < a[i].size(); ++m)
+          quantized[static_cast<int>(
+              module_kind(f, field, a[i][m], pos + "[" + std::to_string(m) + "]"))] = true;
+      } else {
+        quantized[static_cast<int>(module_kind(f, field, a[i], pos))] = true;
+      }
+    }
+    from_in_block.emplace();
+    for (int k = 0; k < kNumLinears; ++k) (*from_in_block)[k] = !quantized[k];
+  }
+  if (listed && from_in_block && *listed != *from_in_block) {
+    // Loaders read one or the other: a file where they differ loads differently depending on
+    // who reads it, so neither is trusted.
+    std::string a, b;
+    for (LinearKind k : kAllLinears) {
+      const std::string n(linear_name(k));
+      if ((*listed)[static_cast<int>(k)]) a += (a.empty() ? "" : ", ") + n;
+      if ((*from_in_block)[static_cast<int>(k)]) b += (b.empty() ? "" : ", ") + n;
+    }
+    f.fail("modules_not_quantized",
+           "lists [" + a + "] but " + where + "modules_in_block_to_quantize leaves out [" + b +
+               "]; the two must name the same unquantized modules");
+  }
+  if (auto skip = listed ? listed : from_in_block) {
+    for (LinearKind k : kAllLinears)
+      if ((*skip)[static_cast<int>(k)]) s.modules_not_quantized.emplace_back(linear_name(k));
+    if (s.modules_not_quantized.size() == size_t(kNumLinears))
+      f.fail(listed ? "modules_not_quantized" : "modules_in_block_to_quantize",
+             "leaves every linear module unquantized: this is not a quantized model");
+  }
   return s;
 }
 
@@ -189,6 +321,12 @@ GptqSettings read_settings(const fs::path& dir, const ModelConfig& config) {
     differ("desc_act", a.desc_act ? "true" : "false", b.desc_act ? "true" : "false");
     differ("checkpoint_format", std::string(checkpoint_format_name(a.zero_format())),
            std::string(checkpoint_format_name(b.zero_format())));
+    auto names = [](const GptqSettings& g) {
+      std::string s;
+      for (const std::string& n : g.modules_not_quantized) s += (s.empty() ? "" : ", ") + n;
+      return "[" + s + "]";
+    };
+    differ("modules_not_quantized", names(a), names(b));
   }
   return from_config ? *from_config : *from_qc;
 }
@@ -199,6 +337,7 @@ GptqCheckpoint::GptqCheckpoint(const fs::path& dir)
     : m_dir(dir),
       m_config(parse_hf_config(dir / "config.json")),
       m_settings(read_settings(dir, m_config)),
+      m_skip(m_settings.skipped_kinds()),
       m_ckpt(Checkpoint::open(dir)) {
   const ModelConfig& c = m_config;
   const std::vector<DType> floats = {DType::F16, DType::BF16, DType::F32};
@@ -237,9 +376,25 @@ void GptqCheckpoint::check_linear(int block, LinearKind kind) const {
   const std::string name = layer_prefix(block) + std::string(linear_name(kind));
   const int bits = m_settings.quant.bits;
   const int64_t G = group_count(K, m_settings.quant.group_size);
-  if (!m_ckpt.find(name + ".qweight") && m_ckpt.find(name + ".weight")) {
-    // Left unquantized (GPTQModel's per-module "dynamic" exclusions): a plain weight.
-    tensor(name + ".weight", {N, K}, {DType::F16, DType::BF16, DType::F32});
+  const std::vector<DType> floats = {DType::F16, DType::BF16, DType::F32};
+  bool declared = false;
+  for (bool b : m_skip) declared = declared || b;
+  if (m_skip[static_cast<int>(kind)]) {
+    // Declared unquantized: loaders build a plain Linear for it and would leave it randomly
+    // initialised without the weight, or trip over quantized tensors they do not expect.
+    const std::string why = " (layer '" + name + "' is listed in modules_not_quantized)";
+    try {
+      tensor(name + ".weight", {N, K}, floats);
+    } catch (const FormatError& e) {
+      throw FormatError(e.what() + why);
+    }
+    if (const TensorView* q = m_ckpt.find(name + ".qweight"))
+      throw FormatError(file_msg(q->file, "tensor '" + name + ".qweight' is present, but" + why +
+                                              " and stored as a plain weight"));
+  } else if (!declared && !m_ckpt.find(name + ".qweight") && m_ckpt.find(name + ".weight")) {
+    // Left unquantized without our list (GPTQModel's per-module "dynamic" exclusions, which
+    // are regexes not evaluated here): a plain weight.
+    tensor(name + ".weight", {N, K}, floats);
   } else {
     // The shapes are stated with what implies them, so that a user can tell a wrong config
     // from a wrong file.
@@ -263,17 +418,33 @@ void GptqCheckpoint::check_linear(int block, LinearKind kind) const {
     tensor(name + ".bias", {N}, {DType::F16, DType::BF16, DType::F32});
 }
 
+bool GptqCheckpoint::is_quantized(int block, LinearKind kind) const {
+  if (block < 0 || block >= m_config.num_layers)
+    throw Error("block " + std::to_string(block) + " out of range [0, " +
+                std::to_string(m_config.num_layers) + ")");
+  // Which one was checked when the folder was opened.
+  return m_ckpt.find(layer_prefix(block) + std::string(linear_name(kind)) + ".qweight");
+}
+
 QuantizedWeights GptqCheckpoint::quantized(int block, LinearKind kind) const {
   const ModelConfig& c = m_config;
-  if (block < 0 || block >= c.num_layers)
-    throw Error("block " + std::to_string(block) + " out of range [0, " +
-                std::to_string(c.num_layers) + ")");
+  const bool stored_quantized = is_quantized(block, kind);  // checks the block index
   const auto [N, K] = linear_shape(c, kind);
   const std::string name = layer_prefix(block) + std::string(linear_name(kind));
   const int bits = m_settings.quant.bits;
   const int64_t G = group_count(K, m_settings.quant.group_size);
-  if (!m_ckpt.find(name + ".qweight"))
-    throw FormatError(file_msg(m_dir, "layer '" + name + "' is not quantized (no qweight)"));
+  if (!stored_quantized) {
+    const TensorView* w = m_ckpt.find(name + ".weight");
+    const std::string stored =
+        w ? "stored as a plain " + std::string(dtype_name(w->dtype)) + " weight " +
+                shape_str(w->shape)
+          : "no qweight";
+    const std::string why = m_skip[static_cast<int>(kind)]
+                                ? " (listed in modules_not_quantized, " + stored + ")"
+                                : " (" + stored + ")";
+    throw FormatError(file_msg(m_dir, "layer '" + name + "' is not quantized" + why +
+                                          ": it has no codes, scales or zero points"));
+  }
   // Shapes and dtypes were checked when the folder was opened.
   const TensorView& tq = m_ckpt.get(name + ".qweight");
   const TensorView& tz = m_ckpt.get(name + ".qzeros");
@@ -333,9 +504,9 @@ BlockWeights GptqCheckpoint::block(int index) const {
   for (LinearKind k : kAllLinears) {
     const auto [N, K] = linear_shape(c, k);
     const std::string name = p + std::string(linear_name(k));
-    if (m_ckpt.find(name + ".qweight"))
+    if (is_quantized(index, k))
       b[k].W = std::move(quantized(index, k).Q);
-    else
+    else  // modules_not_quantized: no dequantization, the stored weight as is
       b[k].W = matrix(name + ".weight", N, K);
     if (m_ckpt.find(name + ".bias")) b[k].b = vector(name + ".bias", N);
   }

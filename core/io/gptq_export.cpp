@@ -140,6 +140,42 @@ std::vector<ExportIssue> check_exportable(const ModelConfig& config, const GptqS
                                             "4 or 8 bits per weight"});
     return out;
   }
+  // The modules left unquantized: names first (a misspelt one would quietly quantize the layer
+  // meant to be kept), then they are left out of every shape check below.
+  std::array<bool, kNumLinears> skip{};
+  try {
+    skip = s.skipped_kinds();
+  } catch (const ConfigError& e) {
+    out.push_back({S::error, "", 0, 0, e.what()});
+    return out;
+  }
+  int n_skipped = 0;
+  for (bool b : skip) n_skipped += b;
+  if (n_skipped == kNumLinears) {
+    out.push_back({S::error, "", 0, 0,
+                   "modules_not_quantized lists all seven linear modules: nothing would be "
+                   "quantized"});
+    return out;
+  }
+  // vLLM loads q/k/v as one fused layer and gate/up as another, and refuses a checkpoint in
+  // which only some parts of one are quantized.
+  const std::vector<std::vector<LinearKind>> fused = {
+      {LinearKind::q, LinearKind::k, LinearKind::v}, {LinearKind::gate, LinearKind::up}};
+  for (const auto& group : fused) {
+    std::string all, kept, left;
+    for (LinearKind k : group) {
+      const std::string name(linear_name(k));
+      all += (all.empty() ? "" : " + ") + name;
+      std::string& list = skip[int(k)] ? left : kept;
+      list += (list.empty() ? "" : ", ") + name;
+    }
+    if (!kept.empty() && !left.empty())
+      out.push_back({S::warning, "", 0, 0,
+                     "vLLM loads " + all + " as one fused layer and refuses a checkpoint that "
+                     "quantizes only some of them; modules_not_quantized has " + left +
+                         " but not " + kept + ": skip all of them (--skip-modules) or none"});
+  }
+
   if (s.zero_format() == ZeroFormat::v1 && !q.sym)
     out.push_back({S::error, "", 0, 0,
                    "checkpoint_format \"gptq\" (v1) stores zero - 1 and cannot hold the zero "
@@ -154,29 +190,59 @@ std::vector<ExportIssue> check_exportable(const ModelConfig& config, const GptqS
                    "or 128 (this export: " + q.describe() +
                        "); vLLM will use its slower gptq kernel"});
 
+  // The group sizes the kernels know that give whole groups in every quantized module: the
+  // group size is one setting for the whole model, so a size that fixes one module but splits
+  // another is no way out. -1 (one group per row) always gives whole groups.
+  std::string whole_groups;
+  for (int cand : {128, 64, 32}) {
+    bool fits = cand != gs;
+    for (LinearKind kind : kAllLinears)
+      if (!skip[int(kind)]) fits = fits && linear_shape(config, kind).second % cand == 0;
+    if (fits) whole_groups += (whole_groups.empty() ? "" : " or ") + std::to_string(cand);
+  }
+  const std::string by_group_size =
+      whole_groups.empty()
+          ? "--group-size -1 (one group per row; no group size of 32, 64 or 128 divides the "
+            "in_features of every quantized module)"
+          : "--group-size " + whole_groups + " (whole groups in every quantized module)";
+
   for (LinearKind kind : kAllLinears) {
+    if (skip[int(kind)]) continue;  // a plain weight: nothing here applies to it
     const auto [N, K] = linear_shape(config, kind);
     const std::string module(linear_name(kind));
+    // Every problem of a module ends with the two ways out, so that the user who reads one
+    // line knows what to do about it.
+    const std::string skip_it = "leave the module unquantized with --skip-modules " + module +
+                                " (stored as a float weight, listed in modules_not_quantized)";
+    const std::string no_group_size = " No group size changes this; " + skip_it + ".";
     auto warn = [&](const std::string& msg) { out.push_back({S::warning, module, N, K, msg}); };
     if (K % 32 != 0)
       warn("in_features " + std::to_string(K) + " is not a multiple of 32: qweight is written " +
            "with " + std::to_string(packed_words(K, q.bits)) +
            " zero-padded rows, but AutoGPTQ, GPTQModel, transformers and vLLM allocate "
            "in_features / 32 * bits = " + std::to_string(K / 32 * q.bits) +
-           " rows and will refuse to load this layer");
+           " rows and will refuse to load this layer." + no_group_size);
     if (N % 32 != 0)
       warn("out_features " + std::to_string(N) + " is not a multiple of 32: qzeros is written " +
            "with " + std::to_string(packed_words(N, q.bits)) +
            " zero-padded columns, but AutoGPTQ, GPTQModel, transformers and vLLM allocate "
            "out_features / 32 * bits = " + std::to_string(N / 32 * q.bits) +
-           " columns and will refuse to load this layer");
+           " columns and will refuse to load this layer." + no_group_size);
     if (gs > 0 && gs < K && K % gs != 0)
       warn("in_features " + std::to_string(K) + " is not a multiple of group_size " +
            std::to_string(gs) + " (the last group has " + std::to_string(K % gs) +
-           " columns): ExLlama and vLLM's Marlin kernel need whole groups");
+           " columns): ExLlama and vLLM's Marlin kernel need whole groups. Use " +
+           by_group_size + ", or " + skip_it + ".");
+    if (gs > K)
+      // One short group here; vLLM sizes scales as in_features / group_size = 0 rows and checks
+      // in_features % group_size.
+      warn("in_features " + std::to_string(K) + " is smaller than group_size " +
+           std::to_string(gs) + ": vLLM needs in_features % group_size == 0 and will refuse to "
+           "load this layer. Use " + by_group_size + ", or " + skip_it + ".");
     if (marlin_config && (K % 128 != 0 || N % 64 != 0))
       warn("vLLM's Marlin kernel needs in_features % 128 == 0 and out_features % 64 == 0; "
-           "this layer will use the slower gptq kernel");
+           "this layer will use the slower gptq kernel (it still loads). No group size changes "
+           "this; --skip-modules " + module + " would store it unquantized instead.");
   }
   return out;
 }
@@ -198,6 +264,7 @@ GptqWriter::GptqWriter(const WeightSource& source, GptqExportOptions options)
     if (i.severity == ExportIssue::Severity::error) errors += "\n  " + describe(i);
   if (!errors.empty()) throw ConfigError("GPTQ export to " + m_opt.output_dir.string() +
                                          " refused:" + errors);
+  m_skip = m_opt.settings.skipped_kinds();  // the names were checked just above
   if (m_opt.output_dir.empty()) throw ConfigError("GPTQ export: no output folder given");
   if (m_opt.max_shard_bytes == 0) throw ConfigError("GPTQ export: max_shard_bytes must be > 0");
 
@@ -308,58 +375,76 @@ void GptqWriter::queue_float(const std::string& name, std::vector<int64_t> shape
   queue(name, dtype, std::move(shape), out.data(), out.size() * 2);
 }
 
-// A non-quantized tensor of the source, converted to the export's float dtype. The raw
-// checkpoint is read when there is one (exact, in its own dtype); otherwise the WeightSource's
-// accessors give it in fp32.
-void GptqWriter::add_source_tensor(const std::string& name, std::vector<int64_t> shape,
-                                   bool bias) {
+// The values of a non-quantized tensor of the source in fp32, and its dtype there. The raw
+// checkpoint is read when it has the tensor (exact, in its own dtype); otherwise the
+// WeightSource's accessors give it: sources without a checkpoint (llama2.c, in memory), and a
+// GPTQ source's quantized linears when they are re-exported unquantized (dequantized).
+std::vector<float> GptqWriter::source_values(const std::string& name,
+                                             const std::vector<int64_t>& shape, DType& src) {
   std::vector<float> values;
-  DType src = DType::F32;
-  if (m_source_ckpt) {
-    const TensorView* t = m_source_ckpt->find(name);
-    if (!t)
-      throw FormatError(file_msg(m_source_ckpt->path(), "tensor '" + name + "' " +
-                                                           shape_str(shape) +
-                                                           " is missing from the source"));
+  src = DType::F32;
+  const TensorView* t = m_source_ckpt ? m_source_ckpt->find(name) : nullptr;
+  if (t) {
     if (t->shape != shape)
       throw FormatError(file_msg(t->file, "tensor '" + name + "': expected " +
                                               shape_str(shape) + ", file has " +
                                               shape_str(t->shape)));
-    values = to_float(*t);
     src = t->dtype;
-  } else {
-    const ModelConfig& c = m_source.config();
-    auto from = [&](const auto& m) { values.assign(m.data(), m.data() + m.size()); };
-    if (name == "model.embed_tokens.weight") {
-      from(m_source.embedding());
-    } else if (name == "model.norm.weight") {
-      from(m_source.final_norm());
-    } else if (name == "lm_head.weight") {
-      from(m_source.lm_head());
-    } else {
-      // model.layers.<b>.<...>: norms and biases of one block.
-      int b = -1;
-      for (int i = 0; i < c.num_layers && b < 0; ++i)
-        if (name.rfind(layer_prefix(i), 0) == 0) b = i;
-      if (b < 0) throw Error("GPTQ export: no source for tensor '" + name + "'");
-      // One block converted per block, not per tensor: norms and biases come in together.
-      if (!m_block_cache || m_block_cache->first != b) m_block_cache.emplace(b, m_source.block(b));
-      const BlockWeights& bw = m_block_cache->second;
-      const std::string rest = name.substr(layer_prefix(b).size());
-      if (rest == "input_layernorm.weight") from(bw.attn_norm);
-      else if (rest == "post_attention_layernorm.weight") from(bw.mlp_norm);
-      else
-        for (LinearKind k : kAllLinears)
-          if (rest == std::string(linear_name(k)) + ".bias") from(bw[k].b);
-    }
-    if (auto d = parse_dtype(m_source.dtype())) src = *d;
-    int64_t n = 1;
-    for (int64_t d : shape) n *= d;
-    if (int64_t(values.size()) != n)
-      throw Error("GPTQ export: tensor '" + name + "': the source gives " +
-                  std::to_string(values.size()) + " values, " + shape_str(shape) + " needs " +
-                  std::to_string(n));
+    return to_float(*t);
   }
+  const ModelConfig& c = m_source.config();
+  auto missing = [&] {
+    if (m_source_ckpt)
+      return FormatError(file_msg(m_source_ckpt->path(), "tensor '" + name + "' " +
+                                                             shape_str(shape) +
+                                                             " is missing from the source"));
+    return FormatError("GPTQ export: no source for tensor '" + name + "'");
+  };
+  auto from = [&](const auto& m) { values.assign(m.data(), m.data() + m.size()); };
+  if (name == "model.embed_tokens.weight" && !m_source_ckpt) {
+    from(m_source.embedding());
+  } else if (name == "model.norm.weight" && !m_source_ckpt) {
+    from(m_source.final_norm());
+  } else if (name == "lm_head.weight" && !m_source_ckpt) {
+    from(m_source.lm_head());
+  } else {
+    // model.layers.<b>.<...>: norms, biases and unquantized linears of one block.
+    int b = -1;
+    for (int i = 0; i < c.num_layers && b < 0; ++i)
+      if (name.rfind(layer_prefix(i), 0) == 0) b = i;
+    if (b < 0) throw missing();
+    const std::string rest = name.substr(layer_prefix(b).size());
+    std::optional<LinearKind> weight_of;  // rest == "<linear>.weight"
+    for (LinearKind k : kAllLinears)
+      if (rest == std::string(linear_name(k)) + ".weight") weight_of = k;
+    // A checkpoint that lacks a tensor lacks it; only a linear weight can be rebuilt from the
+    // source's own accessors (a GPTQ source stores it quantized).
+    if (m_source_ckpt && !weight_of) throw missing();
+    // One block converted per block, not per tensor: norms and biases come in together.
+    if (!m_block_cache || m_block_cache->first != b) m_block_cache.emplace(b, m_source.block(b));
+    const BlockWeights& bw = m_block_cache->second;
+    if (weight_of) from(bw[*weight_of].W);
+    else if (rest == "input_layernorm.weight") from(bw.attn_norm);
+    else if (rest == "post_attention_layernorm.weight") from(bw.mlp_norm);
+    else
+      for (LinearKind k : kAllLinears)
+        if (rest == std::string(linear_name(k)) + ".bias") from(bw[k].b);
+  }
+  if (auto d = parse_dtype(m_source.dtype())) src = *d;
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  if (int64_t(values.size()) != n)
+    throw Error("GPTQ export: tensor '" + name + "': the source gives " +
+                std::to_string(values.size()) + " values, " + shape_str(shape) + " needs " +
+                std::to_string(n));
+  return values;
+}
+
+// A non-quantized tensor of the source, converted to the export's float dtype.
+void GptqWriter::add_source_tensor(const std::string& name, std::vector<int64_t> shape,
+                                   bool bias) {
+  DType src = DType::F32;
+  const std::vector<float> values = source_values(name, shape, src);
   // Biases of quantized layers stay F16 whatever keep_source_dtype says: the loaders' buffer
   // for them is F16.
   DType out = m_float_dtype;
@@ -369,11 +454,23 @@ void GptqWriter::add_source_tensor(const std::string& name, std::vector<int64_t>
   queue_float(name, std::move(shape), values, out);
 }
 
-void GptqWriter::add_block_norms(int block) {
-  if (!m_norms_added.insert(block).second) return;
-  const int64_t h = m_source.config().hidden_size;
+// What a block holds besides its quantized linears, written when its first layer is added:
+// the two norms, and the linears of modules_not_quantized (weight and bias in the export's
+// float dtype, as transformers loads them into a plain Linear).
+void GptqWriter::add_block_source_tensors(int block) {
+  if (!m_blocks_started.insert(block).second) return;
+  const ModelConfig& c = m_source.config();
+  const int64_t h = c.hidden_size;
   add_source_tensor(layer_prefix(block) + "input_layernorm.weight", {h});
   add_source_tensor(layer_prefix(block) + "post_attention_layernorm.weight", {h});
+  for (LinearKind k : kAllLinears) {
+    if (!m_skip[int(k)]) continue;
+    const auto [N, K] = linear_shape(c, k);
+    const std::string name = layer_prefix(block) + std::string(linear_name(k));
+    add_source_tensor(name + ".weight", {N, K});
+    if (has_bias(c, k) || (m_source_ckpt && m_source_ckpt->find(name + ".bias")))
+      add_source_tensor(name + ".bias", {N});
+  }
 }
 
 void GptqWriter::add(int block, LinearKind kind, const QuantizedWeights& w, const Vector* bias) {
@@ -383,6 +480,9 @@ void GptqWriter::add(int block, LinearKind kind, const QuantizedWeights& w, cons
     throw Error("GPTQ export: block " + std::to_string(block) + " out of range [0, " +
                 std::to_string(c.num_layers) + ")");
   const std::string name = layer_prefix(block) + std::string(linear_name(kind));
+  if (m_skip[int(kind)])
+    throw Error("GPTQ export: layer '" + name + "' is listed in modules_not_quantized: it is "
+                "written unquantized from the source model and cannot also be added quantized");
   if (m_added.count({block, int(kind)}))
     throw Error("GPTQ export: layer '" + name + "' given twice");
 
@@ -446,7 +546,7 @@ void GptqWriter::add(int block, LinearKind kind, const QuantizedWeights& w, cons
   } else if (has_bias(c, kind) || (m_source_ckpt && m_source_ckpt->find(name + ".bias"))) {
     add_source_tensor(name + ".bias", {N}, /*bias=*/true);
   }
-  add_block_norms(block);
+  add_block_source_tensors(block);
   m_added.insert({block, int(kind)});
 }
 
@@ -461,7 +561,7 @@ void GptqWriter::finish() {
   int n_missing = 0;
   for (int b = 0; b < c.num_layers; ++b)
     for (LinearKind k : kAllLinears)
-      if (!m_added.count({b, int(k)}) && n_missing++ < 5)
+      if (!m_skip[int(k)] && !m_added.count({b, int(k)}) && n_missing++ < 5)
         missing += (missing.empty() ? "" : ", ") + layer_prefix(b) + std::string(linear_name(k));
   if (n_missing)
     throw Error("GPTQ export: " + std::to_string(n_missing) + " quantized layers were never " +
@@ -578,10 +678,14 @@ fs::path export_gptq(const WeightSource& source, const GptqExportOptions& option
   if (!layer) throw ConfigError("GPTQ export: no layer callback given");
   GptqWriter writer(source, options);
   const int L = source.config().num_layers;
-  const double total = double(L) * kNumLinears;
+  const auto skip = options.settings.skipped_kinds();  // valid: the writer checked them
+  int per_block = 0;
+  for (bool b : skip) per_block += !b;
+  const double total = double(L) * per_block;
   int done = 0;
   for (int b = 0; b < L; ++b)
     for (LinearKind k : kAllLinears) {
+      if (skip[int(k)]) continue;  // the writer copies it from the source
       report_progress(progress, {"export", b, L, std::string(linear_name(k)), done / total});
       QuantizedLinear l = layer(b, k);
       writer.add(b, k, l.w, l.bias ? &*l.bias : nullptr);

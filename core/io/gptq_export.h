@@ -3,6 +3,8 @@
 //   model.safetensors (or model-0000i-of-0000n.safetensors + model.safetensors.index.json)
 //     <linear>.qweight I32, .qzeros I32, .scales F16, .g_idx I32, .bias F16 (when present);
 //     embeddings, norms and an untied lm_head in F16 (or the source dtype when asked);
+//     the linears of settings.modules_not_quantized as <linear>.weight (and .bias), taken from
+//     the source model in that same float dtype;
 //   config.json with "quantization_config", quantize_config.json;
 //   tokenizer / generation files copied from the source folder; the run report if given.
 //
@@ -27,6 +29,7 @@
 // one containing it, is refused.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -65,7 +68,11 @@ struct GptqExportOptions {
 // Files copied from the source folder when present.
 extern const std::vector<std::string> kGptqCopiedFiles;
 
-// A problem export or a loader would have with these settings on this architecture.
+// A problem export or a loader would have with these settings on this architecture. Modules
+// listed in settings.modules_not_quantized are not checked (they are stored as plain weights);
+// every problem of a quantized module names the two ways out in its message: a group size
+// under which it goes away (or that none does), and --skip-modules <module> (the CLI option
+// that lists the module in modules_not_quantized).
 struct ExportIssue {
   enum class Severity { error, warning };
   Severity severity = Severity::warning;
@@ -76,17 +83,20 @@ struct ExportIssue {
 
 // Checks up front, from the architecture alone, what the format and its loaders cannot take:
 // errors (export refuses: bits the packing cannot hold, a bad group size, v1 zeros with an
-// asymmetric grid) and warnings (export proceeds, but a loader will refuse or fall back: a
+// asymmetric grid, a module name in modules_not_quantized that is not one of the seven, all
+// seven listed) and warnings (export proceeds, but a loader will refuse or fall back: a
 // dimension not a multiple of 32, which AutoGPTQ / transformers / vLLM allocate as K / 32 * bits
 // words; vLLM's Marlin conditions: sym, 4 or 8 bits, group size -1/32/64/128, K % group_size,
-// K % 128, N % 64). One issue per linear kind, since every block has the same shapes.
+// K % 128, N % 64; only some of q/k/v or of gate/up left unquantized, which vLLM's fused layers
+// refuse). One issue per linear kind, since every block has the same shapes.
 std::vector<ExportIssue> check_exportable(const ModelConfig& config, const GptqSettings& settings);
 std::string describe(const ExportIssue& issue);  // "error: mlp.down_proj [64, 172]: ..."
 
 // Push-style writer. The constructor checks the options (check_exportable errors, destination
-// rules) and creates the temporary folder; add() every (block, kind) exactly once, in any
-// order; finish() writes the rest and renames the folder into place. Destroyed before a
-// successful finish(), it removes the temporary folder.
+// rules) and creates the temporary folder; add() every quantized (block, kind) exactly once, in
+// any order (the modules of settings.modules_not_quantized are not added: the writer copies
+// them from the source with the block's norms); finish() writes the rest and renames the folder
+// into place. Destroyed before a successful finish(), it removes the temporary folder.
 class GptqWriter {
  public:
   GptqWriter(const WeightSource& source, GptqExportOptions options);
@@ -95,12 +105,12 @@ class GptqWriter {
   GptqWriter& operator=(const GptqWriter&) = delete;
 
   // Packs and queues one quantized linear. bias: nullptr takes the source model's bias (GPTQ
-  // leaves biases unchanged), if the layer has one. Throws Error naming the layer for shapes
-  // that do not match the architecture, codes or zeros out of range, g_idx outside [0, G),
-  // zero 0 under v1, or a scale that is not finite in F16.
+  // leaves biases unchanged), if the layer has one. Throws Error naming the layer for a module
+  // listed in modules_not_quantized, shapes that do not match the architecture, codes or zeros
+  // out of range, g_idx outside [0, G), zero 0 under v1, or a scale that is not finite in F16.
   void add(int block, LinearKind kind, const QuantizedWeights& w, const Vector* bias = nullptr);
   // Writes the remaining tensors and files and moves the folder into place. Throws Error
-  // naming the layers never added.
+  // naming the quantized layers never added.
   void finish();
   // The run report to write beside the weights (quantization_report.json); known only once the
   // run is over, so it can be set until finish().
@@ -115,7 +125,9 @@ class GptqWriter {
   void queue_float(const std::string& name, std::vector<int64_t> shape,
                    const std::vector<float>& values, DType dtype);
   void add_source_tensor(const std::string& name, std::vector<int64_t> shape, bool bias = false);
-  void add_block_norms(int block);
+  std::vector<float> source_values(const std::string& name, const std::vector<int64_t>& shape,
+                                   DType& src);
+  void add_block_source_tensors(int block);
   void flush_shard();
   void write_json(const std::filesystem::path& file, const nlohmann::json& j) const;
   void move_into_place();
@@ -128,8 +140,9 @@ class GptqWriter {
   std::unique_ptr<SafetensorsWriter> m_pending;
   std::vector<std::pair<std::filesystem::path, std::vector<std::string>>> m_shards;
   uint64_t m_total_bytes = 0;
+  std::array<bool, kNumLinears> m_skip{};  // settings.modules_not_quantized as flags
   std::set<std::pair<int, int>> m_added;
-  std::set<int> m_norms_added;
+  std::set<int> m_blocks_started;  // norms and unquantized linears written
   std::optional<std::pair<int, BlockWeights>> m_block_cache;  // sources without a checkpoint
   bool m_done = false;
 };
@@ -142,8 +155,9 @@ struct QuantizedLinear {
 };
 using QuantizedLayerFn = std::function<QuantizedLinear(int block, LinearKind kind)>;
 
-// Pull-style export: asks `layer` for every (block, kind), block by block in kAllLinears order,
-// and writes the folder through a GptqWriter. Progress stage "export" (block, module,
+// Pull-style export: asks `layer` for every quantized (block, kind) (never for a module of
+// modules_not_quantized), block by block in kAllLinears order, and writes the folder through a
+// GptqWriter. Progress stage "export" (block, module,
 // fraction) before each layer; a callback returning false cancels (throws Cancelled) and
 // leaves nothing behind. Returns the destination folder.
 std::filesystem::path export_gptq(const WeightSource& source, const GptqExportOptions& options,

@@ -49,6 +49,16 @@ double weighted_square(const Matrix& D, const Matrix& H, Backend& backend) {
 
 std::string_view method_name(Method m) { return m == Method::gptq ? "gptq" : "rtn"; }
 
+LinearKind parse_linear_name(const std::string& name) {
+  std::string valid;
+  for (LinearKind k : kAllLinears) {
+    std::string_view full = linear_name(k);
+    if (name == full || name == full.substr(full.find('.') + 1)) return k;
+    valid += (valid.empty() ? "" : ", ") + std::string(full);
+  }
+  throw ConfigError("unknown module '" + name + "' (the linear modules are " + valid + ")");
+}
+
 DiagStats diag_stats(const std::vector<float>& diag) {
   DiagStats s;
   if (diag.empty()) return s;
@@ -95,8 +105,13 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
   Backend& backend = best_backend();
   const auto t_start = Clock::now();
   QuantizeResult result;
-  const auto groups = sequential_groups(opt.true_sequential);
-  const double steps = double(c.num_layers) * kNumLinears;
+  if (opt.skip.size() == kNumLinears) throw ConfigError("every module is skipped: nothing to quantize");
+  std::vector<std::vector<LinearKind>> groups;
+  for (auto group : sequential_groups(opt.true_sequential)) {
+    std::erase_if(group, [&](LinearKind k) { return opt.skip.count(k) > 0; });
+    if (!group.empty()) groups.push_back(std::move(group));
+  }
+  const double steps = double(c.num_layers) * (kNumLinears - opt.skip.size());
   int done = 0;
 
   // The calibration windows' hidden states, entering block 0.
@@ -124,9 +139,10 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
       Matrix x = inps;
       block_forward(c, stream, rope, x, calib.seqlen, [&](LinearKind k, const Matrix& X) {
         auto it = acc.find(input_of(k));
-        // q/k/v (and gate/up) see the same X: add it once, on the first of them.
-        if (it != acc.end() && (k == LinearKind::q || k == LinearKind::o ||
-                                k == LinearKind::gate || k == LinearKind::down))
+        // q/k/v (and gate/up) see the same X: add it once, for the first of them in the group.
+        if (it != acc.end() && k == *std::find_if(group.begin(), group.end(), [&](LinearKind g) {
+              return input_of(g) == input_of(k);
+            }))
           it->second.add_batch(X, X.rows() / calib.seqlen);
       });
       result.seconds_hessian += since(t0);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,7 +28,13 @@ struct QuantizeOptions {
   bool true_sequential = true;   // groups [q,k,v], [o], [gate,up], [down] (the reference's -ts)
   bool run_gptq = true;
   bool run_rtn = true;           // the baseline, from the same calibration inputs
+  // Modules left in full precision in every block (for example mlp.down_proj when its width
+  // does not suit the checkpoint format); they keep their weights and get no report row.
+  std::set<LinearKind> skip;
 };
+
+// "mlp.down_proj" or "down_proj" -> LinearKind; ConfigError listing the valid names otherwise.
+LinearKind parse_linear_name(const std::string& name);
 
 // Summary statistics of a layer's Hessian diagonal (which input channels matter).
 struct DiagStats {
