@@ -2,6 +2,8 @@
 // from the headers at open, unpacked and dequantized one block at a time.
 #include "io/gptq_checkpoint.h"
 
+#include "io/hf_checkpoint.h"
+
 #include <cstring>
 #include <fstream>
 
@@ -526,14 +528,7 @@ Matrix GptqCheckpoint::lm_head() const {
   return matrix("lm_head.weight", m_config.vocab_size, m_config.hidden_size);
 }
 
-std::vector<TensorInfo> GptqCheckpoint::tensors() const {
-  std::vector<TensorInfo> out;
-  for (const auto& name : m_ckpt.names()) {
-    const TensorView& t = *m_ckpt.find(name);
-    out.push_back({name, std::string(dtype_name(t.dtype)), t.shape, t.nbytes});
-  }
-  return out;
-}
+std::vector<TensorInfo> GptqCheckpoint::tensors() const { return tensor_listing(m_ckpt); }
 
 uint64_t GptqCheckpoint::bytes_on_disk() const { return m_ckpt.bytes_on_disk(); }
 

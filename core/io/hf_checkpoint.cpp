@@ -99,14 +99,16 @@ Matrix HfCheckpoint::lm_head() const {
   return matrix("lm_head.weight", m_config.vocab_size, m_config.hidden_size);
 }
 
-std::vector<TensorInfo> HfCheckpoint::tensors() const {
+std::vector<TensorInfo> tensor_listing(const Checkpoint& ckpt) {
   std::vector<TensorInfo> out;
-  for (const auto& name : m_ckpt.names()) {
-    const TensorView& t = *m_ckpt.find(name);
+  for (const auto& name : ckpt.names()) {
+    const TensorView& t = *ckpt.find(name);
     out.push_back({name, std::string(dtype_name(t.dtype)), t.shape, t.nbytes});
   }
   return out;
 }
+
+std::vector<TensorInfo> HfCheckpoint::tensors() const { return tensor_listing(m_ckpt); }
 
 uint64_t HfCheckpoint::bytes_on_disk() const { return m_ckpt.bytes_on_disk(); }
 

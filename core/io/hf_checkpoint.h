@@ -12,6 +12,9 @@
 
 namespace gptqw {
 
+// Every tensor of a checkpoint (name, dtype, shape, bytes) in name order, for model summaries.
+std::vector<TensorInfo> tensor_listing(const Checkpoint& ckpt);
+
 class HfCheckpoint : public WeightSource {
  public:
   explicit HfCheckpoint(const std::filesystem::path& dir);

@@ -432,17 +432,6 @@ std::string hex_byte_token(unsigned b) {
   return s;
 }
 
-// "<0xNN>" -> byte value, or -1.
-int parse_hex_byte_token(std::string_view t) {
-  if (t.size() != 6 || t.substr(0, 3) != "<0x" || t[5] != '>') return -1;
-  auto hex = [](char c) {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                        : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-  };
-  int hi = hex(t[3]), lo = hex(t[4]);
-  return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
-}
-
 void replace_all(std::string& s, std::string_view from, std::string_view to) {
   if (from.empty()) return;
   std::string out;
@@ -1368,7 +1357,7 @@ std::string HfTokenizer::decode(std::span<const int32_t> ids, bool skip_special)
           n_pending = 0;
         };
         for (auto& t : toks) {
-          int b = parse_hex_byte_token(t);
+          int b = unicode::parse_byte_token(t);
           if (b >= 0) {
             pending += static_cast<char>(b);
             ++n_pending;

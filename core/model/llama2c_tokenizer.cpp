@@ -20,16 +20,6 @@ namespace fs = std::filesystem;
 // below that are never produced by a merge.
 constexpr float kNeverMerged = -1e10f;
 
-int parse_byte_piece(std::string_view t) {
-  if (t.size() != 6 || t.substr(0, 3) != "<0x" || t[5] != '>') return -1;
-  auto hex = [](char c) {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                        : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-  };
-  int hi = hex(t[3]), lo = hex(t[4]);
-  return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
-}
-
 }  // namespace
 
 Llama2cTokenizer::Llama2cTokenizer(const fs::path& file, int32_t vocab_size) : m_file(file) {
@@ -78,7 +68,7 @@ Llama2cTokenizer::Llama2cTokenizer(const fs::path& file, int32_t vocab_size) : m
     fail("truncated or not a llama2.c tokenizer: " + std::to_string(m_pieces.size()) +
          " tokens, expected at least 259 (3 specials and 256 byte tokens)");
   for (int b = 0; b < 256; ++b)
-    if (parse_byte_piece(m_pieces[size_t(3 + b)]) != b)
+    if (unicode::parse_byte_token(m_pieces[size_t(3 + b)]) != b)
       fail("not a llama2.c tokenizer: token " + std::to_string(3 + b) + " is '" +
            m_pieces[size_t(3 + b)] + "', expected the byte token for " + std::to_string(b));
 
@@ -158,7 +148,7 @@ std::string Llama2cTokenizer::decode(std::span<const int32_t> ids, bool skip_spe
     std::string_view p = m_pieces[size_t(id)];
     // SentencePiece drops the space of the dummy prefix: at the start and after BOS.
     if ((prev == -1 || prev == 1) && !p.empty() && p[0] == ' ') p.remove_prefix(1);
-    int b = parse_byte_piece(p);
+    int b = unicode::parse_byte_token(p);
     if (b >= 0) raw += static_cast<char>(b);
     else raw += p;
     prev = id;

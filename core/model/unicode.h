@@ -50,4 +50,8 @@ inline std::string nfc(std::string_view s) { return normalize(s, NormForm::nfc);
 // Simple per-code-point lowercase mapping.
 std::string lowercase(std::string_view s);
 
+// The byte of a byte-fallback token "<0xNN>" (SentencePiece and llama2.c vocabularies), or -1
+// when t is not one.
+int parse_byte_token(std::string_view t);
+
 }  // namespace gptqw::unicode

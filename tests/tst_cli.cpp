@@ -1,0 +1,129 @@
+// Data tests of the gptqw command line as a user runs it: the JSON each command promises,
+// exit codes (0 ok, 1 bad input, 2 usage), errors naming the file, and the export rules (no
+// silent overwrite, nothing half-written).
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QTest>
+
+#include "test_support.h"
+
+using namespace gptqw;
+using test::qpath;
+using test::run_cli;
+
+namespace {
+
+QString model() { return qpath(test::stories_dir()); }
+QString text(const char* name) { return qpath(test::data(std::string("text/") + name)); }
+
+QJsonObject json_of(const test::CliResult& r) {
+  QJsonParseError err;
+  QJsonDocument d = QJsonDocument::fromJson(r.out, &err);
+  if (err.error != QJsonParseError::NoError) qWarning("not JSON: %s\n%s", r.out.constData(), r.err.constData());
+  return d.object();
+}
+
+}  // namespace
+
+class TestCli : public QObject {
+  Q_OBJECT
+ private slots:
+  void version() {
+    auto r = run_cli({"--version"});
+    QCOMPARE(r.exit_code, 0);
+    QVERIFY(r.out.startsWith("gptqw " GPTQW_VERSION));
+  }
+
+  void evalJson() {
+    auto r = run_cli({"eval", "--model", model(), "--text", text("tinystories-sample.txt"),
+                      "--seqlen", "512", "--max-windows", "4", "--json"});
+    QCOMPARE(r.exit_code, 0);
+    QJsonObject j = json_of(r);
+    for (const char* key : {"ppl", "tokens", "windows", "seqlen", "seconds"}) QVERIFY2(j.contains(key), key);
+    QCOMPARE(j["windows"].toInt(), 4);
+    QCOMPARE(j["seqlen"].toInt(), 512);
+    QCOMPARE(j["tokens"].toInteger(), qint64(134731));
+    QVERIFY(j["ppl"].toDouble() > 5 && j["ppl"].toDouble() < 15);
+    QVERIFY(r.err.isEmpty());  // --json is quiet
+  }
+
+  void llama2cModelWorksWhereverAModelIsTaken() {
+    QString bin = qpath(test::stories_dir() / "llama2c/stories260K.bin");
+    QString tok = qpath(test::stories_dir() / "llama2c/tok512.bin");
+    auto a = run_cli({"eval", "--model", bin, "--tokenizer", tok, "--text", text("tinystories-sample.txt"),
+                      "--seqlen", "512", "--max-windows", "4", "--json"});
+    auto b = run_cli({"eval", "--model", model(), "--text", text("tinystories-sample.txt"),
+                      "--seqlen", "512", "--max-windows", "4", "--json"});
+    QCOMPARE(a.exit_code, 0);
+    QVERIFY(std::abs(json_of(a)["ppl"].toDouble() / json_of(b)["ppl"].toDouble() - 1) < 1e-6);
+    auto g = run_cli({"generate", "--model", bin, "--tokenizer", tok, "--tokens", "16"});
+    QCOMPARE(g.exit_code, 0);
+    QVERIFY2(g.out.startsWith("Once upon a time, there was a little girl named Lily"), g.out.constData());
+  }
+
+  void inspectJson() {
+    auto r = run_cli({"inspect", "--model", model(), "--json"});
+    QCOMPARE(r.exit_code, 0);
+    QJsonObject j = json_of(r);
+    QCOMPARE(j["parameters"].toInteger(), qint64(260032));
+    QCOMPARE(j["num_layers"].toInt(), 5);
+    QCOMPARE(j["num_kv_heads"].toInt(), 4);
+    QCOMPARE(j["dtype"].toString(), QString("F32"));
+    QCOMPARE(j["bytes_on_disk"].toInteger(), qint64(1044984));
+    QCOMPARE(j["tensors"].toArray().size(), qsizetype(47));
+  }
+
+  void errorsAndExitCodes() {
+    auto r = run_cli({"eval", "--model", "/nonexistent/model", "--text", text("c4-sample.txt")});
+    QCOMPARE(r.exit_code, 1);
+    QVERIFY2(r.err.contains("/nonexistent/model"), r.err.constData());
+    r = run_cli({"eval", "--model", model()});
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY(r.err.contains("--text"));
+    r = run_cli({"eval", "--model", model(), "--text", text("c4-sample.txt"), "--bogus"});
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY(r.err.contains("--bogus"));
+    r = run_cli({"quantize", "--model", model(), "--calib", text("tinystories-sample.txt"), "--bits", "5"});
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY2(r.err.contains("bits"), r.err.constData());
+    r = run_cli({"quantize", "--model", model(), "--calib", text("tinystories-sample.txt"),
+                 "--nsamples", "100000", "--seqlen", "256"});
+    QCOMPARE(r.exit_code, 1);
+    QVERIFY2(r.err.contains("tinystories-sample.txt") && r.err.contains("nsamples"), r.err.constData());
+    r = run_cli({"nosuchcommand"});
+    QCOMPARE(r.exit_code, 2);
+  }
+
+  void compareWritesReportAndCheckpoint() {
+    QTemporaryDir tmp;
+    QString report = tmp.filePath("r.json"), out = tmp.filePath("ckpt");
+    QStringList args = {"compare", "--model", model(), "--calib", text("tinystories-sample.txt"),
+                        "--nsamples", "8", "--seqlen", "128", "--bits", "4", "--group-size", "32",
+                        "--eval", text("tinystories-sample.txt"), "--eval-seqlen", "512",
+                        "--eval-max-windows", "4", "--report", report, "--out", out, "--json", "--quiet"};
+    auto r = run_cli(args);
+    QCOMPARE(r.exit_code, 0);
+    QJsonObject j = json_of(r);
+    QCOMPARE(j["layers"].toArray().size(), qsizetype(35));
+    QJsonObject p = j["perplexity"].toObject();
+    QVERIFY(p["gptq"].toDouble() < p["rtn"].toDouble());
+    QVERIFY(QFile::exists(report));
+    QVERIFY(QFile::exists(out + "/model.safetensors") && QFile::exists(out + "/quantize_config.json"));
+    // The exported checkpoint evaluates to the in-memory GPTQ perplexity.
+    auto e = run_cli({"eval", "--model", out, "--text", text("tinystories-sample.txt"), "--seqlen", "512",
+                      "--max-windows", "4", "--json"});
+    QCOMPARE(e.exit_code, 0);
+    QVERIFY(std::abs(json_of(e)["ppl"].toDouble() / p["gptq"].toDouble() - 1) < 1e-4);
+    // An existing destination is refused before any work, and left as it was.
+    QFileInfo before(out + "/model.safetensors");
+    auto again = run_cli(args);
+    QCOMPARE(again.exit_code, 1);
+    QVERIFY2(again.err.contains("exists"), again.err.constData());
+    QCOMPARE(QFileInfo(out + "/model.safetensors").lastModified(), before.lastModified());
+    QCOMPARE(QDir(tmp.path()).entryList(QDir::AllEntries | QDir::NoDotAndDotDot | QDir::Hidden).size(), 2);
+  }
+};
+
+QTEST_GUILESS_MAIN(TestCli)
+#include "tst_cli.moc"
