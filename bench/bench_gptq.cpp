@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "backend/cpu_backend.h"
+#include "common/threads.h"
 #include "quant/gptq.h"
 #include "quant/hessian.h"
 
@@ -96,7 +97,7 @@ int main(int argc, char** argv) try {
       throw std::invalid_argument("unknown option " + a);
     }
   }
-  set_cpu_threads(threads);
+  set_threads(threads);
   std::printf("bench_gptq: %d thread(s) (Eigen %d, OpenMP %d), best of %d\n", threads,
               Eigen::nbThreads(), omp_get_max_threads(), reps);
 

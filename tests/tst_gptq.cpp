@@ -9,6 +9,7 @@
 #include <random>
 
 #include "backend/cpu_backend.h"
+#include "common/threads.h"
 #include "common/error.h"
 #include "quant/gptq.h"
 #include "quant/hessian.h"
@@ -83,7 +84,7 @@ Grid fixed_grid(float scale, float zero, int maxq) {
 class TestGptq : public QObject {
   Q_OBJECT
  private slots:
-  void initTestCase() { set_cpu_threads(2); }
+  void initTestCase() { set_threads(2); }
 
   void handWorkedExample() {
     // One row W = [0.80, -0.40]; inputs x1 = [2, 1], x2 = [1, 3], so

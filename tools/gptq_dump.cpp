@@ -18,6 +18,7 @@
 #include <string>
 
 #include "backend/cpu_backend.h"
+#include "common/threads.h"
 #include "common/error.h"
 #include "quant/gptq.h"
 #include "quant/hessian.h"
@@ -63,7 +64,7 @@ int main(int argc, char** argv) {
   }
   try {
     fs::create_directories(out);
-    set_cpu_threads(0);
+    set_threads(0);
     // Correlated inputs with channels of different energy, like a transformer layer's:
     // X = Z A, A = per-channel scale (log-uniform over 2 decades) plus a dense random mixing.
     std::mt19937 rng(seed);

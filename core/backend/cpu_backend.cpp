@@ -206,15 +206,6 @@ void CpuBackend::gemm_xwt(const Eigen::Ref<const Matrix>& X, const Eigen::Ref<co
   Y.noalias() = X * W.transpose();
 }
 
-void set_cpu_threads(int n) {
-  if (n <= 0) n = omp_get_num_procs();
-  omp_set_num_threads(n);
-  Eigen::setNbThreads(n);
-}
-
-int cpu_threads() {
-  return Eigen::nbThreads();
-}
 
 Backend& cpu_backend() {
   static CpuBackend backend;

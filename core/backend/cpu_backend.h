@@ -23,9 +23,6 @@ class CpuBackend final : public Backend {
                 Eigen::Ref<Matrix> Y) override;
 };
 
-// Sets the number of threads Eigen and OpenMP use (n <= 0: all cores). Process-wide.
-void set_cpu_threads(int n);
-int cpu_threads();
 
 // The dense building blocks of cholesky_inverse_upper, on the lower triangle of A in place
 // (the strictly upper part is ignored and left as it is). Exposed for tests and benchmarks.

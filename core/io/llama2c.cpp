@@ -26,10 +26,6 @@ Matrix permute_rope_rows(const Matrix& w, int n_heads, int head_dim) {
   return out;
 }
 
-bool looks_like_llama2c(const std::filesystem::path& file) {
-  return file.extension() == ".bin";
-}
-
 Llama2cCheckpoint::Llama2cCheckpoint(const std::filesystem::path& file)
     : m_map(std::make_unique<MappedFile>(file)) {
   if (m_map->size() < kHeaderBytes)

@@ -47,7 +47,4 @@ class Llama2cCheckpoint : public WeightSource {
 // p*head_dim/2 + j.
 Matrix permute_rope_rows(const Matrix& w, int n_heads, int head_dim);
 
-// True when the file starts like a llama2.c checkpoint rather than a safetensors file.
-bool looks_like_llama2c(const std::filesystem::path& file);
-
 }  // namespace gptqw
