@@ -6,6 +6,7 @@
 #include <QJsonObject>
 #include <QTest>
 
+#include "io/synthetic_model.h"
 #include "test_support.h"
 
 using namespace gptqw;
@@ -93,6 +94,29 @@ class TestCli : public QObject {
     QVERIFY2(r.err.contains("tinystories-sample.txt") && r.err.contains("nsamples"), r.err.constData());
     r = run_cli({"nosuchcommand"});
     QCOMPARE(r.exit_code, 2);
+  }
+
+  // Only the current block is resident: a model 8 times deeper quantizes in the same peak
+  // memory (the 32-block model is 45 MB of bf16 on disk; keeping every block would add ~40 MB).
+  void peakMemoryDoesNotGrowWithDepth() {
+    QTemporaryDir tmp;
+    qint64 rss[2];
+    int i = 0;
+    for (int layers : {4, 32}) {
+      SyntheticModelOptions o;
+      o.preset = "tiny";
+      o.layers = layers;
+      o.tokenizer_from = test::stories_dir();
+      std::filesystem::path dir = std::filesystem::path(tmp.path().toStdString()) / std::to_string(layers);
+      write_synthetic_model(dir, o);
+      auto r = run_cli({"compare", "--model", qpath(dir), "--calib", text("tinystories-sample.txt"),
+                        "--nsamples", "16", "--seqlen", "256", "--json"});
+      QCOMPARE(r.exit_code, 0);
+      rss[i++] = json_of(r)["peak_rss_bytes"].toInteger();
+    }
+    qDebug("peak RSS: 4 blocks %.1f MiB, 32 blocks %.1f MiB", rss[0] / 1048576.0, rss[1] / 1048576.0);
+    QVERIFY(rss[0] > 0);
+    QVERIFY2(rss[1] < rss[0] + 12 * 1048576, "peak memory grew with the number of blocks");
   }
 
   void compareWritesReportAndCheckpoint() {

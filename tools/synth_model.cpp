@@ -1,181 +1,52 @@
-// Writes a synthetic Llama-family model with real shapes (for example LLaMA-7B's 32 blocks of
-// 4096 / 11008) as a Hugging Face folder: config.json, sharded bf16/f16/f32 safetensors with
-// an index, and a tokenizer copied from a real model. Weights are N(0, std) from a seeded
-// counter-based generator, so the same seed gives the same bytes on every machine and any
-// tensor can be generated independently (in parallel, without holding the model in memory).
+// synth_model: writes a seeded synthetic Llama-family model (core/io/synthetic_model.h) for
+// speed and scale work, e.g. LLaMA-7B's shapes in bf16:
 //   synth_model --out DIR [--preset llama-7b|tiny] [--layers N] [--dtype bf16|f16|f32]
 //               [--seed 0] [--tokenizer-from DIR] [--shard-gb 2]
-#include <cmath>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <string>
-#include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "common/half.h"
-#include "io/safetensors.h"
-#include "model/config.h"
-#include "model/weights.h"
-
-using namespace gptqw;
-namespace fs = std::filesystem;
-
-namespace {
-
-// splitmix64: a tiny counter-based generator; value i of stream s depends only on (s, i).
-uint64_t splitmix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-// Normal values by Box-Muller from two uniform draws per pair.
-void fill_normal(std::vector<float>& out, uint64_t stream, float stddev) {
-  const int64_t n = static_cast<int64_t>(out.size());
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; i += 2) {
-    uint64_t a = splitmix(stream ^ splitmix(uint64_t(i)));
-    double u1 = ((a >> 11) + 1) * 0x1.0p-53, u2 = (splitmix(a) >> 11) * 0x1.0p-53;
-    double r = std::sqrt(-2.0 * std::log(u1)) * stddev;
-    out[i] = static_cast<float>(r * std::cos(2 * M_PI * u2));
-    if (i + 1 < n) out[i + 1] = static_cast<float>(r * std::sin(2 * M_PI * u2));
-  }
-}
-
-struct Options {
-  fs::path out, tokenizer_from;
-  std::string preset = "llama-7b", dtype = "bf16";
-  int layers = -1;
-  uint64_t seed = 0;
-  double shard_gb = 2;
-};
-
-nlohmann::json preset_config(const Options& o) {
-  nlohmann::json j = {{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"},
-                      {"hidden_act", "silu"}, {"rms_norm_eps", 1e-5}, {"rope_theta", 10000.0},
-                      {"tie_word_embeddings", false}, {"bos_token_id", 1}, {"eos_token_id", 2}};
-  if (o.preset == "llama-7b") {
-    j.update({{"hidden_size", 4096}, {"intermediate_size", 11008}, {"num_hidden_layers", 32},
-              {"num_attention_heads", 32}, {"num_key_value_heads", 32}, {"vocab_size", 32000},
-              {"max_position_embeddings", 2048}});
-  } else if (o.preset == "tiny") {
-    j.update({{"hidden_size", 256}, {"intermediate_size", 688}, {"num_hidden_layers", 4},
-              {"num_attention_heads", 8}, {"num_key_value_heads", 4}, {"vocab_size", 512},
-              {"max_position_embeddings", 1024}});
-  } else {
-    throw std::runtime_error("unknown preset '" + o.preset + "' (llama-7b or tiny)");
-  }
-  if (o.layers > 0) j["num_hidden_layers"] = o.layers;
-  j["torch_dtype"] = o.dtype == "bf16" ? "bfloat16" : o.dtype == "f16" ? "float16" : "float32";
-  return j;
-}
-
-}  // namespace
+#include "io/synthetic_model.h"
 
 int main(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::runtime_error(a + " needs a value");
-      return argv[++i];
-    };
-    try {
-      if (a == "--out") o.out = next();
-      else if (a == "--preset") o.preset = next();
-      else if (a == "--layers") o.layers = std::stoi(next());
-      else if (a == "--dtype") o.dtype = next();
-      else if (a == "--seed") o.seed = std::stoull(next());
-      else if (a == "--tokenizer-from") o.tokenizer_from = next();
-      else if (a == "--shard-gb") o.shard_gb = std::stod(next());
-      else throw std::runtime_error("unknown option " + a);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "synth_model: %s\n", e.what());
-      return 2;
+  gptqw::SyntheticModelOptions o;
+  std::filesystem::path out;
+  try {
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      auto next = [&]() -> std::string {
+        if (i + 1 >= argc) throw std::runtime_error(a + " needs a value");
+        return argv[++i];
+      };
+      if (a == "--out")
+        out = next();
+      else if (a == "--preset")
+        o.preset = next();
+      else if (a == "--layers")
+        o.layers = std::stoi(next());
+      else if (a == "--dtype")
+        o.dtype = next();
+      else if (a == "--seed")
+        o.seed = std::stoull(next());
+      else if (a == "--tokenizer-from")
+        o.tokenizer_from = next();
+      else if (a == "--shard-gb")
+        o.shard_bytes = std::stod(next()) * 1e9;
+      else
+        throw std::runtime_error("unknown option " + a);
     }
-  }
-  if (o.out.empty() || (o.dtype != "bf16" && o.dtype != "f16" && o.dtype != "f32")) {
-    std::fprintf(stderr, "usage: synth_model --out DIR [--preset llama-7b|tiny] [--layers N] "
-                         "[--dtype bf16|f16|f32] [--seed 0] [--tokenizer-from DIR] [--shard-gb 2]\n");
+    if (out.empty()) throw std::runtime_error("--out is required");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr,
+                 "synth_model: %s\nusage: synth_model --out DIR [--preset llama-7b|tiny] "
+                 "[--layers N] [--dtype bf16|f16|f32] [--seed 0] [--tokenizer-from DIR] "
+                 "[--shard-gb 2]\n",
+                 e.what());
     return 2;
   }
   try {
-    nlohmann::json cj = preset_config(o);
-    ModelConfig c = parse_hf_config(cj, "preset");
-    fs::create_directories(o.out);
-    std::ofstream(o.out / "config.json") << cj.dump(2) << "\n";
-    if (!o.tokenizer_from.empty())
-      for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
-        if (fs::exists(o.tokenizer_from / f))
-          fs::copy_file(o.tokenizer_from / f, o.out / f, fs::copy_options::overwrite_existing);
-
-    // Every tensor of the model, in a stable order, each with its own generator stream.
-    struct Spec { std::string name; std::vector<int64_t> shape; float stddev; bool ones; };
-    std::vector<Spec> specs;
-    const float init = 0.02f;  // the initializer_range Llama models are trained from
-    specs.push_back({"model.embed_tokens.weight", {c.vocab_size, c.hidden_size}, init, false});
-    for (int l = 0; l < c.num_layers; ++l) {
-      std::string p = "model.layers." + std::to_string(l) + ".";
-      specs.push_back({p + "input_layernorm.weight", {c.hidden_size}, 0, true});
-      specs.push_back({p + "post_attention_layernorm.weight", {c.hidden_size}, 0, true});
-      for (LinearKind k : kAllLinears) {
-        auto [out, in] = linear_shape(c, k);
-        specs.push_back({p + std::string(linear_name(k)) + ".weight", {out, in}, init, false});
-      }
-    }
-    specs.push_back({"model.norm.weight", {c.hidden_size}, 0, true});
-    specs.push_back({"lm_head.weight", {c.vocab_size, c.hidden_size}, init, false});
-
-    const size_t esize = o.dtype == "f32" ? 4 : 2;
-    const DType dt = o.dtype == "bf16" ? DType::BF16 : o.dtype == "f16" ? DType::F16 : DType::F32;
-    const double shard_bytes = o.shard_gb * 1e9;
-    // Assign tensors to shards first: the file names need the shard count.
-    std::vector<int> shard_of(specs.size());
-    int shards = 1;
-    double in_shard = 0;
-    for (size_t i = 0; i < specs.size(); ++i) {
-      double b = esize;
-      for (auto d : specs[i].shape) b *= double(d);
-      if (in_shard > 0 && in_shard + b > shard_bytes) ++shards, in_shard = 0;
-      in_shard += b;
-      shard_of[i] = shards - 1;
-    }
-    nlohmann::json index = {{"metadata", {{"total_size", 0}}}, {"weight_map", nlohmann::json::object()}};
-    uint64_t total = 0;
-    size_t next = 0;
-    for (int s = 0; s < shards; ++s) {
-      char name[64];
-      std::snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", s + 1, shards);
-      SafetensorsWriter w;
-      w.set_metadata("format", "pt");
-      for (; next < specs.size() && shard_of[next] == s; ++next) {
-        const Spec& sp = specs[next];
-        int64_t n = 1;
-        for (auto d : sp.shape) n *= d;
-        std::vector<float> v(static_cast<size_t>(n), 1.0f);
-        if (!sp.ones) fill_normal(v, splitmix(o.seed * 1000003ull + next), sp.stddev);
-        if (dt == DType::F32) {
-          w.add_f32(sp.name, sp.shape, v.data());
-        } else if (dt == DType::F16) {
-          w.add_f16(sp.name, sp.shape, v.data());
-        } else {
-          std::vector<uint16_t> b(v.size());
-          for (size_t i = 0; i < v.size(); ++i) b[i] = float_to_bf16(v[i]);
-          w.add(sp.name, DType::BF16, sp.shape, b.data(), b.size() * 2);
-        }
-        index["weight_map"][sp.name] = name;
-        total += static_cast<uint64_t>(n) * esize;
-      }
-      w.write(o.out / name);
-      std::fprintf(stderr, "wrote %s\n", (o.out / name).c_str());
-    }
-    index["metadata"]["total_size"] = total;
-    std::ofstream(o.out / "model.safetensors.index.json") << index.dump(1) << "\n";
-    std::printf("%s: %s, %d layers, %lld parameters, %s, %d shards\n", o.out.c_str(), o.preset.c_str(),
-                c.num_layers, static_cast<long long>(c.parameter_count()), o.dtype.c_str(), shards);
+    int64_t params = gptqw::write_synthetic_model(out, o);
+    std::printf("%s: %s, %lld parameters, %s\n", out.c_str(), o.preset.c_str(),
+                static_cast<long long>(params), o.dtype.c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "synth_model: %s\n", e.what());
     return 1;

@@ -88,9 +88,11 @@ void print_table(const Report& r) {
   const MemorySummary& m = r.memory;
   std::printf("\nweights: fp16 %.2f MiB -> quantized %.2f MiB (%.2f bits per quantized weight, %.1f%% saved)\n",
               m.fp16_bytes / 1048576.0, m.quantized_bytes / 1048576.0, m.bits_per_weight, m.saving_percent);
-  std::printf("time: %.2f s (forward %.2f, hessian %.2f, gptq %.2f, rtn %.2f, metrics %.2f)\n",
+  std::printf("time: %.2f s (forward %.2f, hessian %.2f, gptq %.2f, rtn %.2f, metrics %.2f); "
+              "peak memory %.0f MiB\n",
               r.timing.seconds, r.timing.seconds_forward, r.timing.seconds_hessian,
-              r.timing.seconds_gptq, r.timing.seconds_rtn, r.timing.seconds_metrics);
+              r.timing.seconds_gptq, r.timing.seconds_rtn, r.timing.seconds_metrics,
+              r.peak_rss_bytes / 1048576.0);
   if (r.perplexity) {
     const auto& p = *r.perplexity;
     std::printf("\nperplexity on %s (seqlen %d, %d windows):\n", p.text.c_str(), p.seqlen, p.windows);
@@ -209,6 +211,7 @@ int run(const std::vector<std::string>& words, bool compare) {
     report.perplexity = ps;
   }
   bar.finish();
+  report.peak_rss_bytes = peak_rss_bytes();
   if (auto file = args.get("--report")) save_report(report, *file);
   if (writer) {
     writer->set_report(to_json(report));

@@ -475,6 +475,7 @@ QuantizedWeights GptqCheckpoint::quantized(int block, LinearKind kind) const {
                                               " groups of scales " + shape_str(ts.shape)));
     w.g_idx[k] = static_cast<int32_t>(g);
   }
+  for (const TensorView* t : {&tq, &tz, &ts, &tg}) release_pages(*t);
   // The scales were read from F16, so casting them again changes nothing.
   w.Q = dequantize_as_stored(w);
   return w;
@@ -484,6 +485,7 @@ Matrix GptqCheckpoint::matrix(const std::string& name, int64_t rows, int64_t col
   const TensorView& t = tensor(name, {rows, cols}, {DType::F16, DType::BF16, DType::F32});
   Matrix m(rows, cols);
   to_float(t, m.data());
+  release_pages(t);
   return m;
 }
 
@@ -491,6 +493,7 @@ Vector GptqCheckpoint::vector(const std::string& name, int64_t n) const {
   const TensorView& t = tensor(name, {n}, {DType::F16, DType::BF16, DType::F32});
   Vector v(n);
   to_float(t, v.data());
+  release_pages(t);
   return v;
 }
 

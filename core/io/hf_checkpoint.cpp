@@ -60,6 +60,7 @@ Matrix HfCheckpoint::matrix(const std::string& name, int64_t rows, int64_t cols)
   const TensorView& t = tensor(name, {rows, cols});
   Matrix m(rows, cols);
   to_float(t, m.data());
+  release_pages(t);
   return m;
 }
 
@@ -67,6 +68,7 @@ Vector HfCheckpoint::vector(const std::string& name, int64_t n) const {
   const TensorView& t = tensor(name, {n});
   Vector v(n);
   to_float(t, v.data());
+  release_pages(t);
   return v;
 }
 

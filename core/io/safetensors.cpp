@@ -699,4 +699,13 @@ void SafetensorsWriter::write(const fs::path& file) const {
   if (rc != 0 && errno != EINTR) fail("close failed", errno);
 }
 
+void release_pages(const TensorView& t) {
+  if (!t.data || t.nbytes == 0) return;
+  // Only whole pages inside the tensor: a page shared with a neighbour may still be in use.
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(t.data) + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(t.data) + t.nbytes) / page * page;
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 }  // namespace gptqw

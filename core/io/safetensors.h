@@ -107,6 +107,12 @@ class Checkpoint {
 void to_float(const TensorView& t, float* out);
 std::vector<float> to_float(const TensorView& t);
 
+// Tells the kernel the tensor's mapped pages are not needed any more (after converting it).
+// The mapping is read-only and private, so the pages are simply dropped and read again from
+// the file if touched later; without this, a model walked block by block would keep every
+// block it has read counted as resident memory.
+void release_pages(const TensorView& t);
+
 // Writes a .safetensors file: tensors sorted by name (a stable order, as the Python library
 // does for equal alignment; mixed dtypes go widest first, as there, so that every tensor stays
 // aligned to its element size), header padded with spaces to a multiple of 8 bytes so that the

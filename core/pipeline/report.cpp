@@ -1,6 +1,7 @@
 #include "pipeline/report.h"
 
 #include <ctime>
+#include <sys/resource.h>
 #include <fstream>
 
 #include "common/error.h"
@@ -170,6 +171,7 @@ json to_json(const Report& r) {
         {"gptq", r.timing.seconds_gptq},
         {"rtn", r.timing.seconds_rtn},
         {"metrics", r.timing.seconds_metrics}}},
+      {"peak_rss_bytes", r.peak_rss_bytes},
       {"layers", json::array()},
       {"perplexity", nullptr}};
   for (const auto& l : r.layers) j["layers"].push_back(layer_json(l));
@@ -237,6 +239,7 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
     r.timing.seconds_gptq = t.at("gptq").get<double>();
     r.timing.seconds_rtn = t.at("rtn").get<double>();
     r.timing.seconds_metrics = t.at("metrics").get<double>();
+    r.peak_rss_bytes = j.value("peak_rss_bytes", uint64_t(0));
     if (j.contains("perplexity") && !j["perplexity"].is_null()) {
       const json& p = j["perplexity"];
       PerplexitySummary ps;
@@ -292,6 +295,12 @@ Report load_report(const std::filesystem::path& file) {
     throw FormatError(file_msg(file, std::string("not valid JSON: ") + e.what()));
   }
   return report_from_json(j, file);
+}
+
+uint64_t peak_rss_bytes() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<uint64_t>(u.ru_maxrss) * 1024;  // Linux reports kilobytes
 }
 
 std::string utc_now_iso8601() {

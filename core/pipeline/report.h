@@ -63,7 +63,11 @@ struct Report {
   MemorySummary memory;
   std::optional<PerplexitySummary> perplexity;
   QuantizeResult timing;  // its layers are left empty; they live in `layers`
+  uint64_t peak_rss_bytes = 0;  // the process's peak resident memory when the report was made
 };
+
+// The process's peak resident set size so far (getrusage), in bytes.
+uint64_t peak_rss_bytes();
 
 nlohmann::json to_json(const Report& r);
 // Throws FormatError naming the file and field for anything malformed.
