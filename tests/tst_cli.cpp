@@ -61,6 +61,16 @@ class TestCli : public QObject {
     auto g = run_cli({"generate", "--model", bin, "--tokenizer", tok, "--tokens", "16"});
     QCOMPARE(g.exit_code, 0);
     QVERIFY2(g.out.startsWith("Once upon a time, there was a little girl named Lily"), g.out.constData());
+    // A llama2.c model exports as a complete Hugging Face GPTQ folder (config written from it).
+    QTemporaryDir tmp;
+    QString out = tmp.filePath("q");
+    auto q = run_cli({"quantize", "--model", bin, "--tokenizer", tok, "--calib", text("tinystories-sample.txt"),
+                      "--nsamples", "4", "--seqlen", "128", "--group-size", "32", "--out", out, "--quiet"});
+    QCOMPARE(q.exit_code, 0);
+    auto e = run_cli({"eval", "--model", out, "--tokenizer", tok, "--text", text("tinystories-sample.txt"),
+                      "--seqlen", "512", "--max-windows", "4", "--json"});
+    QCOMPARE(e.exit_code, 0);
+    QVERIFY(json_of(e)["ppl"].toDouble() > json_of(b)["ppl"].toDouble());  // quantized: a bit worse
   }
 
   void inspectJson() {

@@ -66,6 +66,17 @@ Llama2cCheckpoint::Llama2cCheckpoint(const std::filesystem::path& file)
   c.bos_token_id = 1;
   c.eos_token_id = 2;
   c.torch_dtype = "float32";
+  // The Hugging Face config this checkpoint corresponds to, so that an export of it is a
+  // complete model folder.
+  c.raw = {{"architectures", {c.architecture}}, {"model_type", c.model_type},
+           {"hidden_size", c.hidden_size}, {"intermediate_size", c.intermediate_size},
+           {"num_hidden_layers", c.num_layers}, {"num_attention_heads", c.num_heads},
+           {"num_key_value_heads", c.num_kv_heads}, {"vocab_size", c.vocab_size},
+           {"max_position_embeddings", c.max_position_embeddings},
+           {"rms_norm_eps", c.rms_norm_eps}, {"rope_theta", c.rope_theta},
+           {"tie_word_embeddings", c.tie_word_embeddings}, {"hidden_act", "silu"},
+           {"bos_token_id", c.bos_token_id}, {"eos_token_id", c.eos_token_id},
+           {"torch_dtype", c.torch_dtype}};
 
   // run.c's memory_map_weights order.
   int64_t d = c.hidden_size, m = c.intermediate_size, L = c.num_layers, V = c.vocab_size;
