@@ -16,14 +16,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string layer_prefix(int i) { return "model.layers." + std::to_string(i) + "."; }
-
-bool has_bias(const ModelConfig& c, LinearKind k) {
-  if (k == LinearKind::q || k == LinearKind::k || k == LinearKind::v) return c.qkv_bias;
-  if (k == LinearKind::o) return c.o_bias;
-  return c.mlp_bias;
-}
-
 json read_json(const fs::path& file) {
   std::ifstream in(file);
   if (!in) throw IoError(file_msg(file, "cannot open"));
@@ -375,7 +367,7 @@ const TensorView& GptqCheckpoint::tensor(const std::string& name,
 void GptqCheckpoint::check_linear(int block, LinearKind kind) const {
   const ModelConfig& c = m_config;
   const auto [N, K] = linear_shape(c, kind);
-  const std::string name = layer_prefix(block) + std::string(linear_name(kind));
+  const std::string name = linear_module(block, kind);
   const int bits = m_settings.quant.bits;
   const int64_t G = group_count(K, m_settings.quant.group_size);
   const std::vector<DType> floats = {DType::F16, DType::BF16, DType::F32};
@@ -416,7 +408,7 @@ void GptqCheckpoint::check_linear(int block, LinearKind kind) const {
     check(".scales", {G, N}, {DType::F16, DType::BF16, DType::F32});
     check(".g_idx", {K}, {DType::I32, DType::I64});
   }
-  if (has_bias(c, kind) || m_ckpt.find(name + ".bias"))
+  if (linear_has_bias(c, kind) || m_ckpt.find(name + ".bias"))
     tensor(name + ".bias", {N}, {DType::F16, DType::BF16, DType::F32});
 }
 
@@ -425,14 +417,14 @@ bool GptqCheckpoint::is_quantized(int block, LinearKind kind) const {
     throw Error("block " + std::to_string(block) + " out of range [0, " +
                 std::to_string(m_config.num_layers) + ")");
   // Which one was checked when the folder was opened.
-  return m_ckpt.find(layer_prefix(block) + std::string(linear_name(kind)) + ".qweight");
+  return m_ckpt.find(linear_module(block, kind) + ".qweight");
 }
 
 QuantizedWeights GptqCheckpoint::quantized(int block, LinearKind kind) const {
   const ModelConfig& c = m_config;
   const bool stored_quantized = is_quantized(block, kind);  // checks the block index
   const auto [N, K] = linear_shape(c, kind);
-  const std::string name = layer_prefix(block) + std::string(linear_name(kind));
+  const std::string name = linear_module(block, kind);
   const int bits = m_settings.quant.bits;
   const int64_t G = group_count(K, m_settings.quant.group_size);
   if (!stored_quantized) {

@@ -30,14 +30,6 @@ const std::vector<std::string> kGptqCopiedFiles = {
 
 namespace {
 
-std::string layer_prefix(int i) { return "model.layers." + std::to_string(i) + "."; }
-
-bool has_bias(const ModelConfig& c, LinearKind k) {
-  if (k == LinearKind::q || k == LinearKind::k || k == LinearKind::v) return c.qkv_bias;
-  if (k == LinearKind::o) return c.o_bias;
-  return c.mlp_bias;
-}
-
 std::string errno_text(int err) { return std::error_code(err, std::generic_category()).message(); }
 
 // Writes a whole small file and flushes it to disk: the folder is renamed into place only after
@@ -466,9 +458,9 @@ void GptqWriter::add_block_source_tensors(int block) {
   for (LinearKind k : kAllLinears) {
     if (!m_skip[int(k)]) continue;
     const auto [N, K] = linear_shape(c, k);
-    const std::string name = layer_prefix(block) + std::string(linear_name(k));
+    const std::string name = linear_module(block, k);
     add_source_tensor(name + ".weight", {N, K});
-    if (has_bias(c, k) || (m_source_ckpt && m_source_ckpt->find(name + ".bias")))
+    if (linear_has_bias(c, k) || (m_source_ckpt && m_source_ckpt->find(name + ".bias")))
       add_source_tensor(name + ".bias", {N});
   }
 }
@@ -479,7 +471,7 @@ void GptqWriter::add(int block, LinearKind kind, const QuantizedWeights& w, cons
   if (block < 0 || block >= c.num_layers)
     throw Error("GPTQ export: block " + std::to_string(block) + " out of range [0, " +
                 std::to_string(c.num_layers) + ")");
-  const std::string name = layer_prefix(block) + std::string(linear_name(kind));
+  const std::string name = linear_module(block, kind);
   if (m_skip[int(kind)])
     throw Error("GPTQ export: layer '" + name + "' is listed in modules_not_quantized: it is "
                 "written unquantized from the source model and cannot also be added quantized");
@@ -543,7 +535,7 @@ void GptqWriter::add(int block, LinearKind kind, const QuantizedWeights& w, cons
            std::to_string(N));
     queue_float(name + ".bias", {N}, std::vector<float>(bias->data(), bias->data() + N),
                 DType::F16);
-  } else if (has_bias(c, kind) || (m_source_ckpt && m_source_ckpt->find(name + ".bias"))) {
+  } else if (linear_has_bias(c, kind) || (m_source_ckpt && m_source_ckpt->find(name + ".bias"))) {
     add_source_tensor(name + ".bias", {N}, /*bias=*/true);
   }
   add_block_source_tensors(block);
@@ -562,7 +554,7 @@ void GptqWriter::finish() {
   for (int b = 0; b < c.num_layers; ++b)
     for (LinearKind k : kAllLinears)
       if (!m_skip[int(k)] && !m_added.count({b, int(k)}) && n_missing++ < 5)
-        missing += (missing.empty() ? "" : ", ") + layer_prefix(b) + std::string(linear_name(k));
+        missing += (missing.empty() ? "" : ", ") + linear_module(b, k);
   if (n_missing)
     throw Error("GPTQ export: " + std::to_string(n_missing) + " quantized layers were never " +
                 "given (" + missing + (n_missing > 5 ? ", ..." : "") + ")");

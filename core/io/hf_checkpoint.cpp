@@ -6,12 +6,6 @@
 
 namespace gptqw {
 
-namespace {
-
-std::string layer_prefix(int i) { return "model.layers." + std::to_string(i) + "."; }
-
-}  // namespace
-
 HfCheckpoint::HfCheckpoint(const std::filesystem::path& dir)
     : m_dir(dir),
       m_config(parse_hf_config(dir / "config.json")),
@@ -29,10 +23,7 @@ HfCheckpoint::HfCheckpoint(const std::filesystem::path& dir)
       auto [out, in] = linear_shape(c, k);
       std::string name = p + std::string(linear_name(k));
       tensor(name + ".weight", {out, in});
-      bool has_bias = (k == LinearKind::q || k == LinearKind::k || k == LinearKind::v)
-                          ? c.qkv_bias
-                          : k == LinearKind::o ? c.o_bias : c.mlp_bias;
-      if (has_bias) tensor(name + ".bias", {out});
+      if (linear_has_bias(c, k)) tensor(name + ".bias", {out});
     }
   }
 }

@@ -11,7 +11,7 @@ namespace {
 constexpr size_t kHeaderBytes = 7 * sizeof(int32_t);
 
 std::string layer(int i, const char* rest) {
-  return "model.layers." + std::to_string(i) + "." + rest;
+  return layer_prefix(i) + rest;
 }
 
 }  // namespace

@@ -97,7 +97,7 @@ int64_t write_synthetic_model(const fs::path& out, const SyntheticModelOptions& 
   const float init = 0.02f;  // the initializer_range Llama models are trained from
   specs.push_back({"model.embed_tokens.weight", {c.vocab_size, c.hidden_size}, init, false});
   for (int l = 0; l < c.num_layers; ++l) {
-    std::string p = "model.layers." + std::to_string(l) + ".";
+    std::string p = layer_prefix(l);
     specs.push_back({p + "input_layernorm.weight", {c.hidden_size}, 0, true});
     specs.push_back({p + "post_attention_layernorm.weight", {c.hidden_size}, 0, true});
     for (LinearKind k : kAllLinears) {

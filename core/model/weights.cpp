@@ -24,4 +24,16 @@ std::pair<int64_t, int64_t> linear_shape(const ModelConfig& c, LinearKind kind) 
   return {0, 0};
 }
 
+bool linear_has_bias(const ModelConfig& c, LinearKind kind) {
+  if (kind == LinearKind::q || kind == LinearKind::k || kind == LinearKind::v) return c.qkv_bias;
+  if (kind == LinearKind::o) return c.o_bias;
+  return c.mlp_bias;
+}
+
+std::string layer_prefix(int block) { return "model.layers." + std::to_string(block) + "."; }
+
+std::string linear_module(int block, LinearKind kind) {
+  return layer_prefix(block) + std::string(linear_name(kind));
+}
+
 }  // namespace gptqw

@@ -42,6 +42,15 @@ struct BlockWeights {
 // [out, in] of each linear for a config.
 std::pair<int64_t, int64_t> linear_shape(const ModelConfig& c, LinearKind kind);
 
+// Whether the architecture gives this linear a bias (Qwen2: q, k, v; Llama's attention_bias:
+// q, k, v, o; mlp_bias: the MLP).
+bool linear_has_bias(const ModelConfig& c, LinearKind kind);
+
+// "model.layers.3.": the Hugging Face prefix of block 3's tensors.
+std::string layer_prefix(int block);
+// "model.layers.3.mlp.down_proj": a linear's full module name.
+std::string linear_module(int block, LinearKind kind);
+
 struct TensorInfo {
   std::string name;
   std::string dtype;

@@ -130,7 +130,7 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
       // already quantized.
       std::map<int, HessianAccumulator> acc;
       for (LinearKind k : group) {
-        std::string name = "model.layers." + std::to_string(b) + "." + std::string(linear_name(k));
+        std::string name = linear_module(b, k);
         acc.try_emplace(input_of(k), linear_shape(c, k).second, name, backend);
       }
       report_progress(progress, {"calibration", b, c.num_layers,
@@ -153,7 +153,7 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
         LayerReport r;
         r.block = b;
         r.kind = k;
-        r.name = "model.layers." + std::to_string(b) + "." + std::string(linear_name(k));
+        r.name = linear_module(b, k);
         r.out_features = W.rows();
         r.in_features = W.cols();
         r.hessian_diag.assign(H.diagonal().data(), H.diagonal().data() + H.rows());
