@@ -134,12 +134,7 @@ int run(const std::vector<std::string>& words, bool compare) {
     eo.output_dir = *out;
     eo.force = args.flag("--force");
     eo.max_shard_bytes = static_cast<uint64_t>(args.get_double("--shard-size", 4.0) * 1e9);
-    eo.settings.quant = options.gptq.quant;
-    eo.settings.desc_act = options.gptq.act_order;
-    eo.settings.static_groups = options.gptq.static_groups;
-    eo.settings.true_sequential = options.true_sequential;
-    eo.settings.damp_percent = options.gptq.percdamp;
-    for (LinearKind k : options.skip) eo.settings.modules_not_quantized.emplace_back(linear_name(k));
+    eo.settings = checkpoint_settings(options);
     std::string errors;
     for (const ExportIssue& issue : check_exportable(model.config(), eo.settings)) {
       if (issue.severity == ExportIssue::Severity::error)
@@ -171,24 +166,10 @@ int run(const std::vector<std::string>& words, bool compare) {
     if (eval_file) (m == Method::gptq ? gptq_model : rtn_model).set(block, kind, dequantize_as_stored(w));
   };
   TerminalProgress bar(json_out || args.flag("--quiet"));
-  QuantizeResult result = quantize_model(*model.weights, calib, options, sink, bar.callback());
+  const ProgressFn progress = bar.callback();
+  QuantizeResult result = quantize_model(*model.weights, calib, options, sink, progress);
 
-  Report report;
-  report.tool_version = GPTQW_VERSION;
-  report.created = utc_now_iso8601();
-  report.backend = best_backend().name();
-  report.threads = threads;
-  report.model = summarize(*model.weights, model.path.string());
-  report.options = options;
-  report.calib_file = calib_file;
-  report.nsamples = calib.nsamples();
-  report.seqlen = calib.seqlen;
-  report.seed = calib.seed;
-  report.calib_text_tokens = calib.text_tokens;
-  report.calib_offsets = calib.offsets;
-  report.memory = memory_summary(model.config(), result.layers);
-  report.layers = std::move(result.layers);
-  report.timing = result;
+  Report report = make_report(model, calib, options, std::move(result), threads);
 
   if (eval_file) {
     PerplexitySummary ps;
@@ -197,7 +178,7 @@ int run(const std::vector<std::string>& words, bool compare) {
       PerplexityResult r = perplexity(w, eval_ids, popt, [&](const Progress& p) {
         Progress q = p;
         q.stage = stage;
-        return bar.callback()(q);
+        return progress(q);
       });
       ps.seqlen = r.seqlen;
       ps.windows = r.windows;

@@ -49,6 +49,17 @@ double weighted_square(const Matrix& D, const Matrix& H, Backend& backend) {
 
 std::string_view method_name(Method m) { return m == Method::gptq ? "gptq" : "rtn"; }
 
+GptqSettings checkpoint_settings(const QuantizeOptions& o) {
+  GptqSettings s;
+  s.quant = o.gptq.quant;
+  s.desc_act = o.gptq.act_order;
+  s.static_groups = o.gptq.static_groups;
+  s.true_sequential = o.true_sequential;
+  s.damp_percent = o.gptq.percdamp;
+  for (LinearKind k : o.skip) s.modules_not_quantized.emplace_back(linear_name(k));
+  return s;
+}
+
 LinearKind parse_linear_name(const std::string& name) {
   std::string valid;
   for (LinearKind k : kAllLinears) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/progress.h"
+#include "io/gptq_checkpoint.h"
 #include "model/weights.h"
 #include "pipeline/calibration.h"
 #include "quant/gptq.h"
@@ -32,6 +33,10 @@ struct QuantizeOptions {
   // does not suit the checkpoint format); they keep their weights and get no report row.
   std::set<LinearKind> skip;
 };
+
+// The checkpoint settings that describe a run with these options (bits, groups, act-order,
+// damping, skipped modules), for export.
+GptqSettings checkpoint_settings(const QuantizeOptions& options);
 
 // "mlp.down_proj" or "down_proj" -> LinearKind; ConfigError listing the valid names otherwise.
 LinearKind parse_linear_name(const std::string& name);

@@ -119,6 +119,28 @@ MemorySummary memory_summary(const ModelConfig& c, const std::vector<LayerReport
   return m;
 }
 
+Report make_report(const Model& model, const CalibrationSet& calib, const QuantizeOptions& options,
+                   QuantizeResult result, int threads) {
+  Report r;
+  r.tool_version = GPTQW_VERSION;
+  r.created = utc_now_iso8601();
+  r.backend = best_backend().name();
+  r.threads = threads;
+  r.model = summarize(*model.weights, model.path.string());
+  r.options = options;
+  r.calib_file = calib.source.string();
+  r.nsamples = calib.nsamples();
+  r.seqlen = calib.seqlen;
+  r.seed = calib.seed;
+  r.calib_text_tokens = calib.text_tokens;
+  r.calib_offsets = calib.offsets;
+  r.memory = memory_summary(model.config(), result.layers);
+  r.layers = std::move(result.layers);
+  result.layers.clear();
+  r.timing = std::move(result);
+  return r;
+}
+
 json to_json(const Report& r) {
   const QuantConfig& q = r.options.gptq.quant;
   json methods = json::array();

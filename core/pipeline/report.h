@@ -69,6 +69,11 @@ struct Report {
 // The process's peak resident set size so far (getrusage), in bytes.
 uint64_t peak_rss_bytes();
 
+// The report of a finished run (without perplexity, which the caller adds when it evaluates):
+// model summary, settings, calibration windows, per-layer results, memory, timing, backend.
+Report make_report(const Model& model, const CalibrationSet& calibration,
+                   const QuantizeOptions& options, QuantizeResult result, int threads);
+
 nlohmann::json to_json(const Report& r);
 // Throws FormatError naming the file and field for anything malformed.
 Report report_from_json(const nlohmann::json& j, const std::filesystem::path& file);
