@@ -99,40 +99,52 @@ void attention(const ModelConfig& c, const Matrix& q, const Matrix& k, const Mat
   }
 }
 
-// One block on whole sequences of T tokens stacked in x, in place.
-void block_forward_chunk(const ModelConfig& c, const BlockWeights& w, const Rope& rope, Matrix& x,
-                         int T, const LinearInputHook& hook) {
-  auto lin = [&](LinearKind kind, const Matrix& in, Matrix& out) {
-    if (hook) hook(kind, in);
-    linear_forward(w[kind], in, out);
+// One block on whole sequences of T tokens stacked in x, in place. Returns false when it
+// stopped early at stop_after.
+bool block_forward_chunk(const ModelConfig& c, const BlockWeights& w, const Rope& rope, Matrix& x,
+                         int T, const LinearInputHook& hook, std::optional<LinearKind> stop_after) {
+  using K = LinearKind;
+  // Hands the input shared by `kinds` to the hook; true when the pass should stop there.
+  auto feed = [&](std::initializer_list<LinearKind> kinds, const Matrix& in) {
+    bool stop = false;
+    for (LinearKind k : kinds) {
+      if (hook) hook(k, in);
+      stop = stop || stop_after == k;
+    }
+    return stop;
   };
   Matrix h, q, k, v, a, o;
   rms_norm(x, w.attn_norm, c.rms_norm_eps, h);
-  lin(LinearKind::q, h, q);
-  lin(LinearKind::k, h, k);
-  lin(LinearKind::v, h, v);
+  if (feed({K::q, K::k, K::v}, h)) return false;
+  linear_forward(w[K::q], h, q);
+  linear_forward(w[K::k], h, k);
+  linear_forward(w[K::v], h, v);
   for (int64_t r0 = 0; r0 < x.rows(); r0 += T) {  // every sequence starts at position 0
     rope.apply(q.middleRows(r0, T), c.num_heads);
     rope.apply(k.middleRows(r0, T), c.num_kv_heads);
   }
   attention(c, q, k, v, a, T);
-  lin(LinearKind::o, a, o);
+  if (feed({K::o}, a)) return false;
+  linear_forward(w[K::o], a, o);
   x += o;
 
   rms_norm(x, w.mlp_norm, c.rms_norm_eps, h);
+  if (feed({K::gate, K::up}, h)) return false;
   Matrix g, u;
-  lin(LinearKind::gate, h, g);
-  lin(LinearKind::up, h, u);
+  linear_forward(w[K::gate], h, g);
+  linear_forward(w[K::up], h, u);
   // SwiGLU: silu(gate) * up.
   g.array() = g.array() / (1.0f + (-g.array()).exp()) * u.array();
-  lin(LinearKind::down, g, o);
+  if (feed({K::down}, g)) return false;
+  linear_forward(w[K::down], g, o);
   x += o;
+  return true;
 }
 
 }  // namespace
 
 void block_forward(const ModelConfig& c, const BlockWeights& w, const Rope& rope, Matrix& x,
-                   int seqlen, const LinearInputHook& hook) {
+                   int seqlen, const LinearInputHook& hook, std::optional<LinearKind> stop_after) {
   if (seqlen <= 0 || x.rows() % seqlen)
     throw Error("block_forward: " + std::to_string(x.rows()) +
                 " rows are not whole sequences of " + std::to_string(seqlen));
@@ -140,11 +152,14 @@ void block_forward(const ModelConfig& c, const BlockWeights& w, const Rope& rope
     throw Error("sequence of " + std::to_string(seqlen) + " tokens exceeds the RoPE table of " +
                 std::to_string(rope.max_len()));
   const int64_t per_chunk = std::max<int64_t>(1, kChunkTokens / seqlen) * seqlen;
-  if (x.rows() <= per_chunk) return block_forward_chunk(c, w, rope, x, seqlen, hook);
+  if (x.rows() <= per_chunk) {
+    block_forward_chunk(c, w, rope, x, seqlen, hook, stop_after);
+    return;
+  }
   for (int64_t r0 = 0; r0 < x.rows(); r0 += per_chunk) {
     Matrix xs = x.middleRows(r0, std::min(per_chunk, x.rows() - r0));
-    block_forward_chunk(c, w, rope, xs, seqlen, hook);
-    x.middleRows(r0, xs.rows()) = xs;
+    if (block_forward_chunk(c, w, rope, xs, seqlen, hook, stop_after))
+      x.middleRows(r0, xs.rows()) = xs;
   }
 }
 

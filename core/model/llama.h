@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -44,8 +45,12 @@ void linear_forward(const Linear& lin, const Matrix& X, Matrix& Y);
 // linear layers run on a whole chunk at once, attention on each (sequence, head) in parallel.
 // The hook is called once per linear and chunk, never concurrently, with the chunk's inputs
 // (whole sequences).
+// With stop_after, the pass ends as soon as that linear's inputs have gone to the hook: GPTQ's
+// driver needs only the part of the block up to the group it calibrates, not the whole block.
+// x is then left in an unspecified state.
 void block_forward(const ModelConfig& c, const BlockWeights& w, const Rope& rope, Matrix& x,
-                   int seqlen, const LinearInputHook& hook = {});
+                   int seqlen, const LinearInputHook& hook = {},
+                   std::optional<LinearKind> stop_after = {});
 
 // Token embeddings of ids: [ids.size(), hidden]. Throws when an id is outside the vocabulary.
 Matrix embed(const Matrix& embedding, std::span<const int32_t> ids);

@@ -148,6 +148,9 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
                                  std::string(linear_name(group.front())), done / steps});
       auto t0 = Clock::now();
       Matrix x = inps;
+      // Only the part of the block up to this group's last input is run (kAllLinears is in
+      // execution order).
+      const LinearKind last = *std::max_element(group.begin(), group.end());
       block_forward(c, stream, rope, x, calib.seqlen, [&](LinearKind k, const Matrix& X) {
         auto it = acc.find(input_of(k));
         // q/k/v (and gate/up) see the same X: add it once, for the first of them in the group.
@@ -155,7 +158,7 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
               return input_of(g) == input_of(k);
             }))
           it->second.add_batch(X, X.rows() / calib.seqlen);
-      });
+      }, last);
       result.seconds_hessian += since(t0);
 
       for (LinearKind k : group) {
