@@ -170,7 +170,10 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
         r.name = linear_module(b, k);
         r.out_features = W.rows();
         r.in_features = W.cols();
-        r.hessian_diag.assign(H.diagonal().data(), H.diagonal().data() + H.rows());
+        // Copied element by element: the diagonal of a matrix is strided, its data() is not a
+        // contiguous vector.
+        r.hessian_diag.resize(H.rows());
+        for (Eigen::Index i = 0; i < H.rows(); ++i) r.hessian_diag[i] = H(i, i);
         r.hessian = diag_stats(r.hessian_diag);
         const bool bias = stream[k].b.size() > 0;
         r.bytes_fp16 = uint64_t(W.size()) * 2 + (bias ? uint64_t(W.rows()) * 2 : 0);
