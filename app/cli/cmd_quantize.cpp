@@ -8,10 +8,8 @@
 #include "commands.h"
 #include "common/threads.h"
 #include "common/error.h"
-#include "common/text_file.h"
 #include "io/gptq_export.h"
-#include "quant/packing.h"
-#include "pipeline/report.h"
+#include "pipeline/run.h"
 
 namespace gptqw::cli {
 
@@ -107,21 +105,23 @@ void print_table(const Report& r) {
 
 int run(const std::vector<std::string>& words, bool compare) {
   Args args(words, kFlags, kValued);
-  QuantizeOptions options = parse_options(args, compare);
-  std::string calib_file = args.require("--calib");
-  int nsamples = static_cast<int>(args.get_int("--nsamples", 128));
-  int seqlen = static_cast<int>(args.get_int("--seqlen", 2048));
+  RunSpec spec;
+  spec.options = parse_options(args, compare);
+  const QuantizeOptions& options = spec.options;
+  spec.calib_file = args.require("--calib");
+  spec.nsamples = static_cast<int>(args.get_int("--nsamples", 128));
+  spec.seqlen = static_cast<int>(args.get_int("--seqlen", 2048));
   long seed = args.get_int("--seed", 0);
-  if (nsamples < 1) throw UsageError("--nsamples must be at least 1");
-  if (seqlen < 2) throw UsageError("--seqlen must be at least 2");
+  if (spec.nsamples < 1) throw UsageError("--nsamples must be at least 1");
+  if (spec.seqlen < 2) throw UsageError("--seqlen must be at least 2");
   if (seed < 0) throw UsageError("--seed must be >= 0");
-  auto eval_file = args.get("--eval");
-  PerplexityOptions popt;
-  popt.seqlen = static_cast<int>(args.get_int("--eval-seqlen", seqlen));
-  popt.max_windows = static_cast<int>(args.get_int("--eval-max-windows", 0));
-  if (popt.seqlen < 2) throw UsageError("--eval-seqlen must be at least 2");
+  spec.seed = static_cast<uint64_t>(seed);
+  if (auto eval = args.get("--eval")) spec.eval_file = *eval;
+  spec.eval.seqlen = static_cast<int>(args.get_int("--eval-seqlen", spec.seqlen));
+  spec.eval.max_windows = static_cast<int>(args.get_int("--eval-max-windows", 0));
+  if (spec.eval.seqlen < 2) throw UsageError("--eval-seqlen must be at least 2");
   const bool json_out = args.flag("--json");
-  const int threads = apply_threads(args);
+  spec.threads = apply_threads(args);
 
   Model model = open_model(args);
   // Export: the format's limits are checked against the architecture before anything runs,
@@ -148,51 +148,15 @@ int run(const std::vector<std::string>& words, bool compare) {
                         "precision with --skip-modules, or run without --out)");
     writer = std::make_unique<GptqWriter>(*model.weights, eo);
   }
-  // Read everything the run needs before the long part starts, so bad input fails fast.
-  CalibrationSet calib = sample_calibration(*model.tokenizer, calib_file, nsamples, seqlen, seed);
-  std::vector<int32_t> eval_ids;
-  if (eval_file) {
-    eval_ids = model.tokenizer->encode(read_text_file(*eval_file), true);
-    if (int64_t(eval_ids.size()) < popt.seqlen)
-      throw ConfigError(file_msg(*eval_file, "has " + std::to_string(eval_ids.size()) +
-                                                 " tokens, fewer than one window of seqlen " +
-                                                 std::to_string(popt.seqlen)));
-  }
-
-  QuantizedModel gptq_model(model.weights), rtn_model(model.weights);
-  LayerSink sink = [&](Method m, int block, LinearKind kind, QuantizedWeights&& w) {
-    if (writer && m == exported) writer->add(block, kind, w);
-    // Evaluated as exported: F16 scales, so that the exported checkpoint gives the same number.
-    if (eval_file) (m == Method::gptq ? gptq_model : rtn_model).set(block, kind, dequantize_as_stored(w));
-  };
-  TerminalProgress bar(json_out || args.flag("--quiet"));
-  const ProgressFn progress = bar.callback();
-  QuantizeResult result = quantize_model(*model.weights, calib, options, sink, progress);
-
-  Report report = make_report(model, calib, options, std::move(result), threads);
-
-  if (eval_file) {
-    PerplexitySummary ps;
-    ps.text = *eval_file;
-    auto eval = [&](const WeightSource& w, const char* stage) {
-      PerplexityResult r = perplexity(w, eval_ids, popt, [&](const Progress& p) {
-        Progress q = p;
-        q.stage = stage;
-        return progress(q);
-      });
-      ps.seqlen = r.seqlen;
-      ps.windows = r.windows;
-      ps.tokens = r.tokens;
-      ps.seconds += r.seconds;
-      return r.ppl;
+  const RunInputs inputs = prepare_run(model, spec);
+  LayerSink sink;
+  if (writer)
+    sink = [&](Method m, int block, LinearKind kind, QuantizedWeights&& w) {
+      if (m == exported) writer->add(block, kind, w);
     };
-    ps.original = eval(*model.weights, "ppl original");
-    if (options.run_rtn) ps.rtn = eval(rtn_model, "ppl rtn");
-    if (options.run_gptq) ps.gptq = eval(gptq_model, "ppl gptq");
-    report.perplexity = ps;
-  }
+  TerminalProgress bar(json_out || args.flag("--quiet"));
+  Report report = run_quantization(model, spec, inputs, sink, bar.callback());
   bar.finish();
-  report.peak_rss_bytes = peak_rss_bytes();
   if (auto file = args.get("--report")) save_report(report, *file);
   if (writer) {
     writer->set_report(to_json(report));

@@ -1,0 +1,62 @@
+#include "pipeline/run.h"
+
+#include "common/error.h"
+#include "common/text_file.h"
+#include "quant/packing.h"
+
+namespace gptqw {
+
+RunInputs prepare_run(const Model& model, const RunSpec& spec) {
+  if (!model.tokenizer) throw ConfigError(file_msg(model.path, "was opened without a tokenizer"));
+  RunInputs in;
+  in.calib = sample_calibration(*model.tokenizer, spec.calib_file, spec.nsamples, spec.seqlen,
+                                spec.seed);
+  if (spec.eval_file) {
+    in.eval_ids = model.tokenizer->encode(read_text_file(*spec.eval_file), true);
+    if (int64_t(in.eval_ids.size()) < spec.eval.seqlen)
+      throw ConfigError(file_msg(*spec.eval_file, "has " + std::to_string(in.eval_ids.size()) +
+                                                      " tokens, fewer than one window of seqlen " +
+                                                      std::to_string(spec.eval.seqlen)));
+  }
+  return in;
+}
+
+Report run_quantization(const Model& model, const RunSpec& spec, const RunInputs& inputs,
+                        const LayerSink& sink, const ProgressFn& progress,
+                        const std::function<void(const LayerReport&)>& on_layer) {
+  const bool evaluate = spec.eval_file.has_value();
+  QuantizedModel gptq_model(model.weights), rtn_model(model.weights);
+  LayerSink keep = [&](Method m, int block, LinearKind kind, QuantizedWeights&& w) {
+    // Evaluated as exported: F16 scales, so that the exported checkpoint gives the same number.
+    if (evaluate) (m == Method::gptq ? gptq_model : rtn_model).set(block, kind, dequantize_as_stored(w));
+    if (sink) sink(m, block, kind, std::move(w));
+  };
+  QuantizeResult result = quantize_model(*model.weights, inputs.calib, spec.options, keep, progress,
+                                         on_layer);
+  Report report = make_report(model, inputs.calib, spec.options, std::move(result), spec.threads);
+
+  if (evaluate) {
+    PerplexitySummary ps;
+    ps.text = spec.eval_file->string();
+    auto eval = [&](const WeightSource& w, const char* stage) {
+      PerplexityResult r = perplexity(w, inputs.eval_ids, spec.eval, [&](const Progress& p) {
+        Progress q = p;
+        q.stage = stage;
+        return !progress || progress(q);
+      });
+      ps.seqlen = r.seqlen;
+      ps.windows = r.windows;
+      ps.tokens = r.tokens;
+      ps.seconds += r.seconds;
+      return r.ppl;
+    };
+    ps.original = eval(*model.weights, "ppl original");
+    if (spec.options.run_rtn) ps.rtn = eval(rtn_model, "ppl rtn");
+    if (spec.options.run_gptq) ps.gptq = eval(gptq_model, "ppl gptq");
+    report.perplexity = ps;
+  }
+  report.peak_rss_bytes = peak_rss_bytes();
+  return report;
+}
+
+}  // namespace gptqw
