@@ -1,13 +1,838 @@
 #include "main_window.h"
 
+#include <QAction>
+#include <QApplication>
+#include <QCheckBox>
+#include <QCloseEvent>
+#include <QComboBox>
+#include <QDateTime>
+#include <QDragEnterEvent>
+#include <QDropEvent>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QFontDatabase>
+#include <QFormLayout>
+#include <QGroupBox>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QItemSelectionModel>
 #include <QLabel>
+#include <QLineEdit>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QMimeData>
+#include <QPlainTextEdit>
+#include <QProgressBar>
+#include <QPushButton>
+#include <QScrollArea>
+#include <QSettings>
+#include <QSplitter>
+#include <QStatusBar>
+#include <QTabWidget>
+#include <QTableView>
+#include <QToolButton>
+#include <QVBoxLayout>
+#include <Eigen/Core>
+
+#include "common/error.h"
+#include "common/text_file.h"
+#include "common/threads.h"
+#include "io/gptq_checkpoint.h"
+#include "io/gptq_export.h"
+#include "layer_filter_model.h"
+#include "layer_table_model.h"
+#include "csv_export.h"
+#include "model_summary.h"
+#include "pipeline/run.h"
+#include "plots/error_chart.h"
+#include "plots/hessian_chart.h"
+#include "plots/memory_chart.h"
+#include "plots/perplexity_chart.h"
+#include "settings_form.h"
 
 namespace gptqw::ui {
 
-MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
+namespace {
+
+constexpr int kMaxRecent = 8;
+
+QString qstr(const std::string& s) { return QString::fromStdString(s); }
+std::filesystem::path fspath(const QString& s) { return std::filesystem::path(s.toStdString()); }
+
+QString duration(double seconds) {
+  int s = static_cast<int>(seconds + 0.5);
+  return s >= 3600 ? QString("%1:%2:%3").arg(s / 3600).arg(s / 60 % 60, 2, 10, QChar('0')).arg(s % 60, 2, 10, QChar('0'))
+                   : QString("%1:%2").arg(s / 60).arg(s % 60, 2, 10, QChar('0'));
+}
+
+const GptqSettings* checkpoint_settings_of(const Model& m) {
+  auto* ckpt = dynamic_cast<const GptqCheckpoint*>(m.weights.get());
+  return ckpt ? &ckpt->settings() : nullptr;
+}
+
+}  // namespace
+
+MainWindow::MainWindow(QWidget* parent)
+    : QMainWindow(parent),
+      m_load(new Job(this)),
+      m_scan(new Job(this)),
+      m_run(new Job(this)),
+      m_export(new Job(this)) {
   setWindowTitle(tr("GPTQ Workbench"));
-  setCentralWidget(new QLabel(tr("GPTQ Workbench"), this));
-  setMinimumSize(800, 500);
+  setAcceptDrops(true);
+  setMinimumSize(900, 600);
+
+  m_splitter = new QSplitter(Qt::Horizontal);
+  m_splitter->setChildrenCollapsible(false);
+  m_splitter->addWidget(buildInputs());
+
+  m_tabs = new QTabWidget;
+  m_tabs->addTab(buildLayersTab(), tr("Layers"));
+
+  m_error_chart = new plots::ErrorChart;
+  m_error_chart->setLogScale(true);
+  connect(m_error_chart, &plots::ErrorChart::layerClicked, this, &MainWindow::selectLayer);
+  QWidget* error_page = m_error_chart;
+  m_tabs->addTab(error_page, tr("Reconstruction error"));
+
+  m_hessian_chart = new plots::HessianChart;
+  m_hessian_label = new QLabel(tr("Select a layer in the table or the error chart."));
+  auto* hessian_page = new QWidget;
+  auto* hessian_layout = new QVBoxLayout(hessian_page);
+  hessian_layout->addWidget(m_hessian_label);
+  hessian_layout->addWidget(m_hessian_chart, 1);
+  m_tabs->addTab(hessian_page, tr("Hessian"));
+
+  m_memory_chart = new plots::MemoryChart;
+  m_memory_text = new QLabel;
+  m_memory_text->setWordWrap(true);
+  m_memory_text->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  auto* memory_page = new QWidget;
+  auto* memory_layout = new QVBoxLayout(memory_page);
+  memory_layout->addWidget(m_memory_text);
+  memory_layout->addWidget(m_memory_chart, 1);
+  m_tabs->addTab(memory_page, tr("Memory"));
+
+  m_ppl_chart = new plots::PerplexityChart;
+  m_tabs->addTab(m_ppl_chart, tr("Perplexity"));
+
+  m_log = new QPlainTextEdit;
+  m_log->setReadOnly(true);
+  m_log->setFont(QFontDatabase::systemFont(QFontDatabase::FixedFont));
+  m_tabs->addTab(m_log, tr("Log"));
+
+  m_splitter->addWidget(m_tabs);
+  m_splitter->setStretchFactor(1, 1);
+  setCentralWidget(m_splitter);
+
+  m_progress = new QProgressBar;
+  m_progress->setRange(0, 1000);
+  m_progress->setMaximumWidth(260);
+  m_progress->setVisible(false);
+  m_status = new QLabel(tr("Open a model to begin."));
+  statusBar()->addWidget(m_status, 1);
+  statusBar()->addPermanentWidget(m_progress);
+
+  buildMenus();
+
+  for (Job* job : {m_load, m_run, m_export})
+    connect(job, &Job::progress, this, &MainWindow::onProgress);
+  for (Job* job : {m_load, m_scan, m_run, m_export}) {
+    connect(job, &Job::ended, this, [this] {
+      m_progress->setVisible(busy());
+      updateActions();
+    });
+  }
+  connect(m_form, &SettingsForm::changed, this, &MainWindow::updateActions);
+
+  QSettings st;
+  if (!restoreGeometry(st.value("window/geometry").toByteArray())) resize(1440, 900);
+  m_splitter->restoreState(st.value("window/splitter").toByteArray());
+  m_form->restore(st);
+  rebuildRecentMenu();
+  updateActions();
+}
+
+MainWindow::~MainWindow() = default;
+
+QWidget* MainWindow::buildInputs() {
+  auto* panel = new QWidget;
+  auto* layout = new QVBoxLayout(panel);
+
+  auto path_row = [this](QLineEdit*& edit, const QString& placeholder, auto browse) {
+    auto* row = new QHBoxLayout;
+    edit = new QLineEdit;
+    edit->setPlaceholderText(placeholder);
+    edit->setReadOnly(true);
+    auto* button = new QToolButton;
+    button->setText(tr("…"));
+    button->setToolTip(tr("Browse"));
+    connect(button, &QToolButton::clicked, this, browse);
+    row->addWidget(edit, 1);
+    row->addWidget(button);
+    return row;
+  };
+
+  auto* model_box = new QGroupBox(tr("Model"));
+  auto* model_layout = new QVBoxLayout(model_box);
+  model_layout->addLayout(path_row(m_model_edit, tr("Hugging Face folder or llama2.c .bin (drop here)"), [this] {
+    QString dir = pickDirectory("paths/model", tr("Open model folder"));
+    if (!dir.isEmpty()) openModel(dir);
+  }));
+  m_summary = new QLabel(tr("No model loaded."));
+  m_summary->setTextFormat(Qt::RichText);
+  m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  model_layout->addWidget(m_summary);
+  layout->addWidget(model_box);
+
+  auto* data_box = new QGroupBox(tr("Texts"));
+  auto* data_layout = new QFormLayout(data_box);
+  const QString text_filter = tr("Text files (*.txt *.raw *.md);;All files (*)");
+  data_layout->addRow(tr("Calibration"), path_row(m_calib_edit, tr("text file"), [this, text_filter] {
+    QString f = pickFile("paths/calib", tr("Calibration text"), text_filter, false);
+    if (!f.isEmpty()) setCalibrationFile(f);
+  }));
+  m_calib_info = new QLabel;
+  m_calib_info->setWordWrap(true);
+  data_layout->addRow(QString(), m_calib_info);
+  data_layout->addRow(tr("Evaluation"), path_row(m_eval_edit, tr("text file (optional)"), [this, text_filter] {
+    QString f = pickFile("paths/eval", tr("Evaluation text"), text_filter, false);
+    if (!f.isEmpty()) setEvalFile(f);
+  }));
+  layout->addWidget(data_box);
+
+  auto* settings_box = new QGroupBox(tr("Quantization"));
+  auto* settings_layout = new QVBoxLayout(settings_box);
+  m_form = new SettingsForm;
+  settings_layout->addWidget(m_form);
+  layout->addWidget(settings_box);
+
+  auto* buttons = new QHBoxLayout;
+  m_run_button = new QPushButton(tr("Run GPTQ and RTN"));
+  m_run_button->setDefault(true);
+  m_cancel_button = new QPushButton(tr("Cancel"));
+  connect(m_run_button, &QPushButton::clicked, this, &MainWindow::startRun);
+  connect(m_cancel_button, &QPushButton::clicked, this, &MainWindow::cancel);
+  buttons->addWidget(m_run_button, 1);
+  buttons->addWidget(m_cancel_button);
+  layout->addLayout(buttons);
+  layout->addStretch(1);
+
+  auto* scroll = new QScrollArea;
+  scroll->setWidget(panel);
+  scroll->setWidgetResizable(true);
+  scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+  scroll->setMinimumWidth(panel->sizeHint().width() + 24);
+  return scroll;
+}
+
+QWidget* MainWindow::buildLayersTab() {
+  m_layers = new LayerTableModel(this);
+  m_filter = new LayerFilterModel(this);
+  m_filter->setSourceModel(m_layers);
+  m_table = new QTableView;
+  m_table->setModel(m_filter);
+  m_table->setSortingEnabled(true);
+  m_table->sortByColumn(-1, Qt::AscendingOrder);  // run order until the user sorts
+  m_table->setSelectionBehavior(QAbstractItemView::SelectRows);
+  m_table->setSelectionMode(QAbstractItemView::SingleSelection);
+  m_table->setAlternatingRowColors(true);
+  m_table->verticalHeader()->setVisible(false);
+  m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+  connect(m_table->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
+          [this](const QModelIndex& current) {
+            if (!current.isValid()) return;
+            selectLayer(m_filter->mapToSource(current).row());
+          });
+
+  auto* bar = new QHBoxLayout;
+  bar->addWidget(new QLabel(tr("Show:")));
+  for (LinearKind k : kAllLinears) {
+    std::string_view full = linear_name(k);
+    auto* box = new QCheckBox(qstr(std::string(full.substr(full.find('.') + 1))));
+    box->setChecked(true);
+    box->setToolTip(qstr(std::string(full)));
+    connect(box, &QCheckBox::toggled, this, [this] {
+      std::set<LinearKind> kinds;
+      bool all = true;
+      for (size_t i = 0; i < m_kind_boxes.size(); ++i) {
+        if (m_kind_boxes[i]->isChecked()) kinds.insert(kAllLinears[i]);
+        else all = false;
+      }
+      // Nothing ticked shows nothing; all ticked is the unfiltered view.
+      if (kinds.empty()) kinds.insert(static_cast<LinearKind>(-1));
+      m_filter->setKinds(all ? std::set<LinearKind>{} : kinds);
+    });
+    m_kind_boxes.push_back(box);
+    bar->addWidget(box);
+  }
+  m_filter_edit = new QLineEdit;
+  m_filter_edit->setPlaceholderText(tr("Filter by name"));
+  m_filter_edit->setClearButtonEnabled(true);
+  connect(m_filter_edit, &QLineEdit::textChanged, m_filter, &LayerFilterModel::setNamePattern);
+  bar->addWidget(m_filter_edit, 1);
+
+  auto* page = new QWidget;
+  auto* layout = new QVBoxLayout(page);
+  layout->addLayout(bar);
+  layout->addWidget(m_table, 1);
+  return page;
+}
+
+void MainWindow::buildMenus() {
+  QMenu* file = menuBar()->addMenu(tr("&File"));
+  file->addAction(tr("Open &Model…"), QKeySequence::Open, this, [this] {
+    QString dir = pickDirectory("paths/model", tr("Open model folder"));
+    if (!dir.isEmpty()) openModel(dir);
+  });
+  file->addAction(tr("Open llama2.c Checkpoint…"), this, [this] {
+    QString f = pickFile("paths/model", tr("Open llama2.c checkpoint"), tr("llama2.c (*.bin);;All files (*)"), false);
+    if (!f.isEmpty()) openModel(f);
+  });
+  m_recent_menu = file->addMenu(tr("Open &Recent"));
+  file->addAction(tr("&Calibration Text…"), this, [this] {
+    QString f = pickFile("paths/calib", tr("Calibration text"), tr("Text files (*.txt);;All files (*)"), false);
+    if (!f.isEmpty()) setCalibrationFile(f);
+  });
+  file->addAction(tr("&Evaluation Text…"), this, [this] {
+    QString f = pickFile("paths/eval", tr("Evaluation text"), tr("Text files (*.txt);;All files (*)"), false);
+    if (!f.isEmpty()) setEvalFile(f);
+  });
+  file->addSeparator();
+  file->addAction(tr("Open Re&port…"), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_O), this, [this] {
+    QString f = pickFile("paths/report", tr("Open report"), tr("Reports (*.json);;All files (*)"), false);
+    if (!f.isEmpty()) openReport(f);
+  });
+  m_act_save_report = file->addAction(tr("&Save Report…"), QKeySequence::Save, this, [this] {
+    QString f = pickFile("paths/report", tr("Save report"), tr("Reports (*.json)"), true);
+    if (!f.isEmpty()) saveReport(f);
+  });
+  m_act_export = file->addAction(tr("&Export GPTQ Checkpoint…"), QKeySequence(Qt::CTRL | Qt::Key_E), this, [this] {
+    QString dir = pickFile("paths/export", tr("Export GPTQ checkpoint to a new folder"), QString(), true);
+    if (dir.isEmpty()) return;
+    bool force = false;
+    if (QFileInfo::exists(dir)) {
+      auto answer = QMessageBox::question(this, tr("Replace folder?"),
+                                          tr("%1 exists. Replace it once the new checkpoint is complete?").arg(dir));
+      if (answer != QMessageBox::Yes) return;
+      force = true;
+    }
+    exportCheckpoint(dir, force);
+  });
+  m_act_csv = file->addAction(tr("Export &Table as CSV…"), this, [this] {
+    QString f = pickFile("paths/csv", tr("Export layers table"), tr("CSV (*.csv)"), true);
+    if (!f.isEmpty()) exportTableCsv(f);
+  });
+  file->addSeparator();
+  file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
+
+  QMenu* run = menuBar()->addMenu(tr("&Run"));
+  m_act_run = run->addAction(tr("&Run GPTQ and RTN"), QKeySequence(Qt::CTRL | Qt::Key_R), this, &MainWindow::startRun);
+  m_act_cancel = run->addAction(tr("&Cancel"), QKeySequence(Qt::Key_Escape), this, &MainWindow::cancel);
+
+  QMenu* view = menuBar()->addMenu(tr("&View"));
+  for (int i = 0; i < m_tabs->count(); ++i)
+    view->addAction(m_tabs->tabText(i), QKeySequence(Qt::CTRL | (Qt::Key_1 + i)), this,
+                    [this, i] { m_tabs->setCurrentIndex(i); });
+  view->addSeparator();
+  view->addAction(tr("&Log Scale for Errors"), QKeySequence(Qt::CTRL | Qt::Key_L), this,
+                  [this] { m_error_chart->setLogScale(!m_error_chart->logScale()); });
+
+  QMenu* help = menuBar()->addMenu(tr("&Help"));
+  help->addAction(tr("&About GPTQ Workbench"), this, [this] {
+    QMessageBox::about(this, tr("About GPTQ Workbench"),
+                       tr("<h3>GPTQ Workbench %1</h3>"
+                          "<p>Post-training quantization of Llama-family models with GPTQ, "
+                          "side by side with round-to-nearest.</p>"
+                          "<p>Qt %2<br>Eigen %3.%4.%5<br>CUDA: not built with CUDA (CPU backend)</p>")
+                           .arg(GPTQW_VERSION, qVersion())
+                           .arg(EIGEN_WORLD_VERSION)
+                           .arg(EIGEN_MAJOR_VERSION)
+                           .arg(EIGEN_MINOR_VERSION));
+  });
+}
+
+QString MainWindow::logText() const { return m_log->toPlainText(); }
+
+bool MainWindow::busy() const { return m_load->running() || m_run->running() || m_export->running(); }
+
+bool MainWindow::canExport() const {
+  return m_kept && m_kept_model && !busy() && m_report && m_report->options.run_gptq;
+}
+
+void MainWindow::updateActions() {
+  const bool idle = !busy();
+  const bool ready = idle && m_model && !m_calib_file.isEmpty() && m_form->runProblems().isEmpty();
+  m_run_button->setEnabled(ready);
+  m_act_run->setEnabled(ready);
+  m_cancel_button->setEnabled(m_run->running() || m_export->running());
+  m_act_cancel->setEnabled(m_cancel_button->isEnabled());
+  m_act_export->setEnabled(canExport());
+  m_act_export->setToolTip(m_kept ? QString() : tr("Run first: a report holds no weights to export"));
+  m_act_save_report->setEnabled(idle && m_report.has_value());
+  m_act_csv->setEnabled(m_layers->rowCount() > 0);
+  QString why;
+  if (!m_model) why = tr("Open a model first.");
+  else if (m_calib_file.isEmpty()) why = tr("Choose a calibration text first.");
+  else if (!m_form->runProblems().isEmpty()) why = m_form->runProblems().join("\n");
+  m_run_button->setToolTip(why);
+}
+
+void MainWindow::log(const QString& line) {
+  m_log->appendPlainText(QDateTime::currentDateTime().toString("HH:mm:ss  ") + line);
+}
+
+void MainWindow::showError(const QString& title, const QString& message) {
+  log(tr("error: %1").arg(message));
+  m_status->setText(title);
+  // Non-modal, so that the window (and a test driving it) keeps running.
+  auto* box = new QMessageBox(QMessageBox::Critical, title, message, QMessageBox::Ok, this);
+  box->setAttribute(Qt::WA_DeleteOnClose);
+  box->open();
+  emit errorShown(message);
+}
+
+void MainWindow::onProgress(const Progress& p) {
+  Job* job = m_run->running() ? m_run : m_export->running() ? m_export : m_load;
+  const double f = std::clamp(p.fraction, 0.0, 1.0);
+  const double elapsed = job->elapsed();
+  QString text = qstr(p.stage);
+  if (p.block >= 0 && p.n_blocks > 0) text += tr("  block %1/%2").arg(std::min(p.block + 1, p.n_blocks)).arg(p.n_blocks);
+  if (!p.module.empty()) text += "  " + qstr(p.module);
+  text += tr("  %1% · %2 elapsed").arg(int(f * 100)).arg(duration(elapsed));
+  if (f > 0.02 && f < 1) text += tr(", ~%1 left").arg(duration(elapsed * (1 - f) / f));
+  m_status->setText(text);
+  m_progress->setVisible(true);
+  m_progress->setValue(static_cast<int>(f * 1000));
+}
+
+void MainWindow::openModel(const QString& path) {
+  if (busy()) return showError(tr("Busy"), tr("Wait for the current task to end or cancel it."));
+  m_model_edit->setText(path);
+  m_status->setText(tr("Loading %1…").arg(path));
+  log(tr("opening model %1").arg(path));
+  auto loaded = std::make_shared<std::pair<Model, ModelSummary>>();
+  m_load->start([path, loaded](const ProgressFn&) -> std::function<void()> {
+    Model m = load_model(fspath(path));
+    loaded->second = summarize(*m.weights, path.toStdString());
+    loaded->first = std::move(m);
+    return {};
+  });
+  // One-shot connections for this load's outcome.
+  auto* ctx = new QObject(this);
+  connect(m_load, &Job::succeeded, ctx, [this, loaded, path, ctx] {
+    ctx->deleteLater();
+    m_model = loaded->first;
+    const GptqSettings* settings = checkpoint_settings_of(*m_model);
+    m_summary->setText(modelSummaryHtml(loaded->second, settings));
+    m_form->setModelConfig(m_model->config());
+    rememberRecent(path);
+    m_status->setText(tr("Model loaded: %1").arg(path));
+    log(tr("model: %1, %2 layers, %3 parameters, %4")
+            .arg(qstr(loaded->second.architecture))
+            .arg(loaded->second.num_layers)
+            .arg(formatCount(loaded->second.parameters))
+            .arg(qstr(loaded->second.format)));
+    if (settings) log(tr("this is a GPTQ checkpoint (%1-bit): it can be evaluated, not quantized again").arg(settings->quant.bits));
+    scanCalibration();
+    emit modelLoaded();
+    if (m_run_when_ready) {
+      m_run_when_ready = false;
+      startRun();
+    }
+  });
+  connect(m_load, &Job::failed, ctx, [this, ctx](const QString& msg) {
+    ctx->deleteLater();
+    m_run_when_ready = false;
+    showError(tr("Cannot open the model"), msg);
+  });
+  connect(m_load, &Job::cancelled, ctx, [ctx] { ctx->deleteLater(); });
+  updateActions();
+}
+
+void MainWindow::setCalibrationFile(const QString& file) {
+  m_calib_file = file;
+  m_calib_edit->setText(file);
+  QSettings().setValue("paths/calib", QFileInfo(file).absolutePath());
+  scanCalibration();
+  updateActions();
+}
+
+void MainWindow::setEvalFile(const QString& file) {
+  m_eval_file = file;
+  m_eval_edit->setText(file);
+  QSettings().setValue("paths/eval", QFileInfo(file).absolutePath());
+  updateActions();
+}
+
+void MainWindow::scanCalibration() {
+  m_form->setCalibrationTokens(-1);
+  if (m_calib_file.isEmpty()) return;
+  const QFileInfo info(m_calib_file);
+  m_calib_info->setText(tr("%1; counting tokens…").arg(formatBytes(info.size())));
+  if (!m_model || !m_model->tokenizer) return;
+  if (m_scan->running()) m_scan->cancel();  // its result would be stale; rescan when it ends
+  auto tokenizer = m_model->tokenizer;
+  const QString file = m_calib_file;
+  auto tokens = std::make_shared<int64_t>(0);
+  auto* ctx = new QObject(this);
+  auto start = [this, tokenizer, file, tokens] {
+    return m_scan->start([tokenizer, file, tokens](const ProgressFn&) -> std::function<void()> {
+      *tokens = static_cast<int64_t>(tokenizer->encode(read_text_file(fspath(file)), true).size());
+      return {};
+    });
+  };
+  connect(m_scan, &Job::succeeded, ctx, [this, ctx, tokens, file, info] {
+    ctx->deleteLater();
+    if (file != m_calib_file) return;
+    m_form->setCalibrationTokens(*tokens);
+    const int seqlen = [this] {
+      try {
+        return m_form->spec().seqlen;
+      } catch (const Error&) {
+        return 0;
+      }
+    }();
+    m_calib_info->setText(seqlen > 0 ? tr("%1, %2 tokens: up to %3 windows of %4")
+                                           .arg(formatBytes(info.size()))
+                                           .arg(*tokens)
+                                           .arg(*tokens / seqlen)
+                                           .arg(seqlen)
+                                     : tr("%1, %2 tokens").arg(formatBytes(info.size())).arg(*tokens));
+  });
+  connect(m_scan, &Job::failed, ctx, [this, ctx](const QString& msg) {
+    ctx->deleteLater();
+    m_calib_info->setText(tr("unreadable"));
+    showError(tr("Cannot read the calibration text"), msg);
+  });
+  connect(m_scan, &Job::cancelled, ctx, [ctx] { ctx->deleteLater(); });
+  if (!start()) {
+    // A previous scan is finishing; run this one when it has.
+    ctx->deleteLater();
+    connect(m_scan, &Job::ended, this, &MainWindow::scanCalibration, Qt::SingleShotConnection);
+  }
+}
+
+void MainWindow::runWhenReady() {
+  if (m_model && !m_load->running()) startRun();
+  else m_run_when_ready = true;
+}
+
+void MainWindow::clearResults() {
+  m_report.reset();
+  m_kept.reset();
+  m_kept_model.reset();
+  m_streamed.clear();
+  m_layers->clear();
+  m_error_chart->clear();
+  m_hessian_chart->clear();
+  m_memory_chart->clear();
+  m_ppl_chart->clear();
+  m_memory_text->clear();
+  m_hessian_label->setText(tr("Select a layer in the table or the error chart."));
+}
+
+bool MainWindow::startRun() {
+  if (busy()) return false;
+  if (!m_model) {
+    showError(tr("No model"), tr("Open a model before running."));
+    return false;
+  }
+  if (m_calib_file.isEmpty()) {
+    showError(tr("No calibration text"), tr("Choose a calibration text before running."));
+    return false;
+  }
+  if (checkpoint_settings_of(*m_model)) {
+    showError(tr("Already quantized"), tr("%1 is a GPTQ checkpoint; open the original model to quantize it.")
+                                           .arg(qstr(m_model->path.string())));
+    return false;
+  }
+  RunSpec spec;
+  try {
+    spec = m_form->spec();
+  } catch (const Error& e) {
+    showError(tr("Invalid settings"), qstr(e.what()));
+    return false;
+  }
+  if (!m_form->runProblems().isEmpty()) {
+    showError(tr("Invalid settings"), m_form->runProblems().join("\n"));
+    return false;
+  }
+  spec.calib_file = fspath(m_calib_file);
+  if (!m_eval_file.isEmpty()) spec.eval_file = fspath(m_eval_file);
+  clearResults();
+  m_tabs->setCurrentIndex(LayersTab);
+  const QuantConfig& q = spec.options.gptq.quant;
+  log(tr("run: %1-bit, group %2, %3, act-order %4, damping %5, %6 x %7 tokens of %8, seed %9")
+          .arg(q.bits)
+          .arg(q.group_size)
+          .arg(q.sym ? "sym" : "asym")
+          .arg(spec.options.gptq.act_order ? "on" : "off")
+          .arg(spec.options.gptq.percdamp)
+          .arg(spec.nsamples)
+          .arg(spec.seqlen)
+          .arg(QFileInfo(m_calib_file).fileName())
+          .arg(spec.seed));
+
+  const Model model = *m_model;
+  auto kept = std::make_shared<std::map<LayerKey, QuantizedWeights>>();
+  auto report = std::make_shared<Report>();
+  Job* job = m_run;
+  m_run->start([this, job, model, spec, kept, report](const ProgressFn& progress) -> std::function<void()> {
+    set_threads(spec.threads);
+    const RunInputs inputs = prepare_run(model, spec);
+    LayerSink sink = [&](Method m, int block, LinearKind kind, QuantizedWeights&& w) {
+      if (m != Method::gptq) return;
+      w.Q = Matrix();  // export needs the codes and grids only
+      (*kept)[{block, static_cast<int>(kind)}] = std::move(w);
+    };
+    *report = run_quantization(model, spec, inputs, sink, progress, [job, this](const LayerReport& r) {
+      job->post([this, r] { addLayer(r); });
+    });
+    return [this, kept, report, model] {
+      m_kept = kept;
+      m_kept_model = model;
+      showReport(*report);
+      m_report = std::move(*report);
+      const auto& t = m_report->timing;
+      log(tr("done in %1 s (forward %2, hessian %3, gptq %4, rtn %5, metrics %6); peak memory %7")
+              .arg(t.seconds, 0, 'f', 2)
+              .arg(t.seconds_forward, 0, 'f', 2)
+              .arg(t.seconds_hessian, 0, 'f', 2)
+              .arg(t.seconds_gptq, 0, 'f', 2)
+              .arg(t.seconds_rtn, 0, 'f', 2)
+              .arg(t.seconds_metrics, 0, 'f', 2)
+              .arg(formatBytes(m_report->peak_rss_bytes)));
+      if (const auto& p = m_report->perplexity)
+        log(tr("perplexity on %1: original %2, RTN %3, GPTQ %4")
+                .arg(QFileInfo(qstr(p->text)).fileName())
+                .arg(p->original.value_or(0), 0, 'f', 4)
+                .arg(p->rtn.value_or(0), 0, 'f', 4)
+                .arg(p->gptq.value_or(0), 0, 'f', 4));
+      m_status->setText(tr("Done in %1.").arg(duration(m_report->timing.seconds)));
+      emit runFinished();
+    };
+  });
+  auto* ctx = new QObject(this);
+  connect(m_run, &Job::failed, ctx, [this](const QString& msg) {
+    showError(tr("The run failed"), msg);
+    emit runFailed(msg);
+  });
+  connect(m_run, &Job::cancelled, ctx, [this] {
+    clearResults();
+    log(tr("run cancelled; nothing kept"));
+    m_status->setText(tr("Cancelled."));
+    emit runCancelled();
+  });
+  connect(m_run, &Job::ended, ctx, [ctx] { ctx->deleteLater(); });
+  updateActions();
+  return true;
+}
+
+void MainWindow::cancel() {
+  if (m_run->running()) m_run->cancel();
+  if (m_export->running()) m_export->cancel();
+  if (m_run->running() || m_export->running()) m_status->setText(tr("Cancelling…"));
+}
+
+void MainWindow::addLayer(const LayerReport& r) {
+  if (!m_run->running()) return;  // a straggler from a cancelled run
+  m_streamed.push_back(r);
+  m_layers->appendLayer(r);
+  m_error_chart->addLayer(r);
+  if (r.damp_raises > 0 || r.fell_back_to_rtn || !r.note.empty())
+    log(QString("%1: %2").arg(qstr(r.name), qstr(r.note)));
+  if (m_streamed.size() == 1) selectLayer(0);
+}
+
+void MainWindow::showReport(const Report& r) {
+  m_streamed = r.layers;
+  m_layers->setLayers(r.layers);
+  m_error_chart->setLayers(r.layers);
+  m_memory_chart->setData(r.memory, r.layers);
+  m_ppl_chart->setPerplexity(r.perplexity);
+  const MemorySummary& m = r.memory;
+  m_memory_text->setText(
+      tr("Weights: %1 in fp16 → %2 quantized (%3 bits per quantized weight). Estimated VRAM for "
+         "the weights: %4 → %5, saving %6 (%7%).")
+          .arg(formatBytes(m.fp16_bytes), formatBytes(m.quantized_bytes))
+          .arg(m.bits_per_weight, 0, 'f', 2)
+          .arg(formatBytes(m.fp16_bytes), formatBytes(m.quantized_bytes),
+               formatBytes(m.fp16_bytes - std::min(m.fp16_bytes, m.quantized_bytes)))
+          .arg(m.saving_percent, 0, 'f', 1));
+  if (!r.layers.empty()) selectLayer(0);
+}
+
+void MainWindow::selectLayer(int index) {
+  if (index < 0 || index >= static_cast<int>(m_streamed.size())) {
+    m_hessian_chart->setLayer(nullptr);
+    m_error_chart->selectLayer(-1);
+    return;
+  }
+  const LayerReport& l = m_streamed[index];
+  m_hessian_chart->setLayer(&l);
+  m_error_chart->selectLayer(index);
+  m_hessian_label->setText(tr("%1: diagonal min %2, median %3, max %4, dead %5%")
+                               .arg(qstr(l.name))
+                               .arg(l.hessian.min, 0, 'g', 4)
+                               .arg(l.hessian.median, 0, 'g', 4)
+                               .arg(l.hessian.max, 0, 'g', 4)
+                               .arg(l.hessian.dead_fraction * 100, 0, 'f', 1));
+  // Keep the table's selection in step (the table maps through the filter and sort).
+  QModelIndex proxy = m_filter->mapFromSource(m_layers->index(index, 0));
+  if (proxy.isValid() && m_table->currentIndex().row() != proxy.row()) {
+    QSignalBlocker block(m_table->selectionModel());
+    m_table->selectionModel()->setCurrentIndex(proxy, QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
+    m_table->scrollTo(proxy);
+  }
+}
+
+bool MainWindow::exportCheckpoint(const QString& dir, bool force) {
+  if (!canExport()) {
+    showError(tr("Nothing to export"), tr("Run GPTQ first: export writes the weights of this session's run."));
+    return false;
+  }
+  GptqExportOptions eo;
+  eo.source_dir = m_kept_model->path;
+  eo.output_dir = fspath(dir);
+  eo.force = force;
+  eo.settings = checkpoint_settings(m_report->options);
+  eo.report = to_json(*m_report);
+  auto kept = m_kept;
+  const Model model = *m_kept_model;
+  auto written = std::make_shared<std::filesystem::path>();
+  log(tr("exporting the GPTQ checkpoint to %1").arg(dir));
+  m_export->start([kept, model, eo, written](const ProgressFn& progress) -> std::function<void()> {
+    *written = export_gptq(*model.weights, eo, [&](int block, LinearKind kind) {
+      return QuantizedLinear{kept->at({block, static_cast<int>(kind)}), std::nullopt};
+    }, progress);
+    return {};
+  });
+  auto* ctx = new QObject(this);
+  connect(m_export, &Job::succeeded, ctx, [this, written] {
+    const QString dest = qstr(written->string());
+    log(tr("exported to %1").arg(dest));
+    m_status->setText(tr("Exported to %1").arg(dest));
+    QSettings().setValue("paths/export", QFileInfo(dest).absolutePath());
+    emit exportFinished(dest);
+  });
+  connect(m_export, &Job::failed, ctx, [this](const QString& msg) { showError(tr("Export failed"), msg); });
+  connect(m_export, &Job::cancelled, ctx, [this] {
+    log(tr("export cancelled; nothing written"));
+    m_status->setText(tr("Export cancelled."));
+  });
+  connect(m_export, &Job::ended, ctx, [ctx] { ctx->deleteLater(); });
+  updateActions();
+  return true;
+}
+
+void MainWindow::openReport(const QString& file) {
+  if (busy()) return showError(tr("Busy"), tr("Wait for the current task to end or cancel it."));
+  auto loaded = std::make_shared<Report>();
+  m_load->start([file, loaded](const ProgressFn&) -> std::function<void()> {
+    *loaded = load_report(fspath(file));
+    return {};
+  });
+  auto* ctx = new QObject(this);
+  connect(m_load, &Job::succeeded, ctx, [this, loaded, file] {
+    clearResults();
+    showReport(*loaded);
+    m_report = std::move(*loaded);
+    m_summary->setText(modelSummaryHtml(m_report->model, nullptr));
+    QSettings().setValue("paths/report", QFileInfo(file).absolutePath());
+    log(tr("opened report %1 (%2 layers, made by %3 on %4)")
+            .arg(file)
+            .arg(m_report->layers.size())
+            .arg(qstr(m_report->tool_version), qstr(m_report->created)));
+    m_status->setText(tr("Report: %1").arg(file));
+    emit reportOpened();
+  });
+  connect(m_load, &Job::failed, ctx, [this](const QString& msg) { showError(tr("Cannot open the report"), msg); });
+  connect(m_load, &Job::ended, ctx, [ctx] { ctx->deleteLater(); });
+}
+
+bool MainWindow::saveReport(const QString& file) {
+  if (!m_report) return false;
+  try {
+    save_report(*m_report, fspath(file));
+  } catch (const Error& e) {
+    showError(tr("Cannot save the report"), qstr(e.what()));
+    return false;
+  }
+  QSettings().setValue("paths/report", QFileInfo(file).absolutePath());
+  log(tr("report saved to %1").arg(file));
+  return true;
+}
+
+bool MainWindow::exportTableCsv(const QString& file) {
+  QString error;
+  if (!exportCsv(*m_filter, file, &error)) {
+    showError(tr("Cannot write the table"), error);
+    return false;
+  }
+  log(tr("table saved to %1").arg(file));
+  return true;
+}
+
+void MainWindow::rememberRecent(const QString& path) {
+  QSettings st;
+  QStringList recent = st.value("recentModels").toStringList();
+  recent.removeAll(path);
+  recent.prepend(path);
+  while (recent.size() > kMaxRecent) recent.removeLast();
+  st.setValue("recentModels", recent);
+  st.setValue("paths/model", QFileInfo(path).absolutePath());
+  rebuildRecentMenu();
+}
+
+void MainWindow::rebuildRecentMenu() {
+  m_recent_menu->clear();
+  const QStringList recent = QSettings().value("recentModels").toStringList();
+  for (const QString& path : recent) m_recent_menu->addAction(path, this, [this, path] { openModel(path); });
+  m_recent_menu->setEnabled(!recent.isEmpty());
+}
+
+QString MainWindow::pickDirectory(const QString& key, const QString& title) {
+  QString dir = QFileDialog::getExistingDirectory(this, title, QSettings().value(key).toString());
+  return dir;
+}
+
+QString MainWindow::pickFile(const QString& key, const QString& title, const QString& filter, bool save) {
+  const QString start = QSettings().value(key).toString();
+  return save ? QFileDialog::getSaveFileName(this, title, start, filter)
+              : QFileDialog::getOpenFileName(this, title, start, filter);
+}
+
+void MainWindow::closeEvent(QCloseEvent* e) {
+  if (m_run->running() || m_export->running()) {
+    auto answer = QMessageBox::question(this, tr("Quit?"), tr("A task is running. Cancel it and quit?"));
+    if (answer != QMessageBox::Yes) return e->ignore();
+  }
+  QSettings st;
+  st.setValue("window/geometry", saveGeometry());
+  st.setValue("window/splitter", m_splitter->saveState());
+  m_form->save(st);
+  e->accept();  // the jobs' destructors cancel and join their threads
+}
+
+void MainWindow::dragEnterEvent(QDragEnterEvent* e) {
+  if (e->mimeData()->hasUrls()) e->acceptProposedAction();
+}
+
+void MainWindow::dropEvent(QDropEvent* e) {
+  // A folder or a .bin is a model, a .json a report, any other file a text: the calibration
+  // text first, then the evaluation text.
+  for (const QUrl& url : e->mimeData()->urls()) {
+    const QString path = url.toLocalFile();
+    if (path.isEmpty()) continue;
+    QFileInfo info(path);
+    if (info.isDir() || info.suffix() == "bin") openModel(path);
+    else if (info.suffix() == "json") openReport(path);
+    else if (m_calib_file.isEmpty()) setCalibrationFile(path);
+    else setEvalFile(path);
+    e->acceptProposedAction();
+    return;
+  }
 }
 
 }  // namespace gptqw::ui

@@ -1,5 +1,11 @@
 // gptq-workbench: the desktop application.
+//   gptq-workbench [--model DIR|FILE.bin] [--calib FILE] [--eval FILE] [--report FILE.json] [--run]
+// opens with those inputs loaded; --run starts the GPTQ/RTN comparison once the model is loaded.
 #include <QApplication>
+#include <QCommandLineParser>
+#include <QDir>
+#include <QThread>
+#include <QIcon>
 
 #include "main_window.h"
 
@@ -8,7 +14,50 @@ int main(int argc, char** argv) {
   QApplication::setApplicationName("GPTQ Workbench");
   QApplication::setOrganizationName("gptq-workbench");
   QApplication::setApplicationVersion(GPTQW_VERSION);
+  QApplication::setWindowIcon(QIcon::fromTheme("gptq-workbench"));
+  QApplication::setDesktopFileName("gptq-workbench");
+
+  QCommandLineParser cli;
+  cli.setApplicationDescription("GPTQ Workbench: post-training quantization of Llama-family models");
+  cli.addHelpOption();
+  cli.addVersionOption();
+  const QCommandLineOption model({"m", "model"}, "Model folder (Hugging Face) or llama2.c .bin.", "path");
+  const QCommandLineOption calib({"c", "calib"}, "Calibration text file.", "file");
+  const QCommandLineOption eval({"e", "eval"}, "Evaluation text file (perplexity).", "file");
+  const QCommandLineOption report("report", "Open a report written by gptqw.", "file");
+  const QCommandLineOption run("run", "Start the GPTQ/RTN comparison once the model is loaded.");
+  const QCommandLineOption shots("screenshots",
+                                 "When the run (or the report) is shown, save a PNG of every view "
+                                 "into this folder and quit (tools/screenshots.sh).", "dir");
+  cli.addOptions({model, calib, eval, report, run, shots});
+  cli.process(app);
+
   gptqw::ui::MainWindow w;
   w.show();
+  if (cli.isSet(calib)) w.setCalibrationFile(cli.value(calib));
+  if (cli.isSet(eval)) w.setEvalFile(cli.value(eval));
+  if (cli.isSet(model)) w.openModel(cli.value(model));
+  else if (cli.isSet(report)) w.openReport(cli.value(report));
+  if (cli.isSet(run)) w.runWhenReady();
+  if (cli.isSet(shots)) {
+    const QString dir = cli.value(shots);
+    auto save_all = [&w, dir] {
+      QDir().mkpath(dir);
+      // Each view in turn: switch, let it paint, grab the whole window.
+      const QStringList names = {"layers", "error", "hessian", "memory", "perplexity", "log"};
+      for (int i = 0; i < names.size(); ++i) {
+        w.tabs()->setCurrentIndex(i);
+        QApplication::processEvents();
+        QThread::msleep(200);
+        QApplication::processEvents();
+        const QString file = QDir(dir).filePath(names[i] + ".png");
+        if (!w.grab().save(file)) qWarning("cannot write %s", qPrintable(file));
+      }
+      QApplication::quit();
+    };
+    QObject::connect(&w, &gptqw::ui::MainWindow::runFinished, &w, save_all);
+    QObject::connect(&w, &gptqw::ui::MainWindow::reportOpened, &w, save_all);
+    QObject::connect(&w, &gptqw::ui::MainWindow::runFailed, &app, [] { QApplication::exit(1); });
+  }
   return app.exec();
 }

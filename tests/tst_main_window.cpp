@@ -1,0 +1,248 @@
+// The workbench window driven as a user drives it, offscreen: load stories260K, run GPTQ and
+// RTN at 4-bit g32, watch the layers stream in, check the table, charts and perplexity against
+// the engine (the CLI run with the same settings), export and re-import the checkpoint, cancel a
+// run, open a saved report, and show an error for a corrupt model.
+#include <QAbstractItemModelTester>
+#include <QApplication>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QMessageBox>
+#include <QSettings>
+#include <QSignalSpy>
+#include <QStandardPaths>
+#include <QTableView>
+#include <fstream>
+
+#include "layer_filter_model.h"
+#include "layer_table_model.h"
+#include "main_window.h"
+#include "model/model.h"
+#include "pipeline/perplexity.h"
+#include "plots/error_chart.h"
+#include "plots/hessian_chart.h"
+#include "plots/memory_chart.h"
+#include "plots/perplexity_chart.h"
+#include "settings_form.h"
+#include "test_support.h"
+
+using namespace gptqw;
+using namespace gptqw::ui;
+using test::qpath;
+
+namespace {
+
+QString model_dir() { return qpath(test::stories_dir()); }
+QString text(const char* name) { return qpath(test::data(std::string("text/") + name)); }
+
+// The small run every test uses: 4-bit g32, 16 x 256 calibration tokens, 24 evaluation windows.
+void configure(MainWindow& w) {
+  SettingsForm* f = w.settingsForm();
+  f->setBits(4);
+  f->setGroupSize(32);
+  f->setActOrder(false);
+  f->setSamples(16, 256);
+  f->setEvalWindows(512, 24);
+  w.setCalibrationFile(text("tinystories-sample.txt"));
+  w.setEvalFile(text("tinystories-sample.txt"));
+}
+
+void load(MainWindow& w, const QString& dir) {
+  QSignalSpy loaded(&w, &MainWindow::modelLoaded);
+  w.openModel(dir);
+  QVERIFY(loaded.wait(30000));
+}
+
+// Closes the error dialogs a test provoked (they are non-modal).
+int close_message_boxes(QWidget& w) {
+  int n = 0;
+  for (QMessageBox* box : w.findChildren<QMessageBox*>()) {
+    if (!box->isVisible()) continue;
+    ++n;
+    box->close();
+  }
+  return n;
+}
+
+}  // namespace
+
+class TestMainWindow : public QObject {
+  Q_OBJECT
+  QTemporaryDir m_tmp;
+
+ private slots:
+  void initTestCase() {
+    QStandardPaths::setTestModeEnabled(true);  // QSettings go to a scratch location
+    QCoreApplication::setOrganizationName("gptq-workbench-test");
+    QSettings().clear();
+    QVERIFY(m_tmp.isValid());
+  }
+
+  void runStreamsLayersAndMatchesTheEngine() {
+    MainWindow w;
+    w.show();
+    configure(w);
+    load(w, model_dir());
+    QVERIFY(w.model().has_value());
+    QVERIFY(w.settingsForm()->runProblems().isEmpty());
+
+    QAbstractItemModelTester table_tester(w.layerModel(), QAbstractItemModelTester::FailureReportingMode::QtTest);
+    QAbstractItemModelTester filter_tester(w.layerFilter(), QAbstractItemModelTester::FailureReportingMode::QtTest);
+    // Rows arrive one by one while the run is going, not all at the end.
+    int rows_while_running = 0;
+    connect(w.layerModel(), &QAbstractItemModel::rowsInserted, this, [&] {
+      if (w.busy()) ++rows_while_running;
+    });
+    QSignalSpy finished(&w, &MainWindow::runFinished);
+    QVERIFY(w.startRun());
+    QVERIFY(w.busy());
+    QVERIFY(finished.wait(600000));
+    QCOMPARE(rows_while_running, 35);
+
+    // One row per linear layer: 5 blocks x 7 modules.
+    const int rows = w.layerModel()->rowCount();
+    QCOMPARE(rows, 35);
+    QVERIFY(w.report().has_value());
+    const Report& r = *w.report();
+    QCOMPARE(int(r.layers.size()), 35);
+    double gptq = 0, rtn = 0;
+    for (const LayerReport& l : r.layers) gptq += l.gptq_rel_error, rtn += l.rtn_rel_error;
+    QVERIFY2(gptq < rtn, qPrintable(QString("mean GPTQ error %1 vs RTN %2").arg(gptq / 35).arg(rtn / 35)));
+    QCOMPARE(w.errorChart()->pointCount(), 35);
+    QVERIFY(w.memoryChart()->pointCount() > 0);
+    QCOMPARE(w.hessianChart()->pointCount(), int(r.layers[0].in_features));
+
+    // Selecting a row selects that layer in the charts.
+    const int row = 11;  // block 1, up_proj (64 inputs) -> pick via the table
+    w.layerView()->selectRow(row);
+    const LayerReport& picked = w.layerModel()->layer(w.layerFilter()->mapToSource(w.layerFilter()->index(row, 0)).row());
+    QCOMPARE(w.hessianChart()->pointCount(), int(picked.in_features));
+
+    // Perplexity chart: original, RTN, GPTQ, the values of the run...
+    QVERIFY(r.perplexity.has_value());
+    const QList<double> shown = w.perplexityChart()->values();
+    QCOMPARE(shown.size(), 3);
+    QCOMPARE(shown[0], *r.perplexity->original);
+    QCOMPARE(shown[1], *r.perplexity->rtn);
+    QCOMPARE(shown[2], *r.perplexity->gptq);
+    QVERIFY(*r.perplexity->gptq < *r.perplexity->rtn);
+    // ...which are the engine's: the CLI with the same settings prints the same numbers.
+    auto cli = test::run_cli({"compare", "--model", model_dir(), "--calib", text("tinystories-sample.txt"),
+                              "--bits", "4", "--group-size", "32", "--nsamples", "16", "--seqlen", "256",
+                              "--eval", text("tinystories-sample.txt"), "--eval-seqlen", "512",
+                              "--eval-max-windows", "24", "--json"});
+    QCOMPARE(cli.exit_code, 0);
+    QJsonObject ppl = QJsonDocument::fromJson(cli.out).object()["perplexity"].toObject();
+    QCOMPARE(ppl["original"].toDouble(), shown[0]);
+    QCOMPARE(ppl["rtn"].toDouble(), shown[1]);
+    QCOMPARE(ppl["gptq"].toDouble(), shown[2]);
+
+    // Export writes a checkpoint that re-imports and evaluates to the GPTQ perplexity.
+    const QString out = m_tmp.filePath("export");
+    QSignalSpy exported(&w, &MainWindow::exportFinished);
+    QVERIFY(w.canExport());
+    QVERIFY(w.exportCheckpoint(out, false));
+    QVERIFY(exported.wait(120000));
+    Model back = load_model(out.toStdString());
+    QCOMPARE(QString::fromStdString(back.weights->format()), QString("gptq"));
+    PerplexityOptions popt;
+    popt.seqlen = 512;
+    popt.max_windows = 24;
+    const double reimported = perplexity_of_file(back, text("tinystories-sample.txt").toStdString(), popt).ppl;
+    QVERIFY2(std::abs(reimported / *r.perplexity->gptq - 1) < 1e-4,
+             qPrintable(QString("%1 vs %2").arg(reimported).arg(*r.perplexity->gptq)));
+
+    // No silent overwrite: a second export to the same folder is refused with a dialog.
+    QSignalSpy errors(&w, &MainWindow::errorShown);
+    QVERIFY(w.exportCheckpoint(out, false));
+    QVERIFY(errors.wait(60000));
+    QVERIFY2(errors.first().first().toString().contains(out), qPrintable(errors.first().first().toString()));
+    QCOMPARE(close_message_boxes(w), 1);
+    QTRY_VERIFY(!w.busy());
+
+    // CSV of the table and the report, then the report opens in a fresh window as if run there.
+    QVERIFY(w.exportTableCsv(m_tmp.filePath("layers.csv")));
+    const QString report_file = m_tmp.filePath("report.json");
+    QVERIFY(w.saveReport(report_file));
+    MainWindow viewer;
+    viewer.show();
+    QSignalSpy opened(&viewer, &MainWindow::reportOpened);
+    viewer.openReport(report_file);
+    QVERIFY(opened.wait(30000));
+    QCOMPARE(viewer.layerModel()->rowCount(), 35);
+    QCOMPARE(viewer.errorChart()->pointCount(), 35);
+    QCOMPARE(viewer.perplexityChart()->values(), shown);
+    QVERIFY(!viewer.canExport());  // a report holds no weights
+  }
+
+  void cancelLeavesTheWindowUsable() {
+    MainWindow w;
+    w.show();
+    configure(w);
+    w.settingsForm()->setSamples(128, 256);  // long enough to cancel in the middle
+    load(w, model_dir());
+    QSignalSpy cancelled(&w, &MainWindow::runCancelled);
+    QSignalSpy inserted(w.layerModel(), &QAbstractItemModel::rowsInserted);
+    QVERIFY(w.startRun());
+    QVERIFY(inserted.wait(120000));  // the first layer is in
+    QElapsedTimer t;
+    t.start();
+    w.cancel();
+    QVERIFY(cancelled.wait(10000));
+    QVERIFY2(t.elapsed() < 5000, qPrintable(QString("cancel took %1 ms").arg(t.elapsed())));
+    QVERIFY(!w.busy());
+    QCOMPARE(w.layerModel()->rowCount(), 0);  // nothing half-shown is kept
+    QVERIFY(!w.report().has_value());
+    QVERIFY(!w.canExport());
+    // Usable: a new run starts (and is cancelled again at once to keep the test short).
+    QVERIFY(w.startRun());
+    w.cancel();
+    QVERIFY(cancelled.wait(30000));
+    QVERIFY(!w.busy());
+  }
+
+  void invalidSettingsAreFlaggedBeforeRun() {
+    MainWindow w;
+    configure(w);
+    load(w, model_dir());
+    SettingsForm* f = w.settingsForm();
+    QVERIFY(f->runProblems().isEmpty());
+    f->setGroupSize(0);
+    QVERIFY(!f->runProblems().isEmpty());
+    QVERIFY(!w.startRun());
+    QCOMPARE(close_message_boxes(w), 1);
+    f->setGroupSize(32);
+    f->setSamples(100000, 256);  // more windows than the text has
+    QTRY_VERIFY(!f->runProblems().isEmpty());
+    QVERIFY(f->runProblems().join(" ").contains("windows"));
+  }
+
+  void corruptModelShowsAnErrorDialog() {
+    // A copy of the sample model whose weights file is cut short.
+    const QString dir = m_tmp.filePath("corrupt");
+    QDir().mkpath(dir);
+    for (const char* f : {"config.json", "tokenizer.json"})
+      QFile::copy(model_dir() + "/" + f, dir + "/" + f);
+    QFile src(model_dir() + "/model.safetensors");
+    QVERIFY(src.open(QIODevice::ReadOnly));
+    QFile dst(dir + "/model.safetensors");
+    QVERIFY(dst.open(QIODevice::WriteOnly));
+    dst.write(src.read(src.size() / 2));
+    dst.close();
+
+    MainWindow w;
+    w.show();
+    QSignalSpy errors(&w, &MainWindow::errorShown);
+    w.openModel(dir);
+    QVERIFY(errors.wait(30000));
+    const QString message = errors.first().first().toString();
+    QVERIFY2(message.contains("model.safetensors"), qPrintable(message));
+    QVERIFY(!w.model().has_value());
+    QCOMPARE(close_message_boxes(w), 1);
+    // Still usable: the real model loads afterwards.
+    load(w, model_dir());
+    QVERIFY(w.model().has_value());
+  }
+};
+
+QTEST_MAIN(TestMainWindow)
+#include "tst_main_window.moc"

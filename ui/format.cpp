@@ -1,0 +1,23 @@
+#include "format.h"
+
+#include <array>
+
+namespace gptqw::ui {
+
+QString formatBytes(uint64_t bytes) {
+  static const std::array<const char*, 5> units = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  size_t u = 0;
+  while (v >= 1024 && u + 1 < units.size()) v /= 1024, ++u;
+  return QStringLiteral("%1 %2").arg(QString::number(v, 'f', u ? 2 : 0), QLatin1String(units[u]));
+}
+
+QString formatCount(int64_t n) {
+  static const std::array<const char*, 5> units = {"", " K", " M", " B", " T"};
+  double v = static_cast<double>(n);
+  size_t u = 0;
+  while (v >= 1000 && u + 1 < units.size()) v /= 1000, ++u;
+  return u == 0 ? QString::number(n) : QString::number(v, 'f', v < 10 ? 2 : 1) + units[u];
+}
+
+}  // namespace gptqw::ui

@@ -1,0 +1,283 @@
+#include "settings_form.h"
+
+#include <QCheckBox>
+#include <QComboBox>
+#include <QDoubleSpinBox>
+#include <QFormLayout>
+#include <QIntValidator>
+#include <QLabel>
+#include <QLineEdit>
+#include <QSettings>
+#include <QSpinBox>
+#include <QStandardItemModel>
+#include <QThread>
+
+#include "common/error.h"
+#include "io/gptq_export.h"
+
+namespace gptqw::ui {
+
+namespace {
+
+const QString kPerRow = QStringLiteral("per row");
+
+QSpinBox* spin(int lo, int hi, int value, const QString& tip) {
+  auto* s = new QSpinBox;
+  s->setRange(lo, hi);
+  s->setValue(value);
+  s->setToolTip(tip);
+  return s;
+}
+
+QCheckBox* check(const QString& text, bool on, const QString& tip) {
+  auto* c = new QCheckBox(text);
+  c->setChecked(on);
+  c->setToolTip(tip);
+  return c;
+}
+
+}  // namespace
+
+SettingsForm::SettingsForm(QWidget* parent) : QWidget(parent) {
+  m_bits = new QComboBox;
+  for (int b : {2, 3, 4, 8}) m_bits->addItem(QString::number(b), b);
+  m_bits->setCurrentIndex(2);
+  m_bits->setToolTip(tr("Bits per weight of the quantized linear layers"));
+  m_group = new QComboBox;
+  m_group->setEditable(true);
+  m_group->addItems({kPerRow, "32", "64", "128"});
+  m_group->setCurrentText("128");
+  m_group->setToolTip(tr("Input columns sharing one scale and zero point; 'per row' for one grid "
+                         "per output row. Any positive size is allowed (the last group may be "
+                         "shorter)."));
+  m_sym = check(tr("Symmetric grid"), true, tr("Zero point fixed at the middle of the grid"));
+  m_mse = check(tr("MSE grid search"), false,
+                tr("Shrink each grid's range to minimise the rounding error (slower)"));
+  m_act_order = check(tr("Act-order"), false,
+                      tr("Quantize columns in order of decreasing Hessian diagonal (desc_act)"));
+  m_static_groups = check(tr("Static groups"), false,
+                          tr("With act-order: find all group grids before the column loop"));
+  m_true_seq = check(tr("True sequential"), true,
+                     tr("Calibrate [q,k,v], [o], [gate,up], [down] one after another, each "
+                        "through the already quantized ones"));
+  m_damp = new QDoubleSpinBox;
+  m_damp->setDecimals(4);
+  m_damp->setRange(0.0, 1.0);
+  m_damp->setSingleStep(0.005);
+  m_damp->setValue(0.01);
+  m_damp->setToolTip(tr("Fraction of the mean Hessian diagonal added to the diagonal"));
+  m_blocksize = spin(1, 8192, 128, tr("Columns per lazy-batch block"));
+  m_nsamples = spin(1, 1 << 20, 128, tr("Calibration windows"));
+  m_seqlen = spin(2, 1 << 20, 2048, tr("Tokens per calibration window"));
+  m_seed = spin(0, std::numeric_limits<int>::max(), 0, tr("Seed of the window sampler"));
+  m_eval_seqlen = spin(2, 1 << 20, 2048, tr("Tokens per perplexity window"));
+  m_eval_windows = spin(0, 1 << 20, 0, tr("Perplexity windows to evaluate (0: the whole text)"));
+  const int cores = std::max(1, QThread::idealThreadCount());
+  m_threads = spin(1, cores, cores, tr("Worker threads for the engine"));
+  m_skip = new QLineEdit;
+  m_skip->setPlaceholderText(tr("none (e.g. mlp.down_proj)"));
+  m_skip->setToolTip(tr("Modules kept in full precision in every block, comma-separated"));
+  m_device = new QComboBox;
+  m_device->addItem(tr("Auto"));
+  m_device->addItem(tr("CPU"));
+  m_device->addItem(tr("GPU"));
+  // This build has no CUDA backend: the GPU entry stays visible but disabled, with the reason.
+  if (auto* items = qobject_cast<QStandardItemModel*>(m_device->model())) {
+    QStandardItem* gpu = items->item(2);
+    gpu->setEnabled(false);
+    gpu->setToolTip(tr("No GPU backend: this build has no CUDA support"));
+  }
+  m_device->setToolTip(tr("Auto uses the GPU when one answers; this build runs on the CPU"));
+
+  m_problems = new QLabel;
+  m_problems->setWordWrap(true);
+  m_problems->setTextFormat(Qt::RichText);
+
+  auto* form = new QFormLayout(this);
+  form->setContentsMargins(0, 0, 0, 0);
+  form->addRow(tr("Bits"), m_bits);
+  form->addRow(tr("Group size"), m_group);
+  form->addRow(m_sym);
+  form->addRow(m_act_order);
+  form->addRow(m_static_groups);
+  form->addRow(m_mse);
+  form->addRow(m_true_seq);
+  form->addRow(tr("Damping"), m_damp);
+  form->addRow(tr("Block size"), m_blocksize);
+  form->addRow(tr("Samples"), m_nsamples);
+  form->addRow(tr("Sequence length"), m_seqlen);
+  form->addRow(tr("Seed"), m_seed);
+  form->addRow(tr("Eval sequence length"), m_eval_seqlen);
+  form->addRow(tr("Eval windows"), m_eval_windows);
+  form->addRow(tr("Keep in fp16"), m_skip);
+  form->addRow(tr("Threads"), m_threads);
+  form->addRow(tr("Device"), m_device);
+  form->addRow(m_problems);
+
+  auto edited = [this] { revalidate(); };
+  for (QComboBox* c : {m_bits, m_group, m_device})
+    connect(c, &QComboBox::currentTextChanged, this, edited);
+  for (QCheckBox* c : {m_sym, m_mse, m_act_order, m_static_groups, m_true_seq})
+    connect(c, &QCheckBox::toggled, this, edited);
+  for (QSpinBox* s : {m_blocksize, m_nsamples, m_seqlen, m_seed, m_threads, m_eval_seqlen, m_eval_windows})
+    connect(s, &QSpinBox::valueChanged, this, edited);
+  connect(m_damp, &QDoubleSpinBox::valueChanged, this, edited);
+  connect(m_skip, &QLineEdit::textChanged, this, edited);
+  revalidate();
+}
+
+RunSpec SettingsForm::spec() const {
+  RunSpec s;
+  QuantizeOptions& o = s.options;
+  o.gptq.quant.bits = m_bits->currentData().toInt();
+  const QString group = m_group->currentText().trimmed();
+  bool ok = true;
+  o.gptq.quant.group_size = group == kPerRow || group == "-1" ? -1 : group.toInt(&ok);
+  if (!ok || o.gptq.quant.group_size == 0 || o.gptq.quant.group_size < -1)
+    throw ConfigError("group size must be a positive number or 'per row', got '" +
+                      group.toStdString() + "'");
+  o.gptq.quant.sym = m_sym->isChecked();
+  o.gptq.quant.mse = m_mse->isChecked();
+  o.gptq.act_order = m_act_order->isChecked();
+  o.gptq.static_groups = m_static_groups->isChecked();
+  o.gptq.percdamp = m_damp->value();
+  o.gptq.blocksize = m_blocksize->value();
+  o.true_sequential = m_true_seq->isChecked();
+  for (const QString& name : m_skip->text().split(',', Qt::SkipEmptyParts))
+    o.skip.insert(parse_linear_name(name.trimmed().toStdString()));
+  o.gptq.validate();
+  s.nsamples = m_nsamples->value();
+  s.seqlen = m_seqlen->value();
+  s.seed = static_cast<uint64_t>(m_seed->value());
+  s.eval.seqlen = m_eval_seqlen->value();
+  s.eval.max_windows = m_eval_windows->value();
+  s.threads = m_threads->value();
+  return s;
+}
+
+int SettingsForm::threads() const { return m_threads->value(); }
+
+SettingsForm::Device SettingsForm::device() const {
+  return static_cast<Device>(m_device->currentIndex());
+}
+
+void SettingsForm::setModelConfig(std::optional<ModelConfig> config) {
+  m_config = std::move(config);
+  if (m_config && m_config->max_position_embeddings > 0) {
+    // Windows longer than the model was trained on make no sense for calibration or evaluation.
+    m_seqlen->setMaximum(m_config->max_position_embeddings);
+    m_eval_seqlen->setMaximum(m_config->max_position_embeddings);
+  }
+  revalidate();
+}
+
+void SettingsForm::setCalibrationTokens(int64_t tokens) {
+  m_calib_tokens = tokens;
+  revalidate();
+}
+
+void SettingsForm::setBits(int bits) { m_bits->setCurrentIndex(m_bits->findData(bits)); }
+void SettingsForm::setGroupSize(int g) { m_group->setCurrentText(g < 0 ? kPerRow : QString::number(g)); }
+void SettingsForm::setActOrder(bool on) { m_act_order->setChecked(on); }
+void SettingsForm::setSamples(int nsamples, int seqlen) {
+  m_nsamples->setValue(nsamples);
+  m_seqlen->setValue(seqlen);
+}
+void SettingsForm::setEvalWindows(int seqlen, int max_windows) {
+  m_eval_seqlen->setValue(seqlen);
+  m_eval_windows->setValue(max_windows);
+}
+
+void SettingsForm::revalidate() {
+  m_run_problems.clear();
+  m_export_problems.clear();
+  m_warnings.clear();
+  std::optional<RunSpec> s;
+  try {
+    s = spec();
+  } catch (const Error& e) {
+    m_run_problems << QString::fromStdString(e.what());
+  }
+  m_static_groups->setEnabled(m_act_order->isChecked());
+  if (s && m_calib_tokens >= 0) {
+    const int64_t windows = m_calib_tokens / s->seqlen;
+    if (m_calib_tokens < s->seqlen + 1)
+      m_run_problems << tr("the calibration text has %1 tokens, fewer than one window of %2")
+                            .arg(m_calib_tokens).arg(s->seqlen + 1);
+    else if (s->nsamples > windows)
+      m_run_problems << tr("the calibration text allows at most %1 windows of %2 tokens, not %3")
+                            .arg(windows).arg(s->seqlen).arg(s->nsamples);
+  }
+  if (s && m_config) {
+    if (s->options.skip.size() == kNumLinears)
+      m_run_problems << tr("every module is kept in fp16: nothing to quantize");
+    for (const ExportIssue& issue : check_exportable(*m_config, checkpoint_settings(s->options))) {
+      QString text = QString::fromStdString(describe(issue));
+      if (issue.severity == ExportIssue::Severity::error)
+        m_export_problems << text;
+      else
+        m_warnings << text;
+    }
+  }
+  QString html;
+  auto list = [&](const QStringList& items, const char* colour, const QString& title) {
+    if (items.isEmpty()) return;
+    html += QString("<p style='color:%1'><b>%2</b><br>").arg(colour, title.toHtmlEscaped());
+    for (const QString& item : items) html += item.toHtmlEscaped() + "<br>";
+    html += "</p>";
+  };
+  list(m_run_problems, "#d03030", tr("Cannot run:"));
+  list(m_export_problems, "#d03030", tr("Cannot export these settings:"));
+  list(m_warnings, "#b07000", tr("Note:"));
+  m_problems->setText(html);
+  m_problems->setVisible(!html.isEmpty());
+  emit changed();
+}
+
+void SettingsForm::save(QSettings& st) const {
+  st.beginGroup("settings");
+  st.setValue("bits", m_bits->currentData());
+  st.setValue("group", m_group->currentText());
+  st.setValue("sym", m_sym->isChecked());
+  st.setValue("mse", m_mse->isChecked());
+  st.setValue("act_order", m_act_order->isChecked());
+  st.setValue("static_groups", m_static_groups->isChecked());
+  st.setValue("true_sequential", m_true_seq->isChecked());
+  st.setValue("damp", m_damp->value());
+  st.setValue("blocksize", m_blocksize->value());
+  st.setValue("nsamples", m_nsamples->value());
+  st.setValue("seqlen", m_seqlen->value());
+  st.setValue("seed", m_seed->value());
+  st.setValue("eval_seqlen", m_eval_seqlen->value());
+  st.setValue("eval_windows", m_eval_windows->value());
+  st.setValue("skip", m_skip->text());
+  st.setValue("threads", m_threads->value());
+  st.setValue("device", m_device->currentIndex());
+  st.endGroup();
+}
+
+void SettingsForm::restore(QSettings& st) {
+  st.beginGroup("settings");
+  if (st.contains("bits")) setBits(st.value("bits").toInt());
+  m_group->setCurrentText(st.value("group", m_group->currentText()).toString());
+  m_sym->setChecked(st.value("sym", m_sym->isChecked()).toBool());
+  m_mse->setChecked(st.value("mse", m_mse->isChecked()).toBool());
+  m_act_order->setChecked(st.value("act_order", m_act_order->isChecked()).toBool());
+  m_static_groups->setChecked(st.value("static_groups", m_static_groups->isChecked()).toBool());
+  m_true_seq->setChecked(st.value("true_sequential", m_true_seq->isChecked()).toBool());
+  m_damp->setValue(st.value("damp", m_damp->value()).toDouble());
+  m_blocksize->setValue(st.value("blocksize", m_blocksize->value()).toInt());
+  m_nsamples->setValue(st.value("nsamples", m_nsamples->value()).toInt());
+  m_seqlen->setValue(st.value("seqlen", m_seqlen->value()).toInt());
+  m_seed->setValue(st.value("seed", m_seed->value()).toInt());
+  m_eval_seqlen->setValue(st.value("eval_seqlen", m_eval_seqlen->value()).toInt());
+  m_eval_windows->setValue(st.value("eval_windows", m_eval_windows->value()).toInt());
+  m_skip->setText(st.value("skip", m_skip->text()).toString());
+  m_threads->setValue(st.value("threads", m_threads->value()).toInt());
+  int device = st.value("device", 0).toInt();
+  m_device->setCurrentIndex(device == 2 ? 0 : device);  // never restore a disabled choice
+  st.endGroup();
+  revalidate();
+}
+
+}  // namespace gptqw::ui

@@ -1,0 +1,74 @@
+// The run settings form: quantizer (bits, group size, symmetric, MSE search), GPTQ (act-order,
+// static groups, damping, block size), calibration (samples, sequence length, seed), evaluation,
+// threads and device. It checks the combination as it is edited, against the loaded model's
+// dimensions and the calibration corpus's length, and lists what is wrong before Run is pressed
+// (errors block Run; export problems block Export; warnings only inform).
+#pragma once
+
+#include <QWidget>
+#include <optional>
+
+#include "model/config.h"
+#include "pipeline/run.h"
+
+class QCheckBox;
+class QComboBox;
+class QDoubleSpinBox;
+class QLabel;
+class QLineEdit;
+class QSettings;
+class QSpinBox;
+
+namespace gptqw::ui {
+
+class SettingsForm : public QWidget {
+  Q_OBJECT
+ public:
+  enum class Device { Auto, Cpu, Gpu };
+
+  explicit SettingsForm(QWidget* parent = nullptr);
+
+  // The run these settings describe (calibration and evaluation files are the window's).
+  // Throws ConfigError for a combination that cannot run (see runProblems()).
+  RunSpec spec() const;
+  int threads() const;
+  Device device() const;
+
+  // Dimensions to check group sizes and export against; nullopt when no model is loaded.
+  void setModelConfig(std::optional<ModelConfig> config);
+  // Tokens in the calibration text (for the number of windows it allows); -1 unknown.
+  void setCalibrationTokens(int64_t tokens);
+
+  // What stops a run (empty: Run may start), what stops an export of such a run, and notes.
+  QStringList runProblems() const { return m_run_problems; }
+  QStringList exportProblems() const { return m_export_problems; }
+  QStringList warnings() const { return m_warnings; }
+
+  // Direct access for tests and the command line.
+  void setBits(int bits);
+  void setGroupSize(int group_size);  // -1: per row
+  void setActOrder(bool on);
+  void setSamples(int nsamples, int seqlen);
+  void setEvalWindows(int seqlen, int max_windows);
+
+  void save(QSettings& s) const;
+  void restore(QSettings& s);
+
+ signals:
+  void changed();  // after every edit, once the problems are updated
+
+ private:
+  void revalidate();
+
+  QComboBox *m_bits, *m_group, *m_device;
+  QCheckBox *m_sym, *m_act_order, *m_static_groups, *m_mse, *m_true_seq;
+  QDoubleSpinBox* m_damp;
+  QSpinBox *m_blocksize, *m_nsamples, *m_seqlen, *m_seed, *m_threads, *m_eval_seqlen, *m_eval_windows;
+  QLineEdit* m_skip;
+  QLabel* m_problems;
+  std::optional<ModelConfig> m_config;
+  int64_t m_calib_tokens = -1;
+  QStringList m_run_problems, m_export_problems, m_warnings;
+};
+
+}  // namespace gptqw::ui
