@@ -5,6 +5,7 @@
 #include <QAbstractItemModelTester>
 #include <QApplication>
 #include <QJsonDocument>
+#include <QMimeData>
 #include <QJsonObject>
 #include <QMessageBox>
 #include <QSettings>
@@ -214,6 +215,24 @@ class TestMainWindow : public QObject {
     f->setSamples(100000, 256);  // more windows than the text has
     QTRY_VERIFY(!f->runProblems().isEmpty());
     QVERIFY(f->runProblems().join(" ").contains("windows"));
+  }
+
+  // Dropping a model folder on the window opens it, and it joins the recent-models list that
+  // the next session's File > Open Recent shows.
+  void dropFolderOpensModelAndRemembersIt() {
+    MainWindow w;
+    w.show();
+    QSignalSpy loaded(&w, &MainWindow::modelLoaded);
+    QMimeData mime;
+    mime.setUrls({QUrl::fromLocalFile(model_dir())});
+    QDragEnterEvent enter(QPoint(10, 10), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+    QApplication::sendEvent(&w, &enter);
+    QVERIFY(enter.isAccepted());
+    QDropEvent drop(QPointF(10, 10), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+    QApplication::sendEvent(&w, &drop);
+    QVERIFY(loaded.wait(30000));
+    QCOMPARE(w.model()->config().num_layers, 5);
+    QCOMPARE(QSettings().value("recentModels").toStringList().value(0), model_dir());
   }
 
   void corruptModelShowsAnErrorDialog() {
