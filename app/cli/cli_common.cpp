@@ -1,5 +1,6 @@
 #include "cli_common.h"
 
+#include <csignal>
 #include <cstdio>
 #include <unistd.h>
 
@@ -37,8 +38,27 @@ std::string format_duration(double s) {
 TerminalProgress::TerminalProgress(bool quiet)
     : m_quiet(quiet), m_tty(isatty(fileno(stderr))), m_start(std::chrono::steady_clock::now()) {}
 
+namespace {
+volatile std::sig_atomic_t g_interrupted = 0;
+extern "C" void on_interrupt(int) { g_interrupted = 1; }
+}  // namespace
+
+void install_interrupt_handler() {
+  // SA_RESETHAND: the first Ctrl+C asks the run to stop at the next module boundary (the engine
+  // throws Cancelled, exports remove their temporary folder); a second one kills at once.
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sa.sa_flags = SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+bool interrupted() { return g_interrupted != 0; }
+
 ProgressFn TerminalProgress::callback() {
   return [this](const Progress& p) {
+    if (interrupted()) return false;
     if (m_quiet) return true;
     auto now = std::chrono::steady_clock::now();
     int decile = static_cast<int>(p.fraction * 10);

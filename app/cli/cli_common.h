@@ -14,6 +14,11 @@ namespace gptqw::cli {
 // --model DIR|FILE.bin [--tokenizer PATH]
 Model open_model(const Args& args, bool with_tokenizer = true);
 
+// SIGINT / SIGTERM request a clean stop: progress callbacks (TerminalProgress's) then return
+// false, so the engine throws Cancelled between modules and nothing half-written is left.
+void install_interrupt_handler();
+bool interrupted();
+
 // --threads N (default: all cores). Returns the count in use.
 int apply_threads(const Args& args);
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "args.h"
+#include "cli_common.h"
 #include "commands.h"
 #include "common/error.h"
 
@@ -58,6 +59,7 @@ int main(int argc, char** argv) {
   for (const auto& c : kCommands) {
     if (std::strcmp(argv[1], c.name)) continue;
     std::vector<std::string> words(argv + 2, argv + argc);
+    gptqw::cli::install_interrupt_handler();
     try {
       return c.run(words);
     } catch (const gptqw::cli::UsageError& e) {

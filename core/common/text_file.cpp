@@ -52,6 +52,10 @@ std::string read_text_file(const std::filesystem::path& path, size_t max_bytes) 
   if (!in) throw IoError(file_msg(path, "cannot open for reading"));
   uintmax_t size = std::filesystem::file_size(path, ec);
   if (ec) throw IoError(file_msg(path, "cannot read its size: " + ec.message()));
+  if (!max_bytes && size > kMaxTextBytes)
+    throw FormatError(file_msg(path, "is " + std::to_string(size >> 20) +
+                                         " MiB; texts over " + std::to_string(kMaxTextBytes >> 20) +
+                                         " MiB are refused (use an excerpt)"));
   size_t want = static_cast<size_t>(size);
   if (max_bytes && want > max_bytes) want = max_bytes;
   std::string text(want, '\0');

@@ -2,14 +2,21 @@
 // needs: the file exists and is a regular file, it is not empty, it is valid UTF-8.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 
 namespace gptqw {
 
-// Reads the whole file, or its first max_bytes bytes cut back to a character boundary
-// (max_bytes 0: no limit). Throws IoError / FormatError naming the file; the UTF-8 error names
-// the byte offset of the first invalid sequence.
+// Texts larger than this are refused when read whole: calibration and evaluation need a few
+// megabytes, and a multi-gigabyte file (a wrong path, a dump) would otherwise be held in memory
+// with its token ids.
+constexpr uintmax_t kMaxTextBytes = uintmax_t(256) << 20;
+
+// Reads the whole file (at most kMaxTextBytes), or its first max_bytes bytes cut back to a
+// character boundary. Throws IoError / FormatError naming the file; the UTF-8 error names the
+// byte offset of the first invalid sequence. Directories, FIFOs and devices are refused before
+// they are opened (reading a FIFO would block).
 std::string read_text_file(const std::filesystem::path& path, size_t max_bytes = 0);
 
 // Byte offset of the first invalid UTF-8 sequence, or npos when the text is valid.

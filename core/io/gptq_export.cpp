@@ -305,9 +305,9 @@ GptqWriter::GptqWriter(const WeightSource& source, GptqExportOptions options)
   // half-written export is not mistaken for a model by anyone listing the folder.
   m_tmp = parent / ("." + m_dest.filename().string() + ".gptqw-tmp-" + random_suffix());
   if (!fs::create_directory(m_tmp, ec) || ec)
-    throw IoError(file_msg(m_tmp.parent_path(), "cannot create the temporary export folder " +
-                                                    m_tmp.filename().string() + ": " +
-                                                    (ec ? ec.message() : "it already exists")));
+    throw IoError(file_msg(m_dest, "cannot export: the temporary folder " + m_tmp.string() +
+                                       " cannot be created: " +
+                                       (ec ? ec.message() : "it already exists")));
   try {
     m_pending = std::make_unique<SafetensorsWriter>();
     const ModelConfig& c = source.config();
