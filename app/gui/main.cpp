@@ -5,6 +5,7 @@
 #include <QCommandLineParser>
 #include <QDir>
 #include <QThread>
+#include <cstdio>
 #include <QIcon>
 
 #include "main_window.h"
@@ -29,7 +30,10 @@ int main(int argc, char** argv) {
   const QCommandLineOption shots("screenshots",
                                  "When the run (or the report) is shown, save a PNG of every view "
                                  "into this folder and quit (tools/screenshots.sh).", "dir");
-  cli.addOptions({model, calib, eval, report, run, shots});
+  const QCommandLineOption exit_loaded("exit-after-load",
+                                       "Quit once the model (or report) is loaded: exit code 0, "
+                                       "or 1 after an error (for scripted checks).");
+  cli.addOptions({model, calib, eval, report, run, shots, exit_loaded});
   cli.process(app);
 
   gptqw::ui::MainWindow w;
@@ -39,6 +43,14 @@ int main(int argc, char** argv) {
   if (cli.isSet(model)) w.openModel(cli.value(model));
   else if (cli.isSet(report)) w.openReport(cli.value(report));
   if (cli.isSet(run)) w.runWhenReady();
+  if (cli.isSet(exit_loaded)) {
+    QObject::connect(&w, &gptqw::ui::MainWindow::modelLoaded, &app, [] { QApplication::exit(0); });
+    QObject::connect(&w, &gptqw::ui::MainWindow::reportOpened, &app, [] { QApplication::exit(0); });
+    QObject::connect(&w, &gptqw::ui::MainWindow::errorShown, &app, [](const QString& message) {
+      std::fprintf(stderr, "gptq-workbench: %s\n", qPrintable(message));
+      QApplication::exit(1);
+    });
+  }
   if (cli.isSet(shots)) {
     const QString dir = cli.value(shots);
     auto save_all = [&w, dir] {
