@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <array>
 
+#include "format.h"
 #include "plots/error_chart.h"
 
 namespace gptqw::ui::plots {
@@ -30,12 +31,6 @@ Unit unitFor(uint64_t largest) {
   if (largest >= (uint64_t(1) << 30)) return {double(uint64_t(1) << 30), "GiB"};
   if (largest >= (uint64_t(1) << 20)) return {double(uint64_t(1) << 20), "MiB"};
   return {1024.0, "KiB"};
-}
-
-QString formatBytes(uint64_t bytes) {
-  const Unit u = unitFor(bytes);
-  return QStringLiteral("%1 %2").arg(QString::number(double(bytes) / u.bytes, 'f', 2),
-                                     QString::fromLatin1(u.name));
 }
 
 }  // namespace
