@@ -60,16 +60,27 @@ class TestHostile : public QObject {
 
  private slots:
   void deeplyNestedJson() {
-    // A million levels of nesting: parsed without recursion, refused for what it is.
+    // A million levels of nesting: refused while parsing (copying, printing or destroying such
+    // a value would recurse a million deep).
     const int n = 1000000;
     QString dir = model_with(m_tmp, "nested", "config.json", QByteArray(n, '[') + QByteArray(n, ']'));
     auto r = run_cli({"inspect", "--model", dir});
     QCOMPARE(r.exit_code, 1);
-    QVERIFY2(r.err.contains("config.json") && r.err.contains("expected a JSON object"), r.err.constData());
+    QVERIFY2(r.err.contains("config.json") && r.err.contains("nested more than 64 levels"), r.err.constData());
     dir = model_with(m_tmp, "nested2", "tokenizer.json", QByteArray(n, '[') + QByteArray(n, ']'));
     r = run_cli({"tokenize", "--tokenizer", dir, "--text", text("tinystories-sample.txt")});
     QCOMPARE(r.exit_code, 1);
-    QVERIFY2(r.err.contains("tokenizer.json"), r.err.constData());
+    QVERIFY2(r.err.contains("tokenizer.json") && r.err.contains("nested more than 64 levels"), r.err.constData());
+    // Nesting inside an otherwise valid file (a field no loader reads) is refused the same way.
+    QFile src(model_dir() + "/config.json");
+    QVERIFY(src.open(QIODevice::ReadOnly));
+    QByteArray config = src.readAll().trimmed();
+    config.chop(1);
+    config += ", \"deep\": " + QByteArray(100000, '[') + QByteArray(100000, ']') + "}";
+    dir = model_with(m_tmp, "nested3", "config.json", config);
+    r = run_cli({"inspect", "--model", dir});
+    QCOMPARE(r.exit_code, 1);
+    QVERIFY2(r.err.contains("nested more than 64 levels"), r.err.constData());
   }
 
   void enormousJson() {

@@ -12,6 +12,7 @@
 #include <QStandardItemModel>
 #include <QThread>
 
+#include "backend/backend.h"
 #include "common/error.h"
 #include "io/gptq_export.h"
 
@@ -81,13 +82,16 @@ SettingsForm::SettingsForm(QWidget* parent) : QWidget(parent) {
   m_device->addItem(tr("Auto"));
   m_device->addItem(tr("CPU"));
   m_device->addItem(tr("GPU"));
-  // This build has no CUDA backend: the GPU entry stays visible but disabled, with the reason.
+  // Without a CUDA backend that answers, the GPU entry stays visible but disabled, with the
+  // reason ("this build has no CUDA backend", "no CUDA device answers: ...").
+  const QString gpu_status = QString::fromStdString(cuda_status());
+  const bool gpu_ok = cuda_backend_or_null(nullptr) != nullptr;
   if (auto* items = qobject_cast<QStandardItemModel*>(m_device->model())) {
     QStandardItem* gpu = items->item(2);
-    gpu->setEnabled(false);
-    gpu->setToolTip(tr("No GPU backend: this build has no CUDA support"));
+    gpu->setEnabled(gpu_ok);
+    gpu->setToolTip(gpu_status);
   }
-  m_device->setToolTip(tr("Auto uses the GPU when one answers; this build runs on the CPU"));
+  m_device->setToolTip(tr("Auto uses the GPU when one answers. GPU: %1").arg(gpu_status));
 
   m_problems = new QLabel;
   m_problems->setWordWrap(true);

@@ -75,7 +75,27 @@ class Backend {
 // The CPU backend (Eigen, OpenMP): always available.
 Backend& cpu_backend();
 
-// The fastest backend that answers on this machine. Only the CPU backend exists so far.
+// Which backend to run on. auto_: the CUDA backend when this build has one and a device
+// answers, else the CPU backend.
+enum class Device { auto_, cpu, cuda };
+
+// The backend for a device choice. Throws ConfigError when cuda is asked for and is not
+// available, with the reason: "this build has no CUDA backend" or "no CUDA device answers:
+// <CUDA's error string or what is wrong with the device>".
+Backend& backend_for(Device device);
+
+// One line for logs, the GUI and the CLI: the CUDA device in use ("cuda:0 (NVIDIA H100 80GB
+// HBM3), compute capability 9.0, 79.1 GiB, driver CUDA 13.0, runtime CUDA 13.0"), or why
+// there is none ("this build has no CUDA backend", "no CUDA device answers: ...").
+std::string cuda_status();
+
+// backend_for(Device::auto_): the fastest backend that answers on this machine.
 Backend& best_backend();
+
+// The CUDA backend, created on the first call, or nullptr when there is none; *why (when not
+// null) receives cuda_status()'s line either way. Thread-safe; the device is probed once per
+// process. Implemented in kernels/ when this build has the CUDA backend (GPTQW_HAVE_CUDA), by
+// core/backend/cuda_stub.cpp otherwise, so that the core never includes a CUDA header.
+Backend* cuda_backend_or_null(std::string* why);
 
 }  // namespace gptqw

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "common/error.h"
+#include "common/json.h"
 
 namespace gptqw {
 
@@ -16,15 +17,7 @@ using nlohmann::json;
 
 namespace {
 
-json read_json(const fs::path& file) {
-  std::ifstream in(file);
-  if (!in) throw IoError(file_msg(file, "cannot open"));
-  try {
-    return json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw FormatError(file_msg(file, std::string("not valid JSON: ") + e.what()));
-  }
-}
+json read_json(const fs::path& file) { return read_json_file(file); }
 
 // Field access naming the file (and the object inside it) in every error.
 struct SettingsFields {

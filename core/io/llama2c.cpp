@@ -81,6 +81,27 @@ Llama2cCheckpoint::Llama2cCheckpoint(const std::filesystem::path& file)
   // run.c's memory_map_weights order.
   int64_t d = c.hidden_size, m = c.intermediate_size, L = c.num_layers, V = c.vocab_size;
   int64_t kv = int64_t(c.num_kv_heads) * c.head_dim;
+  // The size the header implies, checked before anything is allocated: a 70-byte file claiming
+  // 16 million layers must be refused by its size, not after building 150 million tensor
+  // spans. Every dimension is at most 2^24, so the sums are exact in 128 bits (in 64 they could
+  // wrap around to the size of a small file, and the spans would then point past its end).
+  __extension__ typedef unsigned __int128 u128;  // GCC and clang on 64-bit targets
+  const u128 layer_floats = u128(2 * d) + u128(d * d) + u128(2 * kv * d) + u128(d * d) +
+                         u128(3 * m * d);  // norms, q, k + v, o, w1 w2 w3
+  const u128 floats = u128(V * d) * (c.tie_word_embeddings ? 1 : 2) + u128(L) * layer_floats +
+                      u128(d) + u128(c.max_position_embeddings) * u128(c.head_dim);  // freq_cis
+  const u128 expected_bytes = kHeaderBytes + floats * sizeof(float);
+  if (expected_bytes != m_map->size()) {
+    auto str = [](u128 v) {
+      std::string s;
+      do s.insert(s.begin(), char('0' + int(v % 10))); while ((v /= 10) != 0);
+      return s;
+    };
+    throw FormatError(file_msg(
+        file, "llama2.c checkpoint of dim " + std::to_string(d) + ", " + std::to_string(L) +
+                  " layers, vocab " + std::to_string(V) + " should be " + str(expected_bytes) +
+                  " bytes, file has " + std::to_string(m_map->size())));
+  }
   size_t off = 0;
   auto add = [&](std::string name, std::vector<int64_t> shape) {
     int64_t n = 1;
@@ -104,12 +125,8 @@ Llama2cCheckpoint::Llama2cCheckpoint(const std::filesystem::path& file)
   add("model.norm.weight", {d});
   off += static_cast<size_t>(c.max_position_embeddings) * (c.head_dim / 2) * 2;  // freq_cis
   if (!c.tie_word_embeddings) add("lm_head.weight", {V, d});
-  size_t expected = kHeaderBytes + off * sizeof(float);
-  if (m_map->size() != expected)
-    throw FormatError(file_msg(
-        file, "llama2.c checkpoint of dim " + std::to_string(d) + ", " + std::to_string(L) +
-                  " layers, vocab " + std::to_string(V) + " should be " +
-                  std::to_string(expected) + " bytes, file has " + std::to_string(m_map->size())));
+  if (kHeaderBytes + off * sizeof(float) != m_map->size())  // the same sum as above
+    throw Error(file_msg(file, "llama2.c reader: tensor layout does not match the file size"));
 }
 
 const Llama2cCheckpoint::Span& Llama2cCheckpoint::span(const std::string& name) const {

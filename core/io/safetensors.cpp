@@ -18,6 +18,7 @@
 #include <system_error>
 
 #include "common/error.h"
+#include "common/json.h"
 #include "common/half.h"
 #include "common/text_file.h"
 
@@ -60,10 +61,19 @@ std::string range_str(uint64_t begin, uint64_t end) {
 // Parses JSON and refuses duplicate keys in any object. nlohmann keeps the last of duplicate
 // keys silently; in a safetensors header that would hide a tensor whose bytes are still in
 // the buffer, and in an index it would hide a conflicting shard assignment.
+// Values nested deeper than kMaxJsonDepth are refused too: they are dropped while parsing
+// (nlohmann's dump() and copy recurse, and an error message quoting a value nested a few hundred
+// thousand levels deep would overflow the stack). Headers and indexes nest 3 levels.
 json parse_json_strict(std::string_view text, const fs::path& file, const std::string& what) {
   std::vector<std::set<std::string>> open_objects;
   std::string duplicate;
-  auto callback = [&](int, json::parse_event_t event, json& parsed) {
+  bool too_deep = false;
+  auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (depth > kMaxJsonDepth &&
+        (event == json::parse_event_t::object_start || event == json::parse_event_t::array_start)) {
+      too_deep = true;  // refused below, whatever the duplicate check finds meanwhile
+      return false;     // not kept: nothing below it is built
+    }
     switch (event) {
       case json::parse_event_t::object_start:
         open_objects.emplace_back();
@@ -87,6 +97,9 @@ json parse_json_strict(std::string_view text, const fs::path& file, const std::s
   } catch (const json::exception& e) {
     throw FormatError(file_msg(file, what + " is not valid JSON: " + e.what()));
   }
+  if (too_deep)
+    throw FormatError(file_msg(file, what + " is nested more than " +
+                                         std::to_string(kMaxJsonDepth) + " levels deep"));
   if (!duplicate.empty())
     throw FormatError(file_msg(file, what + " has the key '" + duplicate + "' twice"));
   return j;

@@ -1,8 +1,10 @@
 #include "model/config.h"
 
+#include <climits>
 #include <fstream>
 
 #include "common/error.h"
+#include "common/json.h"
 
 namespace gptqw {
 
@@ -51,12 +53,16 @@ struct Fields {
 }  // namespace
 
 int64_t ModelConfig::parameter_count() const {
-  int64_t h = hidden_size, q = int64_t(num_heads) * head_dim, kv = int64_t(num_kv_heads) * head_dim;
-  int64_t attn = h * q + 2 * h * kv + q * h + (qkv_bias ? q + 2 * kv : 0) + (o_bias ? h : 0);
-  int64_t mlp = 3 * h * intermediate_size + (mlp_bias ? 2 * intermediate_size + h : 0);
-  int64_t per_block = attn + mlp + 2 * h;
-  int64_t embed = int64_t(vocab_size) * h;
-  return embed + num_layers * per_block + h + (tie_word_embeddings ? 0 : embed);
+  // In 128 bits: parse_hf_config accepts dimensions up to 2^30, whose sums of products do not
+  // fit in 64 (signed overflow is undefined). A count past INT64_MAX is reported as INT64_MAX.
+  __extension__ typedef __int128 i128;  // GCC and clang on 64-bit targets
+  i128 h = hidden_size, q = i128(num_heads) * head_dim, kv = i128(num_kv_heads) * head_dim;
+  i128 attn = h * q + 2 * h * kv + q * h + (qkv_bias ? q + 2 * kv : 0) + (o_bias ? h : 0);
+  i128 mlp = 3 * h * intermediate_size + (mlp_bias ? 2 * i128(intermediate_size) + h : 0);
+  i128 per_block = attn + mlp + 2 * h;
+  i128 embed = i128(vocab_size) * h;
+  i128 total = embed + num_layers * per_block + h + (tie_word_embeddings ? 0 : embed);
+  return total > INT64_MAX ? INT64_MAX : static_cast<int64_t>(total);
 }
 
 ModelConfig parse_hf_config(const nlohmann::json& j, const std::filesystem::path& file) {
@@ -111,13 +117,14 @@ ModelConfig parse_hf_config(const nlohmann::json& j, const std::filesystem::path
 }
 
 ModelConfig parse_hf_config(const std::filesystem::path& file) {
-  std::ifstream in(file);
-  if (!in) throw IoError(file_msg(file, "cannot open (a Hugging Face model folder needs config.json)"));
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec))
+    throw IoError(file_msg(file, "cannot open (a Hugging Face model folder needs config.json)"));
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw ConfigError(file_msg(file, std::string("not valid JSON: ") + e.what()));
+    j = read_json_file(file);
+  } catch (const FormatError& e) {
+    throw ConfigError(e.what());
   }
   return parse_hf_config(j, file);
 }

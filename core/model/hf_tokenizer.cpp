@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "common/error.h"
+#include "common/json.h"
 #include "common/text_file.h"
 #include "model/unicode.h"
 
@@ -120,6 +121,10 @@ namespace {
 
 using json = nlohmann::json;
 namespace fs = std::filesystem;
+
+// Token ids index dense tables, so an id is bounded by what a real vocabulary needs (the
+// largest are about 256K): a 40-byte file naming id 2^30 would otherwise ask for gigabytes.
+constexpr int64_t kMaxVocab = int64_t(1) << 24;
 
 // ---------------------------------------------------------------------------------------------
 // GPT-2 byte <-> unicode alphabet
@@ -543,15 +548,7 @@ void HfTokenizer::Impl::load(const fs::path& f) {
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) throw IoError(file_msg(f, "read error"));
   if (text.empty()) fail("file is empty");
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    std::string what = e.what();
-    // "[json.exception.parse_error.101] parse error at line 3, ..." -> "parse error at ..."
-    if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
-    fail("not valid JSON: " + what);
-  }
+  const json j = parse_json(text, f);
   try {
     parse(j);
   } catch (const json::exception& e) {
@@ -671,7 +668,7 @@ void HfTokenizer::Impl::parse_model(const json& mj) {
   for (auto it = v.begin(); it != v.end(); ++it) {
     if (!it.value().is_number_integer()) fail("model.vocab['" + it.key() + "'] is not an integer id");
     int64_t id = it.value().get<int64_t>();
-    if (id < 0 || id >= (int64_t(1) << 30)) fail("model.vocab['" + it.key() + "'] has id out of range");
+    if (id < 0 || id >= kMaxVocab) fail("model.vocab['" + it.key() + "'] has id out of range");
     vocab.emplace(it.key(), int32_t(id));
   }
   if (vocab.empty()) fail("model.vocab is empty");
@@ -727,7 +724,7 @@ void HfTokenizer::Impl::parse_added(const json& arr) {
     AddedToken a;
     a.content = t["content"].get<std::string>();
     int64_t id = t["id"].get<int64_t>();
-    if (id < 0 || id >= (int64_t(1) << 30)) fail("added token '" + a.content + "' has id out of range");
+    if (id < 0 || id >= kMaxVocab) fail("added token '" + a.content + "' has id out of range");
     a.id = int32_t(id);
     auto flag = [&](const char* key, bool dflt) {
       return t.contains(key) && t[key].is_boolean() ? t[key].get<bool>() : dflt;
@@ -848,8 +845,16 @@ void HfTokenizer::Impl::parse_decoder(const json& d) {
     DecStep s{DecStep::strip};
     std::string c = d.value("content", " ");
     s.strip_cp = c.empty() ? ' ' : first_cp(c);
-    s.start = d.value("start", size_t(0));
-    s.stop = d.value("stop", size_t(0));
+    // Counts must be JSON integers >= 0: value<size_t>() would cast a float such as -1e30
+    // with undefined behaviour.
+    auto count = [&](const char* key) -> size_t {
+      if (!d.contains(key)) return 0;
+      if (!d[key].is_number_unsigned())
+        fail(std::string("Strip decoder: '") + key + "' must be a non-negative integer");
+      return d[key].get<size_t>();
+    };
+    s.start = count("start");
+    s.stop = count("stop");
     dec.push_back(std::move(s));
   } else if (type == "Metaspace") {
     DecStep s{DecStep::metaspace};
@@ -867,6 +872,20 @@ void HfTokenizer::Impl::parse_decoder(const json& d) {
 void HfTokenizer::Impl::parse_post_processor(const json& p) {
   if (p.is_null()) return;
   std::string type = json_type(p);
+  // A template id must be an integer inside the vocabulary: get<int32_t>() would cast a float
+  // such as 1e300 with undefined behaviour, and encode() must not return ids the model has
+  // no embedding for.
+  auto template_id = [&](const json& v, const std::string& name) -> int32_t {
+    if (!v.is_number_integer())
+      fail("post_processor: special token '" + name + "' has an id that is not an integer");
+    const int64_t id = v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT32_MAX)
+                           ? int64_t(INT32_MAX) + 1
+                           : v.get<int64_t>();
+    if (id < 0 || id >= n_vocab)
+      fail("post_processor: special token '" + name + "' has id " + std::to_string(id) +
+           ", outside the vocabulary (" + std::to_string(n_vocab) + " ids)");
+    return int32_t(id);
+  };
   if (type == "Sequence") {
     for (const auto& s : p.at("processors")) parse_post_processor(s);
   } else if (type == "ByteLevel") {
@@ -883,7 +902,7 @@ void HfTokenizer::Impl::parse_post_processor(const json& p) {
         if (!specials.contains(name))
           fail("post_processor: special token '" + name + "' is not in special_tokens");
         std::vector<int32_t> ids;
-        for (const auto& id : specials[name].at("ids")) ids.push_back(id.get<int32_t>());
+        for (const auto& id : specials[name].at("ids")) ids.push_back(template_id(id, name));
         single_template.push_back({false, std::move(ids)});
       } else {
         fail("post_processor: unknown template item " + item.dump());
@@ -892,9 +911,9 @@ void HfTokenizer::Impl::parse_post_processor(const json& p) {
   } else if (type == "RobertaProcessing" || type == "BertProcessing") {
     if (has_template) fail("more than one template post-processor");
     has_template = true;
-    single_template.push_back({false, {p.at("cls").at(1).get<int32_t>()}});
+    single_template.push_back({false, {template_id(p.at("cls").at(1), "cls")}});
     single_template.push_back({true, {}});
-    single_template.push_back({false, {p.at("sep").at(1).get<int32_t>()}});
+    single_template.push_back({false, {template_id(p.at("sep").at(1), "sep")}});
   } else {
     fail("post-processor type '" + type + "' is not supported");
   }
@@ -914,8 +933,7 @@ void HfTokenizer::Impl::find_bos_eos() {
   std::error_code ec;
   if (fs::is_regular_file(cfg, ec)) {
     try {
-      std::ifstream in(cfg, std::ios::binary);
-      json c = json::parse(in);
+      const json c = read_json_file(cfg);
       auto name = [&](const char* key) -> std::optional<std::string> {
         if (!c.contains(key)) return std::nullopt;
         const json& v = c[key];
@@ -927,6 +945,7 @@ void HfTokenizer::Impl::find_bos_eos() {
       bos_name = name("bos_token");
       eos_name = name("eos_token");
     } catch (const json::exception&) {
+    } catch (const Error&) {  // unreadable or not JSON
     }
   }
   if (bos_name) {

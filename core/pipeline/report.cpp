@@ -3,14 +3,56 @@
 #include <ctime>
 #include <sys/resource.h>
 #include <fstream>
+#include <limits>
+#include <type_traits>
 
 #include "common/error.h"
+#include "common/json.h"
 
 namespace gptqw {
 
 using nlohmann::json;
 
 namespace {
+
+// An integer field: a JSON integer that fits T. nlohmann's get<int>() converts a float such as
+// 1e300 with a bare static_cast (undefined behaviour) and wraps an integer that does not fit.
+template <class T>
+T to_integer(const json& v, const std::string& field) {
+  auto bad = [&](const std::string& what) { return FormatError("field '" + field + "' " + what); };
+  if (!v.is_number_integer())
+    throw bad(std::string("must be an integer, got ") + v.type_name());
+  if (v.is_number_unsigned()) {
+    const uint64_t u = v.get<uint64_t>();
+    if (u > static_cast<uint64_t>(std::numeric_limits<T>::max()))
+      throw bad(std::to_string(u) + " is out of range");
+    return static_cast<T>(u);
+  }
+  const int64_t i = v.get<int64_t>();
+  bool fits;
+  if constexpr (std::is_signed_v<T>)
+    fits = i >= std::numeric_limits<T>::min() && i <= std::numeric_limits<T>::max();
+  else
+    fits = i >= 0 && static_cast<uint64_t>(i) <= std::numeric_limits<T>::max();
+  if (!fits) throw bad(std::to_string(i) + " is out of range");
+  return static_cast<T>(i);
+}
+
+template <class T>
+T integer_at(const json& obj, const char* key) {
+  return to_integer<T>(obj.at(key), key);
+}
+
+template <class T>
+std::vector<T> integers_at(const json& obj, const char* key) {
+  const json& a = obj.at(key);
+  if (!a.is_array())
+    throw FormatError(std::string("field '") + key + "' must be a list of integers");
+  std::vector<T> out;
+  out.reserve(a.size());
+  for (const json& v : a) out.push_back(to_integer<T>(v, key));
+  return out;
+}
 
 LinearKind kind_from_name(const std::string& module) {
   for (LinearKind k : kAllLinears)
@@ -51,17 +93,17 @@ json layer_json(const LayerReport& r) {
 
 LayerReport layer_from(const json& j) {
   LayerReport r;
-  r.block = j.at("block").get<int>();
+  r.block = integer_at<int>(j, "block");
   r.kind = kind_from_name(j.at("module").get<std::string>());
   r.name = j.at("name").get<std::string>();
-  r.out_features = j.at("shape").at(0).get<int64_t>();
-  r.in_features = j.at("shape").at(1).get<int64_t>();
+  r.out_features = to_integer<int64_t>(j.at("shape").at(0), "shape");
+  r.in_features = to_integer<int64_t>(j.at("shape").at(1), "shape");
   const json& h = j.at("hessian");
   r.hessian = {h.at("min").get<float>(), h.at("median").get<float>(), h.at("max").get<float>(),
                h.at("mean").get<float>(), h.at("dead_fraction").get<double>()};
   r.hessian_diag = h.at("diag").get<std::vector<float>>();
-  r.bytes_fp16 = j.at("bytes_fp16").get<uint64_t>();
-  r.bytes_quantized = j.at("bytes_quantized").get<uint64_t>();
+  r.bytes_fp16 = integer_at<uint64_t>(j, "bytes_fp16");
+  r.bytes_quantized = integer_at<uint64_t>(j, "bytes_quantized");
   r.bits_per_weight = j.at("bits_per_weight").get<double>();
   r.note = j.value("note", "");
   if (j.contains("gptq")) {
@@ -70,10 +112,10 @@ LayerReport layer_from(const json& j) {
     r.gptq_loss = g.at("loss").get<double>();
     r.damp_fraction = g.at("damp_percent").get<double>();
     r.damp_abs = g.at("damp_abs").get<float>();
-    r.damp_raises = g.at("damp_raises").get<int>();
+    r.damp_raises = integer_at<int>(g, "damp_raises");
     r.fell_back_to_rtn = g.at("fell_back_to_rtn").get<bool>();
     r.gptq_seconds = g.at("seconds").get<double>();
-    r.perm = g.at("perm").get<std::vector<int32_t>>();
+    r.perm = integers_at<int32_t>(g, "perm");
   }
   if (j.contains("rtn")) {
     r.rtn_rel_error = j["rtn"].at("rel_error").get<double>();
@@ -210,7 +252,7 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
   try {
     if (!j.is_object() || j.value("schema", "") != "gptq-workbench-report")
       throw FormatError(file_msg(file, "not a GPTQ Workbench report (\"schema\" is not \"gptq-workbench-report\")"));
-    int version = j.at("schema_version").get<int>();
+    int version = integer_at<int>(j, "schema_version");
     if (version != kReportSchemaVersion)
       throw FormatError(file_msg(file, "report schema_version " + std::to_string(version) +
                                            " is not supported (this version reads " +
@@ -219,41 +261,44 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
     r.tool_version = j.at("tool").at("version").get<std::string>();
     r.created = j.at("created").get<std::string>();
     r.backend = j.at("backend").get<std::string>();
-    r.threads = j.at("threads").get<int>();
+    r.threads = integer_at<int>(j, "threads");
     const json& m = j.at("model");
     r.model = {m.at("path").get<std::string>(),   m.at("format").get<std::string>(),
                m.at("model_type").get<std::string>(), m.at("architecture").get<std::string>(),
-               m.at("dtype").get<std::string>(),  m.at("num_layers").get<int>(),
-               m.at("hidden_size").get<int>(),    m.at("intermediate_size").get<int>(),
-               m.at("num_heads").get<int>(),      m.at("num_kv_heads").get<int>(),
-               m.at("vocab_size").get<int>(),     m.at("parameters").get<int64_t>(),
-               m.at("bytes_on_disk").get<uint64_t>()};
+               m.at("dtype").get<std::string>(),  integer_at<int>(m, "num_layers"),
+               integer_at<int>(m, "hidden_size"), integer_at<int>(m, "intermediate_size"),
+               integer_at<int>(m, "num_heads"),   integer_at<int>(m, "num_kv_heads"),
+               integer_at<int>(m, "vocab_size"),  integer_at<int64_t>(m, "parameters"),
+               integer_at<uint64_t>(m, "bytes_on_disk")};
     const json& s = j.at("settings");
     QuantizeOptions& o = r.options;
-    o.gptq.quant.bits = s.at("bits").get<int>();
-    o.gptq.quant.group_size = s.at("group_size").get<int>();
+    o.gptq.quant.bits = integer_at<int>(s, "bits");
+    o.gptq.quant.group_size = integer_at<int>(s, "group_size");
     o.gptq.quant.sym = s.at("sym").get<bool>();
     o.gptq.quant.mse = s.at("mse").get<bool>();
     o.gptq.act_order = s.at("act_order").get<bool>();
     o.gptq.static_groups = s.at("static_groups").get<bool>();
     o.gptq.percdamp = s.at("damp_percent").get<double>();
-    o.gptq.blocksize = s.at("block_size").get<int>();
+    o.gptq.blocksize = integer_at<int>(s, "block_size");
     o.true_sequential = s.at("true_sequential").get<bool>();
     auto methods = s.at("methods").get<std::vector<std::string>>();
     o.run_gptq = std::find(methods.begin(), methods.end(), "gptq") != methods.end();
     o.run_rtn = std::find(methods.begin(), methods.end(), "rtn") != methods.end();
     const json& c = j.at("calibration");
     r.calib_file = c.at("file").get<std::string>();
-    r.nsamples = c.at("nsamples").get<int>();
-    r.seqlen = c.at("seqlen").get<int>();
-    r.seed = c.at("seed").get<uint64_t>();
-    r.calib_text_tokens = c.at("text_tokens").get<int64_t>();
-    r.calib_offsets = c.at("offsets").get<std::vector<int64_t>>();
+    r.nsamples = integer_at<int>(c, "nsamples");
+    r.seqlen = integer_at<int>(c, "seqlen");
+    r.seed = integer_at<uint64_t>(c, "seed");
+    r.calib_text_tokens = integer_at<int64_t>(c, "text_tokens");
+    r.calib_offsets = integers_at<int64_t>(c, "offsets");
     for (const auto& l : j.at("layers")) r.layers.push_back(layer_from(l));
     const json& mem = j.at("memory");
-    r.memory = {mem.at("parameters").get<int64_t>(), mem.at("quantized_parameters").get<int64_t>(),
-                mem.at("fp16_bytes").get<uint64_t>(), mem.at("quantized_bytes").get<uint64_t>(),
-                mem.at("bits_per_weight").get<double>(), mem.at("saving_percent").get<double>()};
+    r.memory = {integer_at<int64_t>(mem, "parameters"),
+                integer_at<int64_t>(mem, "quantized_parameters"),
+                integer_at<uint64_t>(mem, "fp16_bytes"),
+                integer_at<uint64_t>(mem, "quantized_bytes"),
+                mem.at("bits_per_weight").get<double>(),
+                mem.at("saving_percent").get<double>()};
     const json& t = j.at("timing");
     r.timing.seconds = t.at("total").get<double>();
     r.timing.seconds_forward = t.at("forward").get<double>();
@@ -261,14 +306,14 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
     r.timing.seconds_gptq = t.at("gptq").get<double>();
     r.timing.seconds_rtn = t.at("rtn").get<double>();
     r.timing.seconds_metrics = t.at("metrics").get<double>();
-    r.peak_rss_bytes = j.value("peak_rss_bytes", uint64_t(0));
+    r.peak_rss_bytes = j.contains("peak_rss_bytes") ? integer_at<uint64_t>(j, "peak_rss_bytes") : 0;
     if (j.contains("perplexity") && !j["perplexity"].is_null()) {
       const json& p = j["perplexity"];
       PerplexitySummary ps;
       ps.text = p.at("text").get<std::string>();
-      ps.seqlen = p.at("seqlen").get<int>();
-      ps.windows = p.at("windows").get<int>();
-      ps.tokens = p.at("tokens").get<int64_t>();
+      ps.seqlen = integer_at<int>(p, "seqlen");
+      ps.windows = integer_at<int>(p, "windows");
+      ps.tokens = integer_at<int64_t>(p, "tokens");
       ps.original = opt_from(p.at("original"));
       ps.rtn = opt_from(p.at("rtn"));
       ps.gptq = opt_from(p.at("gptq"));
@@ -308,15 +353,7 @@ void save_report(const Report& r, const std::filesystem::path& file) {
 }
 
 Report load_report(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw IoError(file_msg(file, "cannot open for reading"));
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw FormatError(file_msg(file, std::string("not valid JSON: ") + e.what()));
-  }
-  return report_from_json(j, file);
+  return report_from_json(read_json_file(file), file);
 }
 
 uint64_t peak_rss_bytes() {

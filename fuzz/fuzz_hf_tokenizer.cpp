@@ -1,0 +1,60 @@
+// Hugging Face tokenizer.json: the input is the file (in a scratch folder, with a fixed
+// tokenizer_config.json beside it); an accepted tokenizer then encodes a fixed text and the
+// input's last bytes, and decodes what it produced.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fuzz_util.h"
+#include "model/hf_tokenizer.h"
+
+namespace {
+
+const std::filesystem::path& file() {
+  static const std::filesystem::path f = [] {
+    const std::filesystem::path& d = gptqw_fuzz::scratch_dir("hf_tokenizer");
+    gptqw_fuzz::write_file(d / "tokenizer_config.json",
+                           R"({"bos_token": "<s>", "eos_token": {"content": "</s>"}})");
+    return d / "tokenizer.json";
+  }();
+  return f;
+}
+
+constexpr std::string_view kFixed =
+    "Once upon a time,  there was a <s> cat\n\t named Lily. 123456 it's ü é 日本 😀 </s> \xc2\xa0";
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace gptqw;
+  gptqw_fuzz::write_file(file(), data, size);
+  gptqw_fuzz::expect_rejection([&] {
+    HfTokenizer tok(file());
+    std::string_view input(reinterpret_cast<const char*>(data), size);
+    std::string_view tail = input.substr(size > 48 ? size - 48 : 0);
+    // Cut at a character boundary: encode() refuses invalid UTF-8, which is tested apart.
+    size_t skip = 0;
+    while (skip < tail.size() && (static_cast<unsigned char>(tail[skip]) & 0xc0) == 0x80) ++skip;
+    std::string text = std::string(kFixed) + std::string(gptqw_fuzz::valid_utf8_prefix(tail.substr(skip)));
+    for (bool special : {true, false}) {
+      std::vector<int32_t> ids = tok.encode(text, special);
+      for (int32_t id : ids)
+        if (id < 0 || id >= tok.vocab_size())
+          gptqw_fuzz::finding("encode produced id " + std::to_string(id) + " outside vocab " +
+                              std::to_string(tok.vocab_size()));
+      (void)tok.decode(ids, false);
+      (void)tok.decode(ids, true);
+    }
+    gptqw_fuzz::expect_rejection([&] { (void)tok.encode("bad \xff utf8"); });
+    (void)tok.encode("");
+    (void)tok.bos_id();
+    (void)tok.eos_id();
+    (void)tok.kind();
+    for (int32_t id : {0, 1, 2, tok.vocab_size() - 1, tok.vocab_size(), -1})
+      (void)tok.token_to_id(tok.id_to_token(id));
+    const int32_t few[] = {-5, 0, 3, 2147483647};
+    (void)tok.decode(few);
+  });
+  return 0;
+}

@@ -1,0 +1,109 @@
+// Shared helpers of the fuzz targets: the rule for which exceptions are expected rejections,
+// and a per-process scratch folder for parsers that only take a path.
+#pragma once
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <string_view>
+#include <typeinfo>
+
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+
+namespace gptqw_fuzz {
+
+// GPTQW_FUZZ_VERBOSE=1 prints every rejection (to see why a seed or regression input is
+// refused when replaying it by hand).
+inline bool verbose() {
+  static const bool v = std::getenv("GPTQW_FUZZ_VERBOSE") != nullptr;
+  return v;
+}
+
+// Runs f. gptqw::Error (IoError, FormatError, ConfigError) and nlohmann::json::exception are
+// how a parser rejects bad input: expected. Any other exception (std::bad_alloc,
+// std::length_error, std::out_of_range, ...) escaping a parser is a finding: reported and
+// aborted on, so that libFuzzer saves the input.
+template <class F>
+bool expect_rejection(F&& f) {
+  try {
+    f();
+    return true;
+  } catch (const gptqw::Error& e) {
+    if (verbose()) std::fprintf(stderr, "rejected (gptqw): %s\n", e.what());
+  } catch (const nlohmann::json::exception& e) {
+    if (verbose()) std::fprintf(stderr, "rejected (json): %s\n", e.what());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "FINDING: unexpected exception %s: %s\n", typeid(e).name(), e.what());
+    std::abort();
+  } catch (...) {
+    std::fprintf(stderr, "FINDING: unexpected non-std exception\n");
+    std::abort();
+  }
+  return false;
+}
+
+// A finding that is not a crash (a broken invariant): print and abort.
+[[noreturn]] inline void finding(const std::string& what) {
+  std::fprintf(stderr, "FINDING: %s\n", what.c_str());
+  std::abort();
+}
+
+// /tmp/gptqw-fuzz-<name>-<pid>/, made on first use, removed at normal exit (a crashed run
+// leaves it behind: it is small, and its pid names it).
+inline const std::filesystem::path& scratch_dir(const char* name) {
+  static const std::filesystem::path dir = [&] {
+    std::filesystem::path d = std::filesystem::temp_directory_path() /
+                              ("gptqw-fuzz-" + std::string(name) + "-" + std::to_string(getpid()));
+    std::filesystem::create_directories(d);
+    static std::filesystem::path to_remove = d;
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove_all(to_remove, ec);
+    });
+    return d;
+  }();
+  return dir;
+}
+
+inline void write_file(const std::filesystem::path& p, const void* data, size_t size) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out.write(static_cast<const char*>(data), static_cast<std::streamsize>(size));
+  out.close();
+  if (!out) finding("harness: cannot write " + p.string());
+}
+
+inline void write_file(const std::filesystem::path& p, std::string_view s) {
+  write_file(p, s.data(), s.size());
+}
+
+// The longest prefix of s that is valid UTF-8 (text to encode must be valid UTF-8).
+inline std::string_view valid_utf8_prefix(std::string_view s) {
+  size_t i = 0, good = 0;
+  while (i < s.size()) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (len == 0 || i + len > s.size()) break;
+    uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1f) : len == 3 ? (c & 0x0f) : (c & 0x07);
+    bool ok = true;
+    for (size_t k = 1; k < len; ++k) {
+      unsigned char cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) ok = false;
+      cp = cp << 6 | (cc & 0x3f);
+    }
+    static const uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (!ok || cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) break;
+    i += len;
+    good = i;
+  }
+  return s.substr(0, good);
+}
+
+}  // namespace gptqw_fuzz

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# Fuzzing the parsers of user files with libFuzzer (clang; targets in fuzz/).
+#
+#   scripts/fuzz.sh [seconds-per-target] [target...]   replay, then fuzz each target (default 60 s)
+#   scripts/fuzz.sh --replay [target...]               replay only (for CI; same as seconds 0)
+#   scripts/fuzz.sh --list                             list the targets
+#
+# Targets are the names after fuzz_ (safetensors, hf_tokenizer, ...); none given means all.
+# First builds build-fuzz (clang, -DGPTQW_FUZZ=ON) when needed, then replays every input of
+# fuzz/regressions/<target>/ and the seeds of fuzz/corpus/<target>/ through fuzz_<target>. Then
+# each target fuzzes for the given time on a scratch copy of its seed corpus
+# (build-fuzz/fuzz-work/<target>/corpus; fuzz/corpus is never written), under nice -n 19,
+# with bounded memory (-rss_limit_mb=2048 -malloc_limit_mb=1024) and a per-input timeout.
+# A crashing input (crash, sanitizer report, out-of-memory, timeout) is copied to
+# fuzz/regressions/<target>/ so that every later replay runs it. Exits non-zero when a replay
+# fails or a target found anything.
+#
+# Environment: BUILD_DIR (default build-fuzz), FUZZ_CXX (default clang++), FUZZ_TIMEOUT (seconds
+# per input, default 10), FUZZ_JOBS (build jobs, default 2), FUZZ_ARGS (extra libFuzzer flags).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUILD_DIR=${BUILD_DIR:-build-fuzz}
+CXX_BIN=${FUZZ_CXX:-clang++}
+TIMEOUT=${FUZZ_TIMEOUT:-10}
+JOBS=${FUZZ_JOBS:-2}
+LIMITS=(-rss_limit_mb=2048 -malloc_limit_mb=1024 "-timeout=$TIMEOUT")
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:allocator_may_return_null=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+all_targets() {
+  for f in "$ROOT"/fuzz/fuzz_*.cpp; do
+    f=${f##*/fuzz_}
+    echo "${f%.cpp}"
+  done
+}
+
+SECONDS_PER_TARGET=60
+case "${1:-}" in
+  --list) all_targets; exit 0 ;;
+  --replay) SECONDS_PER_TARGET=0; shift ;;
+  -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  '' ) ;;
+  *)
+    if [[ $1 =~ ^[0-9]+$ ]]; then SECONDS_PER_TARGET=$1; shift; fi ;;
+esac
+TARGETS=("$@")
+[ ${#TARGETS[@]} -gt 0 ] || mapfile -t TARGETS < <(all_targets)
+for t in "${TARGETS[@]}"; do
+  if [ ! -f "fuzz/fuzz_$t.cpp" ]; then
+    echo "fuzz.sh: no target '$t' (known: $(all_targets | tr '\n' ' '))" >&2
+    exit 2
+  fi
+done
+
+# --- build -------------------------------------------------------------------------------------
+if ! command -v "$CXX_BIN" >/dev/null; then
+  echo "fuzz.sh: $CXX_BIN not found: libFuzzer needs clang (apt-get install clang libomp-dev)" >&2
+  exit 2
+fi
+if [ ! -f "$BUILD_DIR/build.ninja" ]; then
+  nice -n 19 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_CXX_COMPILER="$CXX_BIN" \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGPTQW_FUZZ=ON -DGPTQW_GUI=OFF -DGPTQW_TESTS=OFF \
+    -DGPTQW_NATIVE=OFF >/dev/null || { echo "fuzz.sh: configure failed" >&2; exit 2; }
+fi
+build_targets=()
+for t in "${TARGETS[@]}"; do build_targets+=("fuzz_$t"); done
+nice -n 19 cmake --build "$BUILD_DIR" -j "$JOBS" --target "${build_targets[@]}" |
+  grep -vE '^\[[0-9]+/[0-9]+\] (Building|Linking)'
+if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+  echo "fuzz.sh: build failed" >&2
+  exit 2
+fi
+
+WORK=$ROOT/$BUILD_DIR/fuzz-work
+# The targets write their inputs to files under $TMPDIR (per-process folders, left behind when
+# a run crashes): keep them in the build tree and clear them at the end.
+export TMPDIR=$WORK/tmp
+mkdir -p "$WORK" "$TMPDIR"
+trap 'rm -rf "$TMPDIR"' EXIT
+status=0
+summary=()
+
+# --- replay ------------------------------------------------------------------------------------
+# One process per regression input, so that every failing one is named; the seeds in one go.
+replay_one() {  # target log inputs...
+  local bin=$ROOT/$BUILD_DIR/fuzz/fuzz_$1 log=$2
+  shift 2
+  nice -n 19 "$bin" "${LIMITS[@]}" "$@" >"$log" 2>&1
+}
+for t in "${TARGETS[@]}"; do
+  n=0
+  failed=()
+  if [ -d "fuzz/regressions/$t" ]; then
+    while IFS= read -r -d '' f; do
+      n=$((n + 1))
+      log=$WORK/$t.replay.${f##*/}.log
+      if replay_one "$t" "$log" "$f"; then
+        rm -f "$log"
+      else
+        failed+=("$f")
+        echo "---- fuzz_$t fails on $f (log $log):"
+        grep -E 'ERROR|FINDING|runtime error|SUMMARY' "$log" | head -4
+      fi
+    done < <(find "fuzz/regressions/$t" -type f ! -name '.*' -print0 | sort -z)
+  fi
+  seeds=()
+  if [ -d "fuzz/corpus/$t" ]; then
+    while IFS= read -r -d '' f; do seeds+=("$f"); done < <(find "fuzz/corpus/$t" -type f ! -name '.*' -print0 | sort -z)
+  fi
+  if [ ${#seeds[@]} -gt 0 ]; then
+    n=$((n + ${#seeds[@]}))
+    log=$WORK/$t.replay.seeds.log
+    if ! replay_one "$t" "$log" "${seeds[@]}"; then
+      failed+=("$(grep -oE 'Running: [^ ]+' "$log" | tail -1 | cut -c10-)")
+      echo "---- fuzz_$t fails on a seed (log $log):"
+      grep -E 'ERROR|FINDING|runtime error|SUMMARY|Running:' "$log" | tail -5
+    fi
+  fi
+  if [ ${#failed[@]} -gt 0 ]; then
+    status=1
+    summary+=("$(printf '%-18s replay: %d inputs, FAILED on %s' "$t" "$n" "${failed[*]}")")
+  else
+    summary+=("$(printf '%-18s replay: %d inputs ok' "$t" "$n")")
+  fi
+done
+
+# --- fuzz --------------------------------------------------------------------------------------
+if [ "$SECONDS_PER_TARGET" -gt 0 ]; then
+  for t in "${TARGETS[@]}"; do
+    bin=$ROOT/$BUILD_DIR/fuzz/fuzz_$t
+    corpus=$WORK/$t/corpus
+    artifacts=$WORK/$t/artifacts
+    rm -rf "$artifacts"
+    mkdir -p "$corpus" "$artifacts"
+    # The scratch corpus keeps what earlier runs found; the seeds are added on top.
+    [ -d "fuzz/corpus/$t" ] && cp -f fuzz/corpus/"$t"/* "$corpus"/ 2>/dev/null
+    dict=()
+    [ -f "fuzz/dict/$t.dict" ] && dict=("-dict=$ROOT/fuzz/dict/$t.dict")
+    log=$WORK/$t.fuzz.log
+    echo "---- fuzz_$t for ${SECONDS_PER_TARGET}s (log $log)"
+    # shellcheck disable=SC2086
+    nice -n 19 "$bin" "${LIMITS[@]}" "${dict[@]}" -max_len=65536 \
+      -max_total_time="$SECONDS_PER_TARGET" -print_final_stats=1 \
+      -artifact_prefix="$artifacts/" ${FUZZ_ARGS:-} "$corpus" >"$log" 2>&1
+    rc=$?
+    execs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$log" | awk '{print $2}' | tail -1)
+    rate=$(grep -oE 'stat::average_exec_per_sec: +[0-9]+' "$log" | awk '{print $2}' | tail -1)
+    newu=$(grep -oE 'stat::new_units_added: +[0-9]+' "$log" | awk '{print $2}' | tail -1)
+    found=()
+    for a in "$artifacts"/*; do
+      [ -f "$a" ] || continue
+      mkdir -p "fuzz/regressions/$t"
+      cp "$a" "fuzz/regressions/$t/"
+      found+=("fuzz/regressions/$t/${a##*/}")
+    done
+    if [ $rc -ne 0 ] || [ ${#found[@]} -gt 0 ]; then
+      status=1
+      what=$(grep -m1 -E 'ERROR: (AddressSanitizer|libFuzzer|LeakSanitizer)|runtime error|FINDING' "$log" | cut -c1-160)
+      summary+=("$(printf '%-18s fuzz: %s execs (%s/s), %s new units, FINDING: %s -> %s' "$t" "${execs:-?}" "${rate:-?}" "${newu:-?}" "${what:-exit $rc}" "${found[*]:-no artifact}")")
+      echo "---- fuzz_$t found something:"
+      grep -E 'ERROR|FINDING|runtime error|SUMMARY|#[0-9]+ 0x' "$log" | head -25
+    else
+      summary+=("$(printf '%-18s fuzz: %s execs (%s/s), %s new units, no findings' "$t" "${execs:-?}" "${rate:-?}" "${newu:-?}")")
+    fi
+  done
+fi
+
+echo
+echo "==== fuzz summary"
+printf '%s\n' "${summary[@]}"
+exit $status
