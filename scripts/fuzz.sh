@@ -46,6 +46,20 @@ case "${1:-}" in
 esac
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || mapfile -t TARGETS < <(all_targets)
+# Seeds taken from the sample data folder at run time (the real model, tokenizers and
+# checkpoints), so that no copy of those files lives in the repository.
+DATA_DIR=${GPTQW_DATA_DIR:-$ROOT/../shared/data}
+data_seeds() {
+  local m=$DATA_DIR/models/stories260K
+  case "$1" in
+    hf_config) ls "$m/config.json" ;;
+    hf_tokenizer) ls "$m/tokenizer.json" "$DATA_DIR"/tokenizers/*/tokenizer.json ;;
+    safetensors) ls "$m/model.safetensors" ;;
+    llama2c) ls "$m"/llama2c/*.bin | grep -v tok ;;
+    llama2c_tokenizer) ls "$m"/llama2c/tok*.bin ;;
+  esac 2>/dev/null || true
+}
+
 for t in "${TARGETS[@]}"; do
   if [ ! -f "fuzz/fuzz_$t.cpp" ]; then
     echo "fuzz.sh: no target '$t' (known: $(all_targets | tr '\n' ' '))" >&2
@@ -108,6 +122,7 @@ for t in "${TARGETS[@]}"; do
   if [ -d "fuzz/corpus/$t" ]; then
     while IFS= read -r -d '' f; do seeds+=("$f"); done < <(find "fuzz/corpus/$t" -type f ! -name '.*' -print0 | sort -z)
   fi
+  while IFS= read -r f; do [ -n "$f" ] && seeds+=("$f"); done < <(data_seeds "$t")
   if [ ${#seeds[@]} -gt 0 ]; then
     n=$((n + ${#seeds[@]}))
     log=$WORK/$t.replay.seeds.log
@@ -135,6 +150,7 @@ if [ "$SECONDS_PER_TARGET" -gt 0 ]; then
     mkdir -p "$corpus" "$artifacts"
     # The scratch corpus keeps what earlier runs found; the seeds are added on top.
     [ -d "fuzz/corpus/$t" ] && cp -f fuzz/corpus/"$t"/* "$corpus"/ 2>/dev/null
+    data_seeds "$t" | while IFS= read -r f; do cp -f "$f" "$corpus/data-${f//\//_}"; done
     dict=()
     [ -f "fuzz/dict/$t.dict" ] && dict=("-dict=$ROOT/fuzz/dict/$t.dict")
     log=$WORK/$t.fuzz.log
