@@ -3,7 +3,7 @@
 # runtime dependencies) and checks the installed programs: versions agree with the package,
 # the desktop entry, icon and metainfo are in place, gptqw reads the sample model, and the
 # window starts offscreen, loads the sample model and quits.
-#   scripts/package_check.sh [build-dir] [data-dir]      (needs root for apt-get)
+#   scripts/package_check.sh [build-dir] [data-dir]      (root, or sudo, for apt-get)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -11,7 +11,9 @@ data=${2:-${GPTQW_DATA_DIR:-../shared/data}}
 (cd "$build" && cpack -G DEB)
 deb=$(ls -t "$build"/gptq-workbench_*.deb | head -1)
 echo "package: $deb"
-apt-get install -y --reinstall "./$deb"
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends --reinstall "./$deb"
 version=$(dpkg-query -W -f='${Version}' gptq-workbench)
 test "$(/usr/bin/gptqw --version)" = "gptqw $version"
 test "$(QT_QPA_PLATFORM=offscreen /usr/bin/gptq-workbench --version)" = "GPTQ Workbench $version"
