@@ -4,7 +4,6 @@
 #include <QApplication>
 #include <QCheckBox>
 #include <QCloseEvent>
-#include <QComboBox>
 #include <QDateTime>
 #include <QDragEnterEvent>
 #include <QDropEvent>
@@ -34,6 +33,7 @@
 #include <QVBoxLayout>
 #include <Eigen/Core>
 
+#include "backend/backend.h"
 #include "common/error.h"
 #include "common/text_file.h"
 #include "common/threads.h"
@@ -344,11 +344,12 @@ void MainWindow::buildMenus() {
                        tr("<h3>GPTQ Workbench %1</h3>"
                           "<p>Post-training quantization of Llama-family models with GPTQ, "
                           "side by side with round-to-nearest.</p>"
-                          "<p>Qt %2<br>Eigen %3.%4.%5<br>CUDA: not built with CUDA (CPU backend)</p>")
+                          "<p>Qt %2<br>Eigen %3.%4.%5<br>CUDA: %6</p>")
                            .arg(GPTQW_VERSION, qVersion())
                            .arg(EIGEN_WORLD_VERSION)
                            .arg(EIGEN_MAJOR_VERSION)
-                           .arg(EIGEN_MINOR_VERSION));
+                           .arg(EIGEN_MINOR_VERSION)
+                           .arg(qstr(cuda_status()).toHtmlEscaped()));
   });
 }
 
