@@ -53,7 +53,9 @@ data_seeds() {
   local m=$DATA_DIR/models/stories260K
   case "$1" in
     hf_config) ls "$m/config.json" ;;
-    hf_tokenizer) ls "$m/tokenizer.json" "$DATA_DIR"/tokenizers/*/tokenizer.json ;;
+    # Only the sample model's: the 2-9 MB GPT-2 / Llama 3 / Qwen3 files take longer than the
+    # per-input timeout to load under the sanitizers, and fuzzing cuts inputs to 64 KB anyway.
+    hf_tokenizer) ls "$m/tokenizer.json" ;;
     safetensors) ls "$m/model.safetensors" ;;
     llama2c) ls "$m"/llama2c/*.bin | grep -v tok ;;
     llama2c_tokenizer) ls "$m"/llama2c/tok*.bin ;;
