@@ -20,15 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string_view input(reinterpret_cast<const char*>(data), size);
     std::string text = "Once upon a time, Lily ü 😀 " +
                        std::string(input.substr(size > 48 ? size - 48 : 0));
-    for (bool special : {true, false}) {
-      std::vector<int32_t> ids = tok.encode(text, special);
-      for (int32_t id : ids)
-        if (id < 0 || id >= tok.vocab_size())
-          gptqw_fuzz::finding("encode produced id " + std::to_string(id) + " outside vocab " +
-                              std::to_string(tok.vocab_size()));
-      (void)tok.decode(ids, false);
-      (void)tok.decode(ids, true);
-    }
+    gptqw_fuzz::check_encode_decode(tok, text);
     (void)tok.encode("");
     const int32_t few[] = {-5, 0, 1, 2, 3, 258, 2147483647};
     (void)tok.decode(few);

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <typeinfo>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -54,6 +55,21 @@ bool expect_rejection(F&& f) {
 [[noreturn]] inline void finding(const std::string& what) {
   std::fprintf(stderr, "FINDING: %s\n", what.c_str());
   std::abort();
+}
+
+// A loaded tokenizer's invariants on `text`, with and without special tokens: every id is inside
+// the vocabulary, and decoding the ids does not fail.
+template <class Tokenizer>
+void check_encode_decode(const Tokenizer& tok, const std::string& text) {
+  for (bool special : {true, false}) {
+    std::vector<int32_t> ids = tok.encode(text, special);
+    for (int32_t id : ids)
+      if (id < 0 || id >= tok.vocab_size())
+        finding("encode produced id " + std::to_string(id) + " outside vocab " +
+                std::to_string(tok.vocab_size()));
+    (void)tok.decode(ids, false);
+    (void)tok.decode(ids, true);
+  }
 }
 
 // /tmp/gptqw-fuzz-<name>-<pid>/, made on first use, removed at normal exit (a crashed run

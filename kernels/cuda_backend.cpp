@@ -102,28 +102,25 @@ class Layout {
 // Host <-> device copies of a row-major matrix whose host rows are `ld` elements apart; the
 // device copy is packed (row stride = cols).
 template <class T>
+void copy_matrix(T* dst, Index dst_ld, const T* src, Index src_ld, Index rows, Index cols,
+                 cudaMemcpyKind kind, cudaStream_t stream, const Ctx& ctx) {
+  if (rows == 0 || cols == 0) return;
+  if (rows == 1 || (dst_ld == cols && src_ld == cols))
+    GPTQW_CHECK(ctx, cudaMemcpyAsync(dst, src, std::size_t(rows * cols) * sizeof(T), kind, stream));
+  else
+    GPTQW_CHECK(ctx, cudaMemcpy2DAsync(dst, std::size_t(dst_ld) * sizeof(T), src,
+                                       std::size_t(src_ld) * sizeof(T), std::size_t(cols) * sizeof(T),
+                                       std::size_t(rows), kind, stream));
+}
+template <class T>
 void upload(T* dev, const T* host, Index rows, Index cols, Index ld, cudaStream_t stream,
             const Ctx& ctx) {
-  if (rows == 0 || cols == 0) return;
-  if (rows == 1 || ld == cols)
-    GPTQW_CHECK(ctx, cudaMemcpyAsync(dev, host, std::size_t(rows * cols) * sizeof(T),
-                                     cudaMemcpyHostToDevice, stream));
-  else
-    GPTQW_CHECK(ctx, cudaMemcpy2DAsync(dev, std::size_t(cols) * sizeof(T), host,
-                                       std::size_t(ld) * sizeof(T), std::size_t(cols) * sizeof(T),
-                                       std::size_t(rows), cudaMemcpyHostToDevice, stream));
+  copy_matrix(dev, cols, host, ld, rows, cols, cudaMemcpyHostToDevice, stream, ctx);
 }
 template <class T>
 void download(T* host, Index ld, const T* dev, Index rows, Index cols, cudaStream_t stream,
               const Ctx& ctx) {
-  if (rows == 0 || cols == 0) return;
-  if (rows == 1 || ld == cols)
-    GPTQW_CHECK(ctx, cudaMemcpyAsync(host, dev, std::size_t(rows * cols) * sizeof(T),
-                                     cudaMemcpyDeviceToHost, stream));
-  else
-    GPTQW_CHECK(ctx, cudaMemcpy2DAsync(host, std::size_t(ld) * sizeof(T), dev,
-                                       std::size_t(cols) * sizeof(T), std::size_t(cols) * sizeof(T),
-                                       std::size_t(rows), cudaMemcpyDeviceToHost, stream));
+  copy_matrix(host, ld, dev, cols, rows, cols, cudaMemcpyDeviceToHost, stream, ctx);
 }
 
 // The version numbers CUDA reports (13000) as "13.0".

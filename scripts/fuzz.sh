@@ -7,7 +7,9 @@
 #
 # Targets are the names after fuzz_ (safetensors, hf_tokenizer, ...); none given means all.
 # First builds build-fuzz (clang, -DGPTQW_FUZZ=ON) when needed, then replays every input of
-# fuzz/regressions/<target>/ and the seeds of fuzz/corpus/<target>/ through fuzz_<target>. Then
+# fuzz/regressions/<target>/ and the seeds of fuzz/corpus/<target>/ through fuzz_<target>
+# (plus the binary seeds and regression inputs fuzz/make_seeds generates, and the sample data's
+# files). Then
 # each target fuzzes for the given time on a scratch copy of its seed corpus
 # (build-fuzz/fuzz-work/<target>/corpus; fuzz/corpus is never written), under nice -n 19,
 # with bounded memory (-rss_limit_mb=2048 -malloc_limit_mb=1024) and a per-input timeout.
@@ -46,9 +48,11 @@ case "${1:-}" in
 esac
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || mapfile -t TARGETS < <(all_targets)
-# Seeds taken from the sample data folder at run time (the real model, tokenizers and
-# checkpoints), so that no copy of those files lives in the repository.
+# No model-like file lives in the repository: binary seeds and regression inputs are written
+# by fuzz/make_seeds into $GEN when the targets are built, and the real model, tokenizers and
+# checkpoints are taken from the sample data folder at run time.
 DATA_DIR=${GPTQW_DATA_DIR:-$ROOT/../shared/data}
+GEN=$ROOT/$BUILD_DIR/fuzz-generated
 data_seeds() {
   local m=$DATA_DIR/models/stories260K
   case "$1" in
@@ -61,6 +65,10 @@ data_seeds() {
     llama2c_tokenizer) ls "$m"/llama2c/tok*.bin ;;
   esac 2>/dev/null || true
 }
+# Every file of the given folders, one per line, sorted.
+files_in() { find "$@" -type f ! -name '.*' 2>/dev/null | sort; }
+seed_files() { files_in "fuzz/corpus/$1" "$GEN/corpus/$1"; data_seeds "$1"; }
+regression_files() { files_in "fuzz/regressions/$1" "$GEN/regressions/$1"; }
 
 for t in "${TARGETS[@]}"; do
   if [ ! -f "fuzz/fuzz_$t.cpp" ]; then
@@ -79,7 +87,7 @@ if [ ! -f "$BUILD_DIR/build.ninja" ]; then
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGPTQW_FUZZ=ON -DGPTQW_GUI=OFF -DGPTQW_TESTS=OFF \
     -DGPTQW_NATIVE=OFF >/dev/null || { echo "fuzz.sh: configure failed" >&2; exit 2; }
 fi
-build_targets=()
+build_targets=(make_seeds)
 for t in "${TARGETS[@]}"; do build_targets+=("fuzz_$t"); done
 nice -n 19 cmake --build "$BUILD_DIR" -j "$JOBS" --target "${build_targets[@]}" |
   grep -vE '^\[[0-9]+/[0-9]+\] (Building|Linking)'
@@ -87,6 +95,9 @@ if [ "${PIPESTATUS[0]}" -ne 0 ]; then
   echo "fuzz.sh: build failed" >&2
   exit 2
 fi
+
+rm -rf "$GEN"
+"$BUILD_DIR/fuzz/make_seeds" "$GEN" || { echo "fuzz.sh: make_seeds failed" >&2; exit 2; }
 
 WORK=$ROOT/$BUILD_DIR/fuzz-work
 # The targets write their inputs to files under $TMPDIR (per-process folders, left behind when
@@ -107,24 +118,18 @@ replay_one() {  # target log inputs...
 for t in "${TARGETS[@]}"; do
   n=0
   failed=()
-  if [ -d "fuzz/regressions/$t" ]; then
-    while IFS= read -r -d '' f; do
-      n=$((n + 1))
-      log=$WORK/$t.replay.${f##*/}.log
-      if replay_one "$t" "$log" "$f"; then
-        rm -f "$log"
-      else
-        failed+=("$f")
-        echo "---- fuzz_$t fails on $f (log $log):"
-        grep -E 'ERROR|FINDING|runtime error|SUMMARY' "$log" | head -4
-      fi
-    done < <(find "fuzz/regressions/$t" -type f ! -name '.*' -print0 | sort -z)
-  fi
-  seeds=()
-  if [ -d "fuzz/corpus/$t" ]; then
-    while IFS= read -r -d '' f; do seeds+=("$f"); done < <(find "fuzz/corpus/$t" -type f ! -name '.*' -print0 | sort -z)
-  fi
-  while IFS= read -r f; do [ -n "$f" ] && seeds+=("$f"); done < <(data_seeds "$t")
+  while IFS= read -r f; do
+    n=$((n + 1))
+    log=$WORK/$t.replay.${f##*/}.log
+    if replay_one "$t" "$log" "$f"; then
+      rm -f "$log"
+    else
+      failed+=("$f")
+      echo "---- fuzz_$t fails on $f (log $log):"
+      grep -E 'ERROR|FINDING|runtime error|SUMMARY' "$log" | head -4
+    fi
+  done < <(regression_files "$t")
+  mapfile -t seeds < <(seed_files "$t")
   if [ ${#seeds[@]} -gt 0 ]; then
     n=$((n + ${#seeds[@]}))
     log=$WORK/$t.replay.seeds.log
@@ -151,8 +156,7 @@ if [ "$SECONDS_PER_TARGET" -gt 0 ]; then
     rm -rf "$artifacts"
     mkdir -p "$corpus" "$artifacts"
     # The scratch corpus keeps what earlier runs found; the seeds are added on top.
-    [ -d "fuzz/corpus/$t" ] && cp -f fuzz/corpus/"$t"/* "$corpus"/ 2>/dev/null
-    data_seeds "$t" | while IFS= read -r f; do cp -f "$f" "$corpus/data-${f//\//_}"; done
+    seed_files "$t" | while IFS= read -r f; do cp -f "$f" "$corpus/seed-${f//\//_}"; done
     dict=()
     [ -f "fuzz/dict/$t.dict" ] && dict=("-dict=$ROOT/fuzz/dict/$t.dict")
     log=$WORK/$t.fuzz.log

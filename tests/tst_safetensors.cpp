@@ -389,6 +389,12 @@ class TestSafetensors : public QObject {
         {"bad_json.safetensors", st_bytes("{\"w\": {", ""), {"not valid JSON"}},
         {"not_utf8.safetensors", st_bytes("{\"w\xff\":{}}", ""), {"not valid JSON"}},
         {"not_object.safetensors", st_bytes("[1, 2]", ""), {"header is array"}},
+        // Found by fuzzing: quoting this value in an error message overflowed the stack.
+        {"deep.safetensors",
+         st_bytes(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":)" + std::string(300000, '[') +
+                      std::string(300000, ']') + "}}",
+                  ""),
+         {"nested more than 64 levels"}},
         {"dup_key.safetensors",
          st_bytes("{\"w.dup\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},"
                   "\"w.dup\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1,2]}}",

@@ -59,6 +59,12 @@ bool Job::start(Work work) {
 
 void Job::cancel() { m_cancel = true; }
 
+QObject* Job::scope() {
+  auto* ctx = new QObject(this);
+  connect(this, &Job::ended, ctx, [ctx] { ctx->deleteLater(); });
+  return ctx;
+}
+
 void Job::finish(std::function<void()> outcome) {
   post([this, outcome = std::move(outcome)] {
     // The thread has returned from the work by now (this is its last post); join it before

@@ -37,6 +37,10 @@ class Job : public QObject {
   // Thread-safe: runs fn on the GUI thread (for results streamed while the job runs).
   void post(std::function<void()> fn);
 
+  // A context object for connections that concern the job just started only: it is deleted
+  // when that job has ended, and its connections with it.
+  QObject* scope();
+
  signals:
   void progress(const gptqw::Progress& p);
   void succeeded();

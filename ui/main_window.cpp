@@ -419,10 +419,8 @@ void MainWindow::openModel(const QString& path) {
     loaded->first = std::move(m);
     return {};
   });
-  // One-shot connections for this load's outcome.
-  auto* ctx = new QObject(this);
-  connect(m_load, &Job::succeeded, ctx, [this, loaded, path, ctx] {
-    ctx->deleteLater();
+  auto* ctx = m_load->scope();
+  connect(m_load, &Job::succeeded, ctx, [this, loaded, path] {
     m_model = loaded->first;
     const GptqSettings* settings = checkpoint_settings_of(*m_model);
     m_summary->setText(modelSummaryHtml(loaded->second, settings));
@@ -442,12 +440,10 @@ void MainWindow::openModel(const QString& path) {
       startRun();
     }
   });
-  connect(m_load, &Job::failed, ctx, [this, ctx](const QString& msg) {
-    ctx->deleteLater();
+  connect(m_load, &Job::failed, ctx, [this](const QString& msg) {
     m_run_when_ready = false;
     showError(tr("Cannot open the model"), msg);
   });
-  connect(m_load, &Job::cancelled, ctx, [ctx] { ctx->deleteLater(); });
   updateActions();
 }
 
@@ -476,15 +472,17 @@ void MainWindow::scanCalibration() {
   auto tokenizer = m_model->tokenizer;
   const QString file = m_calib_file;
   auto tokens = std::make_shared<int64_t>(0);
-  auto* ctx = new QObject(this);
-  auto start = [this, tokenizer, file, tokens] {
-    return m_scan->start([tokenizer, file, tokens](const ProgressFn&) -> std::function<void()> {
-      *tokens = static_cast<int64_t>(tokenizer->encode(read_text_file(fspath(file)), true).size());
-      return {};
-    });
-  };
-  connect(m_scan, &Job::succeeded, ctx, [this, ctx, tokens, file, info] {
-    ctx->deleteLater();
+  const bool started = m_scan->start([tokenizer, file, tokens](const ProgressFn&) -> std::function<void()> {
+    *tokens = static_cast<int64_t>(tokenizer->encode(read_text_file(fspath(file)), true).size());
+    return {};
+  });
+  if (!started) {
+    // A previous scan is finishing; run this one when it has.
+    connect(m_scan, &Job::ended, this, &MainWindow::scanCalibration, Qt::SingleShotConnection);
+    return;
+  }
+  auto* ctx = m_scan->scope();
+  connect(m_scan, &Job::succeeded, ctx, [this, tokens, file, info] {
     if (file != m_calib_file) return;
     m_form->setCalibrationTokens(*tokens);
     const int seqlen = [this] {
@@ -501,17 +499,10 @@ void MainWindow::scanCalibration() {
                                            .arg(seqlen)
                                      : tr("%1, %2 tokens").arg(formatBytes(info.size())).arg(*tokens));
   });
-  connect(m_scan, &Job::failed, ctx, [this, ctx](const QString& msg) {
-    ctx->deleteLater();
+  connect(m_scan, &Job::failed, ctx, [this](const QString& msg) {
     m_calib_info->setText(tr("unreadable"));
     showError(tr("Cannot read the calibration text"), msg);
   });
-  connect(m_scan, &Job::cancelled, ctx, [ctx] { ctx->deleteLater(); });
-  if (!start()) {
-    // A previous scan is finishing; run this one when it has.
-    ctx->deleteLater();
-    connect(m_scan, &Job::ended, this, &MainWindow::scanCalibration, Qt::SingleShotConnection);
-  }
 }
 
 void MainWindow::runWhenReady() {
@@ -523,7 +514,6 @@ void MainWindow::clearResults() {
   m_report.reset();
   m_kept.reset();
   m_kept_model.reset();
-  m_streamed.clear();
   m_layers->clear();
   m_error_chart->clear();
   m_hessian_chart->clear();
@@ -614,7 +604,7 @@ bool MainWindow::startRun() {
       emit runFinished();
     };
   });
-  auto* ctx = new QObject(this);
+  auto* ctx = m_run->scope();
   connect(m_run, &Job::failed, ctx, [this](const QString& msg) {
     showError(tr("The run failed"), msg);
     emit runFailed(msg);
@@ -625,7 +615,6 @@ bool MainWindow::startRun() {
     m_status->setText(tr("Cancelled."));
     emit runCancelled();
   });
-  connect(m_run, &Job::ended, ctx, [ctx] { ctx->deleteLater(); });
   updateActions();
   return true;
 }
@@ -638,16 +627,14 @@ void MainWindow::cancel() {
 
 void MainWindow::addLayer(const LayerReport& r) {
   if (!m_run->running()) return;  // a straggler from a cancelled run
-  m_streamed.push_back(r);
   m_layers->appendLayer(r);
   m_error_chart->addLayer(r);
   if (r.damp_raises > 0 || r.fell_back_to_rtn || !r.note.empty())
     log(QString("%1: %2").arg(qstr(r.name), qstr(r.note)));
-  if (m_streamed.size() == 1) selectLayer(0);
+  if (m_layers->rowCount() == 1) selectLayer(0);
 }
 
 void MainWindow::showReport(const Report& r) {
-  m_streamed = r.layers;
   m_layers->setLayers(r.layers);
   m_error_chart->setLayers(r.layers);
   m_memory_chart->setData(r.memory, r.layers);
@@ -665,12 +652,12 @@ void MainWindow::showReport(const Report& r) {
 }
 
 void MainWindow::selectLayer(int index) {
-  if (index < 0 || index >= static_cast<int>(m_streamed.size())) {
+  if (index < 0 || index >= m_layers->rowCount()) {
     m_hessian_chart->setLayer(nullptr);
     m_error_chart->selectLayer(-1);
     return;
   }
-  const LayerReport& l = m_streamed[index];
+  const LayerReport& l = m_layers->layer(index);
   m_hessian_chart->setLayer(&l);
   m_error_chart->selectLayer(index);
   m_hessian_label->setText(tr("%1: diagonal min %2, median %3, max %4, dead %5%")
@@ -709,7 +696,7 @@ bool MainWindow::exportCheckpoint(const QString& dir, bool force) {
     }, progress);
     return {};
   });
-  auto* ctx = new QObject(this);
+  auto* ctx = m_export->scope();
   connect(m_export, &Job::succeeded, ctx, [this, written] {
     const QString dest = qstr(written->string());
     log(tr("exported to %1").arg(dest));
@@ -722,7 +709,6 @@ bool MainWindow::exportCheckpoint(const QString& dir, bool force) {
     log(tr("export cancelled; nothing written"));
     m_status->setText(tr("Export cancelled."));
   });
-  connect(m_export, &Job::ended, ctx, [ctx] { ctx->deleteLater(); });
   updateActions();
   return true;
 }
@@ -734,7 +720,7 @@ void MainWindow::openReport(const QString& file) {
     *loaded = load_report(fspath(file));
     return {};
   });
-  auto* ctx = new QObject(this);
+  auto* ctx = m_load->scope();
   connect(m_load, &Job::succeeded, ctx, [this, loaded, file] {
     clearResults();
     showReport(*loaded);
@@ -749,7 +735,6 @@ void MainWindow::openReport(const QString& file) {
     emit reportOpened();
   });
   connect(m_load, &Job::failed, ctx, [this](const QString& msg) { showError(tr("Cannot open the report"), msg); });
-  connect(m_load, &Job::ended, ctx, [ctx] { ctx->deleteLater(); });
 }
 
 bool MainWindow::saveReport(const QString& file) {

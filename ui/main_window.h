@@ -124,7 +124,6 @@ class MainWindow : public QMainWindow {
   using LayerKey = std::pair<int, int>;
   std::shared_ptr<const std::map<LayerKey, QuantizedWeights>> m_kept;
   std::optional<Model> m_kept_model;
-  std::vector<LayerReport> m_streamed;  // the layers of the run in progress, as they arrive
 
   SettingsForm* m_form;
   QLabel *m_summary, *m_calib_info, *m_status, *m_memory_text;

@@ -17,8 +17,6 @@ using nlohmann::json;
 
 namespace {
 
-json read_json(const fs::path& file) { return read_json_file(file); }
-
 // Field access naming the file (and the object inside it) in every error.
 struct SettingsFields {
   const json& j;
@@ -270,7 +268,7 @@ bool is_gptq_checkpoint(const fs::path& dir) {
   std::error_code ec;
   if (fs::is_regular_file(dir / "quantize_config.json", ec)) return true;
   try {
-    const json j = read_json(dir / "config.json");
+    const json j = read_json_file(dir / "config.json");
     const json* q = j.contains("quantization_config") ? &j["quantization_config"] : nullptr;
     return q && q->is_object() && q->contains("quant_method") && (*q)["quant_method"] == "gptq";
   } catch (const std::exception&) {
@@ -289,7 +287,7 @@ GptqSettings read_settings(const fs::path& dir, const ModelConfig& config) {
   if (config.raw.contains("quantization_config") && !config.raw["quantization_config"].is_null())
     from_config = GptqSettings::from_json(config.raw["quantization_config"], config_file);
   std::error_code ec;
-  if (fs::exists(qc_file, ec)) from_qc = GptqSettings::from_json(read_json(qc_file), qc_file);
+  if (fs::exists(qc_file, ec)) from_qc = GptqSettings::from_json(read_json_file(qc_file), qc_file);
   if (!from_config && !from_qc)
     throw FormatError(file_msg(dir, "not a GPTQ checkpoint: config.json has no "
                                     "quantization_config and there is no quantize_config.json"));

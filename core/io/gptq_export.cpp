@@ -15,6 +15,7 @@
 #include <system_error>
 
 #include "common/error.h"
+#include "common/json.h"
 #include "common/half.h"
 #include "io/hf_checkpoint.h"
 #include "quant/packing.h"
@@ -591,11 +592,7 @@ void GptqWriter::finish() {
   json config;
   const fs::path src_config = m_opt.source_dir / "config.json";
   if (!m_opt.source_dir.empty() && fs::is_regular_file(src_config, ec)) {
-    try {
-      config = json::parse(read_file(src_config));
-    } catch (const json::parse_error& e) {
-      throw FormatError(file_msg(src_config, std::string("not valid JSON: ") + e.what()));
-    }
+    config = read_json_file(src_config);
   } else {
     config = c.raw;
   }
