@@ -120,7 +120,7 @@ class TestCli : public QObject {
       std::filesystem::path dir = std::filesystem::path(tmp.path().toStdString()) / std::to_string(layers);
       write_synthetic_model(dir, o);
       auto r = run_cli({"compare", "--model", qpath(dir), "--calib", text("tinystories-sample.txt"),
-                        "--nsamples", "16", "--seqlen", "256", "--json"});
+                        "--nsamples", "8", "--seqlen", "128", "--json"});
       QCOMPARE(r.exit_code, 0);
       rss[i++] = json_of(r)["peak_rss_bytes"].toInteger();
     }

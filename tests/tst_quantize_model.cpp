@@ -314,14 +314,25 @@ class TestQuantizeModel : public QObject {
     QVERIFY(!back.perplexity->gptq);
     QCOMPARE(back.layers.size(), size_t(35));
     QVERIFY(rep.memory.quantized_bytes < rep.memory.fp16_bytes);
-    // Corrupt reports are named.
-    std::ofstream(f) << R"({"schema": "gptq-workbench-report", "schema_version": 1})";
-    try {
-      load_report(f);
-      QFAIL("no error");
-    } catch (const FormatError& e) {
-      QVERIFY2(std::string(e.what()).find("report.json") != std::string::npos, e.what());
-    }
+    // Corrupt reports are named, and so is the field. A float field beyond float's range
+    // (fuzz_report's finding) would have become infinity and been saved as null.
+    auto refused = [&](const std::string& text, const char* field) {
+      std::ofstream(f) << text;
+      try {
+        load_report(f);
+        QFAIL("no error");
+      } catch (const FormatError& e) {
+        const std::string what = e.what();
+        QVERIFY2(what.find("report.json") != std::string::npos && what.find(field) != std::string::npos, e.what());
+      }
+    };
+    refused(R"({"schema": "gptq-workbench-report", "schema_version": 1})", "");
+    nlohmann::json j = to_json(rep);
+    j["layers"][0]["hessian"]["diag"][0] = 1e308;
+    refused(j.dump(), "'diag'");
+    j = to_json(rep);
+    j["layers"][0]["hessian"]["max"] = "big";
+    refused(j.dump(), "'max'");
   }
 };
 

@@ -1,5 +1,6 @@
 #include "pipeline/report.h"
 
+#include <cmath>
 #include <ctime>
 #include <sys/resource.h>
 #include <fstream>
@@ -54,6 +55,23 @@ std::vector<T> integers_at(const json& obj, const char* key) {
   return out;
 }
 
+// A real-number field: a finite JSON number that fits T. A float field given 1e308 would
+// otherwise become infinity, which the next save writes as null and no reader accepts.
+template <class T>
+T to_real(const json& v, const std::string& field) {
+  if (!v.is_number())
+    throw FormatError("field '" + field + "' must be a number, got " + v.type_name());
+  const double d = v.get<double>();
+  if (!std::isfinite(d) || std::abs(d) > std::numeric_limits<T>::max())
+    throw FormatError("field '" + field + "' " + v.dump() + " is out of range");
+  return static_cast<T>(d);
+}
+
+template <class T = double>
+T real_at(const json& obj, const char* key) {
+  return to_real<T>(obj.at(key), key);
+}
+
 LinearKind kind_from_name(const std::string& module) {
   for (LinearKind k : kAllLinears)
     if (linear_name(k) == module) return k;
@@ -62,8 +80,9 @@ LinearKind kind_from_name(const std::string& module) {
 
 // Optional numbers are written as null.
 json opt(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
-std::optional<double> opt_from(const json& j) {
-  return j.is_null() ? std::nullopt : std::optional<double>(j.get<double>());
+std::optional<double> opt_at(const json& obj, const char* key) {
+  const json& j = obj.at(key);
+  return j.is_null() ? std::nullopt : std::optional<double>(to_real<double>(j, key));
 }
 
 json layer_json(const LayerReport& r) {
@@ -99,27 +118,30 @@ LayerReport layer_from(const json& j) {
   r.out_features = to_integer<int64_t>(j.at("shape").at(0), "shape");
   r.in_features = to_integer<int64_t>(j.at("shape").at(1), "shape");
   const json& h = j.at("hessian");
-  r.hessian = {h.at("min").get<float>(), h.at("median").get<float>(), h.at("max").get<float>(),
-               h.at("mean").get<float>(), h.at("dead_fraction").get<double>()};
-  r.hessian_diag = h.at("diag").get<std::vector<float>>();
+  r.hessian = {real_at<float>(h, "min"), real_at<float>(h, "median"), real_at<float>(h, "max"),
+               real_at<float>(h, "mean"), real_at(h, "dead_fraction")};
+  const json& diag = h.at("diag");
+  if (!diag.is_array()) throw FormatError("field 'diag' must be a list of numbers");
+  r.hessian_diag.reserve(diag.size());
+  for (const json& v : diag) r.hessian_diag.push_back(to_real<float>(v, "diag"));
   r.bytes_fp16 = integer_at<uint64_t>(j, "bytes_fp16");
   r.bytes_quantized = integer_at<uint64_t>(j, "bytes_quantized");
-  r.bits_per_weight = j.at("bits_per_weight").get<double>();
+  r.bits_per_weight = real_at(j, "bits_per_weight");
   r.note = j.value("note", "");
   if (j.contains("gptq")) {
     const json& g = j["gptq"];
-    r.gptq_rel_error = g.at("rel_error").get<double>();
-    r.gptq_loss = g.at("loss").get<double>();
-    r.damp_fraction = g.at("damp_percent").get<double>();
-    r.damp_abs = g.at("damp_abs").get<float>();
+    r.gptq_rel_error = real_at(g, "rel_error");
+    r.gptq_loss = real_at(g, "loss");
+    r.damp_fraction = real_at(g, "damp_percent");
+    r.damp_abs = real_at<float>(g, "damp_abs");
     r.damp_raises = integer_at<int>(g, "damp_raises");
     r.fell_back_to_rtn = g.at("fell_back_to_rtn").get<bool>();
-    r.gptq_seconds = g.at("seconds").get<double>();
+    r.gptq_seconds = real_at(g, "seconds");
     r.perm = integers_at<int32_t>(g, "perm");
   }
   if (j.contains("rtn")) {
-    r.rtn_rel_error = j["rtn"].at("rel_error").get<double>();
-    r.rtn_seconds = j["rtn"].at("seconds").get<double>();
+    r.rtn_rel_error = real_at(j["rtn"], "rel_error");
+    r.rtn_seconds = real_at(j["rtn"], "seconds");
   }
   return r;
 }
@@ -278,7 +300,7 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
     o.gptq.quant.mse = s.at("mse").get<bool>();
     o.gptq.act_order = s.at("act_order").get<bool>();
     o.gptq.static_groups = s.at("static_groups").get<bool>();
-    o.gptq.percdamp = s.at("damp_percent").get<double>();
+    o.gptq.percdamp = real_at(s, "damp_percent");
     o.gptq.blocksize = integer_at<int>(s, "block_size");
     o.true_sequential = s.at("true_sequential").get<bool>();
     auto methods = s.at("methods").get<std::vector<std::string>>();
@@ -297,15 +319,15 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
                 integer_at<int64_t>(mem, "quantized_parameters"),
                 integer_at<uint64_t>(mem, "fp16_bytes"),
                 integer_at<uint64_t>(mem, "quantized_bytes"),
-                mem.at("bits_per_weight").get<double>(),
-                mem.at("saving_percent").get<double>()};
+                real_at(mem, "bits_per_weight"),
+                real_at(mem, "saving_percent")};
     const json& t = j.at("timing");
-    r.timing.seconds = t.at("total").get<double>();
-    r.timing.seconds_forward = t.at("forward").get<double>();
-    r.timing.seconds_hessian = t.at("hessian").get<double>();
-    r.timing.seconds_gptq = t.at("gptq").get<double>();
-    r.timing.seconds_rtn = t.at("rtn").get<double>();
-    r.timing.seconds_metrics = t.at("metrics").get<double>();
+    r.timing.seconds = real_at(t, "total");
+    r.timing.seconds_forward = real_at(t, "forward");
+    r.timing.seconds_hessian = real_at(t, "hessian");
+    r.timing.seconds_gptq = real_at(t, "gptq");
+    r.timing.seconds_rtn = real_at(t, "rtn");
+    r.timing.seconds_metrics = real_at(t, "metrics");
     r.peak_rss_bytes = j.contains("peak_rss_bytes") ? integer_at<uint64_t>(j, "peak_rss_bytes") : 0;
     if (j.contains("perplexity") && !j["perplexity"].is_null()) {
       const json& p = j["perplexity"];
@@ -314,10 +336,10 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
       ps.seqlen = integer_at<int>(p, "seqlen");
       ps.windows = integer_at<int>(p, "windows");
       ps.tokens = integer_at<int64_t>(p, "tokens");
-      ps.original = opt_from(p.at("original"));
-      ps.rtn = opt_from(p.at("rtn"));
-      ps.gptq = opt_from(p.at("gptq"));
-      ps.seconds = p.at("seconds").get<double>();
+      ps.original = opt_at(p, "original");
+      ps.rtn = opt_at(p, "rtn");
+      ps.gptq = opt_at(p, "gptq");
+      ps.seconds = real_at(p, "seconds");
       r.perplexity = ps;
     }
     return r;
@@ -357,6 +379,12 @@ Report load_report(const std::filesystem::path& file) {
 }
 
 uint64_t peak_rss_bytes() {
+  // VmHWM belongs to this program's own address space. getrusage's ru_maxrss does not: Linux
+  // carries the high-water mark across exec, so a gptqw started from a large process (a test,
+  // the window) would report its parent's memory at fork time.
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;  // "… kB"
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return static_cast<uint64_t>(u.ru_maxrss) * 1024;  // Linux reports kilobytes
