@@ -39,6 +39,16 @@ inline CliResult run_cli(const QStringList& args, int timeout_ms = 300000) {
   return r;
 }
 
+// Built with the sanitizers (scripts/sanitize.sh), where numeric code runs about 7x slower.
+// The few checks whose point is a number over a whole corpus skip there, saying so; the
+// plain build runs them all, and every code path still runs instrumented.
+inline constexpr bool sanitized = GPTQW_SANITIZED;
+#define GPTQW_SKIP_WHEN_SANITIZED(what)                                                      \
+  do {                                                                                       \
+    if (gptqw::test::sanitized)                                                              \
+      QSKIP("sanitizer build: " what " is checked in the plain build");                     \
+  } while (0)
+
 inline QString qpath(const std::filesystem::path& p) { return QString::fromStdString(p.string()); }
 
 }  // namespace gptqw::test
