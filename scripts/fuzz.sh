@@ -78,8 +78,11 @@ for t in "${TARGETS[@]}"; do
 done
 
 # --- build -------------------------------------------------------------------------------------
+# clang with its libFuzzer and sanitizer runtimes, and its OpenMP.
+[ -n "${FUZZ_CXX:-}" ] || scripts/apt_install.sh clang libclang-rt-14-dev libomp-dev ||
+  { echo "fuzz.sh: could not install clang (libFuzzer needs it)" >&2; exit 2; }
 if ! command -v "$CXX_BIN" >/dev/null; then
-  echo "fuzz.sh: $CXX_BIN not found: libFuzzer needs clang (apt-get install clang libomp-dev)" >&2
+  echo "fuzz.sh: $CXX_BIN not found: libFuzzer needs clang (apt-get install clang libclang-rt-14-dev libomp-dev)" >&2
   exit 2
 fi
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then

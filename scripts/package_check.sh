@@ -1,9 +1,13 @@
 #!/bin/bash
-# Builds the Debian package from build/ (CPack), installs it with apt-get (which pulls in the
-# runtime dependencies) and checks the installed programs: versions agree with the package,
-# the desktop entry, icon and metainfo are in place, gptqw reads the sample model, and the
-# window starts offscreen, loads the sample model and quits.
-#   scripts/package_check.sh [build-dir] [data-dir]      (root, or sudo, for apt-get)
+# Builds the Debian package from build/ (CPack), installs it with apt-get on a fresh Debian 12
+# (a minimal debootstrap root, so apt-get itself has to pull in every runtime dependency) and
+# checks the installed programs there: versions agree with the package, the desktop entry,
+# icon and metainfo are in place, gptqw reads the sample model, and the window starts
+# offscreen, loads the sample model and quits.
+#   scripts/package_check.sh [build-dir] [data-dir]     fresh root (root; installs debootstrap)
+#   GPTQW_PACKAGE_ROOT=host scripts/package_check.sh    install on this machine instead
+# The fresh root is plain bookworm (no updates) from the mirror this machine's apt uses, and is
+# deleted afterwards (about 100 s and 200 MB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -13,16 +17,44 @@ deb=$(ls -t "$build"/gptq-workbench_*.deb | head -1)
 echo "package: $deb"
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends --reinstall "./$deb"
-version=$(dpkg-query -W -f='${Version}' gptq-workbench)
-test "$(/usr/bin/gptqw --version)" = "gptqw $version"
-test "$(QT_QPA_PLATFORM=offscreen /usr/bin/gptq-workbench --version)" = "GPTQ Workbench $version"
+export DEBIAN_FRONTEND=noninteractive
+
+if [ "${GPTQW_PACKAGE_ROOT:-fresh}" = host ]; then
+  $SUDO apt-get install -y -qq --no-install-recommends --reinstall "./$deb"
+  in_root() { bash -c "$1"; }
+  model=$data/models/stories260K
+else
+  scripts/apt_install.sh debootstrap
+  # The mirror apt downloads from here (CI may only reach its own Debian archive).
+  mirror=$(apt-get -qq --print-uris download base-files | sed -E "s|^'([^']*)/pool/.*|\1|")
+  root=$(mktemp -d /tmp/gptqw-fresh-root.XXXXXX)
+  chmod 755 "$root"  # a root folder others can enter (apt downloads as _apt)
+  trap '$SUDO rm -rf --one-file-system "$root"' EXIT
+  echo "fresh Debian 12 root in $root from $mirror"
+  $SUDO debootstrap --variant=minbase bookworm "$root" "$mirror" > "$root.log" 2>&1 ||
+    { tail -20 "$root.log"; echo "package check: debootstrap failed (log $root.log)"; exit 1; }
+  rm -f "$root.log"
+  $SUDO cp "$deb" "$root/tmp/"
+  $SUDO mkdir "$root/tmp/stories260K"
+  $SUDO cp -r "$data/models/stories260K/." "$root/tmp/stories260K/"
+  in_root() { $SUDO chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+                DEBIAN_FRONTEND=noninteractive HOME=/root bash -c "$1"; }
+  in_root "apt-get update -qq && apt-get install -y -qq --no-install-recommends /tmp/${deb##*/}"
+  model=/tmp/stories260K
+fi
+
+in_root "
+set -euo pipefail
+version=\$(dpkg-query -W -f='\${Version}' gptq-workbench)
+test \"\$(gptqw --version)\" = \"gptqw \$version\"
+test \"\$(QT_QPA_PLATFORM=offscreen gptq-workbench --version)\" = \"GPTQ Workbench \$version\"
 for f in /usr/share/applications/gptq-workbench.desktop \
          /usr/share/icons/hicolor/scalable/apps/gptq-workbench.svg \
          /usr/share/metainfo/io.github.gptq_workbench.metainfo.xml; do
-  test -s "$f" || { echo "missing: $f"; exit 1; }
+  test -s \"\$f\" || { echo \"missing: \$f\"; exit 1; }
 done
-grep -q "version=\"$version\"" /usr/share/metainfo/io.github.gptq_workbench.metainfo.xml
-/usr/bin/gptqw inspect --model "$data/models/stories260K" > /dev/null
-QT_QPA_PLATFORM=offscreen timeout 60 /usr/bin/gptq-workbench --model "$data/models/stories260K" --exit-after-load
-echo "package check passed: gptq-workbench $version installed, started, loaded the sample model"
+grep -q \"version=\\\"\$version\\\"\" /usr/share/metainfo/io.github.gptq_workbench.metainfo.xml
+gptqw inspect --model '$model' > /dev/null
+QT_QPA_PLATFORM=offscreen timeout 60 gptq-workbench --model '$model' --exit-after-load
+echo \"package check passed: gptq-workbench \$version installed, started, loaded the sample model\"
+"

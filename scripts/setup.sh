@@ -13,19 +13,7 @@ PACKAGES=(
   xvfb xauth
 )
 
-if [ "${SKIP_APT:-0}" != 1 ]; then
-  missing=()
-  for p in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    SUDO=""
-    [ "$(id -u)" = 0 ] || SUDO=sudo
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-  fi
-fi
+[ "${SKIP_APT:-0}" = 1 ] || scripts/apt_install.sh "${PACKAGES[@]}"
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release ${GPTQW_CMAKE_ARGS:-}
 cmake --build build
