@@ -19,28 +19,52 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
 
-if [ "${GPTQW_PACKAGE_ROOT:-fresh}" = host ]; then
+where="a fresh Debian 12 root"
+install_on_host() {
   $SUDO apt-get install -y -qq --no-install-recommends --reinstall "./$deb"
   in_root() { bash -c "$1"; }
   model=$data/models/stories260K
-else
+}
+# Fails only when the root cannot be made (no archive reachable).
+make_fresh_root() {
   scripts/apt_install.sh debootstrap
-  # The mirror apt downloads from here (CI may only reach its own Debian archive).
+  # The mirror and proxy apt uses here (CI may only reach its own Debian archive).
+  local mirror proxy
   mirror=$(apt-get -qq --print-uris download base-files | sed -E "s|^'([^']*)/pool/.*|\1|")
+  proxy=$(apt-config dump | sed -n 's/^Acquire::http::Proxy "\(.*\)";$/\1/p' | head -1)
   root=$(mktemp -d /tmp/gptqw-fresh-root.XXXXXX)
   chmod 755 "$root"  # a root folder others can enter (apt downloads as _apt)
   trap '$SUDO rm -rf --one-file-system "$root"' EXIT
-  echo "fresh Debian 12 root in $root from $mirror"
-  $SUDO debootstrap --variant=minbase bookworm "$root" "$mirror" > "$root.log" 2>&1 ||
-    { tail -20 "$root.log"; echo "package check: debootstrap failed (log $root.log)"; exit 1; }
+  echo "fresh Debian 12 root in $root from $mirror${proxy:+ via $proxy}"
+  if ! $SUDO env ${proxy:+http_proxy=$proxy} debootstrap --variant=minbase bookworm "$root" "$mirror" \
+       > "$root.log" 2>&1; then
+    tail -5 "$root.log"
+    return 1
+  fi
   rm -f "$root.log"
+  [ -z "$proxy" ] || echo "Acquire::http::Proxy \"$proxy\";" | $SUDO tee "$root/etc/apt/apt.conf.d/01proxy" > /dev/null
+}
+# A package that does not install there fails the check.
+install_in_fresh_root() {
   $SUDO cp "$deb" "$root/tmp/"
   $SUDO mkdir "$root/tmp/stories260K"
   $SUDO cp -r "$data/models/stories260K/." "$root/tmp/stories260K/"
   in_root() { $SUDO chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
                 DEBIAN_FRONTEND=noninteractive HOME=/root bash -c "$1"; }
-  in_root "apt-get update -qq && apt-get install -y -qq --no-install-recommends /tmp/${deb##*/}"
+  # No /dev/pts in the root: dpkg writes its log without a pseudo-terminal.
+  in_root "apt-get update -qq && apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends /tmp/${deb##*/}"
   model=/tmp/stories260K
+}
+
+if [ "${GPTQW_PACKAGE_ROOT:-fresh}" = host ]; then
+  where="this machine"
+  install_on_host
+elif make_fresh_root; then
+  install_in_fresh_root
+else
+  where="this machine: NOT a fresh root, debootstrap failed (log $root.log)"
+  echo "package check: debootstrap could not make a fresh root; installing on this machine instead"
+  install_on_host
 fi
 
 in_root "
@@ -56,5 +80,5 @@ done
 grep -q \"version=\\\"\$version\\\"\" /usr/share/metainfo/io.github.gptq_workbench.metainfo.xml
 gptqw inspect --model '$model' > /dev/null
 QT_QPA_PLATFORM=offscreen timeout 60 gptq-workbench --model '$model' --exit-after-load
-echo \"package check passed: gptq-workbench \$version installed, started, loaded the sample model\"
+echo \"package check passed: gptq-workbench \$version installed on $where, started, loaded the sample model\"
 "
