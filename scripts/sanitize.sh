@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 build=${GPTQW_ASAN_BUILD:-build-asan}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS="-g1" \
   -DGPTQW_SANITIZE=ON -DGPTQW_GUI=OFF -DGPTQW_WERROR=ON ${GPTQW_CMAKE_ARGS:-}
-cmake --build "$build"
+cmake --build "$build" --target gptqw_tests
 # detect_leaks: the tests must not leak either. OpenMP's thread pool is torn down at exit.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
