@@ -3,6 +3,7 @@
 // the engine (the CLI run with the same settings), export and re-import the checkpoint, cancel a
 // run, open a saved report, and show an error for a corrupt model.
 #include <QAbstractItemModelTester>
+#include <QAction>
 #include <QApplication>
 #include <QJsonDocument>
 #include <QMimeData>
@@ -12,6 +13,7 @@
 #include <QSignalSpy>
 #include <QStandardPaths>
 #include <QTableView>
+#include <QTimer>
 #include <fstream>
 
 #include "layer_filter_model.h"
@@ -233,6 +235,27 @@ class TestMainWindow : public QObject {
     QVERIFY(loaded.wait(30000));
     QCOMPARE(w.model()->config().num_layers, 5);
     QCOMPARE(QSettings().value("recentModels").toStringList().value(0), model_dir());
+  }
+
+  void aboutShowsTheVersion() {
+    // Help > About names the version that `--version` prints and the Debian package carries
+    // (all three come from the CMake project version).
+    MainWindow w;
+    w.show();
+    QAction* about = nullptr;
+    for (QAction* a : w.findChildren<QAction*>())
+      if (a->text() == "&About GPTQ Workbench") about = a;
+    QVERIFY(about);
+    QString shown;
+    QTimer::singleShot(0, [&] {  // the box is modal: read and close it from the event loop
+      if (auto* box = qobject_cast<QMessageBox*>(QApplication::activeModalWidget())) {
+        shown = box->text();
+        box->accept();
+      }
+    });
+    about->trigger();
+    QVERIFY2(shown.contains(QStringLiteral("GPTQ Workbench " GPTQW_VERSION)), qPrintable(shown));
+    QVERIFY2(shown.contains("CUDA"), qPrintable(shown));
   }
 
   void corruptModelShowsAnErrorDialog() {
