@@ -22,10 +22,10 @@ struct CliResult {
   QByteArray out, err;
 };
 
-// Runs the gptqw binary with the given arguments and waits (up to timeout_ms).
-inline CliResult run_cli(const QStringList& args, int timeout_ms = 300000) {
+// Runs a program with the given arguments and waits (up to timeout_ms).
+inline CliResult run_program(const QString& program, const QStringList& args, int timeout_ms = 300000) {
   QProcess p;
-  p.start(QStringLiteral(GPTQW_CLI_PATH), args);
+  p.start(program, args);
   CliResult r;
   if (!p.waitForFinished(timeout_ms)) {
     p.kill();
@@ -48,6 +48,11 @@ inline constexpr bool sanitized = GPTQW_SANITIZED;
     if (gptqw::test::sanitized)                                                              \
       QSKIP("sanitizer build: " what " is checked in the plain build");                     \
   } while (0)
+
+// Runs the gptqw binary with the given arguments and waits (up to timeout_ms).
+inline CliResult run_cli(const QStringList& args, int timeout_ms = 300000) {
+  return run_program(QStringLiteral(GPTQW_CLI_PATH), args, timeout_ms);
+}
 
 inline QString qpath(const std::filesystem::path& p) { return QString::fromStdString(p.string()); }
 
