@@ -25,6 +25,7 @@
 #include "common/threads.h"
 #include "quant/gptq.h"
 #include "quant/hessian.h"
+#include "test_matrices.h"
 
 using namespace gptqw;
 using Eigen::Index;
@@ -33,14 +34,6 @@ namespace {
 
 double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-Matrix random_matrix(Index rows, Index cols, unsigned seed, float sd = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, sd);
-  Matrix m(rows, cols);
-  for (Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
-  return m;
 }
 
 template <typename F>
@@ -103,12 +96,12 @@ int main(int argc, char** argv) try {
 
   // 1. The machine's fp32 GEMM throughput with Eigen, square and at the lazy batch's shape.
   {
-    const Matrix A = random_matrix(gemm_n, gemm_n, 1), B = random_matrix(gemm_n, gemm_n, 2);
+    const Matrix A = test::random_matrix(gemm_n, gemm_n, 1), B = test::random_matrix(gemm_n, gemm_n, 2);
     Matrix C(gemm_n, gemm_n);
     const double t = best_of(reps, [&] { C.noalias() = A * B; });
     std::printf("GEMM %ldx%ldx%ld (Eigen)              %8.3f s  %7.1f GFLOP/s\n", long(gemm_n),
                 long(gemm_n), long(gemm_n), t, 2.0 * gemm_n * gemm_n * gemm_n / t / 1e9);
-    const Matrix E = random_matrix(gemm_n, 128, 3), Hb = random_matrix(128, gemm_n, 4);
+    const Matrix E = test::random_matrix(gemm_n, 128, 3), Hb = test::random_matrix(128, gemm_n, 4);
     const double t2 = best_of(reps, [&] { cpu_backend().lazy_batch_update(C, E, Hb); });
     std::printf("GEMM %ldx128x%ld (lazy-batch shape)     %8.3f s  %7.1f GFLOP/s\n", long(gemm_n),
                 long(gemm_n), t2, 2.0 * gemm_n * gemm_n * 128 / t2 / 1e9);
@@ -118,7 +111,7 @@ int main(int argc, char** argv) try {
   Index Kmax = 0;
   for (auto [n, k] : shapes) Kmax = std::max(Kmax, k);
   {
-    const Matrix X = random_matrix(tokens, Kmax, 5);
+    const Matrix X = test::random_matrix(tokens, Kmax, 5);
     HessianAccumulator acc(Kmax, "bench");
     const double t = best_of(reps, [&] { acc.add_batch(X, 1); });
     std::printf("Hessian %ld tokens x %ld                %8.3f s  %7.1f GFLOP/s (2*T*K^2)\n",
@@ -130,14 +123,14 @@ int main(int argc, char** argv) try {
   for (auto [N, K] : shapes) {
     Matrix H;
     {
-      Matrix X = random_matrix(tokens, K, 6);
-      const Matrix mix = random_matrix(K, 64, 7, 1.0f);
-      X += random_matrix(tokens, 64, 8) * mix.transpose();
+      Matrix X = test::random_matrix(tokens, K, 6);
+      const Matrix mix = test::random_matrix(K, 64, 7, 1.0f);
+      X += test::random_matrix(tokens, 64, 8) * mix.transpose();
       HessianAccumulator acc(K, "bench");
       acc.add_batch(X, 1);
       H = acc.H();
     }
-    const Matrix W = random_matrix(N, K, 9, 0.02f);
+    const Matrix W = test::random_matrix(N, K, 9, 0.02f);
     GptqOptions o;
     o.quant.bits = bits;
     o.quant.group_size = group;

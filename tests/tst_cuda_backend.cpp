@@ -37,6 +37,7 @@
 #include "common/error.h"
 #include "quant/gptq.h"
 #include "quant/quantizer.h"
+#include "test_matrices.h"
 
 using namespace gptqw;
 using Eigen::Index;
@@ -48,29 +49,21 @@ bool quick() {
   return q && *q && std::string(q) != "0";
 }
 
-Matrix random_matrix(Index rows, Index cols, unsigned seed, float sd = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, sd);
-  Matrix m(rows, cols);
-  for (Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
-  return m;
-}
-
 // Activations shaped like a transformer's: channels of different scales, a few outlier
 // channels 20x larger, and a shared low-rank component that correlates the channels.
 Matrix activations(Index T, Index K, unsigned seed) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> uni(0.5f, 2.0f);
-  Matrix X = random_matrix(T, K, seed + 1);
+  Matrix X = test::random_matrix(T, K, seed + 1);
   for (Index k = 0; k < K; ++k) X.col(k) *= uni(rng) * (k % 997 == 3 ? 20.0f : 1.0f);
   const Index r = std::min<Index>(16, K);
-  X.noalias() += random_matrix(T, r, seed + 2) * random_matrix(r, K, seed + 3, 0.5f);
+  X.noalias() += test::random_matrix(T, r, seed + 2) * test::random_matrix(r, K, seed + 3, 0.5f);
   return X;
 }
 
 // Weights: N(0, 0.02) with a few large ones.
 Matrix weights(Index N, Index K, unsigned seed) {
-  Matrix W = random_matrix(N, K, seed, 0.02f);
+  Matrix W = test::random_matrix(N, K, seed, 0.02f);
   for (Index i = 0; i < W.size(); i += 4099) W.data()[i] *= 10.0f;
   return W;
 }
@@ -112,14 +105,6 @@ double inverse_residual(const Matrix& U, const Matrix& H) {
     worst = std::max(worst, r.norm() / v.norm());
   }
   return worst;
-}
-
-QuantConfig config(int bits, bool sym, int group_size) {
-  QuantConfig c;
-  c.bits = bits;
-  c.sym = sym;
-  c.group_size = group_size;
-  return c;
 }
 
 }  // namespace
@@ -287,7 +272,7 @@ class TestCudaBackend : public QObject {
     QFETCH(int, i1);
     QFETCH(int, dead);
     QFETCH(bool, shuffled);
-    const QuantConfig qc = config(bits, false, gs);
+    const QuantConfig qc = test::quant_config(bits, false, gs);
     // The layer has K = i1 + B columns; with act-order and static groups a block may use any
     // of a 4096-column layer's 32 groups, in any order.
     const Index K = i1 + B, G = shuffled ? 32 : group_count(K, gs);
@@ -416,8 +401,8 @@ class TestCudaBackend : public QObject {
     const Index i2 = i1 + B;
     // W is the whole layer: the update touches W[:, i2:] through a strided view only.
     const Matrix W = weights(N, K, 10);
-    const Matrix Err1 = random_matrix(N, B, 11, 0.01f);
-    const Matrix Hinv = random_matrix(B, K, 12, 0.1f);  // rows i1..i2 of an Hinv, say
+    const Matrix Err1 = test::random_matrix(N, B, 11, 0.01f);
+    const Matrix Hinv = test::random_matrix(B, K, 12, 0.1f);  // rows i1..i2 of an Hinv, say
     Matrix Wc = W, Wg = W;
     cpu_backend().lazy_batch_update(Wc.rightCols(K - i2), Err1, Hinv.rightCols(K - i2));
     gpu_->lazy_batch_update(Wg.rightCols(K - i2), Err1, Hinv.rightCols(K - i2));
@@ -479,7 +464,7 @@ class TestCudaBackend : public QObject {
     H.row(5).setZero();  // a dead input
     H.col(5).setZero();
     GptqOptions o;
-    o.quant = config(4, true, 128);
+    o.quant = test::quant_config(4, true, 128);
     o.act_order = true;
     o.layer = "test";
     const GptqResult c = gptq_quantize(W, H, o, cpu_backend());

@@ -14,18 +14,11 @@
 #include "quant/gptq.h"
 #include "quant/hessian.h"
 #include "quant/rtn.h"
+#include "test_matrices.h"
 
 using namespace gptqw;
 
 namespace {
-
-QuantConfig config(int bits, bool sym, int group_size = -1) {
-  QuantConfig c;
-  c.bits = bits;
-  c.sym = sym;
-  c.group_size = group_size;
-  return c;
-}
 
 // ||W X^T - Q X^T||^2 for inputs X [T, K]: the loss GPTQ minimises.
 double output_error(const Matrix& W, const Matrix& Q, const Matrix& X) {
@@ -43,14 +36,6 @@ Matrix correlated_inputs(Eigen::Index T, Eigen::Index K, unsigned seed) {
   for (Eigen::Index i = 0; i < A.size(); ++i) A.data()[i] = 0.3f * normal(rng);
   for (Eigen::Index i = 0; i < K; ++i) A(i, i) += 1.0f + 3.0f * float(i % 7) / 7.0f;
   return Z * A;
-}
-
-Matrix random_matrix(Eigen::Index rows, Eigen::Index cols, unsigned seed, float sd = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, sd);
-  Matrix m(rows, cols);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
-  return m;
 }
 
 Matrix hessian_of(const Matrix& X, int batches = 4) {
@@ -106,7 +91,7 @@ class TestGptq : public QObject {
     QCOMPARE(H(0, 1), 5.0f);
     QCOMPARE(H(1, 1), 10.0f);
     GptqOptions o;
-    o.quant = config(2, false);
+    o.quant = test::quant_config(2, false);
     o.fixed_grid = fixed_grid(0.5f, 1.0f, 3);
     o.percdamp = 0;
     o.layer = "hand";
@@ -155,7 +140,7 @@ class TestGptq : public QObject {
     Matrix X(2, 2);
     X << 2, 1, 1, 3;
     GptqOptions o;
-    o.quant = config(2, false);
+    o.quant = test::quant_config(2, false);
     o.fixed_grid = fixed_grid(0.5f, 1.0f, 3);
     o.percdamp = 0;
     const GptqResult g = gptq_quantize(W, X.transpose() * X, o);
@@ -172,14 +157,14 @@ class TestGptq : public QObject {
   void identityHessianEqualsRtn() {
     // With H diagonal, Hinv is diagonal: no error is propagated, so every column is rounded on
     // its own, exactly as RTN does, and group grids see the original W.
-    const Matrix W = random_matrix(32, 64, 5, 0.1f);
+    const Matrix W = test::random_matrix(32, 64, 5, 0.1f);
     const Matrix I = Matrix::Identity(64, 64);
     for (int bits : {2, 3, 4, 8})
       for (bool sym : {false, true})
         for (int gs : {-1, 16, 24})
           for (bool act : {false, true}) {
             GptqOptions o;
-            o.quant = config(bits, sym, gs);
+            o.quant = test::quant_config(bits, sym, gs);
             o.act_order = act;  // equal diagonals: the stable sort keeps the identity order
             const GptqResult g = gptq_quantize(W, I, o);
             const QuantizedWeights r = rtn_quantize(W, o.quant);
@@ -195,14 +180,14 @@ class TestGptq : public QObject {
     Matrix D = Matrix::Zero(64, 64);
     for (int i = 0; i < 64; ++i) D(i, i) = 1.0f + float((i * 13) % 17);
     GptqOptions o;
-    o.quant = config(4, false, 16);
+    o.quant = test::quant_config(4, false, 16);
     QVERIFY(gptq_quantize(W, D, o).weights.Q == rtn_quantize(W, o.quant).Q);
   }
 
   void gptqBeatsRtnOnRandomLayers() {
     // 64 x 96 layer, 256 correlated inputs. The comparison is on ||W X^T - Q X^T||^2.
     const Matrix X = correlated_inputs(256, 96, 1);
-    const Matrix W = random_matrix(64, 96, 2, 0.05f);
+    const Matrix W = test::random_matrix(64, 96, 2, 0.05f);
     const Matrix H = hessian_of(X);
     struct Case {
       int gs;
@@ -216,7 +201,7 @@ class TestGptq : public QObject {
     for (int bits : {2, 3, 4, 8})
       for (const Case& c : cases) {
         GptqOptions o;
-        o.quant = config(bits, c.sym, c.gs);
+        o.quant = test::quant_config(bits, c.sym, c.gs);
         o.act_order = c.act;
         o.static_groups = c.stat;
         o.blocksize = 32;  // several blocks, so the lazy batch update is exercised
@@ -242,10 +227,10 @@ class TestGptq : public QObject {
     // The lazy batch update is exact algebra: blocks of 5 and of 128 give the same result up to
     // fp32 summation order, so (nearly) all codes agree and the losses match closely.
     const Matrix X = correlated_inputs(128, 40, 4);
-    const Matrix W = random_matrix(16, 40, 6, 0.05f);
+    const Matrix W = test::random_matrix(16, 40, 6, 0.05f);
     const Matrix H = hessian_of(X);
     GptqOptions o;
-    o.quant = config(4, true);
+    o.quant = test::quant_config(4, true);
     o.blocksize = 128;
     const GptqResult a = gptq_quantize(W, H, o);
     o.blocksize = 5;
@@ -263,7 +248,7 @@ class TestGptq : public QObject {
     HessianAccumulator acc(24, "dead");
     acc.add_batch(X, 2);
     QCOMPARE(acc.dead_columns(), int64_t(2));
-    const Matrix W = random_matrix(8, 24, 9);
+    const Matrix W = test::random_matrix(8, 24, 9);
     Matrix H = acc.H(), W2 = W;
     QCOMPARE(mark_dead_inputs(H, W2), int64_t(2));
     QCOMPARE(H(5, 5), 1.0f);
@@ -273,7 +258,7 @@ class TestGptq : public QObject {
     QVERIFY(W2.col(4) == W.col(4));
     for (bool act : {false, true}) {
       GptqOptions o;
-      o.quant = config(4, false, 8);
+      o.quant = test::quant_config(4, false, 8);
       o.act_order = act;
       const GptqResult g = gptq_quantize(W, acc.H(), o);
       QCOMPARE(g.dead_columns, int64_t(2));
@@ -294,7 +279,7 @@ class TestGptq : public QObject {
     Matrix H = Matrix::Constant(8, 8, 0.05f);
     for (int i = 0; i < 8; ++i) H(i, i) = diag[i];
     QCOMPARE(act_order_permutation(H), (std::vector<int32_t>{3, 5, 7, 1, 6, 2, 4, 0}));
-    const Matrix W = random_matrix(4, 8, 10);
+    const Matrix W = test::random_matrix(4, 8, 10);
     const std::vector<int32_t> by_k = {0, 0, 0, 1, 1, 1, 2, 2};
     const std::vector<int32_t> by_position = {2, 1, 1, 0, 2, 0, 1, 0};
     struct Case {
@@ -304,7 +289,7 @@ class TestGptq : public QObject {
     const Case cases[] = {{false, false, by_k}, {true, false, by_position}, {true, true, by_k}};
     for (const Case& c : cases) {
       GptqOptions o;
-      o.quant = config(4, false, 3);
+      o.quant = test::quant_config(4, false, 3);
       o.act_order = c.act;
       o.static_groups = c.stat;
       const GptqResult g = gptq_quantize(W, H, o);
@@ -328,13 +313,13 @@ class TestGptq : public QObject {
     // A rank-8 PSD H of size 32 shifted by -0.05 * mean(diag): smallest eigenvalue about
     // -0.05 m, mean diagonal 0.95 m. 1% damping cannot make it positive definite; the
     // damping is raised by 0.01 until it exceeds 0.05 / 0.95 = 0.0526 (from 0.06 on).
-    const Matrix X = random_matrix(8, 32, 12);
+    const Matrix X = test::random_matrix(8, 32, 12);
     Matrix H = X.transpose() * X;
     const float m = H.diagonal().mean();
     H.diagonal().array() -= 0.05f * m;
-    const Matrix W = random_matrix(16, 32, 13);
+    const Matrix W = test::random_matrix(16, 32, 13);
     GptqOptions o;
-    o.quant = config(4, true);
+    o.quant = test::quant_config(4, true);
     o.layer = "model.layers.7.mlp.up_proj";
     const GptqResult g = gptq_quantize(W, H, o);
     QVERIFY(!g.fell_back_to_rtn);
@@ -358,9 +343,9 @@ class TestGptq : public QObject {
     // beyond the bound, so GPTQ gives up and quantizes with RTN.
     Matrix H(2, 2);
     H << 1, 2, 2, 1;
-    const Matrix W = random_matrix(3, 2, 14);
+    const Matrix W = test::random_matrix(3, 2, 14);
     GptqOptions o;
-    o.quant = config(4, false);
+    o.quant = test::quant_config(4, false);
     o.layer = "layers.0.q";
     o.act_order = true;
     const GptqResult g = gptq_quantize(W, H, o);
@@ -386,7 +371,7 @@ class TestGptq : public QObject {
   }
 
   void nonFiniteInputsNameTheLayer() {
-    Matrix W = random_matrix(4, 6, 15);
+    Matrix W = test::random_matrix(4, 6, 15);
     const Matrix H = Matrix::Identity(6, 6);
     GptqOptions o;
     o.layer = "model.layers.3.self_attn.v_proj";
@@ -415,14 +400,14 @@ class TestGptq : public QObject {
       QVERIFY2(std::string(e.what()).find("[5, 5]") != std::string::npos, e.what());
     }
     HessianAccumulator acc(6, "model.layers.3.self_attn.v_proj");
-    Matrix X = random_matrix(3, 6, 16);
+    Matrix X = test::random_matrix(3, 6, 16);
     X(0, 0) = std::numeric_limits<float>::quiet_NaN();
     QVERIFY_THROWS_EXCEPTION(Error, acc.add_batch(X, 1));
-    QVERIFY_THROWS_EXCEPTION(Error, acc.add_batch(random_matrix(3, 5, 1), 1));
+    QVERIFY_THROWS_EXCEPTION(Error, acc.add_batch(test::random_matrix(3, 5, 1), 1));
   }
 
   void cancelBetweenBlocks() {
-    const Matrix W = random_matrix(4, 40, 17);
+    const Matrix W = test::random_matrix(4, 40, 17);
     GptqOptions o;
     o.blocksize = 8;
     int calls = 0;
@@ -433,7 +418,7 @@ class TestGptq : public QObject {
 
   void hessianRunningMean() {
     // Batches of 1 and 3 sequences: H = (2 / 4) * sum over all tokens of x x^T.
-    const Matrix X = random_matrix(40, 12, 18);
+    const Matrix X = test::random_matrix(40, 12, 18);
     HessianAccumulator acc(12, "h");
     acc.add_batch(X.topRows(10), 1);
     acc.add_batch(X.bottomRows(30), 3);
@@ -472,7 +457,7 @@ class TestGptq : public QObject {
   }
 
   void backendGemmAndHessian() {
-    const Matrix X = random_matrix(33, 20, 20), W = random_matrix(7, 20, 21);
+    const Matrix X = test::random_matrix(33, 20, 20), W = test::random_matrix(7, 20, 21);
     Matrix Y(33, 7);
     cpu_backend().gemm_xwt(X, W, Y);
     QVERIFY((Y - X * W.transpose()).norm() <= 1e-5f * Y.norm());

@@ -31,6 +31,7 @@
 #include "quant/quantizer.h"
 #include "quant/rtn.h"
 #include "test_support.h"
+#include "test_matrices.h"
 
 using namespace gptqw;
 namespace fs = std::filesystem;
@@ -39,14 +40,6 @@ using nlohmann::json;
 namespace {
 
 using Layers = std::map<std::pair<int, int>, QuantizedWeights>;
-
-QuantConfig qconfig(int bits, bool sym, int group_size) {
-  QuantConfig c;
-  c.bits = bits;
-  c.sym = sym;
-  c.group_size = group_size;
-  return c;
-}
 
 // Act-order-like quantization by hand: input channel perm[j] belongs to group j / gs, so each
 // group gathers scattered columns and g_idx is a permutation-style map, not k / gs.
@@ -414,7 +407,7 @@ class TestGptqExport : public QObject {
     QFETCH(bool, sym);
     QFETCH(int, group_size);
     QFETCH(bool, permuted);
-    const QuantConfig qc = qconfig(bits, sym, group_size);
+    const QuantConfig qc = test::quant_config(bits, sym, group_size);
     const Layers layers = quantize_all(*m_src, qc, permuted);
     if (permuted) {  // the hand-made g_idx really is not k / gs
       const auto& g = layers.at({0, int(LinearKind::down)}).g_idx;
@@ -435,7 +428,7 @@ class TestGptqExport : public QObject {
   void symmetricFourBitZerosAreSevens() {
     // spec section 6: symmetric 4-bit under v1 stores 8 - 1 in every nibble: 0x77777777, and
     // for N = 172 the last word holds 4 real nibbles and zero padding.
-    const QuantConfig qc = qconfig(4, true, 32);
+    const QuantConfig qc = test::quant_config(4, true, 32);
     const Layers layers = quantize_all(*m_src, qc, false);
     const fs::path dest = export_gptq(*m_src, options("sevens", settings_for(qc, false)),
                                       from_map(layers));
@@ -460,7 +453,7 @@ class TestGptqExport : public QObject {
 
   void sharded() {
     // A small shard limit splits the weights as save_pretrained does, with an index.
-    const QuantConfig qc = qconfig(4, false, 32);
+    const QuantConfig qc = test::quant_config(4, false, 32);
     const Layers layers = quantize_all(*m_src, qc, false);
     GptqExportOptions o = options("sharded", settings_for(qc, false));
     o.max_shard_bytes = 60'000;  // the F16 embedding alone is 64 KiB: a shard of its own
@@ -492,7 +485,7 @@ class TestGptqExport : public QObject {
   void pushWriterAndSourceDtype() {
     // The push-style writer (the sequential driver's sink) takes layers in any order; the
     // float tensors can keep the source dtype (F32 here).
-    const QuantConfig qc = qconfig(8, true, -1);
+    const QuantConfig qc = test::quant_config(8, true, -1);
     const Layers layers = quantize_all(*m_src, qc, false);
     GptqExportOptions o = options("push", settings_for(qc, false));
     o.keep_source_dtype = true;
@@ -535,7 +528,7 @@ class TestGptqExport : public QObject {
   void genericSource() {
     // Through the WeightSource accessors the file comes out byte-identical to the export that
     // read the source checkpoint directly, and each block is converted once, not per tensor.
-    const QuantConfig qc = qconfig(4, true, 32);
+    const QuantConfig qc = test::quant_config(4, true, 32);
     const Layers layers = quantize_all(*m_src, qc, false);
     ForwardingSource fwd(*m_src);
     export_gptq(fwd, options("generic", settings_for(qc, false)), from_map(layers));
@@ -548,7 +541,7 @@ class TestGptqExport : public QObject {
 
   void layerChecks() {
     // Shapes that do not match the architecture, and zero 0 under v1, name the layer.
-    const QuantConfig qc = qconfig(4, false, 32);
+    const QuantConfig qc = test::quant_config(4, false, 32);
     Layers layers = quantize_all(*m_src, qc, false);
     GptqSettings v1 = settings_for(qc, false);
     v1.quant.sym = true;  // declared sym (hence v1) but fed asymmetric zeros, one of them 0
@@ -573,7 +566,7 @@ class TestGptqExport : public QObject {
   }
 
   void existingDestination() {
-    const QuantConfig qc = qconfig(4, true, -1);
+    const QuantConfig qc = test::quant_config(4, true, -1);
     const Layers layers = quantize_all(*m_src, qc, false);
     const fs::path dest = out("existing");
     fs::create_directory(dest);
@@ -610,7 +603,7 @@ class TestGptqExport : public QObject {
   }
 
   void cancelAndFailureLeaveNothing() {
-    const QuantConfig qc = qconfig(3, false, 32);
+    const QuantConfig qc = test::quant_config(3, false, 32);
     const Layers layers = quantize_all(*m_src, qc, false);
     const GptqExportOptions o = options("cancelled", settings_for(qc, false));
 
@@ -640,7 +633,7 @@ class TestGptqExport : public QObject {
   }
 
   void badDestinationParent() {
-    const QuantConfig qc = qconfig(4, true, -1);
+    const QuantConfig qc = test::quant_config(4, true, -1);
     const Layers layers = quantize_all(*m_src, qc, false);
     // Parent missing, parent a file.
     GptqExportOptions o = options("no/such/parent", settings_for(qc, false));
@@ -667,7 +660,7 @@ class TestGptqExport : public QObject {
   }
 
   void neverWritesIntoSource() {
-    const QuantConfig qc = qconfig(4, true, -1);
+    const QuantConfig qc = test::quant_config(4, true, -1);
     const Layers layers = quantize_all(*m_src, qc, false);
     const auto before = snapshot(test::stories_dir());
     GptqExportOptions o = options("x", settings_for(qc, false));
@@ -698,7 +691,7 @@ class TestGptqExport : public QObject {
       return false;
     };
     // 4-bit sym g32: exportable; the 172-wide dimensions and Marlin's tile sizes are warned.
-    auto v = check_exportable(c, settings_for(qconfig(4, true, 32), false));
+    auto v = check_exportable(c, settings_for(test::quant_config(4, true, 32), false));
     QCOMPARE(errors(v), 0);
     QVERIFY(find(v, "mlp.down_proj", "in_features 172 is not a multiple of 32"));
     QVERIFY(find(v, "mlp.down_proj", "not a multiple of group_size 32"));
@@ -708,17 +701,17 @@ class TestGptqExport : public QObject {
     QVERIFY(find(v, "self_attn.q_proj", "Marlin"));  // K = 64 < 128
     for (const auto& i : v) QVERIFY(!describe(i).empty());
     // 3-bit asym: Marlin cannot take it at all (one model-wide warning), no error.
-    v = check_exportable(c, settings_for(qconfig(3, false, -1), false));
+    v = check_exportable(c, settings_for(test::quant_config(3, false, -1), false));
     QCOMPARE(errors(v), 0);
     QVERIFY(find(v, "", "Marlin"));
     // Errors: v1 with asymmetric grids, bits the packing cannot hold, a bad group size.
-    GptqSettings s = settings_for(qconfig(4, false, 128), false);
+    GptqSettings s = settings_for(test::quant_config(4, false, 128), false);
     s.format = ZeroFormat::v1;
     v = check_exportable(c, s);
     QCOMPARE(errors(v), 1);
     QVERIFY(find(v, "", "gptq_v2"));
-    QCOMPARE(errors(check_exportable(c, settings_for(qconfig(5, true, -1), false))), 1);
-    QCOMPARE(errors(check_exportable(c, settings_for(qconfig(4, true, 0), false))), 1);
+    QCOMPARE(errors(check_exportable(c, settings_for(test::quant_config(5, true, -1), false))), 1);
+    QCOMPARE(errors(check_exportable(c, settings_for(test::quant_config(4, true, 0), false))), 1);
     // Export refuses up front, before creating anything.
     const QString msg = message_of<ConfigError>([&] {
       export_gptq(*m_src, options("refused", s), [](int, LinearKind) -> QuantizedLinear {
@@ -750,7 +743,7 @@ class TestGptqExport : public QObject {
     QFETCH(int, group_size);
     QFETCH(QStringList, skip);
     const ModelConfig& c = m_src->config();
-    const QuantConfig qc = qconfig(bits, sym, group_size);
+    const QuantConfig qc = test::quant_config(bits, sym, group_size);
     std::vector<std::string> skip_names;
     std::set<LinearKind> skipped;
     for (const QString& m : skip) {
@@ -872,7 +865,7 @@ class TestGptqExport : public QObject {
   }
 
   void skippedModulesWriter() {
-    const QuantConfig qc = qconfig(3, true, 32);
+    const QuantConfig qc = test::quant_config(3, true, 32);
     const Layers layers = quantize_all(*m_src, qc, false);
     const GptqSettings s = settings_skipping(qc, {"mlp.down_proj"});
 
@@ -939,7 +932,7 @@ class TestGptqExport : public QObject {
       return QString::fromStdString(all);
     };
     // 3 bits g32, nothing skipped: down_proj's problems each name both ways out.
-    auto v = check_exportable(c, settings_for(qconfig(3, true, 32), false));
+    auto v = check_exportable(c, settings_for(test::quant_config(3, true, 32), false));
     QString m = issue(v, "mlp.down_proj", "in_features 172 is not a multiple of 32");
     QVERIFY2(m.contains("No group size changes this") &&
                  m.contains("--skip-modules mlp.down_proj"),
@@ -950,32 +943,32 @@ class TestGptqExport : public QObject {
     m = issue(v, "mlp.gate_proj", "out_features 172");
     QVERIFY2(m.contains("--skip-modules mlp.gate_proj"), qPrintable(m));
     // Group size 128 > in_features 64; with down_proj skipped 64 and 32 give whole groups.
-    v = check_exportable(c, settings_skipping(qconfig(4, true, 128), {"mlp.down_proj"}));
+    v = check_exportable(c, settings_skipping(test::quant_config(4, true, 128), {"mlp.down_proj"}));
     m = issue(v, "self_attn.q_proj", "smaller than group_size 128");
     QVERIFY2(m.contains("--group-size 64 or 32") && m.contains("--skip-modules self_attn.q_proj"),
              qPrintable(m));
     for (const auto& i : v) QVERIFY2(i.module != "mlp.down_proj", describe(i).c_str());
     // Names are checked; all seven is nothing to quantize.
-    v = check_exportable(c, settings_skipping(qconfig(4, true, 32), {"down_proj"}));
+    v = check_exportable(c, settings_skipping(test::quant_config(4, true, 32), {"down_proj"}));
     QVERIFY2(errors(v).contains("modules_not_quantized") && errors(v).contains("'down_proj'"),
              qPrintable(errors(v)));
     std::vector<std::string> all;
     for (LinearKind k : kAllLinears) all.emplace_back(linear_name(k));
-    QVERIFY(errors(check_exportable(c, settings_skipping(qconfig(4, true, 32), all)))
+    QVERIFY(errors(check_exportable(c, settings_skipping(test::quant_config(4, true, 32), all)))
                 .contains("nothing would be quantized"));
     // Half of a fused pair: vLLM refuses it (a warning naming the other half).
-    v = check_exportable(c, settings_skipping(qconfig(4, true, 32), {"mlp.gate_proj"}));
+    v = check_exportable(c, settings_skipping(test::quant_config(4, true, 32), {"mlp.gate_proj"}));
     QVERIFY(errors(v).isEmpty());
     m = issue(v, "", "fused");
     QVERIFY2(m.contains("vLLM") && m.contains("mlp.up_proj"), qPrintable(m));
-    QVERIFY(issue(check_exportable(c, settings_skipping(qconfig(4, true, 32),
+    QVERIFY(issue(check_exportable(c, settings_skipping(test::quant_config(4, true, 32),
                                                         {"mlp.gate_proj", "mlp.up_proj"})),
                   "", "fused")
                 .isEmpty());
   }
 
   void skippedModulesBadConfigs() {
-    const QuantConfig qc = qconfig(4, true, 32);
+    const QuantConfig qc = test::quant_config(4, true, 32);
     const Layers layers = quantize_all(*m_src, qc, false);
     const fs::path base =
         export_gptq(*m_src, options("skip-base", settings_skipping(qc, {"mlp.down_proj"})),

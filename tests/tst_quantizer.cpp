@@ -9,19 +9,11 @@
 #include "common/error.h"
 #include "quant/quantizer.h"
 #include "quant/rtn.h"
+#include "test_matrices.h"
 
 using namespace gptqw;
 
 namespace {
-
-QuantConfig config(int bits, bool sym, int group_size = -1, bool mse = false) {
-  QuantConfig c;
-  c.bits = bits;
-  c.sym = sym;
-  c.group_size = group_size;
-  c.mse = mse;
-  return c;
-}
 
 Matrix row(std::initializer_list<float> v) {
   Matrix m(1, static_cast<Eigen::Index>(v.size()));
@@ -51,20 +43,20 @@ class TestQuantizer : public QObject {
   Q_OBJECT
  private slots:
   void configValidation() {
-    QVERIFY_THROWS_EXCEPTION(ConfigError, config(5, true).validate());
-    QVERIFY_THROWS_EXCEPTION(ConfigError, config(1, true).validate());
-    QVERIFY_THROWS_EXCEPTION(ConfigError, config(4, true, 0).validate());
-    QVERIFY_THROWS_EXCEPTION(ConfigError, config(4, true, -2).validate());
-    for (int bits : {2, 3, 4, 8}) config(bits, false, 128).validate();
-    config(4, true, 1).validate();
+    QVERIFY_THROWS_EXCEPTION(ConfigError, test::quant_config(5, true).validate());
+    QVERIFY_THROWS_EXCEPTION(ConfigError, test::quant_config(1, true).validate());
+    QVERIFY_THROWS_EXCEPTION(ConfigError, test::quant_config(4, true, 0).validate());
+    QVERIFY_THROWS_EXCEPTION(ConfigError, test::quant_config(4, true, -2).validate());
+    for (int bits : {2, 3, 4, 8}) test::quant_config(bits, false, 128).validate();
+    test::quant_config(4, true, 1).validate();
     try {
-      config(6, true).validate();
+      test::quant_config(6, true).validate();
       QFAIL("no exception");
     } catch (const ConfigError& e) {
       QVERIFY(std::string(e.what()).find("2, 3, 4 or 8") != std::string::npos);
     }
-    QCOMPARE(config(4, true, 128).describe(), std::string("4-bit sym g128"));
-    QCOMPARE(config(3, false).describe(), std::string("3-bit asym per-row"));
+    QCOMPARE(test::quant_config(4, true, 128).describe(), std::string("4-bit sym g128"));
+    QCOMPARE(test::quant_config(3, false).describe(), std::string("3-bit asym per-row"));
   }
 
   void handWorkedAsymmetric2Bit() {
@@ -74,7 +66,7 @@ class TestQuantizer : public QObject {
     //   codes: round(-1) + 1 = 0; round(0.5) + 1 = 0 + 1 = 1 (tie to even 0); round(2) + 1 = 3.
     //   dequantized: 1 * (0 - 1) = -1, 1 * (1 - 1) = 0, 1 * (3 - 1) = 2.
     const Matrix x = row({-1.0f, 0.5f, 2.0f});
-    const Grid g = find_grid(x, config(2, false));
+    const Grid g = find_grid(x, test::quant_config(2, false));
     QCOMPARE(g.maxq, 3);
     QCOMPARE(g.scale[0], 1.0f);
     QCOMPARE(g.zero[0], 1.0f);
@@ -98,7 +90,7 @@ class TestQuantizer : public QObject {
     //   clamped to maxq = 3.
     //   dequantized: scale * (1 - 2) = -1.3333334, 0, scale * (3 - 2) = 1.3333334.
     const Matrix x = row({-1.0f, 0.5f, 2.0f});
-    const Grid g = find_grid(x, config(2, true));
+    const Grid g = find_grid(x, test::quant_config(2, true));
     QCOMPARE(g.scale[0], 4.0f / 3.0f);
     QCOMPARE(g.zero[0], 2.0f);
     Matrix q(1, 3);
@@ -118,7 +110,7 @@ class TestQuantizer : public QObject {
     // symmetric zero = 8. Zero quantizes to the zero point and reads back as exactly 0.
     const Matrix x = Matrix::Zero(1, 4);
     for (bool sym : {false, true}) {
-      const Grid g = find_grid(x, config(4, sym));
+      const Grid g = find_grid(x, test::quant_config(4, sym));
       QCOMPARE(g.scale[0], 2.0f / 15.0f);
       QCOMPARE(g.zero[0], sym ? 8.0f : 7.0f);
       Matrix q(1, 4);
@@ -137,7 +129,7 @@ class TestQuantizer : public QObject {
     // (half away from zero would give 1, 2, 3).
     {
       const Matrix x = row({0.0f, 0.25f, 0.75f, 1.25f, 1.5f});
-      const Grid g = find_grid(x, config(2, false));
+      const Grid g = find_grid(x, test::quant_config(2, false));
       QCOMPARE(g.scale[0], 0.5f);
       QCOMPARE(g.zero[0], 0.0f);
       Matrix q(1, 5);
@@ -150,7 +142,7 @@ class TestQuantizer : public QObject {
     // x / scale = -3, -2.5, -0.5, 0 -> -3, -2, -0, 0 -> codes 0, 1, 3, 3.
     {
       const Matrix x = row({-1.5f, -1.25f, -0.25f, 0.0f});
-      const Grid g = find_grid(x, config(2, false));
+      const Grid g = find_grid(x, test::quant_config(2, false));
       QCOMPARE(g.scale[0], 0.5f);
       QCOMPARE(g.zero[0], 3.0f);
       Matrix q(1, 4);
@@ -170,7 +162,7 @@ class TestQuantizer : public QObject {
     for (int bits : {2, 3, 4, 8})
       for (bool sym : {false, true})
         for (int gs : {-1, 32}) {
-          const QuantConfig cfg = config(bits, sym, gs);
+          const QuantConfig cfg = test::quant_config(bits, sym, gs);
           const QuantizedWeights r = rtn_quantize(W, cfg);
           const int maxq = cfg.maxq();
           const Eigen::Index G = gs > 0 ? 4 : 1;
@@ -222,8 +214,8 @@ class TestQuantizer : public QObject {
     for (Eigen::Index r = 0; r < W.rows(); ++r) W(r, rng() % 64) *= 8.0f;
     for (int bits : {2, 3, 4})
       for (bool sym : {false, true}) {
-        const Grid plain = find_grid(W, config(bits, sym));
-        const Grid mse = find_grid(W, config(bits, sym, -1, true));
+        const Grid plain = find_grid(W, test::quant_config(bits, sym));
+        const Grid mse = find_grid(W, test::quant_config(bits, sym, -1, true));
         const Eigen::VectorXd e_plain = grid_error(W, plain, 2.4f);
         const Eigen::VectorXd e_mse = grid_error(W, mse, 2.4f);
         int better = 0;
@@ -248,8 +240,8 @@ class TestQuantizer : public QObject {
     Matrix x(1, 64);
     for (int i = 0; i < 64; ++i) x(0, i) = 0.01f * float((i * 37) % 21 - 10);
     x(0, 17) = 1.0f;
-    const Grid plain = find_grid(x, config(3, false));
-    const Grid mse = find_grid(x, config(3, false, -1, true));
+    const Grid plain = find_grid(x, test::quant_config(3, false));
+    const Grid mse = find_grid(x, test::quant_config(3, false, -1, true));
     QVERIFY(mse.scale[0] < plain.scale[0]);
     QVERIFY(grid_error(x, mse, 2.4f)[0] < grid_error(x, plain, 2.4f)[0]);
   }
