@@ -8,14 +8,9 @@
 namespace gptqw {
 
 nlohmann::json parse_json(std::string_view text, const std::filesystem::path& file) {
-  bool too_deep = false;
+  JsonDepthLimit depth_limit;
   auto limit_depth = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json&) {
-    if (depth > kMaxJsonDepth && (event == nlohmann::json::parse_event_t::object_start ||
-                                  event == nlohmann::json::parse_event_t::array_start)) {
-      too_deep = true;
-      return false;  // not kept: nothing below it is built
-    }
-    return true;
+    return depth_limit.admit(depth, event);
   };
   nlohmann::json j;
   try {
@@ -26,7 +21,7 @@ nlohmann::json parse_json(std::string_view text, const std::filesystem::path& fi
     if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
     throw FormatError(file_msg(file, "not valid JSON: " + what));
   }
-  if (too_deep)
+  if (depth_limit.exceeded())
     throw FormatError(file_msg(file, "JSON nested more than " + std::to_string(kMaxJsonDepth) +
                                          " levels deep"));
   return j;

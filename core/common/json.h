@@ -14,6 +14,26 @@ namespace gptqw {
 
 constexpr int kMaxJsonDepth = 64;
 
+// The depth rule, for a parse callback: admit() is false for an object or array that opens
+// deeper than kMaxJsonDepth (the callback returns it, so the value is not built) and remembers
+// that it happened. parse_json uses it; so does the safetensors header parser, whose callback
+// also refuses duplicate keys.
+class JsonDepthLimit {
+ public:
+  bool admit(int depth, nlohmann::json::parse_event_t event) {
+    if (depth > kMaxJsonDepth && (event == nlohmann::json::parse_event_t::object_start ||
+                                  event == nlohmann::json::parse_event_t::array_start)) {
+      exceeded_ = true;
+      return false;
+    }
+    return true;
+  }
+  bool exceeded() const { return exceeded_; }
+
+ private:
+  bool exceeded_ = false;
+};
+
 // Throws FormatError naming `file`: not valid JSON (with the parser's position), or too deep.
 nlohmann::json parse_json(std::string_view text, const std::filesystem::path& file);
 

@@ -67,13 +67,9 @@ std::string range_str(uint64_t begin, uint64_t end) {
 json parse_json_strict(std::string_view text, const fs::path& file, const std::string& what) {
   std::vector<std::set<std::string>> open_objects;
   std::string duplicate;
-  bool too_deep = false;
+  JsonDepthLimit depth_limit;  // refused below, whatever the duplicate check finds meanwhile
   auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (depth > kMaxJsonDepth &&
-        (event == json::parse_event_t::object_start || event == json::parse_event_t::array_start)) {
-      too_deep = true;  // refused below, whatever the duplicate check finds meanwhile
-      return false;     // not kept: nothing below it is built
-    }
+    if (!depth_limit.admit(depth, event)) return false;
     switch (event) {
       case json::parse_event_t::object_start:
         open_objects.emplace_back();
@@ -97,7 +93,7 @@ json parse_json_strict(std::string_view text, const fs::path& file, const std::s
   } catch (const json::exception& e) {
     throw FormatError(file_msg(file, what + " is not valid JSON: " + e.what()));
   }
-  if (too_deep)
+  if (depth_limit.exceeded())
     throw FormatError(file_msg(file, what + " is nested more than " +
                                          std::to_string(kMaxJsonDepth) + " levels deep"));
   if (!duplicate.empty())
