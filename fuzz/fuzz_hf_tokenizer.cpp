@@ -8,6 +8,7 @@
 
 #include "fuzz_util.h"
 #include "model/hf_tokenizer.h"
+#include "model/unicode.h"
 
 namespace {
 
@@ -33,10 +34,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     HfTokenizer tok(file());
     std::string_view input(reinterpret_cast<const char*>(data), size);
     std::string_view tail = input.substr(size > 48 ? size - 48 : 0);
-    // Cut at a character boundary: encode() refuses invalid UTF-8, which is tested apart.
-    size_t skip = 0;
-    while (skip < tail.size() && (static_cast<unsigned char>(tail[skip]) & 0xc0) == 0x80) ++skip;
-    std::string text = std::string(kFixed) + std::string(gptqw_fuzz::valid_utf8_prefix(tail.substr(skip)));
+    // Made valid (U+FFFD for bad bytes): encode() refuses invalid UTF-8, which is tested apart.
+    std::string text = std::string(kFixed) + unicode::to_valid_utf8(tail);
     gptqw_fuzz::check_encode_decode(tok, text);
     gptqw_fuzz::expect_rejection([&] { (void)tok.encode("bad \xff utf8"); });
     (void)tok.encode("");

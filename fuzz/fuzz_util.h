@@ -100,26 +100,4 @@ inline void write_file(const std::filesystem::path& p, std::string_view s) {
   write_file(p, s.data(), s.size());
 }
 
-// The longest prefix of s that is valid UTF-8 (text to encode must be valid UTF-8).
-inline std::string_view valid_utf8_prefix(std::string_view s) {
-  size_t i = 0, good = 0;
-  while (i < s.size()) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    if (len == 0 || i + len > s.size()) break;
-    uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1f) : len == 3 ? (c & 0x0f) : (c & 0x07);
-    bool ok = true;
-    for (size_t k = 1; k < len; ++k) {
-      unsigned char cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) ok = false;
-      cp = cp << 6 | (cc & 0x3f);
-    }
-    static const uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (!ok || cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) break;
-    i += len;
-    good = i;
-  }
-  return s.substr(0, good);
-}
-
 }  // namespace gptqw_fuzz
