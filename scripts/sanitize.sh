@@ -12,7 +12,7 @@ cmake --build "$build" --target gptqw_tests
 # detect_leaks: the tests must not leak either. OpenMP's thread pool is torn down at exit.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-# Instrumented code runs several times slower: QtTest's 5-minute watchdog per test function
-# would cut the whole-WikiText perplexity check short.
+# Instrumented code runs about 7x slower: QtTest's 5-minute watchdog per test function is too
+# close on a slow machine (one row of the perplexity table takes about 75 s here).
 export QTEST_FUNCTION_TIMEOUT=${QTEST_FUNCTION_TIMEOUT:-3600000}
 ctest --test-dir "$build" -L "unit|data" --output-on-failure "$@"
