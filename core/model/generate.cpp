@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/error.h"
+#include "linalg/gemm.h"
 #include "model/llama.h"
 
 namespace gptqw {
@@ -26,9 +27,10 @@ std::vector<int32_t> generate_greedy(const WeightSource& weights, std::vector<in
     for (const auto& b : blocks) block_forward(c, b, rope, x, static_cast<int>(x.rows()));
     Matrix h;
     rms_norm(x.bottomRows(1), final_norm, c.rms_norm_eps, h);
-    Eigen::VectorXf logits = lm_head * h.row(0).transpose();
+    Matrix logits(1, lm_head.rows());
+    linalg::matmul_nt(logits, h, lm_head);
     Eigen::Index next;
-    logits.maxCoeff(&next);
+    logits.row(0).maxCoeff(&next);
     if (std::find(stop_ids.begin(), stop_ids.end(), next) != stop_ids.end()) break;
     ids.push_back(static_cast<int32_t>(next));
   }

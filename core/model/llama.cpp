@@ -1,9 +1,12 @@
 #include "model/llama.h"
 
+#include <algorithm>
 #include <cmath>
 #include <omp.h>
 
 #include "common/error.h"
+#include "linalg/gemm.h"
+#include "linalg/reduce.h"
 
 namespace gptqw {
 
@@ -43,15 +46,17 @@ void Rope::apply(Eigen::Ref<Matrix> x, int n_heads) const {
 void rms_norm(const Matrix& x, const Vector& w, float eps, Matrix& y) {
   y.resize(x.rows(), x.cols());
   for (Eigen::Index t = 0; t < x.rows(); ++t) {
-    float var = x.row(t).squaredNorm() / static_cast<float>(x.cols());
-    float r = 1.0f / std::sqrt(var + eps);
-    y.row(t) = (x.row(t) * r).cwiseProduct(w.transpose());
+    const float* xt = x.row(t).data();
+    float* yt = y.row(t).data();
+    const float var = linalg::sum_squares(xt, x.cols()) / static_cast<float>(x.cols());
+    const float r = 1.0f / std::sqrt(var + eps);
+    for (Eigen::Index i = 0; i < x.cols(); ++i) yt[i] = (xt[i] * r) * w[i];
   }
 }
 
 void linear_forward(const Linear& lin, const Matrix& X, Matrix& Y) {
   Y.resize(X.rows(), lin.W.rows());
-  Y.noalias() = X * lin.W.transpose();
+  linalg::matmul_nt(Y, X, lin.W);
   if (lin.b.size()) Y.rowwise() += lin.b.transpose();
 }
 
@@ -83,17 +88,19 @@ void attention(const ModelConfig& c, const Matrix& q, const Matrix& k, const Mat
       for (int r0 = 0; r0 < T; r0 += kAttentionTile) {
         const int rows = std::min(kAttentionTile, T - r0), cols = r0 + rows;
         Matrix S(rows, cols);
-        S.noalias() = q.block(base + r0, h * hd, rows, hd) * k.block(base, kvh * hd, cols, hd).transpose();
+        linalg::matmul_nt(S, q.block(base + r0, h * hd, rows, hd), k.block(base, kvh * hd, cols, hd));
         for (int i = 0; i < rows; ++i) {
-          // Softmax over the causal prefix [0, r0 + i] with Eigen's vectorised exp.
-          auto row = S.row(i);
-          auto prefix = row.head(r0 + i + 1).array();
-          prefix = (prefix - prefix.maxCoeff()) * scale;
-          prefix = prefix.exp();
-          prefix /= prefix.sum();
-          row.tail(rows - i - 1).setZero();
+          // Softmax over the causal prefix [0, r0 + i].
+          float* row = S.row(i).data();
+          const int n = r0 + i + 1;
+          const float mx = *std::max_element(row, row + n);
+          for (int j = 0; j < n; ++j) row[j] = (row[j] - mx) * scale;
+          linalg::exp_inplace(row, n);
+          const float total = linalg::sum(row, n);
+          for (int j = 0; j < n; ++j) row[j] /= total;
+          std::fill(row + n, row + cols, 0.0f);
         }
-        out.block(base + r0, h * hd, rows, hd).noalias() = S * v.block(base, kvh * hd, cols, hd);
+        linalg::matmul(out.block(base + r0, h * hd, rows, hd), S, v.block(base, kvh * hd, cols, hd));
       }
     }
   }
@@ -133,8 +140,10 @@ bool block_forward_chunk(const ModelConfig& c, const BlockWeights& w, const Rope
   Matrix g, u;
   linear_forward(w[K::gate], h, g);
   linear_forward(w[K::up], h, u);
-  // SwiGLU: silu(gate) * up.
-  g.array() = g.array() / (1.0f + (-g.array()).exp()) * u.array();
+  // SwiGLU: silu(gate) * up, silu(x) = x / (1 + e^-x).
+  Matrix e = -g;
+  linalg::exp_inplace(e.data(), e.size());
+  g.array() = g.array() / (1.0f + e.array()) * u.array();
   if (feed({K::down}, g)) return false;
   linear_forward(w[K::down], g, o);
   x += o;

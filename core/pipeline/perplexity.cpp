@@ -1,10 +1,13 @@
 #include "pipeline/perplexity.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
 #include "common/error.h"
 #include "common/text_file.h"
+#include "linalg/gemm.h"
+#include "linalg/reduce.h"
 #include "model/llama.h"
 
 namespace gptqw {
@@ -13,13 +16,14 @@ namespace {
 
 // Mean next-token NLL of one window from its final hidden states h [seqlen, hidden].
 double window_nll(const Matrix& h, const Matrix& lm_head, std::span<const int32_t> ids) {
-  Matrix logits = h.topRows(h.rows() - 1) * lm_head.transpose();
+  Matrix logits(h.rows() - 1, lm_head.rows());
+  linalg::matmul_nt(logits, h.topRows(h.rows() - 1), lm_head);
   double sum = 0;
   for (Eigen::Index t = 0; t < logits.rows(); ++t) {
-    auto row = logits.row(t);
-    float mx = row.maxCoeff();
-    double lse = std::log((row.array() - mx).exp().cast<double>().sum()) + mx;
-    sum += lse - row(ids[t + 1]);
+    const float* row = logits.row(t).data();
+    const float mx = *std::max_element(row, row + logits.cols());
+    const double lse = std::log(linalg::sum_exp_f64(row, logits.cols(), mx)) + mx;
+    sum += lse - row[ids[t + 1]];
   }
   return sum / static_cast<double>(logits.rows());
 }

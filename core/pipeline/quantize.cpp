@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "common/error.h"
+#include "linalg/reduce.h"
 #include "model/llama.h"
 #include "quant/hessian.h"
 #include "quant/packing.h"
@@ -42,7 +43,7 @@ std::vector<std::vector<LinearKind>> sequential_groups(bool true_sequential) {
 double weighted_square(const Matrix& D, const Matrix& H, Backend& backend) {
   Matrix DH(D.rows(), H.rows());
   backend.gemm_xwt(D, H, DH);  // D H^T = D H, H symmetric
-  return DH.cwiseProduct(D).cast<double>().sum();
+  return linalg::dot_f64(DH.data(), D.data(), D.size());
 }
 
 }  // namespace

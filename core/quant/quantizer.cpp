@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "common/error.h"
+#include "linalg/reduce.h"
 
 namespace gptqw {
 
@@ -70,9 +71,12 @@ namespace {
 // comparison between candidates free of our own rounding, so only true near-ties can differ.
 double row_error(const float* x, Eigen::Index n, float scale, float zero, float maxq, float norm,
                  Eigen::ArrayXf& buf) {
+  // std::pow per element rather than Eigen's vectorised pow, whose results depend on the
+  // vector width; summed in linalg's fixed order. The MSE search compares these sums, so they
+  // must not depend on the machine.
   for (Eigen::Index c = 0; c < n; ++c)
-    buf[c] = std::fabs(dequant(quant_code(x[c], scale, zero, maxq), scale, zero) - x[c]);
-  return buf.head(n).pow(norm).cast<double>().sum();
+    buf[c] = std::pow(std::fabs(dequant(quant_code(x[c], scale, zero, maxq), scale, zero) - x[c]), norm);
+  return linalg::sum_f64(buf.data(), n);
 }
 
 }  // namespace
