@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/half.h"
+#include "common/sha256.h"
 #include "common/text_file.h"
 
 using namespace gptqw;
@@ -36,6 +37,22 @@ class TestCommon : public QObject {
       if (std::isnan(f)) continue;
       QCOMPARE(float_to_half(f), static_cast<uint16_t>(h));
     }
+  }
+  // FIPS 180-4's examples, a block-boundary length, and a million 'a's fed in odd pieces.
+  void sha256KnownDigests() {
+    QCOMPARE(sha256_hex(""), std::string("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+    QCOMPARE(sha256_hex("abc"), std::string("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+    QCOMPARE(sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+             std::string("248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"));
+    Sha256 h;
+    const std::string chunk(997, 'a');
+    size_t left = 1000000;
+    while (left > 0) {
+      const size_t n = std::min(left, chunk.size());
+      h.update(chunk.data(), n);
+      left -= n;
+    }
+    QCOMPARE(h.hex(), std::string("cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"));
   }
   void bf16() {
     QCOMPARE(float_to_bf16(1.0f), uint16_t(0x3f80));

@@ -177,6 +177,40 @@ class TestMainWindow : public QObject {
     QVERIFY(!viewer.canExport());  // a report holds no weights
   }
 
+  // A report's windows run again in another window, whatever that window's sample settings say.
+  void rerunOnAReportsWindows() {
+    MainWindow w;
+    w.show();
+    configure(w);
+    w.settingsForm()->setSamples(8, 128);
+    w.settingsForm()->setSeed(5);
+    load(w, model_dir());
+    QSignalSpy finished(&w, &MainWindow::runFinished);
+    QVERIFY(w.startRun());
+    QVERIFY(finished.wait(300000));
+    const QString report_file = m_tmp.filePath("rerun-report.json");
+    QVERIFY(w.saveReport(report_file));
+
+    MainWindow again;
+    again.show();
+    configure(again);
+    again.settingsForm()->setSamples(4, 64);
+    again.settingsForm()->setSeed(99);
+    load(again, model_dir());
+    QSignalSpy opened(&again, &MainWindow::reportOpened);
+    again.openReport(report_file);
+    QVERIFY(opened.wait(30000));
+    QTRY_VERIFY(!again.busy());
+    QSignalSpy again_finished(&again, &MainWindow::runFinished);
+    QVERIFY(again.rerunOnReportWindows());
+    QVERIFY(again_finished.wait(300000));
+    QCOMPARE(again.report()->calib_offsets, w.report()->calib_offsets);
+    QCOMPARE(again.report()->seqlen, 128);
+    QCOMPARE(again.report()->calib_sha256, w.report()->calib_sha256);
+    QCOMPARE(again.settingsForm()->spec().seqlen, 128);  // the form shows what ran
+    QCOMPARE(again.report()->perplexity->gptq, w.report()->perplexity->gptq);
+  }
+
   void cancelLeavesTheWindowUsable() {
     MainWindow w;
     w.show();

@@ -328,6 +328,10 @@ void MainWindow::buildMenus() {
 
   QMenu* run = menuBar()->addMenu(tr("&Run"));
   m_act_run = run->addAction(tr("&Run GPTQ and RTN"), QKeySequence(Qt::CTRL | Qt::Key_R), this, &MainWindow::startRun);
+  m_act_rerun = run->addAction(tr("Run Again on This Report's &Windows"), this,
+                               &MainWindow::rerunOnReportWindows);
+  m_act_rerun->setToolTip(tr("The open report's calibration windows (same text, seqlen and "
+                             "offsets) with the form's other settings"));
   m_act_cancel = run->addAction(tr("&Cancel"), QKeySequence(Qt::Key_Escape), this, &MainWindow::cancel);
 
   QMenu* view = menuBar()->addMenu(tr("&View"));
@@ -371,6 +375,7 @@ void MainWindow::updateActions() {
   m_act_export->setEnabled(canExport());
   m_act_export->setToolTip(m_kept ? QString() : tr("Run first: a report holds no weights to export"));
   m_act_save_report->setEnabled(idle && m_report.has_value());
+  m_act_rerun->setEnabled(idle && m_model && m_report && !m_report->calib_offsets.empty());
   m_act_csv->setEnabled(m_layers->rowCount() > 0);
   QString why;
   if (!m_model) why = tr("Open a model first.");
@@ -523,7 +528,33 @@ void MainWindow::clearResults() {
   m_hessian_label->setText(tr("Select a layer in the table or the error chart."));
 }
 
-bool MainWindow::startRun() {
+bool MainWindow::startRun() { return startRunWith(std::nullopt); }
+
+bool MainWindow::rerunOnReportWindows() {
+  if (busy() || !m_report) return false;
+  CalibrationRecord rec = calibration_record(*m_report);
+  // The recorded text where the report says it is, else the chosen one (checked against the
+  // record's size and SHA-256 when the run starts).
+  QString file = qstr(rec.file.string());
+  if (!QFileInfo(file).isFile()) file = m_calib_file;
+  if (file.isEmpty()) {
+    showError(tr("Calibration text not found"),
+              tr("The report's calibration text %1 is not there. Choose it with File > "
+                 "Calibration Text… and run again.")
+                  .arg(qstr(rec.file.string())));
+    return false;
+  }
+  if (file != m_calib_file) setCalibrationFile(file);
+  // The form shows what the run uses.
+  m_form->setSamples(m_report->nsamples, m_report->seqlen);
+  m_form->setSeed(static_cast<int>(std::min<uint64_t>(m_report->seed, INT32_MAX)));
+  log(tr("running again on the %1 windows of %2 tokens recorded in the report")
+          .arg(rec.offsets.size())
+          .arg(rec.seqlen));
+  return startRunWith(std::move(rec));
+}
+
+bool MainWindow::startRunWith(std::optional<CalibrationRecord> replay) {
   if (busy()) return false;
   if (!m_model) {
     showError(tr("No model"), tr("Open a model before running."));
@@ -550,6 +581,12 @@ bool MainWindow::startRun() {
     return false;
   }
   spec.calib_file = fspath(m_calib_file);
+  if (replay) {
+    spec.nsamples = static_cast<int>(replay->offsets.size());
+    spec.seqlen = replay->seqlen;
+    spec.seed = replay->seed;
+    spec.replay = std::move(replay);
+  }
   if (!m_eval_file.isEmpty()) spec.eval_file = fspath(m_eval_file);
   clearResults();
   m_tabs->setCurrentIndex(LayersTab);

@@ -49,6 +49,7 @@ class SettingsForm : public QWidget {
   void setGroupSize(int group_size);  // -1: per row
   void setActOrder(bool on);
   void setSamples(int nsamples, int seqlen);
+  void setSeed(int seed);
   void setEvalWindows(int seqlen, int max_windows);
 
   void save(QSettings& s) const;

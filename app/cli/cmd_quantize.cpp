@@ -21,7 +21,7 @@ const std::set<std::string> kValued = {"--model", "--tokenizer", "--calib", "--m
                                        "--group-size", "--damp", "--block-size", "--nsamples",
                                        "--seqlen", "--seed", "--eval", "--eval-seqlen",
                                        "--eval-max-windows", "--report", "--threads", "--out",
-                                       "--shard-size", "--skip-modules"};
+                                       "--shard-size", "--skip-modules", "--calib-from"};
 
 QuantizeOptions parse_options(const Args& args, bool compare) {
   QuantizeOptions o;
@@ -108,14 +108,29 @@ int run(const std::vector<std::string>& words, bool compare) {
   RunSpec spec;
   spec.options = parse_options(args, compare);
   const QuantizeOptions& options = spec.options;
-  spec.calib_file = args.require("--calib");
-  spec.nsamples = static_cast<int>(args.get_int("--nsamples", 128));
-  spec.seqlen = static_cast<int>(args.get_int("--seqlen", 2048));
-  long seed = args.get_int("--seed", 0);
-  if (spec.nsamples < 1) throw UsageError("--nsamples must be at least 1");
-  if (spec.seqlen < 2) throw UsageError("--seqlen must be at least 2");
-  if (seed < 0) throw UsageError("--seed must be >= 0");
-  spec.seed = static_cast<uint64_t>(seed);
+  if (auto from = args.get("--calib-from")) {
+    // The windows of an earlier run: its calibration file (or --calib, a copy of it), its
+    // seqlen and its offsets.
+    for (const char* own : {"--nsamples", "--seqlen", "--seed"})
+      if (args.get(own))
+        throw UsageError(std::string("--calib-from takes the windows from the report; ") + own +
+                         " cannot be given with it");
+    const Report earlier = load_report(*from);
+    spec.replay = calibration_record(earlier);
+    spec.calib_file = args.get_or("--calib", earlier.calib_file);
+    spec.nsamples = earlier.nsamples;
+    spec.seqlen = earlier.seqlen;
+    spec.seed = earlier.seed;
+  } else {
+    spec.calib_file = args.require("--calib");
+    spec.nsamples = static_cast<int>(args.get_int("--nsamples", 128));
+    spec.seqlen = static_cast<int>(args.get_int("--seqlen", 2048));
+    long seed = args.get_int("--seed", 0);
+    if (spec.nsamples < 1) throw UsageError("--nsamples must be at least 1");
+    if (spec.seqlen < 2) throw UsageError("--seqlen must be at least 2");
+    if (seed < 0) throw UsageError("--seed must be >= 0");
+    spec.seed = static_cast<uint64_t>(seed);
+  }
   if (auto eval = args.get("--eval")) spec.eval_file = *eval;
   spec.eval.seqlen = static_cast<int>(args.get_int("--eval-seqlen", spec.seqlen));
   spec.eval.max_windows = static_cast<int>(args.get_int("--eval-max-windows", 0));

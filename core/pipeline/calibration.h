@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <string>
 #include <vector>
 
 #include "model/tokenizer.h"
@@ -13,6 +14,8 @@ namespace gptqw {
 
 struct CalibrationSet {
   std::filesystem::path source;
+  uint64_t source_bytes = 0;   // the text file's size and SHA-256, so that a rerun can check
+  std::string source_sha256;   // it reads the same text (empty when built from ids alone)
   int seqlen = 0;
   uint64_t seed = 0;
   int64_t text_tokens = 0;       // tokens of the whole text (BOS included)
@@ -35,5 +38,23 @@ CalibrationSet sample_calibration(const Tokenizer& tokenizer, const std::filesys
 // Rebuilds a set from recorded offsets (a report's), checking they fit the text.
 CalibrationSet calibration_from_offsets(const std::vector<int32_t>& text_ids,
                                         const std::vector<int64_t>& offsets, int seqlen);
+
+// What a report records of its calibration windows: enough to rebuild exactly the same ones.
+struct CalibrationRecord {
+  std::filesystem::path file;  // as the run named it
+  uint64_t file_bytes = 0;     // 0 and "" in reports made before they were recorded
+  std::string sha256;
+  int64_t text_tokens = 0;
+  int seqlen = 0;
+  uint64_t seed = 0;
+  std::vector<int64_t> offsets;
+};
+
+// The windows of an earlier run, from `text` (the recorded file or a copy of it). Throws
+// ConfigError naming both files when `text` is not the recorded one (size or SHA-256 differ),
+// and when its tokens, with this tokenizer, are not the recorded count (another model's
+// tokenizer would put the offsets on other text).
+CalibrationSet calibration_replay(const Tokenizer& tokenizer, const std::filesystem::path& text,
+                                  const CalibrationRecord& record);
 
 }  // namespace gptqw

@@ -190,9 +190,12 @@ Report make_report(const Model& model, const CalibrationSet& calib, const Quanti
   r.created = utc_now_iso8601();
   r.backend = best_backend().name();
   r.threads = threads;
+  r.environment = current_environment(threads);
   r.model = summarize(*model.weights, model.path.string());
   r.options = options;
   r.calib_file = calib.source.string();
+  r.calib_file_bytes = calib.source_bytes;
+  r.calib_sha256 = calib.source_sha256;
   r.nsamples = calib.nsamples();
   r.seqlen = calib.seqlen;
   r.seed = calib.seed;
@@ -203,6 +206,18 @@ Report make_report(const Model& model, const CalibrationSet& calib, const Quanti
   result.layers.clear();
   r.timing = std::move(result);
   return r;
+}
+
+CalibrationRecord calibration_record(const Report& r) {
+  CalibrationRecord c;
+  c.file = r.calib_file;
+  c.file_bytes = r.calib_file_bytes;
+  c.sha256 = r.calib_sha256;
+  c.text_tokens = r.calib_text_tokens;
+  c.seqlen = r.seqlen;
+  c.seed = r.seed;
+  c.offsets = r.calib_offsets;
+  return c;
 }
 
 json to_json(const Report& r) {
@@ -236,8 +251,11 @@ json to_json(const Report& r) {
         {"damp_percent", r.options.gptq.percdamp},
         {"block_size", r.options.gptq.blocksize},
         {"true_sequential", r.options.true_sequential}}},
+      {"environment", to_json(r.environment)},
       {"calibration",
        {{"file", r.calib_file},
+        {"file_bytes", r.calib_file_bytes},
+        {"sha256", r.calib_sha256},
         {"nsamples", r.nsamples},
         {"seqlen", r.seqlen},
         {"seed", r.seed},
@@ -284,6 +302,7 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
     r.created = j.at("created").get<std::string>();
     r.backend = j.at("backend").get<std::string>();
     r.threads = integer_at<int>(j, "threads");
+    if (j.contains("environment")) r.environment = environment_from_json(j["environment"]);
     const json& m = j.at("model");
     r.model = {m.at("path").get<std::string>(),   m.at("format").get<std::string>(),
                m.at("model_type").get<std::string>(), m.at("architecture").get<std::string>(),
@@ -308,6 +327,13 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
     o.run_rtn = std::find(methods.begin(), methods.end(), "rtn") != methods.end();
     const json& c = j.at("calibration");
     r.calib_file = c.at("file").get<std::string>();
+    if (c.contains("sha256")) {  // older reports lack the fingerprint
+      r.calib_file_bytes = integer_at<uint64_t>(c, "file_bytes");
+      r.calib_sha256 = c.at("sha256").get<std::string>();
+      if (!r.calib_sha256.empty() && (r.calib_sha256.size() != 64 ||
+                                      r.calib_sha256.find_first_not_of("0123456789abcdef") != std::string::npos))
+        throw FormatError("field 'sha256' must be 64 lowercase hexadecimal digits");
+    }
     r.nsamples = integer_at<int>(c, "nsamples");
     r.seqlen = integer_at<int>(c, "seqlen");
     r.seed = integer_at<uint64_t>(c, "seed");

@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/environment.h"
+#include "pipeline/calibration.h"
 #include "pipeline/perplexity.h"
 #include "pipeline/quantize.h"
 
@@ -51,10 +53,13 @@ struct Report {
   std::string created;  // ISO 8601, UTC
   std::string backend;
   int threads = 0;
+  Environment environment;  // CPU, build, kernels (empty fields in older reports)
   ModelSummary model;
   QuantizeOptions options;
   // Calibration: file, windows and where they start in the tokenized text.
   std::string calib_file;
+  uint64_t calib_file_bytes = 0;  // 0 and "" in reports made before they were recorded
+  std::string calib_sha256;
   int nsamples = 0, seqlen = 0;
   uint64_t seed = 0;
   int64_t calib_text_tokens = 0;
@@ -65,6 +70,9 @@ struct Report {
   QuantizeResult timing;  // its layers are left empty; they live in `layers`
   uint64_t peak_rss_bytes = 0;  // the process's peak resident memory when the report was made
 };
+
+// What the report records of its calibration windows, to rerun on exactly them.
+CalibrationRecord calibration_record(const Report& r);
 
 // The process's peak resident set size so far (getrusage), in bytes.
 uint64_t peak_rss_bytes();

@@ -9,8 +9,9 @@ namespace gptqw {
 RunInputs prepare_run(const Model& model, const RunSpec& spec) {
   if (!model.tokenizer) throw ConfigError(file_msg(model.path, "was opened without a tokenizer"));
   RunInputs in;
-  in.calib = sample_calibration(*model.tokenizer, spec.calib_file, spec.nsamples, spec.seqlen,
-                                spec.seed);
+  in.calib = spec.replay ? calibration_replay(*model.tokenizer, spec.calib_file, *spec.replay)
+                        : sample_calibration(*model.tokenizer, spec.calib_file, spec.nsamples,
+                                             spec.seqlen, spec.seed);
   if (spec.eval_file) {
     in.eval_ids = model.tokenizer->encode(read_text_file(*spec.eval_file), true);
     if (int64_t(in.eval_ids.size()) < spec.eval.seqlen)
