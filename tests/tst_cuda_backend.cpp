@@ -83,7 +83,7 @@ Matrix damped_hessian(const Matrix& X, double percdamp = 0.01) {
   return H;
 }
 
-// The dead input d as gptq's mark_dead_inputs leaves it: H[d, :] = H[:, d] = 0, H[d, d] = 1.
+// The dead input d as GPTQ's factor_hessian leaves it: H[d, :] = H[:, d] = 0, H[d, d] = 1.
 void kill_input(Matrix& H, Index d) {
   H.row(d).setZero();
   H.col(d).setZero();

@@ -623,13 +623,16 @@ bool MainWindow::startRunWith(std::optional<CalibrationRecord> replay) {
       showReport(*report);
       m_report = std::move(*report);
       const auto& t = m_report->timing;
-      log(tr("done in %1 s (forward %2, hessian %3, gptq %4, rtn %5, metrics %6); peak memory %7")
+      log(tr("done in %1 s (calibration %2, hessian %3, factor %4, gptq %5, rtn %6, metrics %7, "
+             "forward %8); peak memory %9")
               .arg(t.seconds, 0, 'f', 2)
-              .arg(t.seconds_forward, 0, 'f', 2)
+              .arg(t.seconds_calibration, 0, 'f', 2)
               .arg(t.seconds_hessian, 0, 'f', 2)
+              .arg(t.seconds_factor, 0, 'f', 2)
               .arg(t.seconds_gptq, 0, 'f', 2)
               .arg(t.seconds_rtn, 0, 'f', 2)
               .arg(t.seconds_metrics, 0, 'f', 2)
+              .arg(t.seconds_forward, 0, 'f', 2)
               .arg(formatBytes(m_report->peak_rss_bytes)));
       if (const auto& p = m_report->perplexity)
         log(tr("perplexity on %1: original %2, RTN %3, GPTQ %4")

@@ -86,11 +86,13 @@ void print_table(const Report& r) {
   const MemorySummary& m = r.memory;
   std::printf("\nweights: fp16 %.2f MiB -> quantized %.2f MiB (%.2f bits per quantized weight, %.1f%% saved)\n",
               m.fp16_bytes / 1048576.0, m.quantized_bytes / 1048576.0, m.bits_per_weight, m.saving_percent);
-  std::printf("time: %.2f s (forward %.2f, hessian %.2f, gptq %.2f, rtn %.2f, metrics %.2f); "
-              "peak memory %.0f MiB\n",
-              r.timing.seconds, r.timing.seconds_forward, r.timing.seconds_hessian,
-              r.timing.seconds_gptq, r.timing.seconds_rtn, r.timing.seconds_metrics,
-              r.peak_rss_bytes / 1048576.0);
+  const QuantizeResult& time = r.timing;
+  std::printf("time: %.2f s (calibration %.2f, hessian %.2f, factor %.2f, gptq %.2f [columns %.2f, "
+              "lazy %.2f], rtn %.2f, metrics %.2f, forward %.2f); peak memory %.0f MiB\n",
+              time.seconds, time.seconds_calibration, time.seconds_hessian, time.seconds_factor,
+              time.seconds_gptq,
+              time.seconds_columns, time.seconds_lazy, time.seconds_rtn, time.seconds_metrics,
+              time.seconds_forward, r.peak_rss_bytes / 1048576.0);
   if (r.perplexity) {
     const auto& p = *r.perplexity;
     std::printf("\nperplexity on %s (seqlen %d, %d windows):\n", p.text.c_str(), p.seqlen, p.windows);

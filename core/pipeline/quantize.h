@@ -77,8 +77,16 @@ using LayerSink = std::function<void(Method, int block, LinearKind, QuantizedWei
 struct QuantizeResult {
   std::vector<LayerReport> layers;
   double seconds = 0;
-  // Where the time went, summed over layers and blocks.
-  double seconds_forward = 0, seconds_hessian = 0, seconds_gptq = 0, seconds_rtn = 0,
+  // Where the time went, summed over layers and blocks:
+  //   calibration  the partial block runs that produce each group's inputs
+  //   hessian      accumulating the Hessians from those inputs
+  //   factor       damping, Cholesky and triangular inverse, once per distinct Hessian
+  //   gptq         GPTQ of each module on the shared factor: columns + lazy + the rest
+  //   columns      GPTQ's in-block column loops; lazy: its lazy batch updates
+  //   rtn, metrics RTN; the reconstruction errors (pipeline/layer_metrics.h)
+  //   forward      re-running each quantized block for the next block's inputs
+  double seconds_forward = 0, seconds_calibration = 0, seconds_hessian = 0, seconds_factor = 0,
+         seconds_gptq = 0, seconds_columns = 0, seconds_lazy = 0, seconds_rtn = 0,
          seconds_metrics = 0;
 };
 

@@ -271,8 +271,12 @@ json to_json(const Report& r) {
       {"timing",
        {{"total", r.timing.seconds},
         {"forward", r.timing.seconds_forward},
+        {"calibration", r.timing.seconds_calibration},
         {"hessian", r.timing.seconds_hessian},
+        {"factor", r.timing.seconds_factor},
         {"gptq", r.timing.seconds_gptq},
+        {"columns", r.timing.seconds_columns},
+        {"lazy", r.timing.seconds_lazy},
         {"rtn", r.timing.seconds_rtn},
         {"metrics", r.timing.seconds_metrics}}},
       {"peak_rss_bytes", r.peak_rss_bytes},
@@ -354,6 +358,12 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
     r.timing.seconds_gptq = real_at(t, "gptq");
     r.timing.seconds_rtn = real_at(t, "rtn");
     r.timing.seconds_metrics = real_at(t, "metrics");
+    // Split out later; older reports count calibration in hessian and factor in gptq.
+    for (auto [key, field] : {std::pair{"calibration", &QuantizeResult::seconds_calibration},
+                              {"factor", &QuantizeResult::seconds_factor},
+                              {"columns", &QuantizeResult::seconds_columns},
+                              {"lazy", &QuantizeResult::seconds_lazy}})
+      if (t.contains(key)) r.timing.*field = real_at(t, key);
     r.peak_rss_bytes = j.contains("peak_rss_bytes") ? integer_at<uint64_t>(j, "peak_rss_bytes") : 0;
     if (j.contains("perplexity") && !j["perplexity"].is_null()) {
       const json& p = j["perplexity"];
