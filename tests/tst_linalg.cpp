@@ -34,14 +34,20 @@ bool same_bits(const Matrix& a, const Matrix& b) {
          std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0;
 }
 
-// The definition of gemm(): each element a chain of fused multiply-adds in increasing k.
+// The definition of gemm(): each element sums runs of kDepthRun terms, each a chain of fused
+// multiply-adds from +0, and adds the runs in order (assign: starting from the first run).
 Matrix naive_gemm(const Matrix& C0, const Matrix& A, const Matrix& B, Update u) {
   Matrix C = C0;
   for (Eigen::Index i = 0; i < C.rows(); ++i)
     for (Eigen::Index j = 0; j < C.cols(); ++j) {
-      float c = u == Update::assign ? 0.0f : C(i, j);
-      for (Eigen::Index k = 0; k < A.cols(); ++k)
-        c = std::fma(u == Update::subtract ? -A(i, k) : A(i, k), B(k, j), c);
+      float c = C(i, j);
+      for (Eigen::Index k0 = 0; k0 < A.cols(); k0 += kDepthRun) {
+        float p = 0.0f;
+        for (Eigen::Index k = k0; k < std::min<Eigen::Index>(A.cols(), k0 + kDepthRun); ++k)
+          p = std::fma(u == Update::subtract ? -A(i, k) : A(i, k), B(k, j), p);
+        c = k0 == 0 && u == Update::assign ? p : c + p;
+      }
+      if (A.cols() == 0 && u == Update::assign) c = 0.0f;
       C(i, j) = c;
     }
   return C;
@@ -86,6 +92,7 @@ class TestLinalg : public QObject {
     QTest::newRow("7x5x3") << 7 << 5 << 3;
     QTest::newRow("13x33x17") << 13 << 33 << 17;
     QTest::newRow("64x64x600") << 64 << 64 << 600;
+    QTest::newRow("9x8x700") << 9 << 8 << 700;  // narrow: the unpacked path over three runs
     QTest::newRow("150x70x257") << 150 << 70 << 257;
     QTest::newRow("300x97x40") << 300 << 97 << 40;
   }

@@ -9,9 +9,10 @@
 // flip propagates: the same model and settings then give a visibly different perplexity on an
 // AVX2 machine and on an AVX-512 one. The kernels here therefore define each result by the
 // order of its operations, not by the hardware:
-//   - every product-sum is a chain of fused multiply-adds in increasing k, starting from the
-//     destination's value (or +0): c = fma(a_k, b_k, c); vector width, register tiling, cache
-//     blocking and thread count change which elements are computed together, never the chain;
+//   - every product-sum runs through k in runs of kDepthRun (256), each a chain of fused
+//     multiply-adds from +0 in increasing k (p = fma(a_k, b_k, p)), the runs added to the
+//     destination in order; vector width, register tiling, cache blocking and thread count
+//     change which elements are computed together, never the chain;
 //   - a fused multiply-add is exactly rounded (IEEE 754), so hardware FMA at any vector width
 //     and the C library's fmaf give the same result;
 //   - no other operation is fused (the project builds with -ffp-contract=off).

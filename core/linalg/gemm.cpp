@@ -1,9 +1,8 @@
 // The GEMM driver: the classic three-level blocking (Goto, BLIS) around the micro-tile kernel of
 // the chosen instruction-set level. Each task owns a block of mc rows of C and a range of its
-// columns; for each kc-deep slice it packs its A block into mr-row micro-panels and its B
-// columns into nr-column micro-panels and runs the micro-tile over them. The micro-tile loads C's partial
-// sums at the start of every kc block and stores them at its end, so each element's chain of
-// fused multiply-adds runs through k = 0 .. K-1 in order however K is cut.
+// columns; for each kc-deep slice (one run of the definition, kc = kDepthRun) it packs its A
+// block into mr-row micro-panels and its B columns into nr-column micro-panels and runs the
+// micro-tile over them, which adds that run's partial sums to C.
 #include "linalg/gemm.h"
 
 #include <omp.h>
@@ -20,8 +19,9 @@ namespace gptqw::linalg {
 namespace {
 
 // Depth of one packed block: a B micro-panel (kc x nr floats, 32 KiB at nr = 32) stays in L1
-// while the A micro-panels stream past it.
-constexpr int64_t kKc = 256;
+// while the A micro-panels stream past it. It is the definition's run length (kDepthRun), not a
+// tuning choice: each micro-tile call sums exactly one run.
+constexpr int64_t kKc = kDepthRun;
 // Rows of A per task, in micro-tiles: the packed A block (about 150 KiB) stays in L2.
 constexpr int64_t kMcTiles = 12;
 // Columns of B per packed block: kc x nc floats (2 MiB) in the shared L3.

@@ -1,8 +1,9 @@
 // Matrix products with a result defined by the order of its operations (cpu_kernels.h says why):
-// C[i,j] starts from its own value (Update::add, subtract) or from +0 (assign) and takes one
-// fused multiply-add per k = 0, 1, ..., K-1: c = fma(+-A[i,k], B[k,j], c). Blocking, packing,
-// vector width and threads only change which elements are computed together, so the bits are
-// the same on every CPU, at every thread count. Blocked for the caches and run on the OpenMP
+// for C[i,j], each run of kDepthRun consecutive k (0..255, 256..511, ...) sums its terms
+// +-A[i,k] B[k,j] as a chain of fused multiply-adds from +0 in increasing k, and the runs are
+// added to C[i,j] in order (Update::add, subtract) or to the first run (assign). Blocking,
+// packing, vector width and threads only change which elements are computed together, so the
+// bits are the same on every CPU, at every thread count. Blocked for the caches and run on the OpenMP
 // threads (serially when called from inside a parallel region).
 #pragma once
 

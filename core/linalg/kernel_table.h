@@ -9,6 +9,13 @@ namespace gptqw::linalg {
 
 enum class KernelIsa { generic, avx2, avx512 };
 
+// The depth of one partial sum in every product: each element of a product sums its k = 0..K-1
+// terms in consecutive runs of this many, each run a chain of fused multiply-adds from +0,
+// and adds the runs to the destination one by one. Part of the definition of the results (the
+// same on every level), and it keeps the rounding error of a long sum (a Hessian over 8192
+// tokens, a down_proj over 11008 inputs) near that of a blocked BLAS rather than growing with K.
+constexpr int64_t kDepthRun = 256;
+
 // Rows of W that one gptq_tile call carries as vector lanes: 32 independent rows fill the vector
 // units while the tile (B x 32 floats, 16 KiB at B = 128) stays in L1.
 constexpr int64_t kGptqLanes = 32;
@@ -21,13 +28,15 @@ struct CpuKernels {
   int mr, nr;        // the GEMM micro-tile: mr rows of A x nr columns of B
   int small_cols;    // gemm_small reads B's rows in strips of this many columns
 
-  // C[0:mr, 0:nr] = (load_c ? C : +0) + sum over k of Ap[k][r] * Bp[k][c], one fused
-  // multiply-add per k in increasing k. Ap: kc x mr (packed, k-major), Bp: kc x nr.
+  // C[0:mr, 0:nr] = load_c ? C + p : p, p = sum over k of Ap[k][r] * Bp[k][c] as a chain of
+  // fused multiply-adds from +0 in increasing k (one run: kc <= kDepthRun). Ap: kc x mr
+  // (packed, k-major), Bp: kc x nr.
   void (*gemm_tile)(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc,
                     bool load_c);
 
-  // The same product for small or narrow matrices, without packing: C[M, N] = (load_c ? C : +0)
-  // + (negate ? -1 : 1) A B, each element's fused chain in increasing k. A is strided (element
+  // The same product for small or narrow matrices, without packing: C[M, N] (op)= A B with
+  // (negate ? -1 : 1) A, the sum in runs of kDepthRun as gemm() defines it; without load_c the
+  // first run is stored, not added. A is strided (element
   // (i, k) at A[i * rsa + k * csa]), C row-major, B row-major [K, N] with row stride ldb and its
   // rows readable (zero-padded) up to a multiple of small_cols columns.
   void (*gemm_small)(int64_t M, int64_t N, int64_t K, const float* A, int64_t rsa, int64_t csa,
@@ -53,7 +62,7 @@ struct CpuKernels {
   // the rows as vector lanes. t holds the tile's B columns transposed: t[j * kGptqLanes + l] is
   // row l, column j; lanes >= rows are padding (quantized on the grid scale 1, zero 0 and never
   // read back). For each column i in order and every lane: the grid is row g = col_group[i] of
-  // scales/zeros (lane l at [g * ldg + l]); code = clamp(round_half_even(x / scale) + zero, 0,
+  // scales/zeros (lane l at [g * ldg + l]); code = clamp(round_quotient(x / scale) + zero, 0,
   // maxq); q = scale * (code - zero); e = (x - q) / d with d = Hinv1[i,i]; the lane's loss
   // gains (x - q)^2 / d^2 (double, in increasing i); then x_j = fma(-e, Hinv1[i,j], x_j) for
   // j > i. Outputs in the same transposed layout: tq (q), te (e), tc (codes as floats).

@@ -12,6 +12,7 @@ inline vec vload(const float* p) { return *p; }
 inline void vstore(float* p, vec v) { *p = v; }
 inline vec vbcast(float x) { return x; }
 inline vec vfma(vec a, vec b, vec c) { return __builtin_fmaf(a, b, c); }
+inline vec vadd(vec a, vec b) { return a + b; }
 }  // namespace
 
 #define KERNEL_ENTRY kernels_generic
