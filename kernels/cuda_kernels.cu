@@ -52,10 +52,19 @@ int64_t gptq_tile_bytes(int64_t B) {
   return 3 * B * kPitch * int64_t(sizeof(float));
 }
 
-// quant_code() of quant/quantizer.h: clamp(round_half_even(x / scale) + zero, 0, maxq), a
-// NaN landing on 0.
+// round_quotient() of quant/quantizer.h: half to even, a quotient within 2^-22 of its magnitude
+// of a half-integer counting as that half-integer.
+__device__ __forceinline__ float round_quotient(float v) {
+  const float a = fabsf(v) < 0x1p22f ? v : 0.0f;
+  const float h = __fadd_rn(floorf(a), 0.5f);
+  const bool tie = fabsf(__fsub_rn(a, h)) <= __fmul_rn(fabsf(h), 0x1p-22f) && a == v;
+  return rintf(tie ? h : v);
+}
+
+// quant_code() of quant/quantizer.h: clamp(round_quotient(x / scale) + zero, 0, maxq), a NaN
+// landing on 0.
 __device__ __forceinline__ float quant_code(float x, float scale, float zero, float maxq) {
-  float q = __fadd_rn(rintf(__fdiv_rn(x, scale)), zero);
+  float q = __fadd_rn(round_quotient(__fdiv_rn(x, scale)), zero);
   q = 0.0f < q ? q : 0.0f;
   return q < maxq ? q : maxq;
 }

@@ -114,7 +114,7 @@ Grid find_grid(const Eigen::Ref<const Matrix>& x, const QuantConfig& config) {
         xmax = +1;
       }
       float scale = (xmax - xmin) / maxq;
-      float zero = config.sym ? sym_zero : round_half_even(-xmin / scale);
+      float zero = config.sym ? sym_zero : round_quotient(-xmin / scale);
 
       if (config.mse) {
         // Shrink the range by p = 1 - i/grid and keep the candidate with the smallest error;
@@ -126,7 +126,7 @@ Grid find_grid(const Eigen::Ref<const Matrix>& x, const QuantConfig& config) {
           const float xmin1 = p * xmin, xmax1 = p * xmax;
           const float scale1 = (xmax1 - xmin1) / maxq;
           // Asymmetric grids re-centre their zero; symmetric ones keep (maxq + 1) / 2.
-          const float zero1 = config.sym ? zero : round_half_even(-xmin1 / scale1);
+          const float zero1 = config.sym ? zero : round_quotient(-xmin1 / scale1);
           const double err = row_error(row, cols, scale1, zero1, maxq, norm, buf);
           if (err < best) {
             best = err;

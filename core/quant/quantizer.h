@@ -54,12 +54,32 @@ inline float round_half_even(float x) {
   return std::nearbyint(x);
 }
 
+// The rounding of a quotient x / scale to a code: half to even, where a quotient within
+// 2^-22 of its magnitude (two to four ulps) of a half-integer counts as that half-integer.
+// Why: such a quotient is a tie up to the rounding of its inputs, and which side it lands on
+// is decided by their last bits, i.e. by the summation order of whatever computed them. The
+// symmetric grid's negative end is always such a point: for x = -max|x| of the group,
+// x / fl(2 max|x| / maxq) is -(maxq + 1) / 2 up to one ulp, either side depending on x's
+// mantissa, so plain rounding gives code 0 or code 1 (with equal error) by chance, and two
+// implementations (ours and the reference, or two machines) disagree about a quarter of the
+// time, after which GPTQ's error feedback makes the rest of the row differ. Treating it as the
+// exact tie it is makes the decision that exact arithmetic makes. Quotients at 2^22 or beyond
+// are integers already. tst_quantizer checks the rule and the symmetric end.
+inline float round_quotient(float v) {
+  const float a = std::fabs(v) < 0x1p22f ? v : 0.0f;  // NaN, infinities, large: 0 below
+  const float t = static_cast<float>(static_cast<int32_t>(a));
+  const float h = (t > a ? t - 1.0f : t) + 0.5f;  // floor(a) + 1/2, exact
+  const bool tie = std::fabs(a - h) <= std::fabs(h) * 0x1p-22f && a == v;
+  return std::nearbyint(tie ? h : v);
+}
+
 // The integer code of x on the grid (scale, zero): clamp(round(x / scale) + zero, 0, maxq),
-// in fp32 in the reference's order (divide, round, add zero, clamp). A NaN lands on 0 so that
+// in fp32 in the reference's order (divide, round, add zero, clamp), round being
+// round_quotient. A NaN lands on 0 so that
 // the cast to an integer stays defined (callers reject non-finite weights beforehand); the
 // clamp is written with comparisons so that it vectorises.
 inline float quant_code(float x, float scale, float zero, float maxq) {
-  float q = round_half_even(x / scale) + zero;
+  float q = round_quotient(x / scale) + zero;
   q = 0.0f < q ? q : 0.0f;
   return q < maxq ? q : maxq;
 }
