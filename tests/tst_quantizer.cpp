@@ -105,24 +105,26 @@ class TestQuantizer : public QObject {
   }
 
   void allZeroRow() {
-    // xmin == xmax == 0 -> [-1, 1]; 4 bits: scale = 2 / 15 = 0.13333334f (rounded up), so the
-    // asymmetric zero is round_quotient(1 / 0.13333334f) = round_quotient(7.4999995f): one ulp
-    // from the tie 7.5 that exact arithmetic gives, so 8 (torch.round of the fp32 quotient
-    // gives 7); symmetric zero = 8. Zero quantizes to the zero point and reads back as exactly
-    // 0 either way.
+    // xmin == xmax == 0 -> [-1, 1]; 4 bits: scale = 2 / 15 = 0.13333334f (rounded up), so
+    // asymmetric zero = round(1 / 0.13333334f) = round(7.4999995f) = 7 (torch gives 7 too; with
+    // exact_ties, 7.4999995 is the tie 7.5 up to rounding and gives 8); symmetric zero = 8.
+    // Zero quantizes to the zero point and reads back as exactly 0.
     const Matrix x = Matrix::Zero(1, 4);
     for (bool sym : {false, true}) {
       const Grid g = find_grid(x, test::quant_config(4, sym));
       QCOMPARE(g.scale[0], 2.0f / 15.0f);
-      QCOMPARE(g.zero[0], 8.0f);
+      QCOMPARE(g.zero[0], sym ? 8.0f : 7.0f);
       Matrix q(1, 4);
       Codes c(1, 4);
       quantize_on_grid(x, g, q, c);
       for (int i = 0; i < 4; ++i) {
-        QCOMPARE(int(c(0, i)), 8);
+        QCOMPARE(int(c(0, i)), sym ? 8 : 7);
         QCOMPARE(q(0, i), 0.0f);
       }
     }
+    QuantConfig exact = test::quant_config(4, false);
+    exact.exact_ties = true;
+    QCOMPARE(find_grid(x, exact).zero[0], 8.0f);
   }
 
   void tiesRoundToEven() {
@@ -179,8 +181,9 @@ class TestQuantizer : public QObject {
   }
 
   // The symmetric grid's negative end: x = -max|x| of the row has x / scale = -(maxq+1)/2 up to
-  // the rounding of scale, and always gets code 0 (plain rounding of the fp32 quotient gives
-  // code 1 for about a quarter of such x, depending on x's last bits).
+  // the rounding of scale. With exact_ties it always gets code 0; plain rounding of the fp32
+  // quotient (the default, as upstream) gives code 1 for a share of such x, depending on x's
+  // last bits.
   void symmetricEndIsDecidedExactly() {
     std::mt19937 rng(5);
     std::uniform_real_distribution<float> mag(0.01f, 2.0f);
@@ -189,14 +192,14 @@ class TestQuantizer : public QObject {
       for (int i = 0; i < 2000; ++i) {
         const float m = mag(rng);
         const Matrix x = row({-m, 0.3f * m, -0.1f * m, 0.9f * m});
-        const QuantConfig cfg = test::quant_config(bits, true);
-        const Grid g = find_grid(x, cfg);
+        QuantConfig cfg = test::quant_config(bits, true);
         Matrix q(1, 4);
         Codes c(1, 4);
-        quantize_on_grid(x, g, q, c);
+        quantize_on_grid(x, find_grid(x, cfg), q, c);
+        plain_ones += c(0, 0) == 1;
+        cfg.exact_ties = true;
+        quantize_on_grid(x, find_grid(x, cfg), q, c);
         QCOMPARE(int(c(0, 0)), 0);
-        const float plain = std::nearbyint(-m / g.scale[0]) + g.zero[0];
-        plain_ones += plain >= 1.0f;
       }
     qInfo("plain rounding would have given code 1 at the symmetric end in %d of 8000 rows", plain_ones);
     QVERIFY(plain_ones > 0);  // the case the rule is for does occur

@@ -15,7 +15,7 @@ namespace gptqw::cli {
 
 namespace {
 
-const std::set<std::string> kFlags = {"--act-order", "--sym", "--asym", "--static-groups", "--mse",
+const std::set<std::string> kFlags = {"--act-order", "--sym", "--asym", "--static-groups", "--mse", "--exact-ties",
                                       "--no-true-sequential", "--json", "--quiet", "--force"};
 const std::set<std::string> kValued = {"--model", "--tokenizer", "--calib", "--method", "--bits",
                                        "--group-size", "--damp", "--block-size", "--nsamples",
@@ -31,6 +31,7 @@ QuantizeOptions parse_options(const Args& args, bool compare) {
   if (args.flag("--sym") && args.flag("--asym")) throw UsageError("--sym and --asym exclude each other");
   q.sym = !args.flag("--asym");
   q.mse = args.flag("--mse");
+  q.exact_ties = args.flag("--exact-ties");
   o.gptq.act_order = args.flag("--act-order");
   o.gptq.static_groups = args.flag("--static-groups");
   o.gptq.percdamp = args.get_double("--damp", 0.01);

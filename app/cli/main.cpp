@@ -29,7 +29,7 @@ const Command kCommands[] = {
     {"quantize", gptqw::cli::cmd_quantize,
      "--model M (--calib FILE [--nsamples 128] [--seqlen 2048] [--seed 0] | --calib-from "
      "REPORT.json [--calib FILE]) [--method gptq|rtn] [--bits 4] [--group-size 128] [--act-order] "
-     "[--sym|--asym] [--static-groups] [--mse] [--damp 0.01] [--block-size 128] "
+     "[--sym|--asym] [--static-groups] [--mse] [--exact-ties] [--damp 0.01] [--block-size 128] "
      "[--no-true-sequential] [--skip-modules M[,M]] [--eval FILE] "
      "[--eval-seqlen N] "
      "[--eval-max-windows N] [--report FILE.json] [--out DIR [--force] [--shard-size GB]] "

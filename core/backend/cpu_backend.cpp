@@ -49,8 +49,9 @@ bool CpuBackend::cholesky_inverse_upper(const Eigen::Ref<const Matrix>& H, Matri
 double CpuBackend::gptq_block(Eigen::Ref<Matrix> W1, const Eigen::Ref<const Matrix>& Hinv1,
                               const Eigen::Ref<const Matrix>& scales,
                               const Eigen::Ref<const Matrix>& zeros,
-                              std::span<const int32_t> col_group, int maxq, Eigen::Ref<Matrix> Q1,
-                              Eigen::Ref<Matrix> Err1, Eigen::Ref<Codes> codes1) {
+                              std::span<const int32_t> col_group, int maxq, bool exact_ties,
+                              Eigen::Ref<Matrix> Q1, Eigen::Ref<Matrix> Err1,
+                              Eigen::Ref<Codes> codes1) {
   // Rows never interact, so the block is cut into tiles of R rows, each run through the whole
   // sequential column loop on its own, the rows as vector lanes (linalg's gptq_tile).
   constexpr Index R = linalg::kGptqLanes;
@@ -73,7 +74,8 @@ double CpuBackend::gptq_block(Eigen::Ref<Matrix> W1, const Eigen::Ref<const Matr
         for (Index j = 0; j < B; ++j) t[j * R + l] = W1(r0 + l, j);
       kern.gptq_tile(B, rows, t.data(), Hinv1.data(), Hinv1.outerStride(), col_group.data(),
                      scales.data() + r0, zeros.data() + r0, scales.outerStride(),
-                     static_cast<float>(maxq), tq.data(), te.data(), tc.data(), tile_loss);
+                     static_cast<float>(maxq), exact_ties, tq.data(), te.data(), tc.data(),
+                     tile_loss);
       for (Index l = 0; l < rows; ++l) {
         for (Index j = 0; j < B; ++j) {
           Q1(r0 + l, j) = tq[j * R + l];

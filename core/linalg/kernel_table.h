@@ -62,13 +62,14 @@ struct CpuKernels {
   // the rows as vector lanes. t holds the tile's B columns transposed: t[j * kGptqLanes + l] is
   // row l, column j; lanes >= rows are padding (quantized on the grid scale 1, zero 0 and never
   // read back). For each column i in order and every lane: the grid is row g = col_group[i] of
-  // scales/zeros (lane l at [g * ldg + l]); code = clamp(round_quotient(x / scale) + zero, 0,
+  // scales/zeros (lane l at [g * ldg + l]); code = clamp(round_code(x / scale) + zero, 0,
   // maxq); q = scale * (code - zero); e = (x - q) / d with d = Hinv1[i,i]; the lane's loss
   // gains (x - q)^2 / d^2 (double, in increasing i); then x_j = fma(-e, Hinv1[i,j], x_j) for
   // j > i. Outputs in the same transposed layout: tq (q), te (e), tc (codes as floats).
   void (*gptq_tile)(int64_t B, int64_t rows, float* t, const float* Hinv1, int64_t ldh,
                     const int32_t* col_group, const float* scales, const float* zeros,
-                    int64_t ldg, float maxq, float* tq, float* te, float* tc, double* loss);
+                    int64_t ldg, float maxq, bool exact_ties, float* tq, float* te, float* tc,
+                    double* loss);
 
   // x_i = e^x_i in fp32 (Cephes' expf: range reduction by ln 2 in two parts and a degree-5
   // polynomial, about 1 ulp; plain multiplies and adds, 8 lanes at a time at every level). 0

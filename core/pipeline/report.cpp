@@ -246,6 +246,7 @@ json to_json(const Report& r) {
         {"group_size", q.group_size},
         {"sym", q.sym},
         {"mse", q.mse},
+        {"exact_ties", q.exact_ties},
         {"act_order", r.options.gptq.act_order},
         {"static_groups", r.options.gptq.static_groups},
         {"damp_percent", r.options.gptq.percdamp},
@@ -321,6 +322,7 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
     o.gptq.quant.group_size = integer_at<int>(s, "group_size");
     o.gptq.quant.sym = s.at("sym").get<bool>();
     o.gptq.quant.mse = s.at("mse").get<bool>();
+    if (s.contains("exact_ties")) o.gptq.quant.exact_ties = s.at("exact_ties").get<bool>();
     o.gptq.act_order = s.at("act_order").get<bool>();
     o.gptq.static_groups = s.at("static_groups").get<bool>();
     o.gptq.percdamp = real_at(s, "damp_percent");

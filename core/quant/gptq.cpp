@@ -280,7 +280,8 @@ GptqResult gptq_quantize(const Eigen::Ref<const Matrix>& W_in, const HessianFact
     Matrix Err1(N, count);
     losses += backend.gptq_block(W1, Hinv.block(i1, i1, count, count), scales, zeros,
                                  std::span<const int32_t>(col_group).subspan(i1, count), qc.maxq(),
-                                 Q.middleCols(i1, count), Err1, codes.middleCols(i1, count));
+                                 qc.exact_ties, Q.middleCols(i1, count), Err1,
+                                 codes.middleCols(i1, count));
     const double t_lazy = now_seconds();
     res.seconds_blocks += t_lazy - t_block;
     // The lazy batch update: the block's errors reach the remaining columns in one GEMM.
