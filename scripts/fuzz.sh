@@ -41,6 +41,13 @@ target_timeout() {
   esac
 }
 limits() { echo -rss_limit_mb=2048 -malloc_limit_mb=1024 "-timeout=$(target_timeout "$1")"; }
+# Replays measure CPU time, not wall-clock time: on a machine shared with other work a process
+# at nice 19 can wait for seconds, and a wall-clock limit would then fail inputs that are fast.
+# The limit is the target's time per input (plus a second of start-up), through the process's
+# RLIMIT_CPU; libFuzzer's own -timeout is set far above it.
+replay_limits() {
+  echo -rss_limit_mb=2048 -malloc_limit_mb=1024 "-timeout=$(( $(target_timeout "$1") * 20 ))"
+}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:allocator_may_return_null=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
@@ -130,9 +137,14 @@ summary=()
 replay_one() {  # target log inputs...
   local bin=$ROOT/$BUILD_DIR/fuzz/fuzz_$1 log=$2
   local -a lim
-  read -r -a lim <<<"$(limits "$1")"
+  read -r -a lim <<<"$(replay_limits "$1")"
+  local cpu=$(( $(target_timeout "$1") * ($# - 2) + 1 ))
   shift 2
-  nice -n 19 "$bin" "${lim[@]}" "$@" >"$log" 2>&1
+  ( ulimit -t "$cpu" && exec nice -n 19 "$bin" "${lim[@]}" "$@" ) >"$log" 2>&1
+  local rc=$?
+  # SIGXCPU (24) ends the process at the CPU limit.
+  [ $rc -eq $((128 + 24)) ] && echo "ERROR: over the CPU time limit of ${cpu} s" >>"$log"
+  return $rc
 }
 for t in "${TARGETS[@]}"; do
   n=0

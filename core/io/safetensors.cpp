@@ -13,8 +13,8 @@
 #include <cerrno>
 #include <climits>
 #include <cmath>
-#include <limits>
 #include <cstring>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <system_error>
@@ -263,7 +263,9 @@ SafetensorsHeader parse_safetensors(const std::byte* data, size_t size, const fs
   const std::byte* buffer = data + 8 + n;
   uint64_t buffer_size = size - 8 - n;
   SafetensorsHeader out;
+  CancelPoll poll;
   for (const auto& [key, value] : header.items()) {
+    poll.tick();
     if (key == "__metadata__") {
       if (value.is_null()) continue;  // the Rust reader takes null as "no metadata"
       if (!value.is_object())
