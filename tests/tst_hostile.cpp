@@ -245,12 +245,12 @@ class TestHostile : public QObject {
   }
 
   void gigabyteOfOneCharacterIsRefusedUpFront() {
+    // A sparse 1 GiB file: its size is all the reader may look at.
     const QString big = m_tmp.filePath("one-gigabyte.txt");
     {
       QFile f(big);
       QVERIFY(f.open(QIODevice::WriteOnly));
-      const QByteArray chunk(1 << 20, 'a');
-      for (int i = 0; i < 1024; ++i) QCOMPARE(f.write(chunk), qint64(chunk.size()));
+      QVERIFY(f.resize(qint64(1) << 30));
     }
     QElapsedTimer clock;
     clock.start();

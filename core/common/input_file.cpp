@@ -46,7 +46,10 @@ FormatError too_large(const fs::path& path, const InputKind& kind, const std::st
 }  // namespace
 
 InputFile::InputFile(const fs::path& path, const InputKind& kind, uint64_t prefix)
-    : m_path(path), m_kind(kind), m_prefix(prefix) {
+    : m_path(path),
+      m_kind(kind),
+      // A prefix as long as the limit (or longer) is the whole file, under the same limit.
+      m_prefix(prefix < kind.max_bytes ? prefix : 0) {
   // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer. O_NOCTTY: a
   // terminal device must not become our controlling terminal. Regular files ignore both.
   m_fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
@@ -72,7 +75,7 @@ InputFile::InputFile(const fs::path& path, const InputKind& kind, uint64_t prefi
     refuse(std::string("is ") + kind_of(st.st_mode) + ", not a regular file");
   m_size = static_cast<uint64_t>(st.st_size);
   m_identity = {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
-  if (!prefix && m_size > kind.max_bytes) {
+  if (!m_prefix && m_size > kind.max_bytes) {
     ::close(m_fd);
     m_fd = -1;
     throw too_large(path, kind, mib(m_size));

@@ -56,8 +56,8 @@ inline constexpr InputKind kWeightsInput{"a weights file", "weights files", UINT
 // A regular file opened for reading (RAII). The constructor opens `path` once (O_NONBLOCK, so
 // that a FIFO cannot block the open), checks the descriptor with fstat and refuses with an
 // IoError naming the file: a missing file, a directory, a FIFO, socket or device, an unreadable
-// file, and (FormatError) a file over kind.max_bytes. prefix > 0: only the first `prefix` bytes
-// will be read, and a larger file is accepted.
+// file, and (FormatError) a file over kind.max_bytes. 0 < prefix < kind.max_bytes: only the
+// first `prefix` bytes will be read, and a larger file is accepted.
 class InputFile {
  public:
   InputFile(const std::filesystem::path& path, const InputKind& kind, uint64_t prefix = 0);
