@@ -4,6 +4,8 @@
 // run, open a saved report, and show an error for a corrupt model.
 #include <QAbstractItemModelTester>
 #include <QAction>
+#include <QDir>
+#include <QFile>
 #include <QApplication>
 #include <QJsonDocument>
 #include <QMimeData>
@@ -161,6 +163,29 @@ class TestMainWindow : public QObject {
     QVERIFY2(errors.first().first().toString().contains(out), qPrintable(errors.first().first().toString()));
     QCOMPARE(close_message_boxes(w), 1);
     QTRY_VERIFY(!w.busy());
+
+    // The replace confirmation follows gptqw --force's rule: this export may be replaced; a
+    // folder of other files, or a link, may not, and the window says why instead of asking.
+    // (`out` itself was opened as a model above, so it is an input of this process now, and
+    // never replaced; a copy of it is an export like any other.)
+    QVERIFY(w.exportReplaceRefusal(out).contains("source model folder"));
+    const QString copy = m_tmp.filePath("export-copy");
+    QDir().mkpath(copy);
+    for (const QString& f : QDir(out).entryList(QDir::Files)) QVERIFY(QFile::copy(out + "/" + f, copy + "/" + f));
+    QVERIFY2(w.exportReplaceRefusal(copy).isEmpty(), qPrintable(w.exportReplaceRefusal(copy)));
+    const QString docs = m_tmp.filePath("documents");
+    QDir().mkpath(docs);
+    { QFile f(docs + "/notes.txt"); QVERIFY(f.open(QIODevice::WriteOnly)); f.write("mine"); }
+    QVERIFY2(w.exportReplaceRefusal(docs).contains("is not replaced"), qPrintable(w.exportReplaceRefusal(docs)));
+    QVERIFY(QFile::link(out, m_tmp.filePath("link-to-export")));
+    QVERIFY(w.exportReplaceRefusal(m_tmp.filePath("link-to-export")).contains("symbolic link"));
+    // The window's saves follow the output rules too: nothing is written into the model folder.
+    errors.clear();
+    QVERIFY(!w.exportTableCsv(model_dir() + "/layers.csv"));
+    QVERIFY(errors.count() == 1 && errors.first().first().toString().contains("is inside the source model folder"));
+    QVERIFY(!w.saveReport(model_dir() + "/report.json"));
+    QVERIFY(errors.count() == 2 && errors.last().first().toString().contains("is inside the source model folder"));
+    QCOMPARE(close_message_boxes(w), 2);
 
     // CSV of the table and the report, then the report opens in a fresh window as if run there.
     QVERIFY(w.exportTableCsv(m_tmp.filePath("layers.csv")));

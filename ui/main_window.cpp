@@ -311,7 +311,11 @@ void MainWindow::buildMenus() {
     QString dir = pickFile("paths/export", tr("Export GPTQ checkpoint to a new folder"), QString(), true);
     if (dir.isEmpty()) return;
     bool force = false;
-    if (QFileInfo::exists(dir)) {
+    if (QFileInfo::exists(dir) || QFileInfo(dir).isSymLink()) {
+      // The CLI's --force rule: only an empty folder or an export of this program is offered
+      // for replacing; anything else (documents, a link, a file) is refused with the reason.
+      const QString why = exportReplaceRefusal(dir);
+      if (!why.isEmpty()) return showError(tr("Cannot replace this folder"), why);
       auto answer = QMessageBox::question(this, tr("Replace folder?"),
                                           tr("%1 exists. Replace it once the new checkpoint is complete?").arg(dir));
       if (answer != QMessageBox::Yes) return;
@@ -713,6 +717,19 @@ void MainWindow::selectLayer(int index) {
     m_table->selectionModel()->setCurrentIndex(proxy, QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
     m_table->scrollTo(proxy);
   }
+}
+
+QString MainWindow::exportReplaceRefusal(const QString& dir) const {
+  GptqExportOptions eo;
+  if (m_kept_model) eo.source_dir = m_kept_model->path;
+  eo.output_dir = fspath(dir);
+  eo.force = true;
+  try {
+    check_export_destination(eo);
+  } catch (const Error& e) {
+    return qstr(e.what());
+  }
+  return {};
 }
 
 bool MainWindow::exportCheckpoint(const QString& dir, bool force) {

@@ -63,6 +63,9 @@ class MainWindow : public QMainWindow {
   QString logText() const;
   bool busy() const;
   bool canExport() const;
+  // Why File > Export may not replace the existing `dir` (the rule of gptqw --force: only an
+  // empty folder or an export of this program, never through a link), or empty when it may.
+  QString exportReplaceRefusal(const QString& dir) const;
 
  public slots:
   void openModel(const QString& path);

@@ -2,12 +2,14 @@
 // runs one method (GPTQ by default), `compare` runs GPTQ and RTN from the same calibration
 // windows and prints them side by side; both can evaluate perplexity and write the report.
 #include <cstdio>
+#include <limits>
 #include <optional>
 
 #include "cli_common.h"
 #include "commands.h"
 #include "common/threads.h"
 #include "common/error.h"
+#include "common/output_file.h"
 #include "io/gptq_export.h"
 #include "pipeline/run.h"
 
@@ -26,16 +28,16 @@ const std::set<std::string> kValued = {"--model", "--tokenizer", "--calib", "--m
 QuantizeOptions parse_options(const Args& args, bool compare) {
   QuantizeOptions o;
   QuantConfig& q = o.gptq.quant;
-  q.bits = static_cast<int>(args.get_int("--bits", 4));
-  q.group_size = static_cast<int>(args.get_int("--group-size", 128));
+  q.bits = static_cast<int>(args.get_int("--bits", 4, 2, 8));
+  q.group_size = static_cast<int>(args.get_int("--group-size", 128, -1, kMaxGroupSize));
   if (args.flag("--sym") && args.flag("--asym")) throw UsageError("--sym and --asym exclude each other");
   q.sym = !args.flag("--asym");
   q.mse = args.flag("--mse");
   q.exact_ties = args.flag("--exact-ties");
   o.gptq.act_order = args.flag("--act-order");
   o.gptq.static_groups = args.flag("--static-groups");
-  o.gptq.percdamp = args.get_double("--damp", 0.01);
-  o.gptq.blocksize = static_cast<int>(args.get_int("--block-size", 128));
+  o.gptq.percdamp = args.get_double("--damp", 0.01, 0.0, 1.0);
+  o.gptq.blocksize = static_cast<int>(args.get_int("--block-size", 128, 1, kMaxBlockSize));
   o.true_sequential = !args.flag("--no-true-sequential");
   // --skip-modules mlp.down_proj,up_proj: left in full precision in every block.
   std::string skip = args.get_or("--skip-modules", "");
@@ -126,33 +128,48 @@ int run(const std::vector<std::string>& words, bool compare) {
     spec.seed = earlier.seed;
   } else {
     spec.calib_file = args.require("--calib");
-    spec.nsamples = static_cast<int>(args.get_int("--nsamples", 128));
-    spec.seqlen = static_cast<int>(args.get_int("--seqlen", 2048));
-    long seed = args.get_int("--seed", 0);
-    if (spec.nsamples < 1) throw UsageError("--nsamples must be at least 1");
-    if (spec.seqlen < 2) throw UsageError("--seqlen must be at least 2");
-    if (seed < 0) throw UsageError("--seed must be >= 0");
+    spec.nsamples = static_cast<int>(args.get_int("--nsamples", 128, 1, kMaxSamples));
+    spec.seqlen = static_cast<int>(args.get_int("--seqlen", 2048, 2, kMaxSeqlen));
+    long seed = args.get_int("--seed", 0, 0, std::numeric_limits<long>::max());
     spec.seed = static_cast<uint64_t>(seed);
   }
   if (auto eval = args.get("--eval")) spec.eval_file = *eval;
-  spec.eval.seqlen = static_cast<int>(args.get_int("--eval-seqlen", spec.seqlen));
-  spec.eval.max_windows = static_cast<int>(args.get_int("--eval-max-windows", 0));
-  if (spec.eval.seqlen < 2) throw UsageError("--eval-seqlen must be at least 2");
+  spec.eval.seqlen = static_cast<int>(args.get_int("--eval-seqlen", spec.seqlen, 2, kMaxSeqlen));
+  spec.eval.max_windows =
+      static_cast<int>(args.get_int("--eval-max-windows", 0, 0, kMaxWindows));
   const bool json_out = args.flag("--json");
   spec.threads = apply_threads(args);
 
-  Model model = open_model(args);
-  // Export: the format's limits are checked against the architecture before anything runs,
-  // and the destination rules (no silent overwrite) before the long part starts.
-  std::unique_ptr<GptqWriter> writer;
-  const Method exported = options.run_gptq ? Method::gptq : Method::rtn;
-  if (auto out = args.get("--out")) {
-    GptqExportOptions eo;
-    eo.source_dir = model.path;
+  // Every destination is checked before anything is loaded or run (common/output_file.h):
+  // a report that could not be written, or that would land on an input, is refused now rather
+  // than after hours of work.
+  GptqExportOptions eo;
+  const std::optional<std::string> out = args.get("--out");
+  if (out) {
+    eo.source_dir = args.require("--model");
     eo.output_dir = *out;
     eo.force = args.flag("--force");
-    eo.max_shard_bytes = static_cast<uint64_t>(args.get_double("--shard-size", 4.0) * 1e9);
+    eo.max_shard_bytes = static_cast<uint64_t>(
+        args.get_double("--shard-size", 4.0, kMinShardGB, kMaxShardGB) * 1e9);
     eo.settings = checkpoint_settings(options);
+    check_export_destination(eo);
+  }
+  if (auto file = args.get("--report")) {
+    ProtectedPaths inputs = {{args.require("--model"), "the source model"},
+                             {spec.calib_file, "the calibration text"}};
+    if (auto tok = args.get("--tokenizer")) inputs.push_back({*tok, "the tokenizer"});
+    if (spec.eval_file) inputs.push_back({*spec.eval_file, "the evaluation text"});
+    // The export folder is replaced as a whole when it is done: a report inside would go too.
+    if (out) inputs.push_back({*out, "the --out folder (replaced by the export)"});
+    check_output_file(*file, inputs);
+  }
+
+  Model model = open_model(args);
+  // Export: the format's limits are checked against the architecture before anything runs,
+  // and the destination rules again (the writer makes its temporary folder now).
+  std::unique_ptr<GptqWriter> writer;
+  const Method exported = options.run_gptq ? Method::gptq : Method::rtn;
+  if (out) {
     std::string errors;
     for (const ExportIssue& issue : check_exportable(model.config(), eo.settings)) {
       if (issue.severity == ExportIssue::Severity::error)

@@ -2,12 +2,13 @@
 
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <vector>
 
 #include "common/error.h"
 #include "common/half.h"
+#include "common/input_file.h"
+#include "common/output_file.h"
 #include "io/safetensors.h"
 #include "model/config.h"
 #include "model/weights.h"
@@ -80,11 +81,12 @@ int64_t write_synthetic_model(const fs::path& out, const SyntheticModelOptions& 
   nlohmann::json cj = preset_config(o);
   ModelConfig c = parse_hf_config(cj, "preset");
   fs::create_directories(out);
-  std::ofstream(out / "config.json") << cj.dump(2) << "\n";
+  // Every file written as every output is (common/output_file.h).
+  write_file_atomically(out / "config.json", cj.dump(2) + "\n");
   if (!o.tokenizer_from.empty())
     for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
       if (fs::exists(o.tokenizer_from / f))
-        fs::copy_file(o.tokenizer_from / f, out / f, fs::copy_options::overwrite_existing);
+        write_file_atomically(out / f, read_input_file(o.tokenizer_from / f, kTokenizerJsonInput));
 
   // Every tensor of the model, in a stable order, each with its own generator stream.
   struct Spec {
@@ -152,7 +154,7 @@ int64_t write_synthetic_model(const fs::path& out, const SyntheticModelOptions& 
     w.write(out / name);
   }
   index["metadata"]["total_size"] = total;
-  std::ofstream(out / "model.safetensors.index.json") << index.dump(1) << "\n";
+  write_file_atomically(out / "model.safetensors.index.json", index.dump(1) + "\n");
   return c.parameter_count();
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -34,9 +35,17 @@ struct ModelConfig {
   int64_t parameter_count() const;
 };
 
-// Throws ConfigError naming the file and the field that is missing, of the wrong type or
-// unsupported (model_type other than llama / mistral / qwen2, rope_scaling, ...).
+// Throws ConfigError naming the file and the field that is missing, of the wrong type,
+// meaningless (a rope_theta or rms_norm_eps that is not a positive fp32 number) or unsupported
+// (model_type other than llama / mistral / qwen2, rope_scaling, ...).
 ModelConfig parse_hf_config(const std::filesystem::path& config_json);
 ModelConfig parse_hf_config(const nlohmann::json& j, const std::filesystem::path& source);
+
+// The JSON file `name` (config.json, quantize_config.json) of the model folder `dir`, read once
+// (common/input_file.h: a regular file, at most kConfigInput.max_bytes) from inside the folder
+// (a link leading out of it is refused). nullopt when the file does not exist and !required;
+// IoError when it is required. Bad JSON is a ConfigError naming the file.
+std::optional<nlohmann::json> read_folder_json(const std::filesystem::path& dir,
+                                               const std::string& name, bool required);
 
 }  // namespace gptqw

@@ -1,6 +1,7 @@
 #include "model/generate.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "common/error.h"
 #include "linalg/gemm.h"
@@ -18,10 +19,17 @@ std::vector<int32_t> generate_greedy(const WeightSource& weights, std::vector<in
   const Matrix embedding = weights.embedding();
   const Vector final_norm = weights.final_norm();
   const Matrix lm_head = c.tie_word_embeddings ? embedding : weights.lm_head();
-  const int max_len = std::max<int>(c.max_position_embeddings, static_cast<int>(ids.size()));
-  const Rope rope(c.head_dim, c.rope_theta, max_len + 1);
+  // The positions this run can reach (the prompt plus the new tokens, never past the model's
+  // context), not the context the config claims: max_position_embeddings 2^30 would ask for a
+  // 32 GB RoPE table.
+  const int64_t prompt = static_cast<int64_t>(ids.size());
+  const int64_t max_len = std::max<int64_t>(
+      prompt, std::min<int64_t>(c.max_position_embeddings, prompt + std::max(n_new, 0)));
+  if (max_len > std::numeric_limits<int>::max())
+    throw ConfigError("generation of " + std::to_string(max_len) + " positions is too long");
+  const Rope rope(c.head_dim, c.rope_theta, static_cast<int>(max_len));
 
-  for (int step = 0; step < n_new && static_cast<int>(ids.size()) < max_len; ++step) {
+  for (int step = 0; step < n_new && static_cast<int64_t>(ids.size()) < max_len; ++step) {
     report_progress(progress, {"generate", -1, 0, "", double(step) / n_new});
     Matrix x = embed(embedding, ids);
     for (const auto& b : blocks) block_forward(c, b, rope, x, static_cast<int>(x.rows()));

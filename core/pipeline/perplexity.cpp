@@ -76,6 +76,14 @@ PerplexityResult perplexity(const WeightSource& weights, std::span<const int32_t
       r.window_nll[w] = window_nll(h, lm_head, ids.subspan((w - w0) * opt.seqlen, opt.seqlen));
     }
   }
+  // A window whose loss is not finite (logits overflowed to infinity or NaN somewhere in the
+  // model) makes the perplexity meaningless: an error naming the window, never "nan".
+  for (int64_t w = 0; w < n_windows; ++w)
+    if (!std::isfinite(r.window_nll[w]))
+      throw Error("perplexity: window " + std::to_string(w) + " (tokens " +
+                  std::to_string(w * opt.seqlen) + " to " + std::to_string((w + 1) * opt.seqlen) +
+                  ") has a non-finite loss (" + std::to_string(r.window_nll[w]) +
+                  "): the model's outputs overflow or are NaN there");
   double sum = 0;
   for (double v : r.window_nll) sum += v;
   r.nll_mean = sum / static_cast<double>(n_windows);

@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "common/json.h"
+#include "common/output_file.h"
 
 namespace gptqw {
 
@@ -391,29 +392,11 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
 }
 
 void save_report(const Report& r, const std::filesystem::path& file) {
-  std::filesystem::path tmp = file;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw IoError(file_msg(file, "cannot open for writing"));
-    out << to_json(r).dump(1) << '\n';
-    out.flush();
-    if (!out) {
-      out.close();
-      std::filesystem::remove(tmp);
-      throw IoError(file_msg(file, "write failed (disk full?)"));
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, file, ec);
-  if (ec) {
-    std::filesystem::remove(tmp);
-    throw IoError(file_msg(file, "cannot move into place: " + ec.message()));
-  }
+  write_file_atomically(file, to_json(r).dump(1) + "\n");  // common/output_file.h
 }
 
 Report load_report(const std::filesystem::path& file) {
-  return report_from_json(read_json_file(file), file);
+  return report_from_json(read_json_file(file, kReportInput), file);
 }
 
 uint64_t peak_rss_bytes() {

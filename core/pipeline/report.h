@@ -86,7 +86,9 @@ nlohmann::json to_json(const Report& r);
 // Throws FormatError naming the file and field for anything malformed.
 Report report_from_json(const nlohmann::json& j, const std::filesystem::path& file);
 
-// Written atomically (temporary file renamed into place); IoError names the file.
+// Written as every output is (common/output_file.h: destination checked, a uniquely named
+// temporary beside it renamed into place); IoError / ConfigError name the file. Read with the
+// report size limit (common/input_file.h).
 void save_report(const Report& r, const std::filesystem::path& file);
 Report load_report(const std::filesystem::path& file);
 
