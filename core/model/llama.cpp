@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <omp.h>
+#include <vector>
 
 #include "common/error.h"
 #include "linalg/gemm.h"
@@ -28,6 +29,7 @@ void Rope::apply(Eigen::Ref<Matrix> x, int n_heads) const {
   if (x.rows() > m_cos.rows())
     throw Error("sequence of " + std::to_string(x.rows()) + " tokens exceeds the RoPE table of " +
                 std::to_string(m_cos.rows()));
+#pragma omp parallel for schedule(static) if (x.size() > (1 << 16))
   for (Eigen::Index t = 0; t < x.rows(); ++t) {
     float* row = x.row(t).data();
     const float* c = m_cos.row(t).data();
@@ -45,6 +47,7 @@ void Rope::apply(Eigen::Ref<Matrix> x, int n_heads) const {
 
 void rms_norm(const Matrix& x, const Vector& w, float eps, Matrix& y) {
   y.resize(x.rows(), x.cols());
+#pragma omp parallel for schedule(static) if (x.size() > (1 << 16))
   for (Eigen::Index t = 0; t < x.rows(); ++t) {
     const float* xt = x.row(t).data();
     float* yt = y.row(t).data();
@@ -106,8 +109,24 @@ void attention(const ModelConfig& c, const Matrix& q, const Matrix& k, const Mat
   }
 }
 
-// One block on whole sequences of T tokens stacked in x, in place. Returns false when it
-// stopped early at stop_after.
+// SwiGLU in place: g = silu(g) * u, silu(x) = x / (1 + e^-x), row by row on the threads.
+void swiglu(Matrix& g, const Matrix& u) {
+#pragma omp parallel if (g.size() > (1 << 16))
+  {
+    std::vector<float> e(g.cols());
+#pragma omp for schedule(static)
+    for (Eigen::Index t = 0; t < g.rows(); ++t) {
+      float* gt = g.row(t).data();
+      const float* ut = u.row(t).data();
+      for (Eigen::Index i = 0; i < g.cols(); ++i) e[i] = -gt[i];
+      linalg::exp_inplace(e.data(), g.cols());
+      for (Eigen::Index i = 0; i < g.cols(); ++i) gt[i] = gt[i] / (1.0f + e[i]) * ut[i];
+    }
+  }
+}
+
+// One block on whole sequences of T tokens stacked in x, in place, through the parts. Returns
+// false when it stopped early at stop_after.
 bool block_forward_chunk(const ModelConfig& c, const BlockWeights& w, const Rope& rope, Matrix& x,
                          int T, const LinearInputHook& hook, std::optional<LinearKind> stop_after) {
   using K = LinearKind;
@@ -120,37 +139,63 @@ bool block_forward_chunk(const ModelConfig& c, const BlockWeights& w, const Rope
     }
     return stop;
   };
-  Matrix h, q, k, v, a, o;
-  rms_norm(x, w.attn_norm, c.rms_norm_eps, h);
+  Matrix h, a, x1;
+  block_attention_input(c, w, x, h);
   if (feed({K::q, K::k, K::v}, h)) return false;
-  linear_forward(w[K::q], h, q);
-  linear_forward(w[K::k], h, k);
-  linear_forward(w[K::v], h, v);
-  for (int64_t r0 = 0; r0 < x.rows(); r0 += T) {  // every sequence starts at position 0
-    rope.apply(q.middleRows(r0, T), c.num_heads);
-    rope.apply(k.middleRows(r0, T), c.num_kv_heads);
-  }
-  attention(c, q, k, v, a, T);
+  block_attention(c, w, rope, h, T, a);
   if (feed({K::o}, a)) return false;
-  linear_forward(w[K::o], a, o);
-  x += o;
-
-  rms_norm(x, w.mlp_norm, c.rms_norm_eps, h);
+  block_mlp_input(c, w, x, a, x1, h);
   if (feed({K::gate, K::up}, h)) return false;
-  Matrix g, u;
-  linear_forward(w[K::gate], h, g);
-  linear_forward(w[K::up], h, u);
-  // SwiGLU: silu(gate) * up, silu(x) = x / (1 + e^-x).
-  Matrix e = -g;
-  linalg::exp_inplace(e.data(), e.size());
-  g.array() = g.array() / (1.0f + e.array()) * u.array();
-  if (feed({K::down}, g)) return false;
-  linear_forward(w[K::down], g, o);
-  x += o;
+  block_mlp_hidden(w, h, a);
+  if (feed({K::down}, a)) return false;
+  block_output(w, x1, a, x);
   return true;
 }
 
 }  // namespace
+
+void block_attention_input(const ModelConfig& c, const BlockWeights& w, const Matrix& x, Matrix& h) {
+  rms_norm(x, w.attn_norm, c.rms_norm_eps, h);
+}
+
+void block_attention(const ModelConfig& c, const BlockWeights& w, const Rope& rope, const Matrix& h,
+                     int T, Matrix& a) {
+  using K = LinearKind;
+  Matrix q, k, v;
+  linear_forward(w[K::q], h, q);
+  linear_forward(w[K::k], h, k);
+  linear_forward(w[K::v], h, v);
+  for (int64_t r0 = 0; r0 < h.rows(); r0 += T) {  // every sequence starts at position 0
+    rope.apply(q.middleRows(r0, T), c.num_heads);
+    rope.apply(k.middleRows(r0, T), c.num_kv_heads);
+  }
+  attention(c, q, k, v, a, T);
+}
+
+void block_mlp_input(const ModelConfig& c, const BlockWeights& w, const Matrix& x, const Matrix& a,
+                     Matrix& x1, Matrix& h2) {
+  Matrix o;
+  linear_forward(w[LinearKind::o], a, o);
+  x1 = x + o;
+  rms_norm(x1, w.mlp_norm, c.rms_norm_eps, h2);
+}
+
+void block_mlp_hidden(const BlockWeights& w, const Matrix& h2, Matrix& g) {
+  Matrix u;
+  linear_forward(w[LinearKind::gate], h2, g);
+  linear_forward(w[LinearKind::up], h2, u);
+  swiglu(g, u);
+}
+
+void block_output(const BlockWeights& w, const Matrix& x1, const Matrix& g, Matrix& out) {
+  Matrix d;
+  linear_forward(w[LinearKind::down], g, d);
+  out = x1 + d;
+}
+
+int64_t forward_chunk_rows(int seqlen) {
+  return std::max<int64_t>(1, kChunkTokens / seqlen) * seqlen;
+}
 
 void block_forward(const ModelConfig& c, const BlockWeights& w, const Rope& rope, Matrix& x,
                    int seqlen, const LinearInputHook& hook, std::optional<LinearKind> stop_after) {
@@ -160,7 +205,7 @@ void block_forward(const ModelConfig& c, const BlockWeights& w, const Rope& rope
   if (seqlen > rope.max_len())
     throw Error("sequence of " + std::to_string(seqlen) + " tokens exceeds the RoPE table of " +
                 std::to_string(rope.max_len()));
-  const int64_t per_chunk = std::max<int64_t>(1, kChunkTokens / seqlen) * seqlen;
+  const int64_t per_chunk = forward_chunk_rows(seqlen);
   if (x.rows() <= per_chunk) {
     block_forward_chunk(c, w, rope, x, seqlen, hook, stop_after);
     return;

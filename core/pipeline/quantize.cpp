@@ -122,6 +122,13 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
 
   // The calibration windows' hidden states, entering block 0.
   Matrix inps = embed(source.embedding(), calib.tokens);
+  // Part by part (block_attention ... block_output: each part of the block runs once) when its
+  // intermediate activations fit the budget; else each group re-runs the block from its start,
+  // in chunks. Both give the same bits.
+  const double T = double(inps.rows());
+  const double staged_bytes = 4.0 * T * (2.0 * c.hidden_size + 2.0 * c.intermediate_size +
+                                          double(c.num_heads) * c.head_dim);
+  const bool staged = opt.true_sequential && staged_bytes <= double(opt.staged_budget_bytes);
   const Rope rope(c.head_dim, c.rope_theta, calib.seqlen);
 
   for (int b = 0; b < c.num_layers; ++b) {
@@ -131,36 +138,18 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
     // the quantized earlier groups, and the block never needs to be held twice.
     BlockWeights stream = source.block(b);
 
-    for (const auto& group : groups) {
-      // Hessians of this group's inputs, from a run of the block with the earlier groups
-      // already quantized.
+    // Hessian accumulators for the inputs of a group's modules (q/k/v and gate/up share one).
+    auto accumulators = [&](const std::vector<LinearKind>& group) {
       std::map<int, HessianAccumulator> acc;
-      for (LinearKind k : group) {
-        std::string name = linear_module(b, k);
-        acc.try_emplace(input_of(k), linear_shape(c, k).second, name, backend);
-      }
-      report_progress(progress, {"calibration", b, c.num_layers,
-                                 std::string(linear_name(group.front())), done / steps});
-      auto t0 = Clock::now();
-      double accumulate = 0;
-      Matrix x = inps;
-      // Only the part of the block up to this group's last input is run (kAllLinears is in
-      // execution order).
-      const LinearKind last = *std::max_element(group.begin(), group.end());
-      block_forward(c, stream, rope, x, calib.seqlen, [&](LinearKind k, const Matrix& X) {
-        auto it = acc.find(input_of(k));
-        // q/k/v (and gate/up) see the same X: add it once, for the first of them in the group.
-        if (it != acc.end() && k == *std::find_if(group.begin(), group.end(), [&](LinearKind g) {
-              return input_of(g) == input_of(k);
-            })) {
-          auto ta = Clock::now();
-          it->second.add_batch(X, X.rows() / calib.seqlen);
-          accumulate += since(ta);
-        }
-      }, last);
-      result.seconds_hessian += accumulate;
-      result.seconds_calibration += since(t0) - accumulate;
-
+      for (LinearKind k : group)
+        acc.try_emplace(input_of(k), linear_shape(c, k).second, linear_module(b, k), backend);
+      return acc;
+    };
+    // Quantizes a group's modules from their accumulated Hessians: one factorization per
+    // distinct input, RTN and the errors that need the Cholesky factor, then GPTQ on its
+    // inverse. Each module's weights in `stream` are replaced by the quantized ones.
+    auto quantize_group = [&](std::map<int, HessianAccumulator>& acc,
+                              const std::vector<LinearKind>& group) {
       // Modules that read the same input share its Hessian and one factorization of it.
       for (const auto& [input, H_acc] : acc) {
         std::vector<LinearKind> modules;
@@ -255,6 +244,81 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
           ++done;
         }
       }
+    };
+
+    if (staged) {
+      // The block part by part, each part once: the input of each group is computed from the
+      // previous part's output with the earlier groups already quantized, exactly what a run
+      // of the block from its start would compute (linalg's results do not depend on how rows
+      // are batched), and the Hessians get the same batches as block_forward's chunks.
+      auto calibrate = [&](const std::vector<LinearKind>& all, const Matrix& X) {
+        std::vector<LinearKind> group;
+        for (LinearKind k : all)
+          if (!opt.skip.count(k)) group.push_back(k);
+        if (group.empty()) return;
+        std::map<int, HessianAccumulator> acc = accumulators(group);
+        auto ta = Clock::now();
+        const int64_t chunk = forward_chunk_rows(calib.seqlen);
+        for (int64_t r0 = 0; r0 < X.rows(); r0 += chunk) {
+          const int64_t n = std::min(chunk, X.rows() - r0);
+          for (auto& [input, a] : acc) a.add_batch(X.middleRows(r0, n), n / calib.seqlen);
+        }
+        result.seconds_hessian += since(ta);
+        quantize_group(acc, group);
+      };
+      using K = LinearKind;
+      auto stage = [&](const char* name, auto&& f) {
+        report_progress(progress, {"calibration", b, c.num_layers, name, done / steps});
+        auto t = Clock::now();
+        f();
+        result.seconds_calibration += since(t);
+      };
+      Matrix h, a, x1, g;
+      stage("self_attn.q_proj", [&] { block_attention_input(c, stream, inps, h); });
+      calibrate({K::q, K::k, K::v}, h);
+      stage("self_attn.o_proj", [&] { block_attention(c, stream, rope, h, calib.seqlen, a); });
+      h = Matrix();
+      calibrate({K::o}, a);
+      stage("mlp.gate_proj", [&] { block_mlp_input(c, stream, inps, a, x1, h); });
+      a = Matrix();
+      calibrate({K::gate, K::up}, h);
+      stage("mlp.down_proj", [&] { block_mlp_hidden(stream, h, g); });
+      h = Matrix();
+      calibrate({K::down}, g);
+      report_progress(progress, {"forward", b, c.num_layers, "", done / steps});
+      auto tf = Clock::now();
+      block_output(stream, x1, g, inps);
+      result.seconds_forward += since(tf);
+      continue;
+    }
+
+    for (const auto& group : groups) {
+      // Hessians of this group's inputs, from a run of the block with the earlier groups
+      // already quantized.
+      std::map<int, HessianAccumulator> acc = accumulators(group);
+      report_progress(progress, {"calibration", b, c.num_layers,
+                                 std::string(linear_name(group.front())), done / steps});
+      auto t0 = Clock::now();
+      double accumulate = 0;
+      Matrix x = inps;
+      // Only the part of the block up to this group's last input is run (kAllLinears is in
+      // execution order).
+      const LinearKind last = *std::max_element(group.begin(), group.end());
+      block_forward(c, stream, rope, x, calib.seqlen, [&](LinearKind k, const Matrix& X) {
+        auto it = acc.find(input_of(k));
+        // q/k/v (and gate/up) see the same X: add it once, for the first of them in the group.
+        if (it != acc.end() && k == *std::find_if(group.begin(), group.end(), [&](LinearKind g) {
+              return input_of(g) == input_of(k);
+            })) {
+          auto ta = Clock::now();
+          it->second.add_batch(X, X.rows() / calib.seqlen);
+          accumulate += since(ta);
+        }
+      }, last);
+      result.seconds_hessian += accumulate;
+      result.seconds_calibration += since(t0) - accumulate;
+
+      quantize_group(acc, group);
     }
     // The quantized block's outputs are the next block's inputs.
     report_progress(progress, {"forward", b, c.num_layers, "", done / steps});
