@@ -332,6 +332,10 @@ GptqCheckpoint::GptqCheckpoint(const fs::path& dir)
   for (int i = 0; i < c.num_layers; ++i) {
     tensor(layer_prefix(i) + "input_layernorm.weight", {c.hidden_size}, floats);
     tensor(layer_prefix(i) + "post_attention_layernorm.weight", {c.hidden_size}, floats);
+    if (c.qk_norm) {
+      tensor(layer_prefix(i) + "self_attn.q_norm.weight", {c.head_dim}, floats);
+      tensor(layer_prefix(i) + "self_attn.k_norm.weight", {c.head_dim}, floats);
+    }
     for (LinearKind k : kAllLinears) check_linear(i, k);
   }
 }
@@ -489,6 +493,10 @@ BlockWeights GptqCheckpoint::block(int index) const {
   BlockWeights b;
   b.attn_norm = vector(p + "input_layernorm.weight", c.hidden_size);
   b.mlp_norm = vector(p + "post_attention_layernorm.weight", c.hidden_size);
+  if (c.qk_norm) {
+    b.q_norm = vector(p + "self_attn.q_norm.weight", c.head_dim);
+    b.k_norm = vector(p + "self_attn.k_norm.weight", c.head_dim);
+  }
   for (LinearKind k : kAllLinears) {
     const auto [N, K] = linear_shape(c, k);
     const std::string name = p + std::string(linear_name(k));

@@ -419,6 +419,8 @@ std::vector<float> GptqWriter::source_values(const std::string& name,
     if (weight_of) from(bw[*weight_of].W);
     else if (rest == "input_layernorm.weight") from(bw.attn_norm);
     else if (rest == "post_attention_layernorm.weight") from(bw.mlp_norm);
+    else if (rest == "self_attn.q_norm.weight") from(bw.q_norm);
+    else if (rest == "self_attn.k_norm.weight") from(bw.k_norm);
     else
       for (LinearKind k : kAllLinears)
         if (rest == std::string(linear_name(k)) + ".bias") from(bw[k].b);
@@ -448,7 +450,7 @@ void GptqWriter::add_source_tensor(const std::string& name, std::vector<int64_t>
 }
 
 // What a block holds besides its quantized linears, written when its first layer is added:
-// the two norms, and the linears of modules_not_quantized (weight and bias in the export's
+// the two norms (four with Qwen3's q/k norm), and the linears of modules_not_quantized (weight and bias in the export's
 // float dtype, as transformers loads them into a plain Linear).
 void GptqWriter::add_block_source_tensors(int block) {
   if (!m_blocks_started.insert(block).second) return;
@@ -456,6 +458,10 @@ void GptqWriter::add_block_source_tensors(int block) {
   const int64_t h = c.hidden_size;
   add_source_tensor(layer_prefix(block) + "input_layernorm.weight", {h});
   add_source_tensor(layer_prefix(block) + "post_attention_layernorm.weight", {h});
+  if (c.qk_norm) {  // Qwen3
+    add_source_tensor(layer_prefix(block) + "self_attn.q_norm.weight", {c.head_dim});
+    add_source_tensor(layer_prefix(block) + "self_attn.k_norm.weight", {c.head_dim});
+  }
   for (LinearKind k : kAllLinears) {
     if (!m_skip[int(k)]) continue;
     const auto [N, K] = linear_shape(c, k);

@@ -4,6 +4,7 @@
 
 #include "common/error.h"
 #include "model/llama.h"
+#include "model/rope_scaling.h"
 
 namespace gptqw {
 
@@ -18,7 +19,9 @@ std::vector<int32_t> generate_greedy(const WeightSource& weights, std::vector<in
   const Vector final_norm = weights.final_norm();
   const Matrix lm_head = c.tie_word_embeddings ? embedding : weights.lm_head();
   const int max_len = std::max<int>(c.max_position_embeddings, static_cast<int>(ids.size()));
-  const Rope rope(c.head_dim, c.rope_theta, max_len + 1);
+  // Sequences stay below max_len, so dynamic NTK scaling never grows here (as in transformers,
+  // whose generation stays within max_position_embeddings).
+  const Rope rope = make_rope(c, max_len);
 
   for (int step = 0; step < n_new && static_cast<int>(ids.size()) < max_len; ++step) {
     report_progress(progress, {"generate", -1, 0, "", double(step) / n_new});

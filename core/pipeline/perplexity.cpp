@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "common/text_file.h"
 #include "model/llama.h"
+#include "model/rope_scaling.h"
 
 namespace gptqw {
 
@@ -43,7 +44,7 @@ PerplexityResult perplexity(const WeightSource& weights, std::span<const int32_t
   r.seqlen = opt.seqlen;
   r.window_nll.resize(n_windows);
 
-  const Rope rope(c.head_dim, c.rope_theta, opt.seqlen);
+  const Rope rope = make_rope(c, opt.seqlen);
   const Matrix embedding = weights.embedding();
   const Vector final_norm = weights.final_norm();
   const Matrix lm_head = c.tie_word_embeddings ? embedding : weights.lm_head();

@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "model/llama.h"
+#include "model/rope_scaling.h"
 #include "quant/hessian.h"
 #include "quant/packing.h"
 #include "quant/rtn.h"
@@ -127,7 +128,7 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
 
   // The calibration windows' hidden states, entering block 0.
   Matrix inps = embed(source.embedding(), calib.tokens);
-  const Rope rope(c.head_dim, c.rope_theta, calib.seqlen);
+  const Rope rope = make_rope(c, calib.seqlen);
 
   for (int b = 0; b < c.num_layers; ++b) {
     report_progress(progress, {"load", b, c.num_layers, "", done / steps});
