@@ -240,6 +240,39 @@ std::vector<ExportIssue> check_exportable(const ModelConfig& config, const GptqS
   return out;
 }
 
+std::vector<UnloadableModule> unloadable_modules(const ModelConfig& config, const QuantConfig& q) {
+  std::array<std::string, kNumLinears> why;
+  for (LinearKind kind : kAllLinears) {
+    const auto [N, K] = linear_shape(config, kind);
+    std::string& w = why[int(kind)];
+    auto add = [&](const std::string& s) { w += (w.empty() ? "" : "; ") + s; };
+    if (K % 32 != 0) add("in_features " + std::to_string(K) + " is not a multiple of 32");
+    if (N % 32 != 0) add("out_features " + std::to_string(N) + " is not a multiple of 32");
+    if (q.group_size > 0 && K % q.group_size != 0)
+      add("in_features " + std::to_string(K) + " is not a multiple of group_size " +
+          std::to_string(q.group_size));
+  }
+  // Fused groups go together (vLLM).
+  const std::vector<std::vector<LinearKind>> fused = {
+      {LinearKind::q, LinearKind::k, LinearKind::v}, {LinearKind::gate, LinearKind::up}};
+  std::array<std::string, kNumLinears> fused_why;
+  for (const auto& group : fused)
+    for (LinearKind bad : group)
+      if (!why[int(bad)].empty())
+        for (LinearKind k : group)
+          if (why[int(k)].empty() && fused_why[int(k)].empty())
+            fused_why[int(k)] = "loaded as one fused layer with " + std::string(linear_name(bad)) +
+                                " (vLLM refuses a partly quantized one)";
+  std::vector<UnloadableModule> out;
+  for (LinearKind kind : kAllLinears) {
+    const std::string& w = why[int(kind)].empty() ? fused_why[int(kind)] : why[int(kind)];
+    if (w.empty()) continue;
+    const auto [N, K] = linear_shape(config, kind);
+    out.push_back({kind, N, K, w});
+  }
+  return out;
+}
+
 std::string describe(const ExportIssue& i) {
   std::string s = i.severity == ExportIssue::Severity::error ? "error: " : "warning: ";
   if (!i.module.empty()) s += i.module + " " + shape2(i.out_features, i.in_features) + ": ";
@@ -268,7 +301,12 @@ GptqWriter::GptqWriter(const WeightSource& source, GptqExportOptions options)
     throw IoError(file_msg(parent, "the destination's parent folder does not exist or is not a "
                                    "folder"));
   if (auto* hf = dynamic_cast<const HfCheckpoint*>(&source)) m_source_ckpt = &hf->checkpoint();
-  if (auto* gq = dynamic_cast<const GptqCheckpoint*>(&source)) m_source_ckpt = &gq->checkpoint();
+  if (auto* gq = dynamic_cast<const GptqCheckpoint*>(&source)) {
+    m_source_ckpt = &gq->checkpoint();
+    // Re-export: the source's quantize_config keys this program does not interpret go along.
+    for (const auto& [k, v] : gq->settings().extra.items())
+      if (!m_opt.settings.extra.contains(k)) m_opt.settings.extra[k] = v;
+  }
   // The source folder as given, and the one its tensors are actually read from.
   std::vector<fs::path> sources;
   if (!m_opt.source_dir.empty()) sources.push_back(normalised(m_opt.source_dir));

@@ -101,8 +101,11 @@ std::set<std::string> rope_keys(const std::string& type) {
   return {};
 }
 
+// "500000", "1000000", "0.25": as a person writes them (ostream would give 1e+06).
 std::string number_str(double v) {
+  if (v == std::floor(v) && std::abs(v) < 1e15) return std::to_string(static_cast<long long>(v));
   std::ostringstream s;
+  s.precision(10);
   s << v;
   return s.str();
 }

@@ -49,15 +49,22 @@ CalibrationSet sample_calibration(const std::vector<int32_t>& ids, int nsamples,
   return set;
 }
 
-CalibrationSet sample_calibration(const Tokenizer& tokenizer, const std::filesystem::path& text,
-                                  int nsamples, int seqlen, uint64_t seed) {
-  std::vector<int32_t> ids = tokenizer.encode(read_text_file(text), true);
+CalibrationSet sample_calibration(const Tokenizer& tokenizer, const std::filesystem::path& source,
+                                  int nsamples, int seqlen, uint64_t seed,
+                                  const CalibrationOptions& options) {
+  CalibrationCorpus corpus = read_calibration_corpus(source, options);
+  std::vector<int32_t> ids = tokenizer.encode(corpus.text, true);
+  corpus.text.clear();
   try {
     CalibrationSet set = sample_calibration(ids, nsamples, seqlen, seed);
-    set.source = text;
+    set.source = source;
+    set.format = corpus.format;
+    set.field = corpus.field;
+    set.documents = corpus.documents;
+    set.files = std::move(corpus.files);
     return set;
   } catch (const ConfigError& e) {
-    throw ConfigError(file_msg(text, e.what()));
+    throw ConfigError(file_msg(source, e.what()));
   }
 }
 

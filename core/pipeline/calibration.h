@@ -8,11 +8,18 @@
 #include <vector>
 
 #include "model/tokenizer.h"
+#include "pipeline/calibration_corpus.h"
 
 namespace gptqw {
 
 struct CalibrationSet {
   std::filesystem::path source;
+  // How the source was read (calibration_corpus.h): "text", "jsonl" or "folder", the JSONL
+  // field, the number of documents joined and, for a folder, its files.
+  std::string format = "text";
+  std::string field;
+  int64_t documents = 1;
+  std::vector<std::string> files;
   int seqlen = 0;
   uint64_t seed = 0;
   int64_t text_tokens = 0;       // tokens of the whole text (BOS included)
@@ -27,10 +34,12 @@ struct CalibrationSet {
 CalibrationSet sample_calibration(const std::vector<int32_t>& text_ids, int nsamples, int seqlen,
                                   uint64_t seed);
 
-// Reads and tokenizes the file (BOS at the start, as the reference's tokenizer call does);
-// errors name the file.
-CalibrationSet sample_calibration(const Tokenizer& tokenizer, const std::filesystem::path& text,
-                                  int nsamples, int seqlen, uint64_t seed);
+// Reads the corpus (a text file, a JSONL file or a folder of .txt files: calibration_corpus.h)
+// and tokenizes it once (BOS at the start where the tokenizer adds one, as the reference's
+// tokenizer call does); errors name the file.
+CalibrationSet sample_calibration(const Tokenizer& tokenizer, const std::filesystem::path& source,
+                                  int nsamples, int seqlen, uint64_t seed,
+                                  const CalibrationOptions& options = {});
 
 // Rebuilds a set from recorded offsets (a report's), checking they fit the text.
 CalibrationSet calibration_from_offsets(const std::vector<int32_t>& text_ids,
