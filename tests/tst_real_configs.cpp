@@ -185,6 +185,9 @@ class TestRealConfigs : public QObject {
   }
   void evalEqualsReference() {
     QFETCH(QString, name);
+    // Under the sanitizers only SmolLM2 (30 M parameters) and its RoPE variants run: the same
+    // code, without 0.2 to 0.3 G-parameter models at 7x the time and twice the memory.
+    if (!name.startsWith("smollm2")) GPTQW_SKIP_WHEN_SANITIZED("the 0.2-0.3 G-parameter models");
     const Case& c = cases().at(name.toStdString());
     const fs::path dir = make(name.toStdString());
     auto r = run_cli({"eval", "--model", qpath(dir), "--text", qpath(m_text), "--seqlen",
@@ -206,6 +209,7 @@ class TestRealConfigs : public QObject {
   // llama3, SmolLM2's linear / dynamic / yarn) or without Qwen3's q/k norm gives results far
   // outside the tolerance.
   void leavingOutScalingOrQkNormChangesTheResult() {
+    GPTQW_SKIP_WHEN_SANITIZED("the Llama 3.2 and Qwen3 models");
     PerplexityOptions opt;
     opt.seqlen = kSeqlen;
     opt.max_windows = kWindows;

@@ -17,7 +17,9 @@ std::vector<int32_t> generate_greedy(const WeightSource& weights, std::vector<in
   for (int b = 0; b < c.num_layers; ++b) blocks.push_back(weights.block(b));
   const Matrix embedding = weights.embedding();
   const Vector final_norm = weights.final_norm();
-  const Matrix lm_head = c.tie_word_embeddings ? embedding : weights.lm_head();
+  // A tied head is the embedding itself, not a copy (622 MB for Qwen3's 151,936 x 1,024).
+  const Matrix untied_head = c.tie_word_embeddings ? Matrix() : weights.lm_head();
+  const Matrix& lm_head = c.tie_word_embeddings ? embedding : untied_head;
   const int max_len = std::max<int>(c.max_position_embeddings, static_cast<int>(ids.size()));
   // Sequences stay below max_len, so dynamic NTK scaling never grows here (as in transformers,
   // whose generation stays within max_position_embeddings).
