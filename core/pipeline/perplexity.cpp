@@ -12,17 +12,24 @@ namespace gptqw {
 
 namespace {
 
+// Positions whose logits are held at once: a whole window's would be [seqlen, vocab], 1.24 GB
+// for 2048 tokens of Qwen's 151,936-token vocabulary.
+constexpr Eigen::Index kLogitRows = 256;
+
 // Mean next-token NLL of one window from its final hidden states h [seqlen, hidden].
 double window_nll(const Matrix& h, const Matrix& lm_head, std::span<const int32_t> ids) {
-  Matrix logits = h.topRows(h.rows() - 1) * lm_head.transpose();
+  const Eigen::Index n = h.rows() - 1;
   double sum = 0;
-  for (Eigen::Index t = 0; t < logits.rows(); ++t) {
-    auto row = logits.row(t);
-    float mx = row.maxCoeff();
-    double lse = std::log((row.array() - mx).exp().cast<double>().sum()) + mx;
-    sum += lse - row(ids[t + 1]);
+  for (Eigen::Index t0 = 0; t0 < n; t0 += kLogitRows) {
+    Matrix logits = h.middleRows(t0, std::min(kLogitRows, n - t0)) * lm_head.transpose();
+    for (Eigen::Index t = 0; t < logits.rows(); ++t) {
+      auto row = logits.row(t);
+      float mx = row.maxCoeff();
+      double lse = std::log((row.array() - mx).exp().cast<double>().sum()) + mx;
+      sum += lse - row(ids[t0 + t + 1]);
+    }
   }
-  return sum / static_cast<double>(logits.rows());
+  return sum / static_cast<double>(n);
 }
 
 }  // namespace

@@ -97,11 +97,23 @@ uint64_t quantized_layer_bytes(int64_t N, int64_t K, const QuantConfig& q, bool 
   return qweight + qzeros + scales + g_idx + (bias ? uint64_t(N) * 2 : 0);
 }
 
+void QuantizedModel::set(int block, LinearKind kind, const QuantizedWeights& w) {
+  QuantizedWeights c;
+  c.codes = w.codes;
+  c.scales = w.scales;
+  c.zeros = w.zeros;
+  c.g_idx = w.g_idx;
+  m_layers.erase({block, static_cast<int>(kind)});
+  m_coded[{block, static_cast<int>(kind)}] = std::move(c);
+}
+
 BlockWeights QuantizedModel::block(int index) const {
   BlockWeights b = m_base->block(index);
   for (LinearKind k : kAllLinears) {
     auto it = m_layers.find({index, static_cast<int>(k)});
     if (it != m_layers.end()) b[k].W = it->second;
+    auto ic = m_coded.find({index, static_cast<int>(k)});
+    if (ic != m_coded.end()) b[k].W = dequantize_as_stored(ic->second);
   }
   return b;
 }

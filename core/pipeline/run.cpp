@@ -50,7 +50,8 @@ Report run_quantization(const Model& model, const RunSpec& spec, const RunInputs
   QuantizedModel gptq_model(model.weights), rtn_model(model.weights);
   LayerSink keep = [&](Method m, int block, LinearKind kind, QuantizedWeights&& w) {
     // Evaluated as exported: F16 scales, so that the exported checkpoint gives the same number.
-    if (evaluate) (m == Method::gptq ? gptq_model : rtn_model).set(block, kind, dequantize_as_stored(w));
+    // Kept as codes (a byte per weight), dequantized block by block when evaluated.
+    if (evaluate) (m == Method::gptq ? gptq_model : rtn_model).set(block, kind, w);
     if (sink) sink(m, block, kind, std::move(w));
   };
   QuantizeResult result = quantize_model(*model.weights, inputs.calib, inputs.options, keep,
@@ -76,6 +77,7 @@ Report run_quantization(const Model& model, const RunSpec& spec, const RunInputs
     };
     ps.original = eval(*model.weights, "ppl original");
     if (inputs.options.run_rtn) ps.rtn = eval(rtn_model, "ppl rtn");
+    rtn_model = QuantizedModel(model.weights);  // its memory back before GPTQ's evaluation
     if (inputs.options.run_gptq) ps.gptq = eval(gptq_model, "ppl gptq");
     report.perplexity = ps;
   }
