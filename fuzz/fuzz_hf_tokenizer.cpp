@@ -1,6 +1,6 @@
 // Hugging Face tokenizer.json: the input is the file (in a scratch folder, with a fixed
 // tokenizer_config.json beside it); an accepted tokenizer then encodes a fixed text and the
-// input's last bytes, and decodes what it produced.
+// input's last bytes, then the whole input, and decodes what it produced.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -37,6 +37,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // Made valid (U+FFFD for bad bytes): encode() refuses invalid UTF-8, which is tested apart.
     std::string text = std::string(kFixed) + unicode::to_valid_utf8(tail);
     gptqw_fuzz::check_encode_decode(tok, text);
+    // The whole input as text too: added-token matching, normalizers and pre-tokenizers then
+    // run on up to max_len bytes, where a superlinear step shows (the per-input time limit).
+    gptqw_fuzz::check_encode_decode(tok, unicode::to_valid_utf8(input));
     gptqw_fuzz::expect_rejection([&] { (void)tok.encode("bad \xff utf8"); });
     (void)tok.encode("");
     (void)tok.bos_id();

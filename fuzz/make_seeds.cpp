@@ -92,5 +92,47 @@ int main(int argc, char** argv) {
   for (int x : {8, 12, 1 << 24, 4, 2, -8, 16386}) huge.append(reinterpret_cast<const char*>(&x), 4);
   huge.append(42, '\x3f');
   write_bytes(regressions / "llama2c/timeout-layers-2-to-the-24.bin", huge);
+
+  // Superlinear inputs (issue 13): each took seconds to hours before and must parse well inside
+  // the per-input time limit now (fuzz.sh's -timeout).
+  // [{},{},...]: the JSON depth-limit callback made nlohmann re-scan; 480 KB took 42 s, so 1 MB
+  // about 3 minutes. 1 MB of it for every JSON reader, and in a safetensors header's metadata.
+  std::string objects = "[";
+  for (size_t i = 0; objects.size() < (size_t(1) << 20); ++i) objects += i ? ",{}" : "{}";
+  objects += "]";
+  for (const char* t : {"hf_config", "hf_tokenizer", "gptq_settings", "report", "safetensors_index"})
+    write_bytes(regressions / t / "timeout-quadratic-json-empty-objects.json", objects);
+  write_bytes(regressions / "safetensors/timeout-quadratic-json-metadata.safetensors",
+              safetensors_image("{\"__metadata__\":" + objects + "}"));
+  // A tokenizer whose one added token is 60,001 "a"s, with 60,000 "a"s elsewhere in the file
+  // (the target encodes the file itself): a trie walked from every position costs 60,000^2 / 2.
+  const std::string as(60000, 'a');
+  write_bytes(regressions / "hf_tokenizer/timeout-quadratic-added-token-match.json",
+              R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "<s>": 2}, "merges": []},
+"added_tokens": [{"id": 3, "content": ")" + as + R"(a", "special": true}], "padding": ")" +
+                  as + "\"}");
+  // A llama2.c tokenizer with one 65,536-byte token: cutting it in two at every point and
+  // looking both halves up as strings cost O(L^2) (2 * 10^9 bytes hashed).
+  {
+    std::string tok;
+    auto i32 = [&](int32_t v) { tok.append(reinterpret_cast<const char*>(&v), 4); };
+    auto record = [&](float score, const std::string& piece) {
+      tok.append(reinterpret_cast<const char*>(&score), 4);
+      i32(int32_t(piece.size()));
+      tok += piece;
+    };
+    i32(1 << 16);
+    record(0, "<unk>");
+    record(0, "<s>");
+    record(0, "</s>");
+    for (int b = 0; b < 256; ++b) {
+      char name[8];
+      std::snprintf(name, sizeof name, "<0x%02X>", b);
+      record(0, name);
+    }
+    record(-1, "a");
+    record(-2, std::string(1 << 16, 'a'));
+    write_bytes(regressions / "llama2c_tokenizer/timeout-quadratic-pair-search.bin", tok);
+  }
   return 0;
 }

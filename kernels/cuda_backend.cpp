@@ -298,8 +298,9 @@ bool CudaBackend::cholesky_inverse_upper(const Eigen::Ref<const Matrix>& H, Matr
 double CudaBackend::gptq_block(Eigen::Ref<Matrix> W1, const Eigen::Ref<const Matrix>& Hinv1,
                                const Eigen::Ref<const Matrix>& scales,
                                const Eigen::Ref<const Matrix>& zeros,
-                               std::span<const int32_t> col_group, int maxq, Eigen::Ref<Matrix> Q1,
-                               Eigen::Ref<Matrix> Err1, Eigen::Ref<Codes> codes1) {
+                               std::span<const int32_t> col_group, int maxq, bool exact_ties,
+                               Eigen::Ref<Matrix> Q1, Eigen::Ref<Matrix> Err1,
+                               Eigen::Ref<Codes> codes1) {
   std::lock_guard lock(mutex_);
   const Index N = W1.rows(), B = W1.cols(), G = scales.rows();
   const Ctx ctx{"gptq_block", "W1 " + shape(N, B) + ", Hinv1 " + shape(Hinv1.rows(), Hinv1.cols()) +
@@ -356,8 +357,8 @@ double CudaBackend::gptq_block(Eigen::Ref<Matrix> W1, const Eigen::Ref<const Mat
   upload(dZ, zeros.data() + Index(gmin) * zeros.outerStride(), Gb, N, zeros.outerStride(), stream_,
          ctx);
   upload(dG, groups.data(), 1, B, B, stream_, ctx);
-  GPTQW_CHECK(ctx, cuda::gptq_block(dW, dH, dS, dZ, dG, N, B, static_cast<float>(maxq), dQ, dE, dC,
-                                    dL, dT, device_, stream_));
+  GPTQW_CHECK(ctx, cuda::gptq_block(dW, dH, dS, dZ, dG, N, B, static_cast<float>(maxq), exact_ties,
+                                    dQ, dE, dC, dL, dT, device_, stream_));
   download(Q1.data(), Q1.outerStride(), dQ, N, B, stream_, ctx);
   download(Err1.data(), Err1.outerStride(), dE, N, B, stream_, ctx);
   download(codes1.data(), codes1.outerStride(), dC, N, B, stream_, ctx);

@@ -45,8 +45,9 @@ class CudaBackend final : public Backend {
   bool cholesky_inverse_upper(const Eigen::Ref<const Matrix>& H, Matrix& Hinv) override;
   double gptq_block(Eigen::Ref<Matrix> W1, const Eigen::Ref<const Matrix>& Hinv1,
                     const Eigen::Ref<const Matrix>& scales, const Eigen::Ref<const Matrix>& zeros,
-                    std::span<const int32_t> col_group, int maxq, Eigen::Ref<Matrix> Q1,
-                    Eigen::Ref<Matrix> Err1, Eigen::Ref<Codes> codes1) override;
+                    std::span<const int32_t> col_group, int maxq, bool exact_ties,
+                    Eigen::Ref<Matrix> Q1, Eigen::Ref<Matrix> Err1,
+                    Eigen::Ref<Codes> codes1) override;
   void lazy_batch_update(Eigen::Ref<Matrix> W_rest, const Eigen::Ref<const Matrix>& Err1,
                          const Eigen::Ref<const Matrix>& Hinv_rows) override;
   void gemm_xwt(const Eigen::Ref<const Matrix>& X, const Eigen::Ref<const Matrix>& W,

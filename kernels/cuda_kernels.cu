@@ -52,10 +52,21 @@ int64_t gptq_tile_bytes(int64_t B) {
   return 3 * B * kPitch * int64_t(sizeof(float));
 }
 
-// quant_code() of quant/quantizer.h: clamp(round_half_even(x / scale) + zero, 0, maxq), a
-// NaN landing on 0.
-__device__ __forceinline__ float quant_code(float x, float scale, float zero, float maxq) {
-  float q = __fadd_rn(rintf(__fdiv_rn(x, scale)), zero);
+// round_quotient() of quant/quantizer.h: half to even, a quotient within 2^-22 of its magnitude
+// of a half-integer counting as that half-integer.
+__device__ __forceinline__ float round_quotient(float v) {
+  const float a = fabsf(v) < 0x1p22f ? v : 0.0f;
+  const float h = __fadd_rn(floorf(a), 0.5f);
+  const bool tie = fabsf(__fsub_rn(a, h)) <= __fmul_rn(fabsf(h), 0x1p-22f) && a == v;
+  return rintf(tie ? h : v);
+}
+
+// quant_code() of quant/quantizer.h: clamp(round_code(x / scale) + zero, 0, maxq), a NaN
+// landing on 0.
+__device__ __forceinline__ float quant_code(float x, float scale, float zero, float maxq,
+                                            bool exact_ties) {
+  const float v = __fdiv_rn(x, scale);
+  float q = __fadd_rn(exact_ties ? round_quotient(v) : rintf(v), zero);
   q = 0.0f < q ? q : 0.0f;
   return q < maxq ? q : maxq;
 }
@@ -64,7 +75,7 @@ __global__ void __launch_bounds__(kRows)
     gptq_block_kernel(const float* __restrict__ W1, const float* __restrict__ Hinv1,
                       const float* __restrict__ scales, const float* __restrict__ zeros,
                       const int32_t* __restrict__ col_group, int64_t N, int64_t B, float maxq,
-                      float* __restrict__ Q1, float* __restrict__ Err1,
+                      bool exact_ties, float* __restrict__ Q1, float* __restrict__ Err1,
                       uint8_t* __restrict__ codes1, double* __restrict__ row_loss,
                       float* __restrict__ scratch) {
   extern __shared__ float smem[];
@@ -93,7 +104,7 @@ __global__ void __launch_bounds__(kRows)
     const float z = live ? zeros[g * N + r] : 0.0f;
     const float d = Hinv1[i * B + i];
     const float x = t[i * kPitch + lane];
-    const float code = quant_code(x, s, z, maxq);
+    const float code = quant_code(x, s, z, maxq, exact_ties);
     const float q = __fmul_rn(s, __fsub_rn(code, z));
     const float diff = __fsub_rn(x, q);
     const float e = __fdiv_rn(diff, d);
@@ -152,9 +163,9 @@ int64_t gptq_block_scratch_floats(int64_t N, int64_t B, int device) {
 }
 
 cudaError_t gptq_block(const float* W1, const float* Hinv1, const float* scales, const float* zeros,
-                       const int32_t* col_group, int64_t N, int64_t B, float maxq, float* Q1,
-                       float* Err1, uint8_t* codes1, double* row_loss, float* scratch, int device,
-                       cudaStream_t stream) {
+                       const int32_t* col_group, int64_t N, int64_t B, float maxq,
+                       bool exact_ties, float* Q1, float* Err1, uint8_t* codes1, double* row_loss,
+                       float* scratch, int device, cudaStream_t stream) {
   if (N <= 0 || B <= 0) return cudaSuccess;
   const int64_t bytes = gptq_tile_bytes(B);
   int64_t smem = 0;
@@ -169,7 +180,8 @@ cudaError_t gptq_block(const float* W1, const float* Hinv1, const float* scales,
   }
   const unsigned blocks = unsigned((N + kRows - 1) / kRows);
   gptq_block_kernel<<<blocks, kRows, size_t(smem), stream>>>(
-      W1, Hinv1, scales, zeros, col_group, N, B, maxq, Q1, Err1, codes1, row_loss, scratch);
+      W1, Hinv1, scales, zeros, col_group, N, B, maxq, exact_ties, Q1, Err1, codes1, row_loss,
+      scratch);
   return cudaGetLastError();
 }
 

@@ -25,11 +25,10 @@ cudaError_t zero_strictly_lower(float* A, int64_t n, cudaStream_t stream);
 int64_t gptq_block_scratch_floats(int64_t N, int64_t B, int device);
 
 // The GPTQ column loop of one block (Backend::gptq_block), one thread per row of W1: the same
-// fp32 operations in the same order as the CPU backend (divide, round half to even, add zero,
-// clamp; dequantize; err = (w - q) / d; loss term (w - q)^2 / d^2 summed per row in double;
-// w_j = fma(-err, Hinv1[i, j], w_j)), so that for equal inputs the results are equal bit for
-// bit (against a CPU build whose compiler fuses that last multiply-add, as -march=native on
-// an FMA machine does).
+// fp32 operations in the same order as the CPU backend (divide, round half to even or, with
+// exact_ties, round_quotient; add zero, clamp; dequantize; err = (w - q) / d; loss term
+// (w - q)^2 / d^2 summed per row in double; w_j = fma(-err, Hinv1[i, j], w_j)), so that for
+// equal inputs the results are equal bit for bit.
 //   W1        [N, B]
 //   Hinv1     [B, B] upper triangular
 //   scales    [G, N], zeros [G, N]: the grid rows that col_group names
@@ -38,9 +37,9 @@ int64_t gptq_block_scratch_floats(int64_t N, int64_t B, int device);
 //   row_loss  [N] out: sum over the block of (w - q)^2 / d^2 for each row, in double
 //   scratch   gptq_block_scratch_floats(N, B, device) floats (nullptr when that is 0)
 cudaError_t gptq_block(const float* W1, const float* Hinv1, const float* scales, const float* zeros,
-                       const int32_t* col_group, int64_t N, int64_t B, float maxq, float* Q1,
-                       float* Err1, uint8_t* codes1, double* row_loss, float* scratch, int device,
-                       cudaStream_t stream);
+                       const int32_t* col_group, int64_t N, int64_t B, float maxq,
+                       bool exact_ties, float* Q1, float* Err1, uint8_t* codes1, double* row_loss,
+                       float* scratch, int device, cudaStream_t stream);
 
 // Launches a trivial kernel and waits for it: whether this build's device code runs on the
 // current device (a missing image for its architecture or a driver too old for the PTX shows

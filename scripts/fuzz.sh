@@ -12,21 +12,42 @@
 # files). Then
 # each target fuzzes for the given time on a scratch copy of its seed corpus
 # (build-fuzz/fuzz-work/<target>/corpus; fuzz/corpus is never written), under nice -n 19,
-# with bounded memory (-rss_limit_mb=2048 -malloc_limit_mb=1024) and a per-input timeout.
+# with bounded memory (-rss_limit_mb=2048 -malloc_limit_mb=1024) and a per-input time limit per
+# target (target_timeout below) tight enough that a superlinear parser fails it.
 # A crashing input (crash, sanitizer report, out-of-memory, timeout) is copied to
 # fuzz/regressions/<target>/ so that every later replay runs it. Exits non-zero when a replay
 # fails or a target found anything.
 #
 # Environment: BUILD_DIR (default build-fuzz), FUZZ_CXX (default clang++), FUZZ_TIMEOUT (seconds
-# per input, default 10), FUZZ_JOBS (build jobs, default 2), FUZZ_ARGS (extra libFuzzer flags).
+# per input for every target, instead of target_timeout's), FUZZ_JOBS (build jobs, default 2),
+# FUZZ_ARGS (extra libFuzzer flags).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BUILD_DIR=${BUILD_DIR:-build-fuzz}
 CXX_BIN=${FUZZ_CXX:-clang++}
-TIMEOUT=${FUZZ_TIMEOUT:-10}
 JOBS=${FUZZ_JOBS:-2}
-LIMITS=(-rss_limit_mb=2048 -malloc_limit_mb=1024 "-timeout=$TIMEOUT")
+# Per-input time limit in seconds (libFuzzer's -timeout): about five times what the slowest
+# input of the replay takes under the sanitizers (the 1 MB "timeout-quadratic-*" regression
+# inputs: 0.3 - 0.6 s), and far below what a quadratic step costs on them: 480 KB of
+# [{},{},...] took 42 s with the old JSON depth callback (1 MB: minutes), a 60,000-character
+# run against a 60,001-character added token ~2 * 10^9 trie steps. Inputs the fuzzer makes are
+# at most 64 KB.
+target_timeout() {
+  if [ -n "${FUZZ_TIMEOUT:-}" ]; then echo "$FUZZ_TIMEOUT"; return; fi
+  case "$1" in
+    hf_tokenizer) echo 5 ;;  # loads, then encodes the whole input with every pipeline step
+    *) echo 3 ;;
+  esac
+}
+limits() { echo -rss_limit_mb=2048 -malloc_limit_mb=1024 "-timeout=$(target_timeout "$1")"; }
+# Replays measure CPU time, not wall-clock time: on a machine shared with other work a process
+# at nice 19 can wait for seconds, and a wall-clock limit would then fail inputs that are fast.
+# The limit is the target's time per input (plus a second of start-up), through the process's
+# RLIMIT_CPU; libFuzzer's own -timeout is set far above it.
+replay_limits() {
+  echo -rss_limit_mb=2048 -malloc_limit_mb=1024 "-timeout=$(( $(target_timeout "$1") * 20 ))"
+}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:allocator_may_return_null=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
@@ -115,8 +136,15 @@ summary=()
 # One process per regression input, so that every failing one is named; the seeds in one go.
 replay_one() {  # target log inputs...
   local bin=$ROOT/$BUILD_DIR/fuzz/fuzz_$1 log=$2
+  local -a lim
+  read -r -a lim <<<"$(replay_limits "$1")"
+  local cpu=$(( $(target_timeout "$1") * ($# - 2) + 1 ))
   shift 2
-  nice -n 19 "$bin" "${LIMITS[@]}" "$@" >"$log" 2>&1
+  ( ulimit -t "$cpu" && exec nice -n 19 "$bin" "${lim[@]}" "$@" ) >"$log" 2>&1
+  local rc=$?
+  # SIGXCPU (24) ends the process at the CPU limit.
+  [ $rc -eq $((128 + 24)) ] && echo "ERROR: over the CPU time limit of ${cpu} s" >>"$log"
+  return $rc
 }
 for t in "${TARGETS[@]}"; do
   n=0
@@ -164,8 +192,9 @@ if [ "$SECONDS_PER_TARGET" -gt 0 ]; then
     [ -f "fuzz/dict/$t.dict" ] && dict=("-dict=$ROOT/fuzz/dict/$t.dict")
     log=$WORK/$t.fuzz.log
     echo "---- fuzz_$t for ${SECONDS_PER_TARGET}s (log $log)"
+    read -r -a lim <<<"$(limits "$t")"
     # shellcheck disable=SC2086
-    nice -n 19 "$bin" "${LIMITS[@]}" "${dict[@]}" -max_len=65536 \
+    nice -n 19 "$bin" "${lim[@]}" "${dict[@]}" -max_len=65536 \
       -max_total_time="$SECONDS_PER_TARGET" -print_final_stats=1 \
       -artifact_prefix="$artifacts/" ${FUZZ_ARGS:-} "$corpus" >"$log" 2>&1
     rc=$?

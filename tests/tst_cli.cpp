@@ -4,6 +4,7 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QProcess>
 #include <QTest>
 
 #include "io/synthetic_model.h"
@@ -187,6 +188,129 @@ class TestCli : public QObject {
     QCOMPARE(j["layers"].toArray().size(), qsizetype(35));
     QVERIFY(j["settings"].toObject()["pad_unloadable"].toBool());
     QCOMPARE(j["settings"].toObject()["kept_for_loaders"].toArray().size(), qsizetype(0));
+  }
+
+  // Same inputs, same bits: a run repeated, on 1, 2 and all threads, and on every kernel level
+  // this CPU runs (what other CPUs would run), exports byte-identical weights; the reports agree
+  // in everything but the clock, the memory high-water mark and the thread count.
+  void sameInputsSameBits() {
+    QTemporaryDir tmp;
+    auto run = [&](const QString& tag, const QStringList& extra, const QString& kernels = {}) {
+      QStringList args = {"compare", "--model", model(), "--calib", text("tinystories-sample.txt"),
+                          "--nsamples", "8", "--seqlen", "128", "--bits", "4", "--group-size", "32",
+                          "--act-order", "--eval", text("tinystories-sample.txt"), "--eval-seqlen",
+                          "256", "--eval-max-windows", "4", "--report", tmp.filePath(tag + ".json"),
+                          "--out", tmp.filePath(tag), "--quiet"};
+      QProcess p;
+      QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+      if (!kernels.isEmpty()) env.insert("GPTQW_KERNELS", kernels);
+      p.setProcessEnvironment(env);
+      p.start(QStringLiteral(GPTQW_CLI_PATH), args + extra);
+      if (!p.waitForFinished(300000) || p.exitCode() != 0)
+        qWarning("%s: %s", qPrintable(tag), p.readAllStandardError().constData());
+      return p.exitStatus() == QProcess::NormalExit && p.exitCode() == 0;
+    };
+    auto weights = [&](const QString& tag) {
+      QFile f(tmp.filePath(tag + "/model.safetensors"));
+      return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
+    };
+    // The report without what legitimately changes between two runs.
+    auto report = [&](const QString& tag) {
+      QFile f(tmp.filePath(tag + ".json"));
+      if (!f.open(QIODevice::ReadOnly)) return QJsonObject();
+      QJsonObject j = QJsonDocument::fromJson(f.readAll()).object();
+      for (const char* key : {"created", "timing", "peak_rss_bytes", "threads", "environment"}) j.remove(key);
+      QJsonObject p = j["perplexity"].toObject();
+      p.remove("seconds");
+      j["perplexity"] = p;
+      QJsonArray layers;
+      for (const auto& v : j["layers"].toArray()) {
+        QJsonObject l = v.toObject();
+        for (const char* m : {"gptq", "rtn"}) {
+          QJsonObject o = l[m].toObject();
+          o.remove("seconds");
+          l[m] = o;
+        }
+        layers.append(l);
+      }
+      j["layers"] = layers;
+      return j;
+    };
+    QVERIFY(run("a", {"--threads", "2"}));
+    QVERIFY(run("b", {"--threads", "2"}));
+    QVERIFY(run("t1", {"--threads", "1"}));
+    QVERIFY(run("tall", {}));
+    const QByteArray w = weights("a");
+    QVERIFY(w.size() > 100000);
+    for (const char* tag : {"b", "t1", "tall"}) QVERIFY2(weights(tag) == w, tag);
+    QCOMPARE(report("b"), report("a"));
+    QCOMPARE(report("t1"), report("a"));
+    for (const char* level : {"generic", "avx2", "avx512"}) {
+      const bool runs = run(QString("k-") + level, {}, level);
+      if (!runs) {
+        // A level this CPU lacks is refused, naming the variable; any other failure is a bug.
+        QVERIFY(QString(level) != "generic");
+        continue;
+      }
+      QVERIFY2(weights(QString("k-") + level) == w, level);
+      QCOMPARE(report(QString("k-") + level), report("a"));
+      // The level asked for is the one that ran.
+      QFile f(tmp.filePath(QString("k-") + level + ".json"));
+      QVERIFY(f.open(QIODevice::ReadOnly));
+      QCOMPARE(QJsonDocument::fromJson(f.readAll())["environment"]["kernels"].toString(), QString(level));
+    }
+  }
+
+  // --calib-from reruns on exactly the windows of an earlier report, and refuses another text.
+  void rerunOnAReportsWindows() {
+    QTemporaryDir tmp;
+    const QString calib = text("tinystories-sample.txt");
+    QStringList common = {"compare", "--model", model(), "--bits", "4", "--group-size", "32", "--quiet"};
+    auto first = run_cli(common + QStringList{"--calib", calib, "--nsamples", "6", "--seqlen", "100",
+                                              "--seed", "11", "--report", tmp.filePath("r1.json"),
+                                              "--out", tmp.filePath("e1")});
+    QCOMPARE(first.exit_code, 0);
+    auto again = run_cli(common + QStringList{"--calib-from", tmp.filePath("r1.json"), "--report",
+                                              tmp.filePath("r2.json"), "--out", tmp.filePath("e2")});
+    QCOMPARE(again.exit_code, 0);
+    auto read = [&](const QString& f) {
+      QFile file(tmp.filePath(f));
+      return file.open(QIODevice::ReadOnly) ? QJsonDocument::fromJson(file.readAll()).object() : QJsonObject();
+    };
+    const QJsonObject c1 = read("r1.json")["calibration"].toObject(), c2 = read("r2.json")["calibration"].toObject();
+    QCOMPARE(c1["offsets"].toArray().size(), qsizetype(6));
+    QCOMPARE(c2["offsets"], c1["offsets"]);
+    QCOMPARE(c2["seqlen"].toInt(), 100);
+    QCOMPARE(c2["seed"].toInt(), 11);
+    QCOMPARE(c1["sha256"].toString().size(), qsizetype(64));
+    QCOMPARE(c2["sha256"], c1["sha256"]);
+    QCOMPARE(c1["file_bytes"].toInteger(), QFileInfo(calib).size());
+    QFile e1(tmp.filePath("e1/model.safetensors")), e2(tmp.filePath("e2/model.safetensors"));
+    QVERIFY(e1.open(QIODevice::ReadOnly) && e2.open(QIODevice::ReadOnly));
+    QVERIFY(e1.readAll() == e2.readAll());
+    // Where the report was made.
+    const QJsonObject env = read("r1.json")["environment"].toObject();
+    for (const char* key : {"cpu_features", "build_target", "kernels", "compiler", "build_flags"})
+      QVERIFY2(!env[key].toString().isEmpty(), key);
+    QCOMPARE(env["version"].toString(), QString(GPTQW_VERSION));
+
+    // A copy of the text with one byte changed is another text: refused, naming both files.
+    QFile src(calib);
+    QVERIFY(src.open(QIODevice::ReadOnly));
+    QByteArray changed = src.readAll();
+    changed[1000] = changed[1000] == 'a' ? 'b' : 'a';
+    QFile copy(tmp.filePath("changed.txt"));
+    QVERIFY(copy.open(QIODevice::WriteOnly) && copy.write(changed) == changed.size());
+    copy.close();
+    auto refused = run_cli(common + QStringList{"--calib-from", tmp.filePath("r1.json"), "--calib",
+                                                tmp.filePath("changed.txt")});
+    QCOMPARE(refused.exit_code, 1);
+    QVERIFY2(refused.err.contains("changed.txt") && refused.err.contains("tinystories-sample.txt") &&
+                 refused.err.contains("SHA-256"),
+             refused.err.constData());
+    // The windows come from the report: its own window options are a usage error.
+    auto usage = run_cli(common + QStringList{"--calib-from", tmp.filePath("r1.json"), "--seqlen", "64"});
+    QCOMPARE(usage.exit_code, 2);
   }
 };
 

@@ -1,12 +1,23 @@
 // Unit tests of core/common: half and bfloat16 casts (checked against values worked out by
-// hand from the IEEE formats), UTF-8 validation, and text-file error messages.
+// hand from the IEEE formats), UTF-8 validation, text-file error messages, and the rules of
+// reading inputs (input_file), writing outputs (output_file), parsing JSON (json) and
+// cancelling (cancel).
 #include <QTest>
 #include <cmath>
 #include <fstream>
 #include <limits>
+#include <string>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/cancel.h"
 #include "common/error.h"
 #include "common/half.h"
+#include "common/input_file.h"
+#include "common/json.h"
+#include "common/output_file.h"
+#include "common/sha256.h"
 #include "common/text_file.h"
 
 using namespace gptqw;
@@ -36,6 +47,22 @@ class TestCommon : public QObject {
       if (std::isnan(f)) continue;
       QCOMPARE(float_to_half(f), static_cast<uint16_t>(h));
     }
+  }
+  // FIPS 180-4's examples, a block-boundary length, and a million 'a's fed in odd pieces.
+  void sha256KnownDigests() {
+    QCOMPARE(sha256_hex(""), std::string("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+    QCOMPARE(sha256_hex("abc"), std::string("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+    QCOMPARE(sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+             std::string("248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"));
+    Sha256 h;
+    const std::string chunk(997, 'a');
+    size_t left = 1000000;
+    while (left > 0) {
+      const size_t n = std::min(left, chunk.size());
+      h.update(chunk.data(), n);
+      left -= n;
+    }
+    QCOMPARE(h.hex(), std::string("cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"));
   }
   void bf16() {
     QCOMPARE(float_to_bf16(1.0f), uint16_t(0x3f80));
@@ -77,6 +104,157 @@ class TestCommon : public QObject {
     std::ofstream(f) << "a\xc3\xa9z";  // a é z
     QCOMPARE(read_text_file(f, 2), std::string("a"));
     QCOMPARE(read_text_file(f, 3), std::string("a\xc3\xa9"));
+  }
+
+  void outputFileRules() {
+    QTemporaryDir dir;
+    const std::filesystem::path p(dir.path().toStdString());
+    auto slurp = [](const std::filesystem::path& f) {
+      std::ifstream in(f, std::ios::binary);
+      return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    };
+    auto error_of = [](auto&& f) -> std::string {
+      try {
+        f();
+      } catch (const Error& e) {
+        return e.what();
+      }
+      return "";
+    };
+    // New, then replaced; no temporary left beside it.
+    write_file_atomically(p / "out.txt", "one");
+    write_file_atomically(p / "out.txt", "two");
+    QCOMPARE(slurp(p / "out.txt"), std::string("two"));
+    for (const auto& e : std::filesystem::directory_iterator(p))
+      QVERIFY2(e.path().filename().string().find("gptqw-tmp") == std::string::npos, e.path().c_str());
+    // A link, a folder, a device and a missing folder are refused, naming the destination;
+    // the link's target and the device stay as they were.
+    std::ofstream(p / "target.txt") << "precious";
+    std::filesystem::create_symlink(p / "target.txt", p / "link.txt");
+    std::string msg = error_of([&] { write_file_atomically(p / "link.txt", "x"); });
+    QVERIFY2(msg.find("link.txt: is a symbolic link") != std::string::npos, msg.c_str());
+    QCOMPARE(slurp(p / "target.txt"), std::string("precious"));
+    msg = error_of([&] { write_file_atomically(p, "x"); });
+    QVERIFY2(msg.find("is a directory") != std::string::npos, msg.c_str());
+    msg = error_of([&] { write_file_atomically("/dev/null", "x"); });
+    QVERIFY2(msg.find("/dev/null: is a character device") != std::string::npos, msg.c_str());
+    QVERIFY(std::filesystem::is_character_file("/dev/null"));
+    msg = error_of([&] { write_file_atomically(p / "no" / "f.txt", "x"); });
+    QVERIFY2(msg.find("f.txt: cannot be written: its parent folder") != std::string::npos, msg.c_str());
+    // Inputs (registered, or named by the caller) are never written into or over.
+    std::filesystem::create_directory(p / "model");
+    protect_input(p / "model", "the test model folder");
+    msg = error_of([&] { write_file_atomically(p / "model" / "r.json", "x"); });
+    QVERIFY2(msg.find("is inside the test model folder") != std::string::npos, msg.c_str());
+    msg = error_of([&] { check_output_file(p / "target.txt", {{p / "target.txt", "the text"}}); });
+    QVERIFY2(msg.find("is the text") != std::string::npos, msg.c_str());
+    // A folder: refused without force; with force only when empty or recognised by its owner.
+    std::filesystem::create_directory(p / "folder");
+    std::ofstream(p / "folder" / "doc.txt") << "mine";
+    auto nobody = [](const std::filesystem::path&) { return std::string("not ours"); };
+    msg = error_of([&] { check_output_folder(p / "folder", false, nobody); });
+    QVERIFY2(msg.find("already exists") != std::string::npos, msg.c_str());
+    msg = error_of([&] { check_output_folder(p / "folder", true, nobody); });
+    QVERIFY2(msg.find("is not replaced: not ours") != std::string::npos, msg.c_str());
+    msg = error_of([&] { check_output_folder(p / "model", true, nobody); });
+    QVERIFY2(msg.find("is the test model folder") != std::string::npos, msg.c_str());
+    std::filesystem::create_directory(p / "empty");
+    {
+      OutputFolder out(p / "empty", true, nobody);
+      write_file_atomically(out.temp() / "a.txt", "new");
+      out.commit();
+    }
+    QCOMPARE(slurp(p / "empty" / "a.txt"), std::string("new"));
+    // Not committed: the temporary folder goes, the destination stays as it was.
+    {
+      OutputFolder out(p / "never", false, nobody);
+      write_file_atomically(out.temp() / "a.txt", "x");
+    }
+    QVERIFY(!std::filesystem::exists(p / "never"));
+    for (const auto& e : std::filesystem::directory_iterator(p))
+      QVERIFY2(e.path().filename().string().find("gptqw-tmp") == std::string::npos, e.path().c_str());
+  }
+
+  void inputFileRules() {
+    QTemporaryDir dir;
+    const std::filesystem::path p(dir.path().toStdString());
+    auto error_of = [](auto&& f) -> std::string {
+      try {
+        f();
+      } catch (const Error& e) {
+        return e.what();
+      }
+      return "";
+    };
+    QCOMPARE(::mkfifo((p / "fifo").c_str(), 0600), 0);
+    std::string msg = error_of([&] { read_input_file(p / "fifo", kConfigInput); });  // no hang
+    QVERIFY2(msg.find("fifo: is a FIFO, not a regular file") != std::string::npos, msg.c_str());
+    msg = error_of([&] { read_input_file("/dev/zero", kConfigInput); });
+    QVERIFY2(msg.find("/dev/zero: is a character device") != std::string::npos, msg.c_str());
+    msg = error_of([&] { read_input_file(p, kConfigInput); });
+    QVERIFY2(msg.find("is a directory, expected a JSON configuration file") != std::string::npos, msg.c_str());
+    std::ofstream(p / "big.json").close();
+    std::filesystem::resize_file(p / "big.json", (16 << 20) + 1);  // sparse: nothing to read
+    msg = error_of([&] { read_input_file(p / "big.json", kConfigInput); });
+    QVERIFY2(msg.find("big.json: is 16.0 MiB; configuration files over 16 MiB are refused") != std::string::npos, msg.c_str());
+    std::ofstream(p / "small.json") << "{\"a\": 1}";
+    QCOMPARE(read_input_file(p / "small.json", kConfigInput), std::string("{\"a\": 1}"));
+    // Paths of a model folder stay inside it once links are resolved.
+    std::filesystem::create_directory(p / "m");
+    std::ofstream(p / "m" / "x.json") << "{}";
+    std::filesystem::create_symlink(p / "small.json", p / "m" / "out.json");
+    std::filesystem::create_symlink(p / "m" / "x.json", p / "m" / "in.json");
+    QVERIFY(resolve_inside(p / "m", "in.json") == std::filesystem::weakly_canonical(p / "m" / "x.json"));
+    msg = error_of([&] { resolve_inside(p / "m", "out.json"); });
+    QVERIFY2(msg.find("out.json: leads to") != std::string::npos && msg.find("outside the model folder") != std::string::npos, msg.c_str());
+    msg = error_of([&] { resolve_inside(p / "m", "../small.json"); });
+    QVERIFY2(msg.find("outside the model folder") != std::string::npos, msg.c_str());
+  }
+
+  void jsonRules() {
+    auto error_of = [](std::string_view text, const JsonRules& rules) -> std::string {
+      try {
+        parse_json(text, "f.json", rules);
+      } catch (const FormatError& e) {
+        return e.what();
+      }
+      return "";
+    };
+    QCOMPARE(error_of(R"({"a": {"b": [1, 2.5, "x", null, true]}})", {}), std::string());
+    // Depth: 65 levels parse (the top level is depth 0), 66 do not.
+    QCOMPARE(error_of(std::string(65, '[') + std::string(65, ']'), {}), std::string());
+    QCOMPARE(error_of(std::string(66, '[') + std::string(66, ']'), {}),
+             std::string("f.json: JSON nested more than 64 levels deep"));
+    QCOMPARE(error_of(std::string(66, '[') + std::string(66, ']'), {"header", false}),
+             std::string("f.json: header is nested more than 64 levels deep"));
+    // Duplicate keys, only where asked (escapes are decoded before comparing).
+    QCOMPARE(error_of(R"({"a": 1, "\u0061": 2})", {}), std::string());
+    QCOMPARE(error_of(R"({"x": {"a": 1, "\u0061": 2}})", {"index", true}),
+             std::string("f.json: index has the key 'a' twice"));
+    QCOMPARE(error_of(R"({"a": {"k": 1}, "b": {"k": 2}})", {"index", true}), std::string());
+    QVERIFY(error_of("[1e400]", {}).find("not valid JSON") != std::string::npos);
+    QVERIFY(error_of("{\"a\": }", {"header", true}).find("header is not valid JSON") != std::string::npos);
+    QCOMPARE(parse_json(R"({"a": 1, "a": 2})", "f.json")["a"].get<int>(), 2);  // the last, as nlohmann
+  }
+
+  void cancellation() {
+    check_cancelled();  // nothing requested
+    request_cancel();
+    QVERIFY(cancel_requested());
+    QVERIFY_THROWS_EXCEPTION(Cancelled, check_cancelled());
+    reset_cancel();
+    std::atomic<bool> job{false};
+    {
+      CancelScope scope(&job);
+      CancelPoll poll(4);
+      for (int i = 0; i < 8; ++i) poll.tick();
+      job = true;
+      auto eight_ticks = [&] {
+        for (int i = 0; i < 8; ++i) poll.tick();
+      };
+      QVERIFY_THROWS_EXCEPTION(Cancelled, eight_ticks());
+    }
+    check_cancelled();  // the job's flag left with its scope
   }
 };
 

@@ -83,7 +83,7 @@ Matrix damped_hessian(const Matrix& X, double percdamp = 0.01) {
   return H;
 }
 
-// The dead input d as gptq's mark_dead_inputs leaves it: H[d, :] = H[:, d] = 0, H[d, d] = 1.
+// The dead input d as GPTQ's factor_hessian leaves it: H[d, :] = H[:, d] = 0, H[d, d] = 1.
 void kill_input(Matrix& H, Index d) {
   H.row(d).setZero();
   H.col(d).setZero();
@@ -308,9 +308,9 @@ class TestCudaBackend : public QObject {
     Matrix Qc = Matrix::Zero(N, K), Qg = Qc, Ec(N, B), Eg(N, B);
     Codes Cc = Codes::Zero(N, K), Cg = Cc;
     Matrix Wc = W1, Wg = W1;
-    const double lc = cpu_backend().gptq_block(Wc, Hinv1, scales, zeros, col_group, qc.maxq(),
+    const double lc = cpu_backend().gptq_block(Wc, Hinv1, scales, zeros, col_group, qc.maxq(), false,
                                                Qc.middleCols(i1, B), Ec, Cc.middleCols(i1, B));
-    const double lg = gpu_->gptq_block(Wg, Hinv1, scales, zeros, col_group, qc.maxq(),
+    const double lg = gpu_->gptq_block(Wg, Hinv1, scales, zeros, col_group, qc.maxq(), false,
                                        Qg.middleCols(i1, B), Eg, Cg.middleCols(i1, B));
     QVERIFY(Qg.leftCols(i1).isZero(0));
     QVERIFY((Cg.leftCols(i1).array() == 0).all());
@@ -358,8 +358,8 @@ class TestCudaBackend : public QObject {
     Matrix Q(N, B), E(N, B), Qc(N, B), Ec(N, B);
     Codes C(N, B), Cc(N, B);
     Matrix Wg = W1, Wc = W1;
-    const double lg = gpu_->gptq_block(Wg, Hinv1, scales, zeros, col_group, 15, Q, E, C);
-    const double lc = cpu_backend().gptq_block(Wc, Hinv1, scales, zeros, col_group, 15, Qc, Ec, Cc);
+    const double lg = gpu_->gptq_block(Wg, Hinv1, scales, zeros, col_group, 15, false, Q, E, C);
+    const double lc = cpu_backend().gptq_block(Wc, Hinv1, scales, zeros, col_group, 15, false, Qc, Ec, Cc);
     for (Index r = 0; r < N; ++r)
       for (Index j = 0; j < B; ++j) QCOMPARE(int(C(r, j)), int(expect[j]));
     QVERIFY(C == Cc);
@@ -374,9 +374,9 @@ class TestCudaBackend : public QObject {
     Codes C(8, 4);
     const Matrix Hinv1 = Matrix::Identity(4, 4), scales = Matrix::Ones(2, 8), zeros = scales;
     const std::vector<int32_t> bad = {0, 1, 2, 0};
-    QVERIFY_THROWS_EXCEPTION(Error, gpu_->gptq_block(W1, Hinv1, scales, zeros, bad, 15, Q, E, C));
+    QVERIFY_THROWS_EXCEPTION(Error, gpu_->gptq_block(W1, Hinv1, scales, zeros, bad, 15, false, Q, E, C));
     const std::vector<int32_t> good = {0, 1, 1, 0};
-    gpu_->gptq_block(W1, Hinv1, scales, zeros, good, 15, Q, E, C);
+    gpu_->gptq_block(W1, Hinv1, scales, zeros, good, 15, false, Q, E, C);
   }
 
   void lazyBatchUpdate_data() {

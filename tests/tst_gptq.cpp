@@ -11,6 +11,7 @@
 #include "backend/cpu_backend.h"
 #include "common/threads.h"
 #include "common/error.h"
+#include "pipeline/layer_metrics.h"
 #include "quant/gptq.h"
 #include "quant/hessian.h"
 #include "quant/rtn.h"
@@ -43,6 +44,25 @@ Matrix hessian_of(const Matrix& X, int batches = 4) {
   const Eigen::Index per = X.rows() / batches;
   for (int b = 0; b < batches; ++b) acc.add_batch(X.middleRows(b * per, per), 1);
   return acc.H();
+}
+
+// A K x K Hessian of correlated inputs; `dead`: inputs 3, K/2 and K-1 never fire (their rows
+// and columns are zero); `raise`: an eigenvalue of about -2% of the mean diagonal, so that 1%
+// damping does not make it positive definite (GPTQModel's raise is needed).
+Matrix test_hessian(int K, unsigned seed, bool dead, bool raise) {
+  Matrix H = hessian_of(correlated_inputs(2 * K, K, seed));
+  if (raise) {
+    const float m = H.diagonal().mean();
+    const Eigen::VectorXf v = Eigen::VectorXf::Ones(K) / std::sqrt(float(K));
+    const float lambda = (v.transpose() * H * v)(0, 0);
+    H -= (lambda + 0.02f * m) * v * v.transpose();
+  }
+  if (dead)
+    for (int d : {3, K / 2, K - 1}) {
+      H.row(d).setZero();
+      H.col(d).setZero();
+    }
+  return H;
 }
 
 // Every weight reads back from the checkpoint layout: Q[n,k] = s[g,n] * (q[n,k] - z[g,n]).
@@ -249,13 +269,10 @@ class TestGptq : public QObject {
     acc.add_batch(X, 2);
     QCOMPARE(acc.dead_columns(), int64_t(2));
     const Matrix W = test::random_matrix(8, 24, 9);
-    Matrix H = acc.H(), W2 = W;
-    QCOMPARE(mark_dead_inputs(H, W2), int64_t(2));
-    QCOMPARE(H(5, 5), 1.0f);
-    QCOMPARE(H(17, 17), 1.0f);
-    QVERIFY(W2.col(5).isZero(0));
-    QVERIFY(W2.col(17).isZero(0));
-    QVERIFY(W2.col(4) == W.col(4));
+    GptqOptions plain;
+    const HessianFactor f = factor_hessian(acc.H(), plain);
+    QCOMPARE(f.dead_columns, int64_t(2));
+    for (int i = 0; i < 24; ++i) QCOMPARE(f.dead[i], uint8_t(i == 5 || i == 17));
     for (bool act : {false, true}) {
       GptqOptions o;
       o.quant = test::quant_config(4, false, 8);
@@ -454,6 +471,84 @@ class TestGptq : public QObject {
     Matrix big_bad = Matrix::Identity(200, 200);
     big_bad(150, 150) = -1;
     QVERIFY(!cpu_backend().cholesky_inverse_upper(big_bad, Hinv));
+  }
+
+  // The shared factor (one Cholesky of J Hq J and one triangular inverse) against the direct
+  // computation in double, Hq = P^T H' P + damp I: H' with dead diagonals set to 1, P the
+  // act-order permutation, damp the damping that succeeded (raised when needed).
+  void factorMatchesTheDirectComputation_data() {
+    QTest::addColumn<bool>("dead");
+    QTest::addColumn<bool>("act_order");
+    QTest::addColumn<bool>("raise");
+    QTest::newRow("plain") << false << false << false;
+    QTest::newRow("dead inputs") << true << false << false;
+    QTest::newRow("act-order") << false << true << false;
+    QTest::newRow("dead, act-order, damping raised") << true << true << true;
+  }
+  void factorMatchesTheDirectComputation() {
+    QFETCH(bool, dead);
+    QFETCH(bool, act_order);
+    QFETCH(bool, raise);
+    const int K = 300;
+    const Matrix H = test_hessian(K, 23, dead, raise);
+    GptqOptions o;
+    o.act_order = act_order;
+    HessianFactor f = factor_hessian(H, o);
+    QVERIFY(!f.failed);
+    QCOMPARE(f.dead_columns, int64_t(dead ? 3 : 0));
+    QCOMPARE(f.damp_raises > 0, raise);
+    f.invert();
+    // The direct computation.
+    MatrixD Hq = H.cast<double>();
+    for (int i = 0; i < K; ++i)
+      if (Hq(i, i) == 0) Hq(i, i) = 1;
+    if (act_order) {
+      QCOMPARE(f.perm, act_order_permutation(Hq.cast<float>()));
+      const Eigen::Map<const Eigen::VectorXi> p(f.perm.data(), K);
+      Hq = MatrixD(Hq(p, p));
+    }
+    Hq.diagonal().array() += double(f.damp_abs);
+    const MatrixD inv = Hq.llt().solve(MatrixD::Identity(K, K));
+    const MatrixD U = inv.llt().matrixU();
+    const double rel = (f.M.cast<double>() - U).norm() / U.norm();
+    QVERIFY2(rel < 1e-4, qPrintable(QString("relative difference %1").arg(rel)));
+    QVERIFY(f.M.triangularView<Eigen::StrictlyLower>().toDenseMatrix().isZero(0));
+    // GPTQ on the shared factor gives the codes of GPTQ on H.
+    const Matrix W = test::random_matrix(40, K, 24);
+    o.quant = test::quant_config(4, true, 32);
+    QVERIFY(gptq_quantize(W, f, o).weights.codes == gptq_quantize(W, H, o).weights.codes);
+  }
+
+  // The errors of pipeline/layer_metrics.h against the direct product tr(D H D^T) in double:
+  // from the Cholesky factor (the reference and RTN) and from GPTQ's own loss (GPTQ).
+  void errorsAreTheDirectProduct_data() { factorMatchesTheDirectComputation_data(); }
+  void errorsAreTheDirectProduct() {
+    QFETCH(bool, dead);
+    QFETCH(bool, act_order);
+    QFETCH(bool, raise);
+    const int K = 256, N = 96;
+    const Matrix H = test_hessian(K, 31, dead, raise);
+    const Matrix W = test::random_matrix(N, K, 32);
+    GptqOptions o;
+    o.quant = test::quant_config(4, true, 32);
+    o.act_order = act_order;
+    auto direct = [&](const Matrix& D) {
+      const MatrixD Dd = D.cast<double>();
+      return (Dd * H.cast<double>()).cwiseProduct(Dd).sum();
+    };
+    HessianFactor f = factor_hessian(H, o);
+    QCOMPARE(f.damp_raises > 0, raise);
+    const Matrix rtn = rtn_quantize(W, o.quant).Q;
+    for (const Matrix* D : {&W, &rtn}) {
+      const Matrix E = D == &W ? W : Matrix(W - rtn);
+      const double want = direct(E), got = weighted_square(E, f);
+      QVERIFY2(std::abs(got / want - 1) < 1e-5, qPrintable(QString("%1 vs %2").arg(got).arg(want)));
+      QVERIFY(std::abs(weighted_square_direct(E, H, cpu_backend()) / want - 1) < 1e-5);
+    }
+    f.invert();
+    const GptqResult g = gptq_quantize(W, f, o);
+    const double want = direct(W - g.weights.Q), got = gptq_weighted_square(g, W, f);
+    QVERIFY2(std::abs(got / want - 1) < 1e-4, qPrintable(QString("%1 vs %2").arg(got).arg(want)));
   }
 
   void backendGemmAndHessian() {

@@ -578,22 +578,45 @@ class TestGptqExport : public QObject {
     QVERIFY2(msg.contains("already exists"), qPrintable(msg));
     QVERIFY(listing(dest) == std::vector<std::string>{"marker"});
 
-    // force, but cancelled at the last moment: the old folder stays as it was.
+    // force replaces only an empty folder or an export of this program: a folder of other
+    // files is refused, saying why, and left as it was.
     GptqExportOptions forced = o;
     forced.force = true;
-    int calls = 0;
-    auto cancel_at_end = [&](const Progress& p) { ++calls; return p.fraction < 1.0; };
-    QVERIFY_THROWS_EXCEPTION(Cancelled, export_gptq(*m_src, forced, from_map(layers), cancel_at_end));
-    QCOMPARE(calls, 36);  // 35 layers + the final check
+    QString why = message_of<IoError>([&] { export_gptq(*m_src, forced, from_map(layers)); });
+    QVERIFY2(why.contains("is not replaced") && why.contains("quantize_config.json"), qPrintable(why));
     QVERIFY(listing(dest) == std::vector<std::string>{"marker"});
     verify_no_temp_left();
 
-    // force: replaced once the new folder is complete.
+    // An empty folder is replaced.
+    fs::remove(dest / "marker");
     export_gptq(*m_src, forced, from_map(layers));
-    QVERIFY(!fs::exists(dest / "marker"));
     QVERIFY(fs::exists(dest / "model.safetensors"));
+    const std::string first_config = file_bytes(dest / "quantize_config.json");
+
+    // force on our own export, but cancelled at the last moment: the old folder stays as it was.
+    int calls = 0;
+    auto cancel_at_end = [&](const Progress& p) { ++calls; return p.fraction < 1.0; };
+    const auto before = listing(dest);
+    QVERIFY_THROWS_EXCEPTION(Cancelled, export_gptq(*m_src, forced, from_map(layers), cancel_at_end));
+    QCOMPARE(calls, 36);  // 35 layers + the final check
+    QVERIFY(listing(dest) == before);
+    verify_no_temp_left();
+
+    // force: our export is replaced once the new folder is complete.
+    GptqExportOptions with_report = forced;
+    with_report.report = {{"note", "second export"}};
+    export_gptq(*m_src, with_report, from_map(layers));
+    QCOMPARE(file_bytes(dest / "quantize_config.json"), first_config);
+    QVERIFY(fs::exists(dest / "quantization_report.json"));
     GptqCheckpoint r(dest);
     QCOMPARE(r.settings().quant.bits, 4);
+    verify_no_temp_left();
+
+    // ...unless something else was put into it: then it is not ours to delete any more.
+    { std::ofstream(dest / "notes.txt") << "mine"; }
+    why = message_of<IoError>([&] { export_gptq(*m_src, forced, from_map(layers)); });
+    QVERIFY2(why.contains("'notes.txt'"), qPrintable(why));
+    QCOMPARE(file_bytes(dest / "notes.txt"), std::string("mine"));
     verify_no_temp_left();
 
     // force never replaces a file with a folder.

@@ -6,6 +6,7 @@
 #include <QAbstractItemModelTester>
 #include <QAction>
 #include <QDir>
+#include <QFile>
 #include <QApplication>
 #include <QJsonDocument>
 #include <QMimeData>
@@ -167,6 +168,29 @@ class TestMainWindow : public QObject {
     QCOMPARE(close_message_boxes(w), 1);
     QTRY_VERIFY(!w.busy());
 
+    // The replace confirmation follows gptqw --force's rule: this export may be replaced; a
+    // folder of other files, or a link, may not, and the window says why instead of asking.
+    // (`out` itself was opened as a model above, so it is an input of this process now, and
+    // never replaced; a copy of it is an export like any other.)
+    QVERIFY(w.exportReplaceRefusal(out).contains("source model folder"));
+    const QString copy = m_tmp.filePath("export-copy");
+    QDir().mkpath(copy);
+    for (const QString& f : QDir(out).entryList(QDir::Files)) QVERIFY(QFile::copy(out + "/" + f, copy + "/" + f));
+    QVERIFY2(w.exportReplaceRefusal(copy).isEmpty(), qPrintable(w.exportReplaceRefusal(copy)));
+    const QString docs = m_tmp.filePath("documents");
+    QDir().mkpath(docs);
+    { QFile f(docs + "/notes.txt"); QVERIFY(f.open(QIODevice::WriteOnly)); f.write("mine"); }
+    QVERIFY2(w.exportReplaceRefusal(docs).contains("is not replaced"), qPrintable(w.exportReplaceRefusal(docs)));
+    QVERIFY(QFile::link(out, m_tmp.filePath("link-to-export")));
+    QVERIFY(w.exportReplaceRefusal(m_tmp.filePath("link-to-export")).contains("symbolic link"));
+    // The window's saves follow the output rules too: nothing is written into the model folder.
+    errors.clear();
+    QVERIFY(!w.exportTableCsv(model_dir() + "/layers.csv"));
+    QVERIFY(errors.count() == 1 && errors.first().first().toString().contains("is inside the source model folder"));
+    QVERIFY(!w.saveReport(model_dir() + "/report.json"));
+    QVERIFY(errors.count() == 2 && errors.last().first().toString().contains("is inside the source model folder"));
+    QCOMPARE(close_message_boxes(w), 2);
+
     // CSV of the table and the report, then the report opens in a fresh window as if run there.
     QVERIFY(w.exportTableCsv(m_tmp.filePath("layers.csv")));
     const QString report_file = m_tmp.filePath("report.json");
@@ -181,6 +205,40 @@ class TestMainWindow : public QObject {
     QCOMPARE(int(viewer.report()->kept_for_loaders.size()), 3);
     QCOMPARE(viewer.perplexityChart()->values(), shown);
     QVERIFY(!viewer.canExport());  // a report holds no weights
+  }
+
+  // A report's windows run again in another window, whatever that window's sample settings say.
+  void rerunOnAReportsWindows() {
+    MainWindow w;
+    w.show();
+    configure(w);
+    w.settingsForm()->setSamples(8, 128);
+    w.settingsForm()->setSeed(5);
+    load(w, model_dir());
+    QSignalSpy finished(&w, &MainWindow::runFinished);
+    QVERIFY(w.startRun());
+    QVERIFY(finished.wait(300000));
+    const QString report_file = m_tmp.filePath("rerun-report.json");
+    QVERIFY(w.saveReport(report_file));
+
+    MainWindow again;
+    again.show();
+    configure(again);
+    again.settingsForm()->setSamples(4, 64);
+    again.settingsForm()->setSeed(99);
+    load(again, model_dir());
+    QSignalSpy opened(&again, &MainWindow::reportOpened);
+    again.openReport(report_file);
+    QVERIFY(opened.wait(30000));
+    QTRY_VERIFY(!again.busy());
+    QSignalSpy again_finished(&again, &MainWindow::runFinished);
+    QVERIFY(again.rerunOnReportWindows());
+    QVERIFY(again_finished.wait(300000));
+    QCOMPARE(again.report()->calib_offsets, w.report()->calib_offsets);
+    QCOMPARE(again.report()->seqlen, 128);
+    QCOMPARE(again.report()->calib_sha256, w.report()->calib_sha256);
+    QCOMPARE(again.settingsForm()->spec().seqlen, 128);  // the form shows what ran
+    QCOMPARE(again.report()->perplexity->gptq, w.report()->perplexity->gptq);
   }
 
   void cancelLeavesTheWindowUsable() {

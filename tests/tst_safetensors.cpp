@@ -321,17 +321,25 @@ class TestSafetensors : public QObject {
     };
     std::string s;
     // F16: 0x3c00 = 1, 0xc000 = -2, 0x3555 = 1 + 341/1024 scaled by 2^-2, 0x7bff = largest,
-    // 0x0001 = smallest subnormal 2^-24, 0xfc00 = -Inf.
+    // 0x0001 = smallest subnormal 2^-24, 0x8000 = -0.
     auto f16 = to_float(view(DType::F16, {2, 3},
-                             raw<uint16_t>({0x3c00, 0xc000, 0x3555, 0x7bff, 0x0001, 0xfc00}), s));
+                             raw<uint16_t>({0x3c00, 0xc000, 0x3555, 0x7bff, 0x0001, 0x8000}), s));
     QCOMPARE(f16, (std::vector<float>{1.0f, -2.0f, 0.333251953125f, 65504.0f,
-                                      std::ldexp(1.0f, -24), -INFINITY}));
+                                      std::ldexp(1.0f, -24), -0.0f}));
+    // Values that are not finite in fp32 are refused, naming the tensor and the element: -Inf
+    // and NaN in F16, a double beyond fp32's range.
+    EXPECT_THROW_MSG(FormatError, to_float(view(DType::F16, {3}, raw<uint16_t>({0x3c00, 0x3c00, 0xfc00}), s)),
+                     "conv.safetensors", "conv.F16", "-inf at element 2 of 3");
+    EXPECT_THROW_MSG(FormatError, to_float(view(DType::F16, {2}, raw<uint16_t>({0x7e00, 0}), s)),
+                     "conv.F16", "NaN at element 0");
+    EXPECT_THROW_MSG(FormatError, to_float(view(DType::F64, {2}, raw<double>({0.5, -1e300}), s)),
+                     "conv.F64", "element 1", "fp32 range");
     // BF16 is the top half of an fp32: 0x3f80 = 1, 0x4049 = 3.140625,
     // 0xc2f7 = -(1 + 119/128) * 2^6 = -123.5, 0x0000 = 0.
     auto bf = to_float(view(DType::BF16, {4}, raw<uint16_t>({0x3f80, 0x4049, 0xc2f7, 0x0000}), s));
     QCOMPARE(bf, (std::vector<float>{1.0f, 3.140625f, -123.5f, 0.0f}));
-    QCOMPARE(to_float(view(DType::F64, {2}, raw<double>({0.5, -1e300}), s)),
-             (std::vector<float>{0.5f, -INFINITY}));
+    QCOMPARE(to_float(view(DType::F64, {2}, raw<double>({0.5, -1e30}), s)),
+             (std::vector<float>{0.5f, -1e30f}));
     QCOMPARE(to_float(view(DType::F32, {2}, raw<float>({0.1f, -7.0f}), s)),
              (std::vector<float>{0.1f, -7.0f}));
     QCOMPARE(to_float(view(DType::I8, {2}, raw<int8_t>({-128, 127}), s)),

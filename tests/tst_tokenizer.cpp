@@ -11,6 +11,8 @@
 #include <ctime>
 #include <fstream>
 #include <map>
+#include <random>
+#include <unordered_map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -18,6 +20,7 @@
 #include "common/text_file.h"
 #include "model/hf_tokenizer.h"
 #include "model/llama2c_tokenizer.h"
+#include "model/token_matcher.h"
 #include "model/tokenizer.h"
 #include "model/unicode.h"
 #include "test_support.h"
@@ -96,6 +99,55 @@ class TokenizerTest : public QObject {
   const Tokenizer& tok(const std::string& name) const { return *m_tok.at(name); }
 
  private slots:
+  void addedTokenMatcherIsLeftmostLongest() {
+    // TokenMatcher (a reversed Aho-Corasick automaton, text scanned in chunks) against the
+    // definition: from each position on, the first position where a token starts, the longest
+    // token there, then on from its end. Small alphabets make overlaps, shared prefixes and
+    // suffixes common; the long text crosses chunk boundaries (64 KiB) with tokens across them.
+    std::mt19937 rng(13);
+    auto random_string = [&](size_t n, int letters) {
+      std::string s(n, 'a');
+      for (char& c : s) c = char('a' + rng() % unsigned(letters));
+      return s;
+    };
+    for (int round = 0; round < 300; ++round) {
+      const bool long_text = round < 2;
+      const int letters = 2 + round % 3;
+      std::unordered_map<std::string, int32_t> tokens;
+      TokenMatcher m;
+      const int n_tokens = 1 + int(rng() % 12);
+      size_t max_len = 0;
+      for (int t = 0; t < n_tokens; ++t) {
+        const std::string tok = random_string(1 + rng() % (long_text ? 40 : 6), letters);
+        tokens[tok] = t;  // the later value wins, as in the matcher
+        m.add(tok, t);
+        max_len = std::max(max_len, tok.size());
+      }
+      m.build();
+      const std::string text = random_string(long_text ? 200000 : rng() % 80, letters);
+      TokenMatcher::Scanner scan(m, text);
+      TokenMatcher::Match got;
+      size_t pos = 0;
+      while (true) {
+        // The definition.
+        size_t start = text.size(), len = 0;
+        for (size_t i = pos; i < text.size() && len == 0; ++i)
+          for (size_t l = std::min(max_len, text.size() - i); l > 0; --l)
+            if (tokens.count(text.substr(i, l))) {
+              start = i, len = l;
+              break;
+            }
+        const bool found = scan.next(pos, got);
+        QCOMPARE(found, len > 0);
+        if (!found) break;
+        QCOMPARE(got.start, start);
+        QCOMPARE(got.length, len);
+        QCOMPARE(got.value, tokens.at(text.substr(start, len)));
+        pos = start + len + (rng() % 3 == 0 ? rng() % 3 : 0);  // callers may skip ahead
+      }
+    }
+  }
+
   void initTestCase() {
     for (const char* name : kByteLevel) {
       auto t0 = std::chrono::steady_clock::now();

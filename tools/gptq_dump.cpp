@@ -20,6 +20,7 @@
 #include "backend/cpu_backend.h"
 #include "common/threads.h"
 #include "common/error.h"
+#include "common/output_file.h"
 #include "quant/gptq.h"
 #include "quant/hessian.h"
 
@@ -29,9 +30,9 @@ namespace fs = std::filesystem;
 namespace {
 
 void write_raw(const fs::path& path, const void* data, size_t bytes) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(static_cast<const char*>(data), static_cast<std::streamsize>(bytes));
-  if (!f) throw IoError(file_msg(path, "cannot write"));
+  AtomicFile f(path);  // as every output is written (common/output_file.h)
+  f.write(data, bytes);
+  f.commit();
 }
 
 template <typename M>
@@ -149,7 +150,7 @@ int main(int argc, char** argv) {
                                      {"seconds", r.seconds}});
       std::printf("%-24s loss %.6g  %.3fs\n", c.name, r.loss, r.seconds);
     }
-    std::ofstream(out / "manifest.json") << manifest.dump(2) << "\n";
+    write_file_atomically(out / "manifest.json", manifest.dump(2) + "\n");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "gptq_dump: %s\n", e.what());
     return 1;

@@ -1,9 +1,10 @@
 #include "csv_export.h"
 
-#include <QDir>
-#include <QSaveFile>
 #include <charconv>
 #include <optional>
+
+#include "common/error.h"
+#include "common/output_file.h"
 
 namespace gptqw::ui {
 
@@ -55,10 +56,6 @@ QString headerText(const QAbstractItemModel& model, int column) {
   return model.headerData(column, Qt::Horizontal, Qt::DisplayRole).toString();
 }
 
-bool fail(QString* error, const QString& file, const QString& why) {
-  if (error) *error = QObject::tr("Cannot write %1: %2").arg(QDir::toNativeSeparators(file), why);
-  return false;
-}
 
 }  // namespace
 
@@ -95,15 +92,15 @@ bool exportCsv(const QAbstractItemModel& model, const QString& file, QString* er
   for (int r = 0; r < rows; ++r)
     appendLine([&](int c) { return fieldText(model, model.index(r, c)); });
 
-  QSaveFile out(file);
-  if (!out.open(QIODevice::WriteOnly)) return fail(error, file, out.errorString());
+  // Written as every output is (common/output_file.h): destination checked, a uniquely named
+  // temporary beside it renamed into place.
   const QByteArray bytes = text.toUtf8();
-  if (out.write(bytes) != bytes.size()) {
-    const QString why = out.errorString();
-    out.cancelWriting();
-    return fail(error, file, why);
+  try {
+    write_file_atomically(file.toStdString(), std::string_view(bytes.constData(), size_t(bytes.size())));
+  } catch (const Error& e) {
+    if (error) *error = QString::fromStdString(e.what());
+    return false;
   }
-  if (!out.commit()) return fail(error, file, out.errorString());
   return true;
 }
 

@@ -29,8 +29,10 @@ QString exactNumber(float value);
 QString csvField(const QString& text);
 
 // Writes the model's top-level rows in their current order, with a header line, CRLF line
-// ends (RFC 4180), UTF-8. Atomic (QSaveFile): an existing file is replaced only when the whole
-// export succeeded. Returns false and sets *error (naming the file) on failure.
+// ends (RFC 4180), UTF-8. Written as every output is (common/output_file.h): the destination is
+// checked (no folder, link or input of the session), the bytes go to a uniquely named temporary
+// beside it, renamed into place only when complete. Returns false and sets *error (naming the
+// file) on failure.
 bool exportCsv(const QAbstractItemModel& model, const QString& file, QString* error = nullptr);
 
 }  // namespace gptqw::ui

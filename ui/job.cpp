@@ -3,6 +3,7 @@
 #include <QThread>
 #include <chrono>
 
+#include "common/cancel.h"
 #include "common/error.h"
 
 namespace gptqw::ui {
@@ -41,6 +42,8 @@ bool Job::start(Work work) {
       }
       return !m_cancel.load();
     };
+    // The engine's own long loops (parsing, tokenizing, converting) poll this job's flag too.
+    CancelScope cancel_scope(&m_cancel);
     try {
       std::function<void()> done = work(progress);
       finish([this, done = std::move(done)] {

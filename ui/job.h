@@ -1,8 +1,9 @@
 // A long engine call (load a model, quantize, export) on a worker thread, so that the window
 // never blocks. The work runs on its own QThread and talks back to the GUI thread only through
 // queued calls: progress (throttled), results it posts, and how it ended. Cancel sets a flag the
-// engine's progress callback reads between modules; the engine then throws Cancelled, which
-// ends the job as cancelled rather than failed.
+// engine's progress callback reads between modules, and that the engine's long loops (loading,
+// parsing, tokenizing) poll as the worker thread's cancel token (common/cancel.h); the engine
+// then throws Cancelled, which ends the job as cancelled rather than failed.
 #pragma once
 
 #include <QElapsedTimer>

@@ -331,7 +331,11 @@ void MainWindow::buildMenus() {
     QString dir = pickFile("paths/export", tr("Export GPTQ checkpoint to a new folder"), QString(), true);
     if (dir.isEmpty()) return;
     bool force = false;
-    if (QFileInfo::exists(dir)) {
+    if (QFileInfo::exists(dir) || QFileInfo(dir).isSymLink()) {
+      // The CLI's --force rule: only an empty folder or an export of this program is offered
+      // for replacing; anything else (documents, a link, a file) is refused with the reason.
+      const QString why = exportReplaceRefusal(dir);
+      if (!why.isEmpty()) return showError(tr("Cannot replace this folder"), why);
       auto answer = QMessageBox::question(this, tr("Replace folder?"),
                                           tr("%1 exists. Replace it once the new checkpoint is complete?").arg(dir));
       if (answer != QMessageBox::Yes) return;
@@ -348,6 +352,10 @@ void MainWindow::buildMenus() {
 
   QMenu* run = menuBar()->addMenu(tr("&Run"));
   m_act_run = run->addAction(tr("&Run GPTQ and RTN"), QKeySequence(Qt::CTRL | Qt::Key_R), this, &MainWindow::startRun);
+  m_act_rerun = run->addAction(tr("Run Again on This Report's &Windows"), this,
+                               &MainWindow::rerunOnReportWindows);
+  m_act_rerun->setToolTip(tr("The open report's calibration windows (same text, seqlen and "
+                             "offsets) with the form's other settings"));
   m_act_cancel = run->addAction(tr("&Cancel"), QKeySequence(Qt::Key_Escape), this, &MainWindow::cancel);
 
   QMenu* view = menuBar()->addMenu(tr("&View"));
@@ -391,6 +399,7 @@ void MainWindow::updateActions() {
   m_act_export->setEnabled(canExport());
   m_act_export->setToolTip(m_kept ? QString() : tr("Run first: a report holds no weights to export"));
   m_act_save_report->setEnabled(idle && m_report.has_value());
+  m_act_rerun->setEnabled(idle && m_model && m_report && !m_report->calib_offsets.empty());
   m_act_csv->setEnabled(m_layers->rowCount() > 0);
   QString why;
   if (!m_model) why = tr("Open a model first.");
@@ -558,7 +567,33 @@ void MainWindow::clearResults() {
   m_hessian_label->setText(tr("Select a layer in the table or the error chart."));
 }
 
-bool MainWindow::startRun() {
+bool MainWindow::startRun() { return startRunWith(std::nullopt); }
+
+bool MainWindow::rerunOnReportWindows() {
+  if (busy() || !m_report) return false;
+  CalibrationRecord rec = calibration_record(*m_report);
+  // The recorded text where the report says it is, else the chosen one (checked against the
+  // record's size and SHA-256 when the run starts).
+  QString file = qstr(rec.file.string());
+  if (!QFileInfo(file).isFile()) file = m_calib_file;
+  if (file.isEmpty()) {
+    showError(tr("Calibration text not found"),
+              tr("The report's calibration text %1 is not there. Choose it with File > "
+                 "Calibration Text… and run again.")
+                  .arg(qstr(rec.file.string())));
+    return false;
+  }
+  if (file != m_calib_file) setCalibrationFile(file);
+  // The form shows what the run uses.
+  m_form->setSamples(m_report->nsamples, m_report->seqlen);
+  m_form->setSeed(static_cast<int>(std::min<uint64_t>(m_report->seed, INT32_MAX)));
+  log(tr("running again on the %1 windows of %2 tokens recorded in the report")
+          .arg(rec.offsets.size())
+          .arg(rec.seqlen));
+  return startRunWith(std::move(rec));
+}
+
+bool MainWindow::startRunWith(std::optional<CalibrationRecord> replay) {
   if (busy()) return false;
   if (!m_model) {
     showError(tr("No model"), tr("Open a model before running."));
@@ -585,6 +620,12 @@ bool MainWindow::startRun() {
     return false;
   }
   spec.calib_file = fspath(m_calib_file);
+  if (replay) {
+    spec.nsamples = static_cast<int>(replay->offsets.size());
+    spec.seqlen = replay->seqlen;
+    spec.seed = replay->seed;
+    spec.replay = std::move(replay);
+  }
   if (!m_eval_file.isEmpty()) spec.eval_file = fspath(m_eval_file);
   clearResults();
   m_tabs->setCurrentIndex(LayersTab);
@@ -621,13 +662,16 @@ bool MainWindow::startRun() {
       showReport(*report);
       m_report = std::move(*report);
       const auto& t = m_report->timing;
-      log(tr("done in %1 s (forward %2, hessian %3, gptq %4, rtn %5, metrics %6); peak memory %7")
+      log(tr("done in %1 s (calibration %2, hessian %3, factor %4, gptq %5, rtn %6, metrics %7, "
+             "forward %8); peak memory %9")
               .arg(t.seconds, 0, 'f', 2)
-              .arg(t.seconds_forward, 0, 'f', 2)
+              .arg(t.seconds_calibration, 0, 'f', 2)
               .arg(t.seconds_hessian, 0, 'f', 2)
+              .arg(t.seconds_factor, 0, 'f', 2)
               .arg(t.seconds_gptq, 0, 'f', 2)
               .arg(t.seconds_rtn, 0, 'f', 2)
               .arg(t.seconds_metrics, 0, 'f', 2)
+              .arg(t.seconds_forward, 0, 'f', 2)
               .arg(formatBytes(m_report->peak_rss_bytes)));
       if (const auto& p = m_report->perplexity)
         log(tr("perplexity on %1: original %2, RTN %3, GPTQ %4")
@@ -712,6 +756,19 @@ void MainWindow::selectLayer(int index) {
     m_table->selectionModel()->setCurrentIndex(proxy, QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
     m_table->scrollTo(proxy);
   }
+}
+
+QString MainWindow::exportReplaceRefusal(const QString& dir) const {
+  GptqExportOptions eo;
+  if (m_kept_model) eo.source_dir = m_kept_model->path;
+  eo.output_dir = fspath(dir);
+  eo.force = true;
+  try {
+    check_export_destination(eo);
+  } catch (const Error& e) {
+    return qstr(e.what());
+  }
+  return {};
 }
 
 bool MainWindow::exportCheckpoint(const QString& dir, bool force) {

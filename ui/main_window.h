@@ -65,6 +65,9 @@ class MainWindow : public QMainWindow {
   QString calibrationInfo() const;   // the line under the calibration path: documents, tokens
   bool busy() const;
   bool canExport() const;
+  // Why File > Export may not replace the existing `dir` (the rule of gptqw --force: only an
+  // empty folder or an export of this program, never through a link), or empty when it may.
+  QString exportReplaceRefusal(const QString& dir) const;
 
  public slots:
   void openModel(const QString& path);
@@ -73,6 +76,9 @@ class MainWindow : public QMainWindow {
   // Starts the comparison once the model is loaded (now, or when the load in progress ends).
   void runWhenReady();
   bool startRun();
+  // Runs again on exactly the windows of the open report (its calibration text, checked by
+  // size and SHA-256, its seqlen and offsets), with the form's other settings.
+  bool rerunOnReportWindows();
   void cancel();
   bool exportCheckpoint(const QString& dir, bool force);
   void openReport(const QString& file);
@@ -99,6 +105,7 @@ class MainWindow : public QMainWindow {
   QWidget* buildLayersTab();
   void buildMenus();
   void updateActions();
+  bool startRunWith(std::optional<CalibrationRecord> replay);
   void showError(const QString& title, const QString& message);
   void log(const QString& line);
   void clearResults();
@@ -145,7 +152,7 @@ class MainWindow : public QMainWindow {
   QLabel* m_hessian_label;
   QPlainTextEdit* m_log;
   QMenu* m_recent_menu;
-  QAction *m_act_run, *m_act_cancel, *m_act_export, *m_act_save_report, *m_act_csv;
+  QAction *m_act_rerun, *m_act_run, *m_act_cancel, *m_act_export, *m_act_save_report, *m_act_csv;
 };
 
 }  // namespace gptqw::ui

@@ -210,6 +210,7 @@ void SettingsForm::setSamples(int nsamples, int seqlen) {
   m_nsamples->setValue(nsamples);
   m_seqlen->setValue(seqlen);
 }
+void SettingsForm::setSeed(int seed) { m_seed->setValue(seed); }
 void SettingsForm::setEvalWindows(int seqlen, int max_windows) {
   m_eval_seqlen->setValue(seqlen);
   m_eval_windows->setValue(max_windows);

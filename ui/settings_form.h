@@ -52,6 +52,7 @@ class SettingsForm : public QWidget {
   void setGroupSize(int group_size);  // -1: per row
   void setActOrder(bool on);
   void setSamples(int nsamples, int seqlen);
+  void setSeed(int seed);
   void setEvalWindows(int seqlen, int max_windows);
   void setPadUnloadable(bool on);
   void setCalibrationField(const QString& field);

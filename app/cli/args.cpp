@@ -1,5 +1,9 @@
 #include "args.h"
 
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
 
 namespace gptqw::cli {
@@ -35,21 +39,35 @@ std::string Args::get_or(const std::string& name, const std::string& fallback) c
   return get(name).value_or(fallback);
 }
 
-long Args::get_int(const std::string& name, long fallback) const {
+long Args::get_int(const std::string& name, long fallback, long min, long max) const {
   auto v = get(name);
   if (!v) return fallback;
+  const std::string range = "between " + std::to_string(min) + " and " + std::to_string(max);
   char* end = nullptr;
+  errno = 0;
   long x = std::strtol(v->c_str(), &end, 10);
-  if (v->empty() || *end) throw UsageError("option " + name + " expects an integer, got '" + *v + "'");
+  if (v->empty() || *end || std::isspace(static_cast<unsigned char>((*v)[0])))
+    throw UsageError("option " + name + " expects an integer " + range + ", got '" + *v + "'");
+  if (errno == ERANGE || x < min || x > max)
+    throw UsageError("option " + name + " must be " + range + ", got " + *v);
   return x;
 }
 
-double Args::get_double(const std::string& name, double fallback) const {
+double Args::get_double(const std::string& name, double fallback, double min, double max) const {
   auto v = get(name);
   if (!v) return fallback;
+  auto num = [](double d) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", d);
+    return std::string(buf);
+  };
+  const std::string range = "between " + num(min) + " and " + num(max);
   char* end = nullptr;
   double x = std::strtod(v->c_str(), &end);
-  if (v->empty() || *end) throw UsageError("option " + name + " expects a number, got '" + *v + "'");
+  if (v->empty() || *end || std::isspace(static_cast<unsigned char>((*v)[0])))
+    throw UsageError("option " + name + " expects a number " + range + ", got '" + *v + "'");
+  if (!std::isfinite(x) || x < min || x > max)
+    throw UsageError("option " + name + " must be a finite number " + range + ", got " + *v);
   return x;
 }
 

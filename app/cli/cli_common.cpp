@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <unistd.h>
 
+#include "common/cancel.h"
 #include "common/threads.h"
 
 namespace gptqw::cli {
@@ -29,8 +30,8 @@ Model open_model(const Args& args, bool with_tokenizer) {
 }
 
 int apply_threads(const Args& args) {
-  long n = args.get_int("--threads", 0);
-  if (n < 0) throw UsageError("--threads must be >= 0 (0: all cores)");
+  // Beyond kMaxThreads, OpenMP's runtime fails to create its threads and aborts the process.
+  long n = args.get_int("--threads", 0, 0, kMaxThreads);
   return set_threads(static_cast<int>(n));
 }
 
@@ -48,13 +49,14 @@ TerminalProgress::TerminalProgress(bool quiet)
     : m_quiet(quiet), m_tty(isatty(fileno(stderr))), m_start(std::chrono::steady_clock::now()) {}
 
 namespace {
-volatile std::sig_atomic_t g_interrupted = 0;
-extern "C" void on_interrupt(int) { g_interrupted = 1; }
+extern "C" void on_interrupt(int) { request_cancel(); }
 }  // namespace
 
 void install_interrupt_handler() {
-  // SA_RESETHAND: the first Ctrl+C asks the run to stop at the next module boundary (the engine
-  // throws Cancelled, exports remove their temporary folder); a second one kills at once.
+  // SA_RESETHAND: the first Ctrl+C asks every long loop to stop (common/cancel.h: loaders,
+  // tokenizers and parsers poll it every few thousand items, the engine between modules); the
+  // work throws Cancelled, exports and reports remove their temporaries. A second one kills at
+  // once.
   struct sigaction sa {};
   sa.sa_handler = on_interrupt;
   sa.sa_flags = SA_RESETHAND;
@@ -63,7 +65,7 @@ void install_interrupt_handler() {
   sigaction(SIGTERM, &sa, nullptr);
 }
 
-bool interrupted() { return g_interrupted != 0; }
+bool interrupted() { return cancel_requested(); }
 
 ProgressFn TerminalProgress::callback() {
   return [this](const Progress& p) {

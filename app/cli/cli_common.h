@@ -14,8 +14,9 @@ namespace gptqw::cli {
 // --model DIR|FILE.bin [--tokenizer PATH]
 Model open_model(const Args& args, bool with_tokenizer = true);
 
-// SIGINT / SIGTERM request a clean stop: progress callbacks (TerminalProgress's) then return
-// false, so the engine throws Cancelled between modules and nothing half-written is left.
+// SIGINT / SIGTERM request a clean stop (common/cancel.h): every long loop, loading and
+// tokenizing included, and the progress callbacks then throw Cancelled within moments, and
+// nothing half-written is left.
 void install_interrupt_handler();
 bool interrupted();
 

@@ -13,10 +13,8 @@ int cmd_eval(const std::vector<std::string>& words) {
             {"--model", "--tokenizer", "--text", "--seqlen", "--max-windows", "--threads"});
   std::string text = args.require("--text");
   PerplexityOptions opt;
-  opt.seqlen = static_cast<int>(args.get_int("--seqlen", 2048));
-  opt.max_windows = static_cast<int>(args.get_int("--max-windows", 0));
-  if (opt.seqlen < 2) throw UsageError("--seqlen must be at least 2");
-  if (opt.max_windows < 0) throw UsageError("--max-windows must be >= 0");
+  opt.seqlen = static_cast<int>(args.get_int("--seqlen", 2048, 2, kMaxSeqlen));
+  opt.max_windows = static_cast<int>(args.get_int("--max-windows", 0, 0, kMaxWindows));
   int threads = apply_threads(args);
   bool json = args.flag("--json");
   Model model = open_model(args);

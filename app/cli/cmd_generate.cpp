@@ -9,8 +9,7 @@ namespace gptqw::cli {
 
 int cmd_generate(const std::vector<std::string>& words) {
   Args args(words, {}, {"--model", "--tokenizer", "--prompt", "--tokens", "--threads"});
-  long n = args.get_int("--tokens", 64);
-  if (n < 1) throw UsageError("--tokens must be at least 1");
+  long n = args.get_int("--tokens", 64, 1, kMaxNewTokens);
   apply_threads(args);
   Model model = open_model(args);
   std::string prompt = args.get_or("--prompt", "");

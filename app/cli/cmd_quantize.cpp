@@ -2,12 +2,14 @@
 // runs one method (GPTQ by default), `compare` runs GPTQ and RTN from the same calibration
 // windows and prints them side by side; both can evaluate perplexity and write the report.
 #include <cstdio>
+#include <limits>
 #include <optional>
 
 #include "cli_common.h"
 #include "commands.h"
 #include "common/threads.h"
 #include "common/error.h"
+#include "common/output_file.h"
 #include "io/gptq_export.h"
 #include "pipeline/run.h"
 
@@ -16,26 +18,28 @@ namespace gptqw::cli {
 namespace {
 
 const std::set<std::string> kFlags = {"--act-order", "--sym", "--asym", "--static-groups", "--mse",
-                                      "--no-true-sequential", "--json", "--quiet", "--force",
-                                      "--pad-unloadable"};
+                                      "--exact-ties", "--no-true-sequential", "--json", "--quiet",
+                                      "--force", "--pad-unloadable"};
 const std::set<std::string> kValued = {"--model", "--tokenizer", "--calib", "--method", "--bits",
                                        "--group-size", "--damp", "--block-size", "--nsamples",
                                        "--seqlen", "--seed", "--eval", "--eval-seqlen",
                                        "--eval-max-windows", "--report", "--threads", "--out",
-                                       "--shard-size", "--skip-modules", "--calib-field"};
+                                       "--shard-size", "--skip-modules", "--calib-field",
+                                       "--calib-from"};
 
 QuantizeOptions parse_options(const Args& args, bool compare) {
   QuantizeOptions o;
   QuantConfig& q = o.gptq.quant;
-  q.bits = static_cast<int>(args.get_int("--bits", 4));
-  q.group_size = static_cast<int>(args.get_int("--group-size", 128));
+  q.bits = static_cast<int>(args.get_int("--bits", 4, 2, 8));
+  q.group_size = static_cast<int>(args.get_int("--group-size", 128, -1, kMaxGroupSize));
   if (args.flag("--sym") && args.flag("--asym")) throw UsageError("--sym and --asym exclude each other");
   q.sym = !args.flag("--asym");
   q.mse = args.flag("--mse");
+  q.exact_ties = args.flag("--exact-ties");
   o.gptq.act_order = args.flag("--act-order");
   o.gptq.static_groups = args.flag("--static-groups");
-  o.gptq.percdamp = args.get_double("--damp", 0.01);
-  o.gptq.blocksize = static_cast<int>(args.get_int("--block-size", 128));
+  o.gptq.percdamp = args.get_double("--damp", 0.01, 0.0, 1.0);
+  o.gptq.blocksize = static_cast<int>(args.get_int("--block-size", 128, 1, kMaxBlockSize));
   o.true_sequential = !args.flag("--no-true-sequential");
   // --skip-modules mlp.down_proj,up_proj: left in full precision in every block.
   std::string skip = args.get_or("--skip-modules", "");
@@ -92,11 +96,13 @@ void print_table(const Report& r) {
   const MemorySummary& m = r.memory;
   std::printf("\nweights: fp16 %.2f MiB -> quantized %.2f MiB (%.2f bits per quantized weight, %.1f%% saved)\n",
               m.fp16_bytes / 1048576.0, m.quantized_bytes / 1048576.0, m.bits_per_weight, m.saving_percent);
-  std::printf("time: %.2f s (forward %.2f, hessian %.2f, gptq %.2f, rtn %.2f, metrics %.2f); "
-              "peak memory %.0f MiB\n",
-              r.timing.seconds, r.timing.seconds_forward, r.timing.seconds_hessian,
-              r.timing.seconds_gptq, r.timing.seconds_rtn, r.timing.seconds_metrics,
-              r.peak_rss_bytes / 1048576.0);
+  const QuantizeResult& time = r.timing;
+  std::printf("time: %.2f s (calibration %.2f, hessian %.2f, factor %.2f, gptq %.2f [columns %.2f, "
+              "lazy %.2f], rtn %.2f, metrics %.2f, forward %.2f); peak memory %.0f MiB\n",
+              time.seconds, time.seconds_calibration, time.seconds_hessian, time.seconds_factor,
+              time.seconds_gptq,
+              time.seconds_columns, time.seconds_lazy, time.seconds_rtn, time.seconds_metrics,
+              time.seconds_forward, r.peak_rss_bytes / 1048576.0);
   if (r.perplexity) {
     const auto& p = *r.perplexity;
     std::printf("\nperplexity on %s (seqlen %d, %d windows):\n", p.text.c_str(), p.seqlen, p.windows);
@@ -114,22 +120,57 @@ int run(const std::vector<std::string>& words, bool compare) {
   RunSpec spec;
   spec.options = parse_options(args, compare);
   const QuantizeOptions& options = spec.options;
-  spec.calib_file = args.require("--calib");
   if (auto field = args.get("--calib-field")) spec.calib_options.jsonl_field = *field;
   spec.pad_unloadable = args.flag("--pad-unloadable");
-  spec.nsamples = static_cast<int>(args.get_int("--nsamples", 128));
-  spec.seqlen = static_cast<int>(args.get_int("--seqlen", 2048));
-  long seed = args.get_int("--seed", 0);
-  if (spec.nsamples < 1) throw UsageError("--nsamples must be at least 1");
-  if (spec.seqlen < 2) throw UsageError("--seqlen must be at least 2");
-  if (seed < 0) throw UsageError("--seed must be >= 0");
-  spec.seed = static_cast<uint64_t>(seed);
+  if (auto from = args.get("--calib-from")) {
+    // The windows of an earlier run: its calibration file (or --calib, a copy of it), its
+    // seqlen and its offsets.
+    for (const char* own : {"--nsamples", "--seqlen", "--seed"})
+      if (args.get(own))
+        throw UsageError(std::string("--calib-from takes the windows from the report; ") + own +
+                         " cannot be given with it");
+    const Report earlier = load_report(*from);
+    spec.replay = calibration_record(earlier);
+    spec.calib_file = args.get_or("--calib", earlier.calib_file);
+    spec.nsamples = earlier.nsamples;
+    spec.seqlen = earlier.seqlen;
+    spec.seed = earlier.seed;
+  } else {
+    spec.calib_file = args.require("--calib");
+    spec.nsamples = static_cast<int>(args.get_int("--nsamples", 128, 1, kMaxSamples));
+    spec.seqlen = static_cast<int>(args.get_int("--seqlen", 2048, 2, kMaxSeqlen));
+    long seed = args.get_int("--seed", 0, 0, std::numeric_limits<long>::max());
+    spec.seed = static_cast<uint64_t>(seed);
+  }
   if (auto eval = args.get("--eval")) spec.eval_file = *eval;
-  spec.eval.seqlen = static_cast<int>(args.get_int("--eval-seqlen", spec.seqlen));
-  spec.eval.max_windows = static_cast<int>(args.get_int("--eval-max-windows", 0));
-  if (spec.eval.seqlen < 2) throw UsageError("--eval-seqlen must be at least 2");
+  spec.eval.seqlen = static_cast<int>(args.get_int("--eval-seqlen", spec.seqlen, 2, kMaxSeqlen));
+  spec.eval.max_windows =
+      static_cast<int>(args.get_int("--eval-max-windows", 0, 0, kMaxWindows));
   const bool json_out = args.flag("--json");
   spec.threads = apply_threads(args);
+
+  // Every destination is checked before anything is loaded or run (common/output_file.h):
+  // a report that could not be written, or that would land on an input, is refused now rather
+  // than after hours of work.
+  GptqExportOptions eo;
+  const std::optional<std::string> out = args.get("--out");
+  if (out) {
+    eo.source_dir = args.require("--model");
+    eo.output_dir = *out;
+    eo.force = args.flag("--force");
+    eo.max_shard_bytes = static_cast<uint64_t>(
+        args.get_double("--shard-size", 4.0, kMinShardGB, kMaxShardGB) * 1e9);
+    check_export_destination(eo);
+  }
+  if (auto file = args.get("--report")) {
+    ProtectedPaths inputs = {{args.require("--model"), "the source model"},
+                             {spec.calib_file, "the calibration text"}};
+    if (auto tok = args.get("--tokenizer")) inputs.push_back({*tok, "the tokenizer"});
+    if (spec.eval_file) inputs.push_back({*spec.eval_file, "the evaluation text"});
+    // The export folder is replaced as a whole when it is done: a report inside would go too.
+    if (out) inputs.push_back({*out, "the --out folder (replaced by the export)"});
+    check_output_file(*file, inputs);
+  }
 
   Model model = open_model(args);
   // Modules the GPTQ loaders could not read quantized stay in fp16 (unless --pad-unloadable).
@@ -142,15 +183,10 @@ int run(const std::vector<std::string>& words, bool compare) {
                    std::string(linear_name(m.kind)).c_str(), static_cast<long long>(m.out_features),
                    static_cast<long long>(m.in_features), m.reason.c_str());
   // Export: the format's limits are checked against the architecture before anything runs,
-  // and the destination rules (no silent overwrite) before the long part starts.
+  // and the destination rules again (the writer makes its temporary folder now).
   std::unique_ptr<GptqWriter> writer;
   const Method exported = options.run_gptq ? Method::gptq : Method::rtn;
-  if (auto out = args.get("--out")) {
-    GptqExportOptions eo;
-    eo.source_dir = model.path;
-    eo.output_dir = *out;
-    eo.force = args.flag("--force");
-    eo.max_shard_bytes = static_cast<uint64_t>(args.get_double("--shard-size", 4.0) * 1e9);
+  if (out) {
     eo.settings = checkpoint_settings(effective);
     std::string errors;
     for (const ExportIssue& issue : check_exportable(model.config(), eo.settings)) {

@@ -18,9 +18,7 @@ int cmd_tokenize(const std::vector<std::string>& words) {
   Args args(words, {"--no-special", "--json"}, {"--tokenizer", "--text", "--max-chars"});
   const std::string tok_path = args.require("--tokenizer");
   const std::string text_path = args.require("--text");
-  const long max_chars = args.get_int("--max-chars", 0);
-  if (args.get("--max-chars") && max_chars <= 0)
-    throw UsageError("--max-chars expects a positive number of characters");
+  const long max_chars = args.get_int("--max-chars", 0, 1, kMaxChars);
   const bool add_special = !args.flag("--no-special");
 
   auto tokenizer = load_tokenizer(tok_path);

@@ -27,9 +27,10 @@ const Command kCommands[] = {
      "--model DIR|FILE.bin [--tokenizer FILE] --text FILE [--seqlen N] [--max-windows N] "
      "[--threads N] [--json] [--quiet]   perplexity"},
     {"quantize", gptqw::cli::cmd_quantize,
-     "--model M --calib FILE [--method gptq|rtn] [--bits 4] [--group-size 128] [--act-order] "
-     "[--sym|--asym] [--static-groups] [--mse] [--damp 0.01] [--block-size 128] [--nsamples 128] "
-     "[--seqlen 2048] [--seed 0] [--no-true-sequential] [--skip-modules M[,M]] [--eval FILE] "
+     "--model M (--calib FILE [--nsamples 128] [--seqlen 2048] [--seed 0] | --calib-from "
+     "REPORT.json [--calib FILE]) [--method gptq|rtn] [--bits 4] [--group-size 128] [--act-order] "
+     "[--sym|--asym] [--static-groups] [--mse] [--exact-ties] [--damp 0.01] [--block-size 128] "
+     "[--no-true-sequential] [--skip-modules M[,M]] [--eval FILE] "
      "[--eval-seqlen N] "
      "[--eval-max-windows N] [--report FILE.json] [--out DIR [--force] [--shard-size GB]] "
      "[--threads N] [--json] [--quiet]"},

@@ -48,6 +48,7 @@ class Backend {
   //   zeros     [G, N] integer-valued zero points
   //   col_group [B] the grid row (group) used for each column of the block
   //   maxq      2^bits - 1
+  //   exact_ties  round with round_quotient (QuantConfig::exact_ties) instead of half to even
   //   Q1        [N, B] out: dequantized weights
   //   Err1      [N, B] out: err of each column, for the lazy batch update
   //   codes1    [N, B] out: integer codes
@@ -56,8 +57,9 @@ class Backend {
   virtual double gptq_block(Eigen::Ref<Matrix> W1, const Eigen::Ref<const Matrix>& Hinv1,
                             const Eigen::Ref<const Matrix>& scales,
                             const Eigen::Ref<const Matrix>& zeros,
-                            std::span<const int32_t> col_group, int maxq, Eigen::Ref<Matrix> Q1,
-                            Eigen::Ref<Matrix> Err1, Eigen::Ref<Codes> codes1) = 0;
+                            std::span<const int32_t> col_group, int maxq, bool exact_ties,
+                            Eigen::Ref<Matrix> Q1, Eigen::Ref<Matrix> Err1,
+                            Eigen::Ref<Codes> codes1) = 0;
 
   // The lazy batch update after a block: W[:, i2:] -= Err1 * Hinv[i1:i2, i2:].
   //   W_rest     [N, K - i2] (a view into W, row stride K)

@@ -19,7 +19,8 @@ struct Progress {
 
 using ProgressFn = std::function<bool(const Progress&)>;
 
-// Calls fn if set; throws Cancelled when it asks to stop.
+// Calls fn if set; throws Cancelled when it asks to stop, or when cancellation was requested
+// (common/cancel.h).
 void report_progress(const ProgressFn& fn, const Progress& p);
 
 }  // namespace gptqw

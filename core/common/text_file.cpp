@@ -1,13 +1,14 @@
 #include "common/text_file.h"
 
 #include <cstdlib>
-#include <fstream>
 
 #include "common/error.h"
+#include "common/input_file.h"
+#include "common/output_file.h"
 
 namespace gptqw {
 
-size_t find_invalid_utf8(const std::string& s) {
+size_t find_invalid_utf8(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   size_t n = s.size(), i = 0;
   while (i < n) {
@@ -41,26 +42,10 @@ size_t find_invalid_utf8(const std::string& s) {
 }
 
 std::string read_text_file(const std::filesystem::path& path, size_t max_bytes) {
-  std::error_code ec;
-  auto status = std::filesystem::status(path, ec);
-  if (ec || !std::filesystem::exists(status)) throw IoError(file_msg(path, "no such file"));
-  if (std::filesystem::is_directory(status))
-    throw IoError(file_msg(path, "is a directory, expected a text file"));
-  if (!std::filesystem::is_regular_file(status))
-    throw IoError(file_msg(path, "not a regular file"));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(file_msg(path, "cannot open for reading"));
-  uintmax_t size = std::filesystem::file_size(path, ec);
-  if (ec) throw IoError(file_msg(path, "cannot read its size: " + ec.message()));
-  if (!max_bytes && size > kMaxTextBytes)
-    throw FormatError(file_msg(path, "is " + std::to_string(size >> 20) +
-                                         " MiB; texts over " + std::to_string(kMaxTextBytes >> 20) +
-                                         " MiB are refused (use an excerpt)"));
-  size_t want = static_cast<size_t>(size);
-  if (max_bytes && want > max_bytes) want = max_bytes;
-  std::string text(want, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(want));
-  if (static_cast<size_t>(in.gcount()) != want) throw IoError(file_msg(path, "short read"));
+  InputFile file(path, kTextInput, max_bytes);
+  protect_input(path, "an input text");  // no output of this process may replace it
+  const uint64_t size = file.size();
+  std::string text = file.read();
   if (max_bytes && size > max_bytes) {
     // Cut back so that the limit does not split a multi-byte character.
     auto byte = [&](size_t i) { return static_cast<unsigned char>(text[i]); };

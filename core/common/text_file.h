@@ -5,22 +5,20 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 namespace gptqw {
 
-// Texts larger than this are refused when read whole: calibration and evaluation need a few
-// megabytes, and a multi-gigabyte file (a wrong path, a dump) would otherwise be held in memory
-// with its token ids.
-constexpr uintmax_t kMaxTextBytes = uintmax_t(256) << 20;
-
-// Reads the whole file (at most kMaxTextBytes), or its first max_bytes bytes cut back to a
-// character boundary. Throws IoError / FormatError naming the file; the UTF-8 error names the
-// byte offset of the first invalid sequence. Directories, FIFOs and devices are refused before
-// they are opened (reading a FIFO would block).
+// Reads the whole file (at most kTextInput.max_bytes, 256 MiB: calibration and evaluation need a
+// few megabytes, and a multi-gigabyte file, a wrong path or a dump, would otherwise be held in
+// memory with its token ids), or its first max_bytes bytes cut back to a character boundary.
+// Opened once as common/input_file.h says (directories, FIFOs and devices refused without
+// blocking). Throws IoError / FormatError naming the file; the UTF-8 error names the byte
+// offset of the first invalid sequence.
 std::string read_text_file(const std::filesystem::path& path, size_t max_bytes = 0);
 
 // Byte offset of the first invalid UTF-8 sequence, or npos when the text is valid.
-size_t find_invalid_utf8(const std::string& text);
+size_t find_invalid_utf8(std::string_view text);
 
 // The sample data folder: $GPTQW_DATA_DIR if set, else the folder configured at build time
 // (../shared/data beside the checkout).

@@ -298,15 +298,20 @@ GptqSettings GptqSettings::from_json(const json& j, const fs::path& file) {
   return s;
 }
 
+bool is_gptq_config(const json& j, bool has_quantize_config) {
+  if (has_quantize_config) return true;
+  const json* q = j.is_object() && j.contains("quantization_config") ? &j["quantization_config"]
+                                                                     : nullptr;
+  return q && q->is_object() && q->contains("quant_method") && (*q)["quant_method"] == "gptq";
+}
+
 bool is_gptq_checkpoint(const fs::path& dir) {
   std::error_code ec;
-  if (fs::is_regular_file(dir / "quantize_config.json", ec)) return true;
+  if (fs::exists(fs::symlink_status(dir / "quantize_config.json", ec))) return true;
   try {
-    const json j = read_json_file(dir / "config.json");
-    const json* q = j.contains("quantization_config") ? &j["quantization_config"] : nullptr;
-    return q && q->is_object() && q->contains("quant_method") && (*q)["quant_method"] == "gptq";
-  } catch (const std::exception&) {
-    return false;
+    return is_gptq_config(*read_folder_json(dir, "config.json", true), false);
+  } catch (const Error&) {
+    return false;  // a broken folder is reported by the constructors
   }
 }
 
@@ -315,13 +320,13 @@ bool is_gptq_checkpoint(const fs::path& dir) {
 
 namespace {
 
-GptqSettings read_settings(const fs::path& dir, const ModelConfig& config) {
+GptqSettings read_settings(const fs::path& dir, const ModelConfig& config,
+                           const std::optional<json>& quantize_config) {
   const fs::path config_file = dir / "config.json", qc_file = dir / "quantize_config.json";
   std::optional<GptqSettings> from_config, from_qc;
   if (config.raw.contains("quantization_config") && !config.raw["quantization_config"].is_null())
     from_config = GptqSettings::from_json(config.raw["quantization_config"], config_file);
-  std::error_code ec;
-  if (fs::exists(qc_file, ec)) from_qc = GptqSettings::from_json(read_json_file(qc_file), qc_file);
+  if (quantize_config) from_qc = GptqSettings::from_json(*quantize_config, qc_file);
   if (!from_config && !from_qc)
     throw FormatError(file_msg(dir, "not a GPTQ checkpoint: config.json has no "
                                     "quantization_config and there is no quantize_config.json"));
@@ -353,9 +358,14 @@ GptqSettings read_settings(const fs::path& dir, const ModelConfig& config) {
 }  // namespace
 
 GptqCheckpoint::GptqCheckpoint(const fs::path& dir)
+    : GptqCheckpoint(dir, *read_folder_json(dir, "config.json", true),
+                     read_folder_json(dir, "quantize_config.json", false)) {}
+
+GptqCheckpoint::GptqCheckpoint(const fs::path& dir, const json& config_json,
+                               const std::optional<json>& quantize_config_json)
     : m_dir(dir),
-      m_config(parse_hf_config(dir / "config.json")),
-      m_settings(read_settings(dir, m_config)),
+      m_config(parse_hf_config(config_json, dir / "config.json")),
+      m_settings(read_settings(dir, m_config, quantize_config_json)),
       m_skip(m_settings.skipped_kinds()),
       m_ckpt(Checkpoint::open(dir)) {
   const ModelConfig& c = m_config;

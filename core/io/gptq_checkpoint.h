@@ -93,6 +93,9 @@ struct GptqSettings {
 // quant_method "gptq", or there is a quantize_config.json. Never throws (a broken folder is
 // reported by the GptqCheckpoint constructor).
 bool is_gptq_checkpoint(const std::filesystem::path& dir);
+// The same decision from the files' content: config.json's quantization_config names
+// quant_method "gptq", or there is a quantize_config.json.
+bool is_gptq_config(const nlohmann::json& config_json, bool has_quantize_config);
 
 class GptqCheckpoint : public WeightSource {
  public:
@@ -102,6 +105,10 @@ class GptqCheckpoint : public WeightSource {
   // g_idx, bias, norms and embeddings. Throws FormatError / ConfigError naming the file, the
   // tensor or field, and the expected and found shapes.
   explicit GptqCheckpoint(const std::filesystem::path& dir);
+  // With the two files read already (open_weights reads each once); quantize_config_json is
+  // nullopt when the folder has none.
+  GptqCheckpoint(const std::filesystem::path& dir, const nlohmann::json& config_json,
+                 const std::optional<nlohmann::json>& quantize_config_json);
 
   const ModelConfig& config() const override { return m_config; }
   BlockWeights block(int index) const override;  // dequantized to fp32 now

@@ -2,21 +2,18 @@
 // temporary-folder-then-rename discipline that leaves either the complete folder or nothing.
 #include "io/gptq_export.h"
 
-#include <fcntl.h>
-#include <stdio.h>  // renameat2, RENAME_NOREPLACE, RENAME_EXCHANGE (glibc >= 2.28)
-#include <unistd.h>
+#include <sys/stat.h>
 
-#include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <fstream>
-#include <random>
-#include <sstream>
+#include <set>
 #include <system_error>
 
 #include "common/error.h"
-#include "common/json.h"
 #include "common/half.h"
+#include "common/input_file.h"
+#include "common/json.h"
+#include "common/output_file.h"
 #include "io/hf_checkpoint.h"
 #include "quant/packing.h"
 
@@ -31,73 +28,27 @@ const std::vector<std::string> kGptqCopiedFiles = {
 
 namespace {
 
-std::string errno_text(int err) { return std::error_code(err, std::generic_category()).message(); }
-
-// Writes a whole small file and flushes it to disk: the folder is renamed into place only after
-// everything in it is durable, so a crash right after the rename cannot leave empty files.
-void write_file(const fs::path& file, const std::string& text) {
-  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw IoError(file_msg(file, "cannot create: " + errno_text(errno)));
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = n < 0 ? errno : EIO;
-      ::close(fd);
-      throw IoError(file_msg(file, "write failed: " + errno_text(err)));
-    }
-    done += size_t(n);
-  }
-  if (::fsync(fd) != 0 && errno != EINVAL) {
-    int err = errno;
-    ::close(fd);
-    throw IoError(file_msg(file, "flush to disk failed: " + errno_text(err)));
-  }
-  if (::close(fd) != 0 && errno != EINTR)
-    throw IoError(file_msg(file, "close failed: " + errno_text(errno)));
+void write_json(const fs::path& file, const json& j) {
+  write_file_atomically(file, j.dump(2) + "\n");
 }
 
-std::string read_file(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw IoError(file_msg(file, "cannot open"));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw IoError(file_msg(file, "read failed"));
-  return ss.str();
+// How a copied or read file of the source folder is bounded (common/input_file.h).
+const InputKind& copied_kind(const std::string& name) {
+  if (name == "tokenizer.json") return kTokenizerJsonInput;
+  if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0) return kConfigInput;
+  return kCopiedInput;
 }
 
-void fsync_dir(const fs::path& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);  // best effort: some file systems refuse fsync on folders
-    ::close(fd);
-  }
-}
-
-// p is q or lies inside q (both absolute and normalised).
-bool is_within(const fs::path& p, const fs::path& q) {
-  auto pi = p.begin(), qi = q.begin();
-  for (; qi != q.end(); ++pi, ++qi) {
-    if (qi->empty()) continue;  // trailing separator
-    if (pi == p.end() || *pi != *qi) return false;
+// "model-00001-of-00002.safetensors" for base "model".
+bool is_shard_name(const std::string& name, const std::string& base) {
+  const std::string tail = "-00000-of-00000.safetensors";
+  if (name.size() != base.size() + tail.size() || name.compare(0, base.size(), base) != 0)
+    return false;
+  for (size_t i = 0; i < tail.size(); ++i) {
+    const char c = name[base.size() + i], t = tail[i];
+    if (t == '0' ? !(c >= '0' && c <= '9') : c != t) return false;
   }
   return true;
-}
-
-fs::path normalised(const fs::path& p) {
-  std::error_code ec;
-  fs::path c = fs::weakly_canonical(fs::absolute(p), ec);
-  if (ec) c = fs::absolute(p).lexically_normal();
-  if (c.has_filename()) return c;
-  return c.parent_path();  // "out/" -> "out"
-}
-
-std::string random_suffix() {
-  std::random_device rd;
-  std::ostringstream s;
-  s << std::hex << ::getpid() << "-" << rd();
-  return s.str();
 }
 
 std::string torch_dtype_name(DType d) {
@@ -280,6 +231,79 @@ std::string describe(const ExportIssue& i) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Destination
+
+std::string why_not_an_export(const fs::path& dir) {
+  // Recognised by its files: a quantize_config.json that names this program as its quantizer
+  // (meta.quantizer, as GPTQModel writes it), and nothing but the files an export writes.
+  const fs::path qc = dir / "quantize_config.json";
+  struct stat st;
+  if (::lstat(qc.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+    return "it has no quantize_config.json (as a file), so it is not a GPTQ Workbench export";
+  json j;
+  try {
+    j = read_json_file(qc, kConfigInput);
+  } catch (const Error& e) {
+    return std::string("its quantize_config.json cannot be read (") + e.what() + ")";
+  }
+  bool ours = false;
+  if (j.is_object() && j.contains("meta") && j["meta"].is_object() &&
+      j["meta"].contains("quantizer")) {
+    const json& q = j["meta"]["quantizer"];
+    auto check = [&](const json& v) {
+      if (v.is_string() && v.get_ref<const std::string&>().rfind("gptq_workbench:", 0) == 0)
+        ours = true;
+    };
+    if (q.is_array())
+      for (const json& v : q) check(v);
+    else
+      check(q);
+  }
+  if (!ours)
+    return "its quantize_config.json was not written by GPTQ Workbench (meta.quantizer does not "
+           "name it)";
+  std::string base = "model";
+  if (j.contains("model_file_base_name") && j["model_file_base_name"].is_string())
+    base = j["model_file_base_name"].get<std::string>();
+  std::set<std::string> names = {"config.json", "quantize_config.json", "quantization_report.json",
+                                 base + ".safetensors", base + ".safetensors.index.json"};
+  names.insert(kGptqCopiedFiles.begin(), kGptqCopiedFiles.end());
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (::lstat(e.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+      return "it holds '" + name + "', which is not a plain file (an export writes only files)";
+    if (!names.count(name) && !is_shard_name(name, base))
+      return "it holds '" + name + "', which an export does not write";
+  }
+  if (ec) return "it cannot be listed: " + ec.message();
+  return "";
+}
+
+namespace {
+ProtectedPaths export_protected_paths(const WeightSource& source, const GptqExportOptions& o) {
+  ProtectedPaths p;
+  if (!o.source_dir.empty()) p.push_back({o.source_dir, "the source model folder"});
+  const Checkpoint* ckpt = nullptr;
+  if (auto* hf = dynamic_cast<const HfCheckpoint*>(&source)) ckpt = &hf->checkpoint();
+  if (auto* gq = dynamic_cast<const GptqCheckpoint*>(&source)) ckpt = &gq->checkpoint();
+  if (ckpt) {
+    std::error_code ec;
+    const fs::path root = ckpt->path();
+    p.push_back({fs::is_directory(root, ec) ? root : root.parent_path(), "the source model folder"});
+    for (const fs::path& f : ckpt->files()) p.push_back({f, "a weights file of the source model"});
+  }
+  return p;
+}
+}  // namespace
+
+fs::path check_export_destination(const GptqExportOptions& o) {
+  ProtectedPaths p;
+  if (!o.source_dir.empty()) p.push_back({o.source_dir, "the source model folder"});
+  return check_output_folder(o.output_dir, o.force, why_not_an_export, p);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Writer
 
 GptqWriter::GptqWriter(const WeightSource& source, GptqExportOptions options)
@@ -294,12 +318,6 @@ GptqWriter::GptqWriter(const WeightSource& source, GptqExportOptions options)
   if (m_opt.output_dir.empty()) throw ConfigError("GPTQ export: no output folder given");
   if (m_opt.max_shard_bytes == 0) throw ConfigError("GPTQ export: max_shard_bytes must be > 0");
 
-  m_dest = normalised(m_opt.output_dir);
-  const fs::path parent = m_dest.parent_path();
-  std::error_code ec;
-  if (!fs::is_directory(parent, ec))
-    throw IoError(file_msg(parent, "the destination's parent folder does not exist or is not a "
-                                   "folder"));
   if (auto* hf = dynamic_cast<const HfCheckpoint*>(&source)) m_source_ckpt = &hf->checkpoint();
   if (auto* gq = dynamic_cast<const GptqCheckpoint*>(&source)) {
     m_source_ckpt = &gq->checkpoint();
@@ -307,30 +325,9 @@ GptqWriter::GptqWriter(const WeightSource& source, GptqExportOptions options)
     for (const auto& [k, v] : gq->settings().extra.items())
       if (!m_opt.settings.extra.contains(k)) m_opt.settings.extra[k] = v;
   }
-  // The source folder as given, and the one its tensors are actually read from.
-  std::vector<fs::path> sources;
-  if (!m_opt.source_dir.empty()) sources.push_back(normalised(m_opt.source_dir));
-  if (m_source_ckpt) {
-    const fs::path p = normalised(m_source_ckpt->path());
-    sources.push_back(fs::is_directory(p, ec) ? p : p.parent_path());
-  }
-  for (const fs::path& src : sources) {
-    if (is_within(m_dest, src))
-      throw ConfigError(file_msg(m_dest, "is inside the source model folder " + src.string() +
-                                             "; the export never writes into its source"));
-    if (is_within(src, m_dest))
-      throw ConfigError(file_msg(m_dest, "contains the source model folder " + src.string() +
-                                             "; replacing it would delete the source"));
-  }
-  if (fs::exists(fs::symlink_status(m_dest, ec))) {
-    if (!m_opt.force)
-      throw IoError(file_msg(m_dest, "already exists; choose another folder or ask to replace "
-                                     "it (force)"));
-    if (!fs::is_directory(fs::symlink_status(m_dest, ec)))
-      throw IoError(file_msg(m_dest, "exists and is not a folder; it is not replaced"));
-  }
+  std::error_code ec;
   const fs::path config_json = m_opt.source_dir / "config.json";
-  if ((m_opt.source_dir.empty() || !fs::is_regular_file(config_json, ec)) &&
+  if ((m_opt.source_dir.empty() || !fs::exists(fs::symlink_status(config_json, ec))) &&
       !source.config().raw.is_object())
     throw ConfigError("GPTQ export: no config.json in the source folder '" +
                       m_opt.source_dir.string() + "' and no configuration to write one from");
@@ -340,29 +337,20 @@ GptqWriter::GptqWriter(const WeightSource& source, GptqExportOptions options)
     m_float_dtype = d && (*d == DType::F16 || *d == DType::BF16) ? *d : DType::F32;
   }
 
-  // Hidden, in the same parent: the final rename stays inside one file system (atomic) and a
-  // half-written export is not mistaken for a model by anyone listing the folder.
-  m_tmp = parent / ("." + m_dest.filename().string() + ".gptqw-tmp-" + random_suffix());
-  if (!fs::create_directory(m_tmp, ec) || ec)
-    throw IoError(file_msg(m_dest, "cannot export: the temporary folder " + m_tmp.string() +
-                                       " cannot be created: " +
-                                       (ec ? ec.message() : "it already exists")));
-  try {
-    m_pending = std::make_unique<SafetensorsWriter>();
-    const ModelConfig& c = source.config();
-    add_source_tensor("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
-  } catch (...) {
-    fs::remove_all(m_tmp, ec);
-    throw;
-  }
+  // The destination rules (common/output_file.h), with the source folder as given, the folder
+  // the tensors are read from and every file they are read from protected; then the temporary
+  // folder beside the destination.
+  m_folder = std::make_unique<OutputFolder>(m_opt.output_dir, m_opt.force, why_not_an_export,
+                                            export_protected_paths(source, m_opt));
+  m_dest = m_folder->destination();
+  m_tmp = m_folder->temp();
+  m_pending = std::make_unique<SafetensorsWriter>();
+  const ModelConfig& c = source.config();
+  add_source_tensor("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
 }
 
-GptqWriter::~GptqWriter() {
-  if (!m_done && !m_tmp.empty()) {
-    std::error_code ec;
-    fs::remove_all(m_tmp, ec);  // nothing to report from a destructor; best effort
-  }
-}
+// The temporary folder goes with m_folder (removed unless committed).
+GptqWriter::~GptqWriter() = default;
 
 void GptqWriter::queue(const std::string& name, DType dtype, std::vector<int64_t> shape,
                        const void* data, size_t nbytes) {
@@ -587,10 +575,6 @@ void GptqWriter::add(int block, LinearKind kind, const QuantizedWeights& w, cons
   m_added.insert({block, int(kind)});
 }
 
-void GptqWriter::write_json(const fs::path& file, const json& j) const {
-  write_file(file, j.dump(2) + "\n");
-}
-
 void GptqWriter::finish() {
   if (m_done) throw Error("GPTQ export: finish() called twice");
   const ModelConfig& c = m_source.config();
@@ -622,7 +606,7 @@ void GptqWriter::finish() {
     for (size_t i = 0; i < n; ++i) {
       std::snprintf(buf, sizeof buf, "-%05zu-of-%05zu.safetensors", i + 1, n);
       const std::string file = base + buf;
-      fs::rename(m_shards[i].first, m_tmp / file, ec);
+      fs::rename(m_shards[i].first, m_tmp / file, ec);  // inside our own temporary folder
       if (ec) throw IoError(file_msg(m_shards[i].first, "cannot rename to " + file + ": " +
                                                           ec.message()));
       for (const std::string& t : m_shards[i].second) weight_map[t] = file;
@@ -632,10 +616,13 @@ void GptqWriter::finish() {
   }
 
   // config.json: the source's own file when there is one (every key it has, in its words),
-  // with the quantization settings added and the dtype of the float tensors stated.
+  // with the quantization settings added and the dtype of the float tensors stated. It and the
+  // copied files are taken only from inside the source folder, and only if they are regular
+  // files (common/input_file.h): a link to a file elsewhere is refused, not copied.
   json config;
   const fs::path src_config = m_opt.source_dir / "config.json";
-  if (!m_opt.source_dir.empty() && fs::is_regular_file(src_config, ec)) {
+  if (!m_opt.source_dir.empty() && fs::exists(fs::symlink_status(src_config, ec))) {
+    resolve_inside(m_opt.source_dir, "config.json");
     config = read_json_file(src_config);
   } else {
     config = c.raw;
@@ -645,62 +632,16 @@ void GptqWriter::finish() {
   write_json(m_tmp / "config.json", config);
   write_json(m_tmp / "quantize_config.json", m_opt.settings.to_json());
   if (!m_opt.source_dir.empty())
-    for (const std::string& f : kGptqCopiedFiles)
-      if (fs::is_regular_file(m_opt.source_dir / f, ec))
-        write_file(m_tmp / f, read_file(m_opt.source_dir / f));
+    for (const std::string& f : kGptqCopiedFiles) {
+      const fs::path from = m_opt.source_dir / f;
+      if (!fs::exists(fs::symlink_status(from, ec))) continue;
+      resolve_inside(m_opt.source_dir, f);
+      write_file_atomically(m_tmp / f, read_input_file(from, copied_kind(f)));
+    }
   if (!m_opt.report.is_null()) write_json(m_tmp / "quantization_report.json", m_opt.report);
 
-  move_into_place();
-}
-
-void GptqWriter::move_into_place() {
-  fsync_dir(m_tmp);
-  const fs::path parent = m_dest.parent_path();
-  std::error_code ec;
-  const bool exists = fs::exists(fs::symlink_status(m_dest, ec));
-  if (exists && !m_opt.force)
-    throw IoError(file_msg(m_dest, "appeared while exporting; not replaced"));
-  if (!exists) {
-    // NOREPLACE: a folder created meanwhile under that name is not silently replaced (a plain
-    // rename would replace an empty one).
-    if (::renameat2(AT_FDCWD, m_tmp.c_str(), AT_FDCWD, m_dest.c_str(), RENAME_NOREPLACE) != 0) {
-      const int err = errno;
-      if (err != EINVAL && err != ENOSYS)
-        throw IoError(file_msg(m_dest, "cannot move the finished export into place: " +
-                                           errno_text(err)));
-      fs::rename(m_tmp, m_dest, ec);  // the file system has no NOREPLACE
-      if (ec)
-        throw IoError(file_msg(m_dest, "cannot move the finished export into place: " +
-                                           ec.message()));
-    }
-    m_done = true;
-  } else if (::renameat2(AT_FDCWD, m_tmp.c_str(), AT_FDCWD, m_dest.c_str(), RENAME_EXCHANGE) ==
-             0) {
-    // Swapped atomically: the old folder now sits under the temporary name.
-    m_done = true;
-    fs::remove_all(m_tmp, ec);
-  } else {
-    const int err = errno;
-    if (err != EINVAL && err != ENOSYS)
-      throw IoError(file_msg(m_dest, "cannot replace with the finished export: " +
-                                         errno_text(err)));
-    // No atomic exchange here: move the old folder aside, the new one in, and put the old one
-    // back if the second step fails.
-    const fs::path old = parent / ("." + m_dest.filename().string() + ".gptqw-old-" +
-                                   random_suffix());
-    fs::rename(m_dest, old, ec);
-    if (ec) throw IoError(file_msg(m_dest, "cannot move the old folder aside: " + ec.message()));
-    fs::rename(m_tmp, m_dest, ec);
-    if (ec) {
-      std::error_code ec2;
-      fs::rename(old, m_dest, ec2);
-      throw IoError(file_msg(m_dest, "cannot move the finished export into place: " +
-                                         ec.message()));
-    }
-    m_done = true;
-    fs::remove_all(old, ec);
-  }
-  fsync_dir(parent);
+  m_folder->commit();
+  m_done = true;
 }
 
 // ---------------------------------------------------------------------------------------------

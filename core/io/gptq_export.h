@@ -20,13 +20,17 @@
 // A std::vector of all layers was not chosen: for a 7B model the QuantizedWeights (fp32 Q plus
 // codes) of every layer would need ~35 GB.
 //
-// Atomicity. Everything is written into a hidden temporary folder next to the destination
-// (same parent, hence the same file system) and renamed into place only when complete. An
-// existing destination is refused unless `force`, and then replaced only after the new folder
-// is complete (an atomic exchange of the two names where the file system supports it). On any
-// failure, including Cancelled from the progress callback, the temporary folder is removed and
-// the destination is as it was. The source folder is never written: a destination inside it, or
-// one containing it, is refused.
+// Atomicity. The folder is written as every output is (common/output_file.h: OutputFolder):
+// into a hidden temporary folder next to the destination (same parent, hence the same file
+// system), renamed into place only when complete. An existing destination is refused unless
+// `force`, and even then unless it is empty or an export of this program (why_not_an_export);
+// it is replaced only after the new folder is complete (an atomic exchange of the two names
+// where the file system supports it), and never through a symbolic link. On any failure,
+// including Cancelled from the progress callback, the temporary folder is removed and the
+// destination is as it was. The source is never written: a destination inside the source
+// folder, or containing it or any file the tensors are read from, is refused. config.json and
+// the copied files are taken from inside the source folder only (links leading out of it are
+// refused) and must be regular files.
 #pragma once
 
 #include <array>
@@ -42,6 +46,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/output_file.h"
 #include "common/progress.h"
 #include "io/gptq_checkpoint.h"
 #include "io/safetensors.h"
@@ -67,6 +72,16 @@ struct GptqExportOptions {
 
 // Files copied from the source folder when present.
 extern const std::vector<std::string> kGptqCopiedFiles;
+
+// Whether `dir` may be replaced by an export with force: "" when it is recognisably one of
+// ours (a quantize_config.json whose meta.quantizer names GPTQ Workbench, and nothing but
+// plain files with the names an export writes), else the reason it is not.
+std::string why_not_an_export(const std::filesystem::path& dir);
+
+// The destination checks of an export (check_output_folder with why_not_an_export), for callers
+// that want them before any long work (the CLI before a run, the window before it asks whether
+// to replace). Returns the absolute destination; throws IoError / ConfigError with the reason.
+std::filesystem::path check_export_destination(const GptqExportOptions& options);
 
 // A problem export or a loader would have with these settings on this architecture. Modules
 // listed in settings.modules_not_quantized are not checked (they are stored as plain weights);
@@ -150,12 +165,11 @@ class GptqWriter {
                                    DType& src);
   void add_block_source_tensors(int block);
   void flush_shard();
-  void write_json(const std::filesystem::path& file, const nlohmann::json& j) const;
-  void move_into_place();
 
   const WeightSource& m_source;
   const Checkpoint* m_source_ckpt = nullptr;  // raw tensors when the source is a HF folder
   GptqExportOptions m_opt;
+  std::unique_ptr<OutputFolder> m_folder;
   std::filesystem::path m_dest, m_tmp;
   DType m_float_dtype = DType::F16;
   std::unique_ptr<SafetensorsWriter> m_pending;

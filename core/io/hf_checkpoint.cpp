@@ -7,8 +7,11 @@
 namespace gptqw {
 
 HfCheckpoint::HfCheckpoint(const std::filesystem::path& dir)
+    : HfCheckpoint(dir, *read_folder_json(dir, "config.json", true)) {}
+
+HfCheckpoint::HfCheckpoint(const std::filesystem::path& dir, const nlohmann::json& config_json)
     : m_dir(dir),
-      m_config(parse_hf_config(dir / "config.json")),
+      m_config(parse_hf_config(config_json, dir / "config.json")),
       m_ckpt(Checkpoint::open(dir)) {
   // Validate every tensor the architecture needs, now, from the headers alone.
   const ModelConfig& c = m_config;

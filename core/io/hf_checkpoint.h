@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <memory>
 
+#include <nlohmann/json.hpp>
+
 #include "io/safetensors.h"
 #include "model/weights.h"
 
@@ -18,6 +20,8 @@ std::vector<TensorInfo> tensor_listing(const Checkpoint& ckpt);
 class HfCheckpoint : public WeightSource {
  public:
   explicit HfCheckpoint(const std::filesystem::path& dir);
+  // With config.json read already (open_weights reads it once to tell the formats apart).
+  HfCheckpoint(const std::filesystem::path& dir, const nlohmann::json& config_json);
 
   const ModelConfig& config() const override { return m_config; }
   BlockWeights block(int index) const override;

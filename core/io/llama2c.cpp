@@ -136,7 +136,11 @@ const Llama2cCheckpoint::Span& Llama2cCheckpoint::span(const std::string& name) 
 }
 
 const float* Llama2cCheckpoint::floats(const Span& s) const {
-  return reinterpret_cast<const float*>(m_map->data() + kHeaderBytes) + s.offset;
+  const float* p = reinterpret_cast<const float*>(m_map->data() + kHeaderBytes) + s.offset;
+  size_t n = 1;
+  for (int64_t d : s.shape) n *= static_cast<size_t>(d);
+  require_finite(p, n, m_map->path(), s.name);  // as every weights reader does (to_float)
+  return p;
 }
 
 BlockWeights Llama2cCheckpoint::block(int index) const {

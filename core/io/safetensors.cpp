@@ -12,14 +12,19 @@
 #include <bit>
 #include <cerrno>
 #include <climits>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <system_error>
 
+#include "common/cancel.h"
 #include "common/error.h"
-#include "common/json.h"
 #include "common/half.h"
+#include "common/input_file.h"
+#include "common/json.h"
+#include "common/output_file.h"
 #include "common/text_file.h"
 
 namespace gptqw {
@@ -38,16 +43,6 @@ namespace {
 // to parse gigabytes of "JSON".
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 
-std::string errno_text(int err) { return std::error_code(err, std::generic_category()).message(); }
-
-const char* file_kind(mode_t mode) {
-  if (S_ISFIFO(mode)) return "a FIFO";
-  if (S_ISSOCK(mode)) return "a socket";
-  if (S_ISCHR(mode)) return "a character device";
-  if (S_ISBLK(mode)) return "a block device";
-  return "not a regular file";
-}
-
 FormatError tensor_error(const fs::path& file, const std::string& name, const std::string& msg) {
   return FormatError(file_msg(file, "tensor '" + name + "': " + msg));
 }
@@ -58,47 +53,11 @@ std::string range_str(uint64_t begin, uint64_t end) {
   return "[" + std::to_string(begin) + ", " + std::to_string(end) + "]";
 }
 
-// Parses JSON and refuses duplicate keys in any object. nlohmann keeps the last of duplicate
-// keys silently; in a safetensors header that would hide a tensor whose bytes are still in
-// the buffer, and in an index it would hide a conflicting shard assignment.
-// Values nested deeper than kMaxJsonDepth are refused too: they are dropped while parsing
-// (nlohmann's dump() and copy recurse, and an error message quoting a value nested a few hundred
-// thousand levels deep would overflow the stack). Headers and indexes nest 3 levels.
+// Headers and indexes: duplicate keys are refused (nlohmann would keep the last silently; in a
+// header that would hide a tensor whose bytes are still in the buffer, in an index a conflicting
+// shard assignment), and so is nesting deeper than kMaxJsonDepth (they nest 3 levels).
 json parse_json_strict(std::string_view text, const fs::path& file, const std::string& what) {
-  std::vector<std::set<std::string>> open_objects;
-  std::string duplicate;
-  JsonDepthLimit depth_limit;  // refused below, whatever the duplicate check finds meanwhile
-  auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (!depth_limit.admit(depth, event)) return false;
-    switch (event) {
-      case json::parse_event_t::object_start:
-        open_objects.emplace_back();
-        break;
-      case json::parse_event_t::object_end:
-        if (!open_objects.empty()) open_objects.pop_back();
-        break;
-      case json::parse_event_t::key:
-        if (!open_objects.empty() && duplicate.empty() &&
-            !open_objects.back().insert(parsed.get<std::string>()).second)
-          duplicate = parsed.get<std::string>();
-        break;
-      default:
-        break;
-    }
-    return true;
-  };
-  json j;
-  try {
-    j = json::parse(text.begin(), text.end(), callback);
-  } catch (const json::exception& e) {
-    throw FormatError(file_msg(file, what + " is not valid JSON: " + e.what()));
-  }
-  if (depth_limit.exceeded())
-    throw FormatError(file_msg(file, what + " is nested more than " +
-                                         std::to_string(kMaxJsonDepth) + " levels deep"));
-  if (!duplicate.empty())
-    throw FormatError(file_msg(file, what + " has the key '" + duplicate + "' twice"));
-  return j;
+  return parse_json(text, file, JsonRules{what, /*unique_keys=*/true});
 }
 
 // Number of elements of a shape, or nullopt when it does not fit in 64 bits.
@@ -185,24 +144,6 @@ TensorView parse_entry(const std::string& name, const json& v, const std::byte* 
   return t;
 }
 
-// Writes all of [data, data + size) or returns the errno of the failure. A write() that
-// returns 0 for a non-empty request makes no progress; treat it as a full device.
-int write_all(int fd, const void* data, size_t size) {
-  const char* p = static_cast<const char*>(data);
-  while (size > 0) {
-    size_t chunk = std::min<size_t>(size, size_t{1} << 30);
-    ssize_t n = ::write(fd, p, chunk);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    if (n == 0) return ENOSPC;
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-  return 0;
-}
-
 void check_name(const std::string& name, const char* what) {
   if (name.empty()) throw FormatError(std::string("safetensors writer: empty ") + what);
   if (find_invalid_utf8(name) != std::string::npos)
@@ -277,37 +218,19 @@ int64_t TensorView::numel() const {
 // MappedFile
 
 MappedFile::MappedFile(const fs::path& path) : m_path(path) {
-  // stat before open: opening a FIFO for reading blocks until a writer appears, and a
-  // directory would only fail later with a less helpful message.
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) {
-    int err = errno;
-    if (err == ENOENT || err == ENOTDIR) throw IoError(file_msg(path, "no such file"));
-    throw IoError(file_msg(path, "cannot access: " + errno_text(err)));
-  }
-  if (S_ISDIR(st.st_mode)) throw IoError(file_msg(path, "is a directory, expected a file"));
-  if (!S_ISREG(st.st_mode))
-    throw IoError(file_msg(path, std::string("is ") + file_kind(st.st_mode) +
-                                     ", expected a regular file"));
-  // O_NONBLOCK as well: should the path be swapped for a FIFO between stat and open, the
-  // open still returns at once and the fstat below refuses it.
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) throw IoError(file_msg(path, "cannot open for reading: " + errno_text(errno)));
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw IoError(file_msg(path, "is not a regular file"));
-  }
-  m_size = static_cast<size_t>(st.st_size);
+  // Opened once, checked on the descriptor (a regular file: FIFOs and devices are refused
+  // without blocking), mapped from the same descriptor.
+  InputFile file(path, kWeightsInput);
+  m_identity = file.identity();
+  if (file.size() > SIZE_MAX) throw IoError(file_msg(path, "too large to map"));
+  m_size = static_cast<size_t>(file.size());
   if (m_size > 0) {
-    void* p = ::mmap(nullptr, m_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-      int err = errno;
-      ::close(fd);
-      throw IoError(file_msg(path, "cannot map into memory: " + errno_text(err)));
-    }
+    void* p = ::mmap(nullptr, m_size, PROT_READ, MAP_PRIVATE, file.fd(), 0);
+    if (p == MAP_FAILED)
+      throw IoError(file_msg(path, "cannot map into memory: " + errno_text(errno)));
     m_data = static_cast<const std::byte*>(p);
   }
-  ::close(fd);  // the mapping keeps the file referenced
+  // The descriptor closes here; the mapping keeps the file referenced.
 }
 
 MappedFile::~MappedFile() {
@@ -340,7 +263,9 @@ SafetensorsHeader parse_safetensors(const std::byte* data, size_t size, const fs
   const std::byte* buffer = data + 8 + n;
   uint64_t buffer_size = size - 8 - n;
   SafetensorsHeader out;
+  CancelPoll poll;
   for (const auto& [key, value] : header.items()) {
+    poll.tick();
     if (key == "__metadata__") {
       if (value.is_null()) continue;  // the Rust reader takes null as "no metadata"
       if (!value.is_object())
@@ -382,7 +307,10 @@ SafetensorsHeader parse_safetensors(const std::byte* data, size_t size, const fs
 }
 
 SafetensorsFile::SafetensorsFile(const fs::path& path)
-    : m_map(std::make_unique<MappedFile>(path)) {
+    : SafetensorsFile(std::make_unique<MappedFile>(path)) {}
+
+SafetensorsFile::SafetensorsFile(std::unique_ptr<MappedFile> map) : m_map(std::move(map)) {
+  const fs::path& path = m_map->path();
   SafetensorsHeader h = parse_safetensors(m_map->data(), m_map->size(), path);
   m_tensors = std::move(h.tensors);
   m_metadata = std::move(h.metadata);
@@ -399,9 +327,13 @@ const TensorView* SafetensorsFile::find(std::string_view name) const {
 
 namespace {
 
-// A sharded checkpoint: the index names which shard holds each tensor.
-void open_index(const fs::path& index, std::vector<std::shared_ptr<SafetensorsFile>>& shards) {
-  json j = parse_json_strict(read_text_file(index), index, "index");
+// A sharded checkpoint: the index names which shard holds each tensor. Shard names are
+// resolved once per spelling and must stay inside the folder; each file is mapped and parsed
+// once (by its identity on disk), so that many names for one file cost a map entry each, not a
+// mapping of the file each.
+void open_index(const fs::path& dir, const fs::path& index,
+                std::vector<std::shared_ptr<SafetensorsFile>>& shards) {
+  const json j = read_json_file(index, kIndexInput, JsonRules{"index", /*unique_keys=*/true});
   if (!j.is_object() || !j.contains("weight_map"))
     throw FormatError(file_msg(index, "no \"weight_map\" object"));
   const json& wm = j["weight_map"];
@@ -409,31 +341,59 @@ void open_index(const fs::path& index, std::vector<std::shared_ptr<SafetensorsFi
     throw FormatError(file_msg(index, "\"weight_map\" is " + json_type(wm) + ", expected an object"));
   if (wm.empty()) throw FormatError(file_msg(index, "\"weight_map\" lists no tensors"));
 
-  std::map<std::string, std::string> shard_first_tensor;  // shard -> a tensor listed for it
+  std::map<std::string, const SafetensorsFile*> by_spelling;
+  std::map<fs::path, const SafetensorsFile*> by_path;  // resolved path -> file
+  std::map<std::pair<uint64_t, uint64_t>, const SafetensorsFile*> by_identity;
+  std::map<const SafetensorsFile*, std::vector<std::string>> spellings;
+  CancelPoll poll;
   for (const auto& [tensor, shard] : wm.items()) {
+    poll.tick();
     if (!shard.is_string() || shard.get_ref<const std::string&>().empty())
       throw FormatError(file_msg(index, "tensor '" + tensor + "': shard is " + shard.dump() +
                                             ", expected a file name"));
     const std::string& s = shard.get_ref<const std::string&>();
+    if (by_spelling.count(s)) continue;
     if (fs::path(s).is_absolute())
       throw FormatError(file_msg(index, "tensor '" + tensor + "': shard '" + s +
                                             "' must be a file name relative to the index"));
-    shard_first_tensor.emplace(s, tensor);
-  }
-
-  const fs::path dir = index.parent_path();
-  std::map<std::string, const SafetensorsFile*> by_name;
-  for (const auto& [shard, tensor] : shard_first_tensor) {
-    fs::path p = dir / shard;
-    std::error_code ec;
-    if (!fs::exists(p, ec))
-      throw IoError(file_msg(index, "shard '" + shard + "' (listed for tensor '" + tensor +
-                                        "') does not exist: " + p.string()));
-    shards.push_back(std::make_shared<SafetensorsFile>(p));
-    by_name[shard] = shards.back().get();
+    fs::path resolved;
+    try {
+      resolved = resolve_inside(dir, s);
+    } catch (const FormatError& e) {
+      throw FormatError(file_msg(index, "tensor '" + tensor + "': shard '" + s + "': " + e.what()));
+    }
+    const SafetensorsFile* file = nullptr;
+    if (auto it = by_path.find(resolved); it != by_path.end()) {
+      file = it->second;
+    } else {
+      std::error_code ec;
+      if (!fs::exists(fs::symlink_status(resolved, ec)))
+        throw IoError(file_msg(index, "shard '" + s + "' (listed for tensor '" + tensor +
+                                          "') does not exist: " + (dir / s).string()));
+      // Opened under the name the index gives (messages quote it), now known to stay inside.
+      auto map = std::make_unique<MappedFile>(dir / s);
+      if (auto it = by_identity.find(map->identity()); it != by_identity.end()) {
+        file = it->second;  // a hard link or another path to a file mapped already
+      } else {
+        const auto id = map->identity();
+        shards.push_back(std::make_shared<SafetensorsFile>(std::move(map)));
+        file = shards.back().get();
+        by_identity.emplace(id, file);
+      }
+      by_path.emplace(resolved, file);
+    }
+    std::vector<std::string>& names = spellings[file];
+    names.push_back(s);
+    if (names.size() > size_t(kMaxShardAliases))
+      throw FormatError(file_msg(index, "names the shard file " + file->path().string() +
+                                            " in more than " + std::to_string(kMaxShardAliases) +
+                                            " ways ('" + names[0] + "', '" + names[1] + "', ..., '" +
+                                            s + "'); an index names each shard once"));
+    by_spelling.emplace(s, file);
   }
   for (const auto& [tensor, shard] : wm.items()) {
-    const SafetensorsFile* f = by_name.at(shard.get<std::string>());
+    poll.tick();
+    const SafetensorsFile* f = by_spelling.at(shard.get_ref<const std::string&>());
     if (!f->find(tensor))
       throw FormatError(file_msg(index, "tensor '" + tensor + "' is mapped to shard '" +
                                             shard.get<std::string>() +
@@ -450,29 +410,35 @@ Checkpoint Checkpoint::open(const fs::path& file_or_dir) {
   auto st = fs::status(file_or_dir, ec);
   if (!fs::exists(st)) throw IoError(file_msg(file_or_dir, "no such file or folder"));
 
+  const fs::path& dir = file_or_dir;
   if (!fs::is_directory(st)) {
     c.m_shards.push_back(std::make_shared<SafetensorsFile>(file_or_dir));
-  } else if (fs::path index = file_or_dir / "model.safetensors.index.json"; fs::exists(index, ec)) {
-    open_index(index, c.m_shards);
-  } else if (fs::path single = file_or_dir / "model.safetensors"; fs::exists(single, ec)) {
+  } else if (fs::path index = dir / "model.safetensors.index.json";
+             fs::exists(fs::symlink_status(index, ec))) {
+    resolve_inside(dir, index.filename());  // refuses a link out of the folder
+    open_index(dir, index, c.m_shards);
+  } else if (fs::path single = dir / "model.safetensors";
+             fs::exists(fs::symlink_status(single, ec))) {
+    resolve_inside(dir, single.filename());
     c.m_shards.push_back(std::make_shared<SafetensorsFile>(single));
   } else {
     std::vector<fs::path> found;
-    for (const auto& e : fs::directory_iterator(file_or_dir, ec)) {
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
       std::error_code entry_ec;  // a dangling link is skipped, not a reason to fail the listing
       if (e.path().extension() == ".safetensors" && e.is_regular_file(entry_ec))
         found.push_back(e.path());
     }
-    if (ec) throw IoError(file_msg(file_or_dir, "cannot list folder: " + ec.message()));
+    if (ec) throw IoError(file_msg(dir, "cannot list folder: " + ec.message()));
     std::sort(found.begin(), found.end());
-    if (found.empty()) throw IoError(file_msg(file_or_dir, "no .safetensors file in this folder"));
+    if (found.empty()) throw IoError(file_msg(dir, "no .safetensors file in this folder"));
     if (found.size() > 1) {
       std::string list;
       for (const auto& f : found) list += (list.empty() ? "" : ", ") + f.filename().string();
-      throw FormatError(file_msg(file_or_dir,
+      throw FormatError(file_msg(dir,
                                  "several .safetensors files and no model.safetensors.index.json "
                                  "to say how they fit together: " + list));
     }
+    resolve_inside(dir, found[0].filename());
     c.m_shards.push_back(std::make_shared<SafetensorsFile>(found[0]));
   }
 
@@ -556,30 +522,66 @@ void to_float(const TensorView& t, float* out) {
                        "shape " + shape_str(t.shape) + " x " + std::string(dtype_name(t.dtype)) +
                            " does not match its " + std::to_string(t.nbytes) + " bytes");
   const size_t count = static_cast<size_t>(*n);
-  if (count == 0) return;
-  const std::byte* src = t.data;
-  switch (t.dtype) {
-    case DType::F32:
-      std::memcpy(out, src, count * 4);
-      return;
-    case DType::F16:
-      return convert<uint16_t>(src, count, out, [](uint16_t h) { return half_to_float(h); });
-    case DType::BF16:
-      return convert<uint16_t>(src, count, out, [](uint16_t h) { return bf16_to_float(h); });
-    case DType::F64: return convert<double>(src, count, out);
-    case DType::I8: return convert<int8_t>(src, count, out);
-    case DType::U8: return convert<uint8_t>(src, count, out);
-    case DType::I16: return convert<int16_t>(src, count, out);
-    case DType::U16: return convert<uint16_t>(src, count, out);
-    case DType::I32: return convert<int32_t>(src, count, out);
-    case DType::U32: return convert<uint32_t>(src, count, out);
-    case DType::I64: return convert<int64_t>(src, count, out);
-    case DType::U64: return convert<uint64_t>(src, count, out);
-    case DType::BOOL:
-    case DType::F8_E5M2:
-    case DType::F8_E4M3:
-      break;  // refused above
+  // A million elements at a time, with a cancellation check between: an embedding of a large
+  // vocabulary is a few hundred million.
+  constexpr size_t kChunk = size_t(1) << 20;
+  for (size_t i0 = 0; i0 < count; i0 += kChunk) {
+    check_cancelled();
+    const size_t m = std::min(kChunk, count - i0);
+    const std::byte* src = t.data + i0 * dtype_size(t.dtype);
+    float* dst = out + i0;
+    switch (t.dtype) {
+      case DType::F32: std::memcpy(dst, src, m * 4); break;
+      case DType::F16:
+        convert<uint16_t>(src, m, dst, [](uint16_t h) { return half_to_float(h); });
+        break;
+      case DType::BF16:
+        convert<uint16_t>(src, m, dst, [](uint16_t h) { return bf16_to_float(h); });
+        break;
+      case DType::F64:
+        // Checked before the cast: a double beyond fp32's range has no fp32 value (the cast
+        // would be undefined behaviour).
+        convert<double>(src, m, dst, [&](double v) {
+          if (!(std::fabs(v) <= double(std::numeric_limits<float>::max()))) return NAN;
+          return static_cast<float>(v);
+        });
+        break;
+      case DType::I8: convert<int8_t>(src, m, dst); break;
+      case DType::U8: convert<uint8_t>(src, m, dst); break;
+      case DType::I16: convert<int16_t>(src, m, dst); break;
+      case DType::U16: convert<uint16_t>(src, m, dst); break;
+      case DType::I32: convert<int32_t>(src, m, dst); break;
+      case DType::U32: convert<uint32_t>(src, m, dst); break;
+      case DType::I64: convert<int64_t>(src, m, dst); break;
+      case DType::U64: convert<uint64_t>(src, m, dst); break;
+      case DType::BOOL:
+      case DType::F8_E5M2:
+      case DType::F8_E4M3:
+        return;  // refused above
+    }
+    if (t.dtype == DType::F64)  // out-of-range values became NaN above: say what they were
+      for (size_t i = 0; i < m; ++i)
+        if (!std::isfinite(dst[i]))
+          throw tensor_error(t.file, t.name,
+                             "element " + std::to_string(i0 + i) + " of " +
+                                 std::to_string(count) +
+                                 " is not finite in fp32 (NaN, infinity or beyond the fp32 range); "
+                                 "weights, scales and norms must be finite");
+    require_finite(dst, m, t.file, t.name, i0, count);
   }
+}
+
+void require_finite(const float* v, size_t n, const fs::path& file, const std::string& tensor,
+                    size_t offset, size_t total) {
+  // A NaN or infinity in weights, scales or norms only ever yields NaN logits (and a
+  // "perplexity nan"): refused where the tensor and position can still be named.
+  for (size_t i = 0; i < n; ++i)
+    if (!std::isfinite(v[i]))
+      throw tensor_error(file, tensor,
+                         std::string(std::isnan(v[i]) ? "NaN" : v[i] > 0 ? "+inf" : "-inf") +
+                             " at element " + std::to_string(offset + i) + " of " +
+                             std::to_string(total ? total : n) +
+                             "; weights, scales and norms must be finite");
 }
 
 std::vector<float> to_float(const TensorView& t) {
@@ -682,30 +684,13 @@ void SafetensorsWriter::write(const fs::path& file) const {
   unsigned char len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(uint64_t(header.size()) >> (8 * i));
 
-  struct stat st;
-  if (::stat(file.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
-    throw IoError(file_msg(file, "is a directory, cannot write a safetensors file there"));
-  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw IoError(file_msg(file, "cannot create: " + errno_text(errno)));
-  // Only a regular file we wrote is ours to delete on failure; a device (/dev/full in the
-  // tests, /dev/null) or a FIFO the user pointed us at must stay.
-  bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-  auto fail = [&](const std::string& what, int err) {
-    if (fd >= 0) ::close(fd);
-    if (regular) ::unlink(file.c_str());
-    throw IoError(file_msg(file, what + ": " + errno_text(err)));
-  };
-  if (int err = write_all(fd, len, 8)) fail("write failed", err);
-  if (int err = write_all(fd, header.data(), header.size())) fail("write failed", err);
-  for (const auto* kv : order)
-    if (int err = write_all(fd, kv->second.bytes.data(), kv->second.bytes.size()))
-      fail("write failed", err);
-  // Some file systems (NFS, quotas, delayed allocation) report a full disk only when the data
-  // is flushed: fsync and close are checked for the same reason as every write.
-  if (regular && ::fsync(fd) != 0 && errno != EINVAL) fail("flush to disk failed", errno);
-  int rc = ::close(fd);
-  fd = -1;
-  if (rc != 0 && errno != EINTR) fail("close failed", errno);
+  // The one way outputs are written (common/output_file.h): a temporary beside the file,
+  // flushed, then renamed into place; a failure (a full disk) leaves the destination as it was.
+  AtomicFile out(file);
+  out.write(len, 8);
+  out.write(header);
+  for (const auto* kv : order) out.write(kv->second.bytes.data(), kv->second.bytes.size());
+  out.commit();
 }
 
 void release_pages(const TensorView& t) {

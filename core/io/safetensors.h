@@ -35,7 +35,8 @@ struct TensorView {
   int64_t numel() const;
 };
 
-// Read-only memory map of a whole file (RAII). Empty files map to size 0.
+// Read-only memory map of a whole file (RAII), opened as common/input_file.h says (a regular
+// file, checked on the open descriptor). Empty files map to size 0.
 class MappedFile {
  public:
   explicit MappedFile(const std::filesystem::path& path);
@@ -45,11 +46,14 @@ class MappedFile {
   const std::byte* data() const { return m_data; }
   size_t size() const { return m_size; }
   const std::filesystem::path& path() const { return m_path; }
+  // (st_dev, st_ino) of the file: the same file under two names is mapped once.
+  std::pair<uint64_t, uint64_t> identity() const { return m_identity; }
 
  private:
   std::filesystem::path m_path;
   const std::byte* m_data = nullptr;
   size_t m_size = 0;
+  std::pair<uint64_t, uint64_t> m_identity{0, 0};
 };
 
 // The validated content of a safetensors file image held in memory: the views point into the
@@ -68,6 +72,7 @@ SafetensorsHeader parse_safetensors(const std::byte* data, size_t size,
 class SafetensorsFile {
  public:
   explicit SafetensorsFile(const std::filesystem::path& path);
+  explicit SafetensorsFile(std::unique_ptr<MappedFile> map);  // a file mapped already
   const std::vector<TensorView>& tensors() const { return m_tensors; }  // in data-offset order
   const TensorView* find(std::string_view name) const;
   const std::map<std::string, std::string>& metadata() const { return m_metadata; }
@@ -84,6 +89,13 @@ class SafetensorsFile {
 // A checkpoint: a single .safetensors file, or a folder holding model.safetensors or
 // model.safetensors.index.json (sharded: {"weight_map": {tensor: shard file}}) or a single
 // *.safetensors file. Every tensor named in the index must exist in its shard.
+// The files of a folder must stay inside it once links are resolved (an index naming
+// "../other/x.safetensors", or a shard that is a link to a file elsewhere, is refused with the
+// path). The index may name one shard file under a few spellings ("a.safetensors",
+// "./a.safetensors"), at most kMaxShardAliases; each file is mapped and parsed once, whatever
+// the number of names and tensors pointing at it.
+constexpr int kMaxShardAliases = 8;
+
 class Checkpoint {
  public:
   static Checkpoint open(const std::filesystem::path& file_or_dir);
@@ -103,9 +115,17 @@ class Checkpoint {
 };
 
 // Converts any numeric tensor to fp32 in row-major order; out holds t.numel() floats.
-// F8 and BOOL are refused with a FormatError naming the tensor.
+// F8 and BOOL are refused with a FormatError naming the tensor, and so is a value that is not
+// finite in fp32 (NaN, infinity, an F64 beyond fp32's range), naming the tensor and element.
+// Polls for cancellation (common/cancel.h) every million elements.
 void to_float(const TensorView& t, float* out);
 std::vector<float> to_float(const TensorView& t);
+
+// Throws FormatError "file: tensor 'name': NaN at element k of total; ..." for the first value
+// of v[0, n) that is not finite (v is elements [offset, offset + n) of a tensor of `total`
+// elements; total 0: n). Every reader of weights calls it on what it converts.
+void require_finite(const float* v, size_t n, const std::filesystem::path& file,
+                    const std::string& tensor, size_t offset = 0, size_t total = 0);
 
 // Tells the kernel the tensor's mapped pages are not needed any more (after converting it).
 // The mapping is read-only and private, so the pages are simply dropped and read again from
@@ -125,6 +145,7 @@ class SafetensorsWriter {
   void add_f32(const std::string& name, std::vector<int64_t> shape, const float* data);
   void add_f16(const std::string& name, std::vector<int64_t> shape, const float* data);  // casts
   size_t size_bytes() const;  // data bytes added so far
+  // Written as common/output_file.h says (a temporary beside the file, renamed into place).
   // Throws IoError naming the file on any write failure (for example a full disk).
   void write(const std::filesystem::path& file) const;
 

@@ -2,13 +2,14 @@
 
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <vector>
 
 #include "common/error.h"
 #include "common/half.h"
+#include "common/input_file.h"
 #include "common/json.h"
+#include "common/output_file.h"
 #include "common/text_file.h"
 #include "io/safetensors.h"
 #include "model/config.h"
@@ -124,19 +125,18 @@ int64_t write_synthetic_model(const fs::path& out, const SyntheticModelOptions& 
   }
   ModelConfig c = parse_hf_config(cj, real ? o.config_file : fs::path("preset"));
   fs::create_directories(out);
-  std::ofstream(out / "config.json") << cj.dump(2) << "\n";
+  // Every file written as every output is (common/output_file.h).
+  write_file_atomically(out / "config.json", cj.dump(2) + "\n");
   const fs::path tok = !o.tokenizer_from.empty() ? o.tokenizer_from
                        : real                   ? family_tokenizer_dir(cj)
                                                 : fs::path();
   if (!tok.empty()) {
     if (!fs::exists(tok / "tokenizer.json"))
       throw IoError(file_msg(tok, "has no tokenizer.json to copy"));
+    // Copies are the model's own, writable files (the data folder is read-only).
     for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
-      if (fs::exists(tok / f)) {
-        fs::copy_file(tok / f, out / f, fs::copy_options::overwrite_existing);
-        // The data folder is read-only; the copy is the model's own file.
-        fs::permissions(out / f, fs::perms::owner_write, fs::perm_options::add);
-      }
+      if (fs::exists(tok / f))
+        write_file_atomically(out / f, read_input_file(tok / f, kTokenizerJsonInput));
   }
 
   // Every tensor of the model, in a stable order, each with its own generator stream.
@@ -222,7 +222,7 @@ int64_t write_synthetic_model(const fs::path& out, const SyntheticModelOptions& 
     w.write(out / name);
   }
   index["metadata"]["total_size"] = total;
-  std::ofstream(out / "model.safetensors.index.json") << index.dump(1) << "\n";
+  write_file_atomically(out / "model.safetensors.index.json", index.dump(1) + "\n");
   return c.parameter_count();
 }
 

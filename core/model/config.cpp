@@ -3,10 +3,12 @@
 #include <climits>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/json.h"
 
 namespace gptqw {
@@ -37,6 +39,15 @@ struct Fields {
     if (!j.contains(field) || j[field].is_null()) return fallback;
     if (!j[field].is_number()) fail(field, "must be a number, got " + j[field].dump());
     return j[field].get<double>();
+  }
+  // A real number that must be > 0 and finite as an fp32 (the engine computes in fp32): a
+  // rope_theta or rms_norm_eps of 0, below 0 or beyond fp32 only yields NaN activations.
+  float get_positive_float_or(const std::string& field, double fallback) const {
+    const double v = get_number_or(field, fallback);
+    if (!(v > 0) || !(v <= double(std::numeric_limits<float>::max())) ||
+        static_cast<float>(v) == 0.0f)
+      fail(field, "must be a positive number that fits in fp32, got " + j[field].dump());
+    return static_cast<float>(v);
   }
   bool get_bool_or(const std::string& field, bool fallback) const {
     if (!j.contains(field) || j[field].is_null()) return fallback;
@@ -265,10 +276,8 @@ ModelConfig parse_hf_config(const nlohmann::json& j, const std::filesystem::path
     f.fail("num_key_value_heads", "(" + std::to_string(c.num_kv_heads) +
                                       ") must divide num_attention_heads (" +
                                       std::to_string(c.num_heads) + ")");
-  c.rms_norm_eps = static_cast<float>(f.get_number_or("rms_norm_eps", 1e-6));
-  c.rope_theta = static_cast<float>(f.get_number_or("rope_theta", 10000.0));
-  if (!(c.rope_theta > 1.0f) || !std::isfinite(c.rope_theta))
-    f.fail("rope_theta", "must be a finite number above 1, got " + j["rope_theta"].dump());
+  c.rms_norm_eps = f.get_positive_float_or("rms_norm_eps", 1e-6);
+  c.rope_theta = f.get_positive_float_or("rope_theta", 10000.0);
   // LlamaConfig, MistralConfig, Qwen2Config and Qwen3Config all default to an untied lm_head.
   c.tie_word_embeddings = f.get_bool_or("tie_word_embeddings", false);
   // Qwen2 always has q/k/v biases and no o bias; Llama's and Qwen3's attention_bias cover q, k,
@@ -327,17 +336,26 @@ ModelConfig parse_hf_config(const nlohmann::json& j, const std::filesystem::path
   return c;
 }
 
-ModelConfig parse_hf_config(const std::filesystem::path& file) {
+std::optional<nlohmann::json> read_folder_json(const std::filesystem::path& dir,
+                                               const std::string& name, bool required) {
+  const std::filesystem::path folder = dir.empty() ? std::filesystem::path(".") : dir;
+  const std::filesystem::path file = dir / name;
   std::error_code ec;
-  if (!std::filesystem::exists(file, ec))
-    throw IoError(file_msg(file, "cannot open (a Hugging Face model folder needs config.json)"));
-  nlohmann::json j;
+  if (!std::filesystem::exists(std::filesystem::symlink_status(file, ec))) {
+    if (!required) return std::nullopt;
+    throw IoError(file_msg(file, "cannot open (a Hugging Face model folder needs " + name + ")"));
+  }
+  resolve_inside(folder, name);  // a link to a file outside the folder is refused
   try {
-    j = read_json_file(file);
+    return read_json_file(file, kConfigInput);
   } catch (const FormatError& e) {
     throw ConfigError(e.what());
   }
-  return parse_hf_config(j, file);
+}
+
+ModelConfig parse_hf_config(const std::filesystem::path& file) {
+  return parse_hf_config(*read_folder_json(file.parent_path(), file.filename().string(), true),
+                         file);
 }
 
 }  // namespace gptqw

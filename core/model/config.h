@@ -74,10 +74,18 @@ std::string describe_rope(const ModelConfig& c);
 // ModelConfig::unrecognized_keys.
 const std::vector<std::pair<std::string, std::string>>& ignored_config_keys();
 
-// Throws ConfigError naming the file and the field that is missing, of the wrong type or
-// unsupported (model_type other than llama / mistral / qwen2 / qwen3, mixture-of-experts fields,
-// a rope_type other than linear / dynamic / llama3 / yarn, ...).
+// Throws ConfigError naming the file and the field that is missing, of the wrong type,
+// meaningless (a rope_theta or rms_norm_eps that is not a positive fp32 number) or unsupported
+// (model_type other than llama / mistral / qwen2 / qwen3, mixture-of-experts fields, a rope_type
+// other than linear / dynamic / llama3 / yarn, ...).
 ModelConfig parse_hf_config(const std::filesystem::path& config_json);
 ModelConfig parse_hf_config(const nlohmann::json& j, const std::filesystem::path& source);
+
+// The JSON file `name` (config.json, quantize_config.json) of the model folder `dir`, read once
+// (common/input_file.h: a regular file, at most kConfigInput.max_bytes) from inside the folder
+// (a link leading out of it is refused). nullopt when the file does not exist and !required;
+// IoError when it is required. Bad JSON is a ConfigError naming the file.
+std::optional<nlohmann::json> read_folder_json(const std::filesystem::path& dir,
+                                               const std::string& name, bool required);
 
 }  // namespace gptqw

@@ -1,8 +1,10 @@
 #include "model/generate.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "common/error.h"
+#include "linalg/gemm.h"
 #include "model/llama.h"
 #include "model/rope_scaling.h"
 
@@ -20,20 +22,27 @@ std::vector<int32_t> generate_greedy(const WeightSource& weights, std::vector<in
   // A tied head is the embedding itself, not a copy (622 MB for Qwen3's 151,936 x 1,024).
   const Matrix untied_head = c.tie_word_embeddings ? Matrix() : weights.lm_head();
   const Matrix& lm_head = c.tie_word_embeddings ? embedding : untied_head;
-  const int max_len = std::max<int>(c.max_position_embeddings, static_cast<int>(ids.size()));
-  // Sequences stay below max_len, so dynamic NTK scaling never grows here (as in transformers,
-  // whose generation stays within max_position_embeddings).
-  const Rope rope = make_rope(c, max_len);
+  // The positions this run can reach (the prompt plus the new tokens, never past the model's
+  // context), not the context the config claims: max_position_embeddings 2^30 would ask for a
+  // 32 GB RoPE table. Sequences stay below max_position_embeddings, so dynamic NTK scaling never
+  // grows here (as in transformers, whose generation stays within it).
+  const int64_t prompt = static_cast<int64_t>(ids.size());
+  const int64_t max_len = std::max<int64_t>(
+      prompt, std::min<int64_t>(c.max_position_embeddings, prompt + std::max(n_new, 0)));
+  if (max_len > std::numeric_limits<int>::max())
+    throw ConfigError("generation of " + std::to_string(max_len) + " positions is too long");
+  const Rope rope = make_rope(c, static_cast<int>(max_len));
 
-  for (int step = 0; step < n_new && static_cast<int>(ids.size()) < max_len; ++step) {
+  for (int step = 0; step < n_new && static_cast<int64_t>(ids.size()) < max_len; ++step) {
     report_progress(progress, {"generate", -1, 0, "", double(step) / n_new});
     Matrix x = embed(embedding, ids);
     for (const auto& b : blocks) block_forward(c, b, rope, x, static_cast<int>(x.rows()));
     Matrix h;
     rms_norm(x.bottomRows(1), final_norm, c.rms_norm_eps, h);
-    Eigen::VectorXf logits = lm_head * h.row(0).transpose();
+    Matrix logits(1, lm_head.rows());
+    linalg::matmul_nt(logits, h, lm_head);
     Eigen::Index next;
-    logits.maxCoeff(&next);
+    logits.row(0).maxCoeff(&next);
     if (std::find(stop_ids.begin(), stop_ids.end(), next) != stop_ids.end()) break;
     ids.push_back(static_cast<int32_t>(next));
   }

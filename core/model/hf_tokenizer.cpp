@@ -15,9 +15,12 @@
 #include <optional>
 #include <unordered_map>
 
+#include "common/cancel.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/json.h"
 #include "common/text_file.h"
+#include "model/token_matcher.h"
 #include "model/unicode.h"
 
 namespace gptqw {
@@ -60,6 +63,9 @@ void MergeTable::set(int32_t left, int32_t right, Merge m) {
 void merge(std::vector<int32_t>& ids, const MergeTable& table, Workspace& ws) {
   const size_t n = ids.size();
   if (n < 2 || table.size() == 0) return;
+  // A whole text can be one word (SentencePiece style, no pre-tokenizer): tens of millions of
+  // symbols, so every loop here polls for cancellation.
+  CancelPoll poll(1 << 16);
   auto& prev = ws.prev;
   auto& next = ws.next;
   auto& heap = ws.heap;
@@ -71,14 +77,29 @@ void merge(std::vector<int32_t>& ids, const MergeTable& table, Workspace& ws) {
     next[i] = i + 1 < n ? int32_t(i + 1) : -1;
   }
   auto key = [](int32_t rank, int32_t pos) { return uint64_t(uint32_t(rank)) << 32 | uint32_t(pos); };
-  for (size_t i = 0; i + 1 < n; ++i)
+  for (size_t i = 0; i + 1 < n; ++i) {
+    poll.tick();
     if (const Merge* m = table.find(ids[i], ids[i + 1])) heap.push_back(key(m->rank, int32_t(i)));
+  }
   if (heap.empty()) return;
-  // Min-heap on (rank, position): the lowest rank first, the leftmost among equal ranks.
+  // Min-heap on (rank, position): the lowest rank first, the leftmost among equal ranks. Built
+  // bottom-up as std::make_heap does, but with the polls; the keys are distinct, so any valid
+  // heap pops them in the same order.
   const std::greater<uint64_t> later;
-  std::make_heap(heap.begin(), heap.end(), later);
+  for (size_t i = heap.size() / 2; i-- > 0;) {
+    poll.tick();
+    for (size_t p = i;;) {
+      size_t c = 2 * p + 1;
+      if (c >= heap.size()) break;
+      if (c + 1 < heap.size() && heap[c + 1] < heap[c]) ++c;
+      if (heap[p] <= heap[c]) break;
+      std::swap(heap[p], heap[c]);
+      p = c;
+    }
+  }
   bool merged_any = false;
   while (!heap.empty()) {
+    poll.tick();
     std::pop_heap(heap.begin(), heap.end(), later);
     const uint64_t top = heap.back();
     heap.pop_back();
@@ -268,7 +289,9 @@ class Matcher {
   void for_each(const Regex& re, std::string_view s, F&& fn) {
     size_t pos = 0;
     const auto* subject = reinterpret_cast<PCRE2_SPTR>(s.data());
+    CancelPoll poll;
     while (pos <= s.size()) {
+      poll.tick();
       // The text was validated once up front; re-checking UTF-8 on every call would make the
       // loop quadratic.
       int rc = pcre2_match(re.code(), subject, s.size(), pos, PCRE2_NO_UTF_CHECK, m_data, m_ctx);
@@ -306,54 +329,6 @@ struct AddedToken {
   std::string content;
   int32_t id = -1;
   bool special = false, lstrip = false, rstrip = false, single_word = false, normalized = false;
-};
-
-// Byte trie over added-token strings for leftmost-longest matching (what HF's aho-corasick
-// matcher with MatchKind::LeftmostLongest gives).
-class TokenTrie {
- public:
-  void add(std::string_view s, int32_t token_index) {
-    if (s.empty()) return;
-    if (m_nodes.empty()) m_nodes.emplace_back();
-    int32_t node = 0;
-    for (unsigned char c : s) {
-      int32_t child = find_child(node, c);
-      if (child < 0) {
-        child = int32_t(m_nodes.size());
-        m_nodes[node].kids.push_back({c, child});
-        m_nodes.emplace_back();
-      }
-      node = child;
-    }
-    m_nodes[node].token = token_index;
-    m_first[static_cast<unsigned char>(s[0])] = true;
-  }
-  bool empty() const { return m_nodes.empty(); }
-  // Longest token starting at s[pos]: {token index, length}, or {-1, 0}.
-  std::pair<int32_t, size_t> longest_at(std::string_view s, size_t pos) const {
-    if (m_nodes.empty() || !m_first[static_cast<unsigned char>(s[pos])]) return {-1, 0};
-    int32_t node = 0, best = -1;
-    size_t best_len = 0;
-    for (size_t i = pos; i < s.size(); ++i) {
-      node = find_child(node, static_cast<unsigned char>(s[i]));
-      if (node < 0) break;
-      if (m_nodes[node].token >= 0) best = m_nodes[node].token, best_len = i + 1 - pos;
-    }
-    return {best, best_len};
-  }
-
- private:
-  struct Node {
-    std::vector<std::pair<unsigned char, int32_t>> kids;
-    int32_t token = -1;
-  };
-  int32_t find_child(int32_t node, unsigned char c) const {
-    for (const auto& [k, child] : m_nodes[node].kids)
-      if (k == c) return child;
-    return -1;
-  }
-  std::vector<Node> m_nodes;
-  std::array<bool, 256> m_first{};
 };
 
 // A span of the text being encoded: plain text to tokenize (token < 0) or an added token.
@@ -425,6 +400,7 @@ struct Scratch {
   WordCache cache;
   std::deque<std::string> arena;  // text made by pre-tokenizer steps (prefix spaces, ▁)
   std::vector<Piece> pieces, next_pieces;
+  CancelPoll poll;  // a check every few thousand pieces (common/cancel.h)
 };
 
 std::string json_type(const json& j) { return j.is_object() ? j.value("type", "") : ""; }
@@ -502,7 +478,7 @@ struct HfTokenizer::Impl {
 
   // Pipeline.
   std::vector<AddedToken> added;
-  TokenTrie raw_trie, norm_trie;  // added tokens matched before / after normalization
+  TokenMatcher raw_added, norm_added;  // added tokens matched before / after normalization
   std::vector<NormStep> norm;
   std::vector<PreStep> pre;
   bool has_decoder = false;
@@ -516,7 +492,7 @@ struct HfTokenizer::Impl {
   [[noreturn]] void fail(const std::string& msg) const { throw FormatError(file_msg(file, msg)); }
 
   // --- loading ---
-  void load(const fs::path& f);
+  void load(const fs::path& f, const std::string& text);
   void parse(const json& j);
   void parse_model(const json& mj);
   void parse_added(const json& arr);
@@ -529,7 +505,7 @@ struct HfTokenizer::Impl {
 
   // --- encoding ---
   std::string run_normalizer(std::string_view s, Matcher& matcher) const;
-  void split_added(std::string_view s, const TokenTrie& trie, std::vector<Segment>& out) const;
+  void split_added(std::string_view s, const TokenMatcher& matcher, std::vector<Segment>& out) const;
   void encode_normalized(std::string_view s, bool at_start, Scratch& sc,
                          std::vector<int32_t>& ids) const;
   void split_piece(const PreStep& step, const Piece& piece, Scratch& sc,
@@ -538,15 +514,8 @@ struct HfTokenizer::Impl {
   void word_symbols(std::string_view w, std::vector<int32_t>& syms) const;
 };
 
-void HfTokenizer::Impl::load(const fs::path& f) {
+void HfTokenizer::Impl::load(const fs::path& f, const std::string& text) {
   file = f;
-  std::error_code ec;
-  if (!fs::exists(f, ec)) throw IoError(file_msg(f, "no such file"));
-  if (fs::is_directory(f, ec)) throw IoError(file_msg(f, "is a folder, expected tokenizer.json"));
-  std::ifstream in(f, std::ios::binary);
-  if (!in) throw IoError(file_msg(f, "cannot open for reading"));
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw IoError(file_msg(f, "read error"));
   if (text.empty()) fail("file is empty");
   const json j = parse_json(text, f);
   try {
@@ -563,9 +532,26 @@ void HfTokenizer::Impl::parse(const json& j) {
   parse_model(j["model"]);
   if (j.contains("added_tokens") && !j["added_tokens"].is_null()) parse_added(j["added_tokens"]);
 
+  // Ids index dense tables (id -> token), so they are held to what the file really defines:
+  // below the number of its entries (vocabulary plus added tokens). Real files number their
+  // tokens 0..n-1 and the added ones next (or reuse vocabulary ids); a 14 KB file naming id
+  // 2^24 - 1 would otherwise cost half a gigabyte of empty slots.
+  const int64_t entries = int64_t(vocab.size()) + int64_t(added.size());
   n_vocab = 0;
-  for (const auto& [k, id] : vocab) n_vocab = std::max(n_vocab, id + 1);
-  for (const auto& t : added) n_vocab = std::max(n_vocab, t.id + 1);
+  for (const auto& [k, id] : vocab) {
+    if (id >= entries)
+      fail("model.vocab['" + k + "'] has id " + std::to_string(id) + ", outside the " +
+           std::to_string(entries) + " ids the file defines (" + std::to_string(vocab.size()) +
+           " vocabulary entries + " + std::to_string(added.size()) + " added tokens)");
+    n_vocab = std::max(n_vocab, id + 1);
+  }
+  for (const auto& t : added) {
+    if (t.id >= entries)
+      fail("added token '" + t.content + "' has id " + std::to_string(t.id) + ", outside the " +
+           std::to_string(entries) + " ids the file defines (" + std::to_string(vocab.size()) +
+           " vocabulary entries + " + std::to_string(added.size()) + " added tokens)");
+    n_vocab = std::max(n_vocab, t.id + 1);
+  }
   id_to_token.assign(size_t(n_vocab), std::string());
   id_kind.assign(size_t(n_vocab), -1);
   for (const auto& [k, id] : vocab) id_to_token[size_t(id)] = k, id_kind[size_t(id)] = 0;
@@ -630,14 +616,18 @@ void HfTokenizer::Impl::parse(const json& j) {
   // Added tokens: HF matches the "normalized" ones in normalized text, with their own content
   // normalized the same way.
   Matcher& matcher = thread_matcher();
+  CancelPoll poll;
   for (size_t i = 0; i < added.size(); ++i) {
+    poll.tick();
     if (added[i].normalized && !norm.empty())
-      norm_trie.add(run_normalizer(added[i].content, matcher), int32_t(i));
+      norm_added.add(run_normalizer(added[i].content, matcher), int32_t(i));
     else if (added[i].normalized)
-      norm_trie.add(added[i].content, int32_t(i));
+      norm_added.add(added[i].content, int32_t(i));
     else
-      raw_trie.add(added[i].content, int32_t(i));
+      raw_added.add(added[i].content, int32_t(i));
   }
+  raw_added.build();
+  norm_added.build();
   find_bos_eos();
 }
 
@@ -665,7 +655,9 @@ void HfTokenizer::Impl::parse_model(const json& mj) {
 
   const json& v = mj["vocab"];
   vocab.reserve(v.size());
+  CancelPoll poll;
   for (auto it = v.begin(); it != v.end(); ++it) {
+    poll.tick();
     if (!it.value().is_number_integer()) fail("model.vocab['" + it.key() + "'] is not an integer id");
     int64_t id = it.value().get<int64_t>();
     if (id < 0 || id >= kMaxVocab) fail("model.vocab['" + it.key() + "'] has id out of range");
@@ -682,6 +674,7 @@ void HfTokenizer::Impl::parse_model(const json& mj) {
     return it->second;
   };
   for (size_t r = 0; r < ms.size(); ++r) {
+    poll.tick();
     const json& m = ms[r];
     std::string a, b;
     if (m.is_string()) {
@@ -717,7 +710,9 @@ void HfTokenizer::Impl::parse_model(const json& mj) {
 
 void HfTokenizer::Impl::parse_added(const json& arr) {
   if (!arr.is_array()) fail("added_tokens is not a list");
+  CancelPoll poll;
   for (const auto& t : arr) {
+    poll.tick();
     if (!t.is_object() || !t.contains("content") || !t["content"].is_string() ||
         !t.contains("id") || !t["id"].is_number_integer())
       fail("added_tokens: an entry lacks \"content\" or \"id\"");
@@ -929,11 +924,16 @@ int32_t HfTokenizer::Impl::lookup_any(std::string_view token) const {
 void HfTokenizer::Impl::find_bos_eos() {
   // tokenizer_config.json names them; it is optional, and a broken one only costs the names.
   std::optional<std::string> bos_name, eos_name;
-  fs::path cfg = file.parent_path() / "tokenizer_config.json";
+  // Reading it follows the rules of every input (a FIFO or a device there is an error, not a
+  // hang, and a link must not lead out of the folder); only its content is forgiven.
+  const fs::path dir = file.parent_path().empty() ? fs::path(".") : file.parent_path();
+  const fs::path cfg = dir / "tokenizer_config.json";
   std::error_code ec;
-  if (fs::is_regular_file(cfg, ec)) {
+  if (fs::exists(fs::symlink_status(cfg, ec))) {
+    resolve_inside(dir, "tokenizer_config.json");
+    const std::string text = read_input_file(cfg, kConfigInput);
     try {
-      const json c = read_json_file(cfg);
+      const json c = parse_json(text, cfg);
       auto name = [&](const char* key) -> std::optional<std::string> {
         if (!c.contains(key)) return std::nullopt;
         const json& v = c[key];
@@ -945,7 +945,7 @@ void HfTokenizer::Impl::find_bos_eos() {
       bos_name = name("bos_token");
       eos_name = name("eos_token");
     } catch (const json::exception&) {
-    } catch (const Error&) {  // unreadable or not JSON
+    } catch (const FormatError&) {  // not JSON, or not the JSON expected
     }
   }
   if (bos_name) {
@@ -1022,17 +1022,17 @@ std::string HfTokenizer::Impl::run_normalizer(std::string_view s, Matcher& match
 
 // HF AddedVocabulary::find_matches: leftmost-longest matches, honouring single_word, lstrip and
 // rstrip; the text between matches becomes plain segments.
-void HfTokenizer::Impl::split_added(std::string_view s, const TokenTrie& trie,
+void HfTokenizer::Impl::split_added(std::string_view s, const TokenMatcher& matcher,
                                     std::vector<Segment>& out) const {
   out.clear();
   size_t from = 0, pos = 0;
-  if (!trie.empty()) {
-    while (pos < s.size()) {
-      auto [tok, len] = trie.longest_at(s, pos);
-      if (tok < 0) {
-        ++pos;
-        continue;
-      }
+  if (!matcher.empty()) {
+    TokenMatcher::Scanner scan(matcher, s);
+    TokenMatcher::Match m;
+    while (pos < s.size() && scan.next(pos, m)) {
+      const int32_t tok = m.value;
+      const size_t len = m.length;
+      pos = m.start;
       size_t start = pos, stop = pos + len;
       const AddedToken& t = added[size_t(tok)];
       if (t.single_word) {
@@ -1193,8 +1193,10 @@ void HfTokenizer::Impl::word_symbols(std::string_view w, std::vector<int32_t>& s
     syms.push_back(unk_id);
     last_unk = true;
   };
+  CancelPoll poll(1 << 16);  // a word can be a whole text
   if (byte_level) {
     for (unsigned char b : w) {
+      poll.tick();
       int32_t id = byte_ids[b];
       if (id >= 0) syms.push_back(id), last_unk = false;
       else push_unk();
@@ -1203,6 +1205,7 @@ void HfTokenizer::Impl::word_symbols(std::string_view w, std::vector<int32_t>& s
   }
   size_t i = 0;
   while (i < w.size()) {
+    poll.tick();
     unsigned char c = static_cast<unsigned char>(w[i]);
     size_t start = i;
     int32_t id;
@@ -1274,19 +1277,31 @@ void HfTokenizer::Impl::encode_normalized(std::string_view s, bool at_start, Scr
   sc.pieces.push_back({s, at_start});
   for (const auto& step : pre) {
     sc.next_pieces.clear();
-    for (const auto& p : sc.pieces) split_piece(step, p, sc, sc.next_pieces);
+    for (const auto& p : sc.pieces) {
+      sc.poll.tick();
+      split_piece(step, p, sc, sc.next_pieces);
+    }
     std::swap(sc.pieces, sc.next_pieces);
   }
-  for (const auto& p : sc.pieces) tokenize_word(p.text, sc, ids);
+  for (const auto& p : sc.pieces) {
+    sc.poll.tick();
+    tokenize_word(p.text, sc, ids);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
 
-HfTokenizer::HfTokenizer(const fs::path& file) : m(std::make_unique<Impl>()) { m->load(file); }
+HfTokenizer::HfTokenizer(const fs::path& file)
+    : HfTokenizer(file, read_input_file(file, kTokenizerJsonInput)) {}
+
+HfTokenizer::HfTokenizer(const fs::path& file, const std::string& text)
+    : m(std::make_unique<Impl>()) {
+  m->load(file, text);
+}
 HfTokenizer::~HfTokenizer() = default;
 
 std::vector<int32_t> HfTokenizer::encode(std::string_view text, bool add_special) const {
-  size_t bad = find_invalid_utf8(std::string(text));
+  size_t bad = find_invalid_utf8(text);
   if (bad != std::string::npos)
     throw FormatError(file_msg(m->file, "text to encode is not valid UTF-8 (byte offset " +
                                             std::to_string(bad) + ")"));
@@ -1294,7 +1309,7 @@ std::vector<int32_t> HfTokenizer::encode(std::string_view text, bool add_special
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 4);
   std::vector<Segment> segs, sub;
-  m->split_added(text, m->raw_trie, segs);
+  m->split_added(text, m->raw_added, segs);
   for (const auto& seg : segs) {
     if (seg.token >= 0) {
       ids.push_back(m->added[size_t(seg.token)].id);
@@ -1307,11 +1322,11 @@ std::vector<int32_t> HfTokenizer::encode(std::string_view text, bool add_special
       normalized = m->run_normalizer(part, sc.matcher);
       part = normalized;
     }
-    if (m->norm_trie.empty()) {
+    if (m->norm_added.empty()) {
       m->encode_normalized(part, at_start, sc, ids);
       continue;
     }
-    m->split_added(part, m->norm_trie, sub);
+    m->split_added(part, m->norm_added, sub);
     for (const auto& s2 : sub) {
       if (s2.token >= 0) ids.push_back(m->added[size_t(s2.token)].id);
       else m->encode_normalized(part.substr(s2.start, s2.end - s2.start), at_start && s2.start == 0, sc, ids);

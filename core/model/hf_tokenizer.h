@@ -61,6 +61,12 @@ class MergeTable {
   int m_shift = 64;
 };
 
+// Hash for maps keyed by std::string that are looked up with a string_view (no copy).
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
 // Scratch vectors reused across words so that encoding does not allocate per word.
 struct Workspace {
   std::vector<int32_t> prev, next;
@@ -76,9 +82,15 @@ void merge(std::vector<int32_t>& ids, const MergeTable& table, Workspace& ws);
 
 class HfTokenizer : public Tokenizer {
  public:
-  // Reads and checks tokenizer.json (and tokenizer_config.json beside it, for BOS/EOS names).
-  // Throws IoError / FormatError naming the file.
+  // Reads and checks tokenizer.json (and tokenizer_config.json beside it, for BOS/EOS names),
+  // each read once as common/input_file.h says (regular files, kTokenizerJsonInput and
+  // kConfigInput limits). Ids must be below the number of entries the file defines (vocabulary
+  // plus added tokens). Throws IoError / FormatError naming the file. Loading and encoding poll
+  // for cancellation (common/cancel.h).
   explicit HfTokenizer(const std::filesystem::path& file);
+  // From the file's text, read already; `file` names it in messages and locates
+  // tokenizer_config.json.
+  HfTokenizer(const std::filesystem::path& file, const std::string& text);
   ~HfTokenizer() override;
 
   // Thread-safe: all per-call state lives on the stack of encode().

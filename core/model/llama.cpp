@@ -1,9 +1,13 @@
 #include "model/llama.h"
 
+#include <algorithm>
 #include <cmath>
 #include <omp.h>
+#include <vector>
 
 #include "common/error.h"
+#include "linalg/gemm.h"
+#include "linalg/reduce.h"
 
 namespace gptqw {
 
@@ -38,6 +42,7 @@ void Rope::apply(Eigen::Ref<Matrix> x, int n_heads) const {
   if (x.rows() > m_cos.rows())
     throw Error("sequence of " + std::to_string(x.rows()) + " tokens exceeds the RoPE table of " +
                 std::to_string(m_cos.rows()));
+#pragma omp parallel for schedule(static) if (x.size() > (1 << 16))
   for (Eigen::Index t = 0; t < x.rows(); ++t) {
     float* row = x.row(t).data();
     const float* c = m_cos.row(t).data();
@@ -55,10 +60,13 @@ void Rope::apply(Eigen::Ref<Matrix> x, int n_heads) const {
 
 void rms_norm(const Matrix& x, const Vector& w, float eps, Matrix& y) {
   y.resize(x.rows(), x.cols());
+#pragma omp parallel for schedule(static) if (x.size() > (1 << 16))
   for (Eigen::Index t = 0; t < x.rows(); ++t) {
-    float var = x.row(t).squaredNorm() / static_cast<float>(x.cols());
-    float r = 1.0f / std::sqrt(var + eps);
-    y.row(t) = (x.row(t) * r).cwiseProduct(w.transpose());
+    const float* xt = x.row(t).data();
+    float* yt = y.row(t).data();
+    const float var = linalg::sum_squares(xt, x.cols()) / static_cast<float>(x.cols());
+    const float r = 1.0f / std::sqrt(var + eps);
+    for (Eigen::Index i = 0; i < x.cols(); ++i) yt[i] = (xt[i] * r) * w[i];
   }
 }
 
@@ -72,7 +80,7 @@ void rms_norm_heads(Matrix& x, const Vector& w, float eps) {
 
 void linear_forward(const Linear& lin, const Matrix& X, Matrix& Y) {
   Y.resize(X.rows(), lin.W.rows());
-  Y.noalias() = X * lin.W.transpose();
+  linalg::matmul_nt(Y, X, lin.W);
   if (lin.b.size()) Y.rowwise() += lin.b.transpose();
 }
 
@@ -104,24 +112,42 @@ void attention(const ModelConfig& c, const Matrix& q, const Matrix& k, const Mat
       for (int r0 = 0; r0 < T; r0 += kAttentionTile) {
         const int rows = std::min(kAttentionTile, T - r0), cols = r0 + rows;
         Matrix S(rows, cols);
-        S.noalias() = q.block(base + r0, h * hd, rows, hd) * k.block(base, kvh * hd, cols, hd).transpose();
+        linalg::matmul_nt(S, q.block(base + r0, h * hd, rows, hd), k.block(base, kvh * hd, cols, hd));
         for (int i = 0; i < rows; ++i) {
-          // Softmax over the causal prefix [0, r0 + i] with Eigen's vectorised exp.
-          auto row = S.row(i);
-          auto prefix = row.head(r0 + i + 1).array();
-          prefix = (prefix - prefix.maxCoeff()) * scale;
-          prefix = prefix.exp();
-          prefix /= prefix.sum();
-          row.tail(rows - i - 1).setZero();
+          // Softmax over the causal prefix [0, r0 + i].
+          float* row = S.row(i).data();
+          const int n = r0 + i + 1;
+          const float mx = *std::max_element(row, row + n);
+          for (int j = 0; j < n; ++j) row[j] = (row[j] - mx) * scale;
+          linalg::exp_inplace(row, n);
+          const float total = linalg::sum(row, n);
+          for (int j = 0; j < n; ++j) row[j] /= total;
+          std::fill(row + n, row + cols, 0.0f);
         }
-        out.block(base + r0, h * hd, rows, hd).noalias() = S * v.block(base, kvh * hd, cols, hd);
+        linalg::matmul(out.block(base + r0, h * hd, rows, hd), S, v.block(base, kvh * hd, cols, hd));
       }
     }
   }
 }
 
-// One block on whole sequences of T tokens stacked in x, in place. Returns false when it
-// stopped early at stop_after.
+// SwiGLU in place: g = silu(g) * u, silu(x) = x / (1 + e^-x), row by row on the threads.
+void swiglu(Matrix& g, const Matrix& u) {
+#pragma omp parallel if (g.size() > (1 << 16))
+  {
+    std::vector<float> e(g.cols());
+#pragma omp for schedule(static)
+    for (Eigen::Index t = 0; t < g.rows(); ++t) {
+      float* gt = g.row(t).data();
+      const float* ut = u.row(t).data();
+      for (Eigen::Index i = 0; i < g.cols(); ++i) e[i] = -gt[i];
+      linalg::exp_inplace(e.data(), g.cols());
+      for (Eigen::Index i = 0; i < g.cols(); ++i) gt[i] = gt[i] / (1.0f + e[i]) * ut[i];
+    }
+  }
+}
+
+// One block on whole sequences of T tokens stacked in x, in place, through the parts. Returns
+// false when it stopped early at stop_after.
 bool block_forward_chunk(const ModelConfig& c, const BlockWeights& w, const Rope& rope, Matrix& x,
                          int T, const LinearInputHook& hook, std::optional<LinearKind> stop_after) {
   using K = LinearKind;
@@ -134,39 +160,72 @@ bool block_forward_chunk(const ModelConfig& c, const BlockWeights& w, const Rope
     }
     return stop;
   };
-  Matrix h, q, k, v, a, o;
-  rms_norm(x, w.attn_norm, c.rms_norm_eps, h);
+  Matrix h, a, x1;
+  block_attention_input(c, w, x, h);
   if (feed({K::q, K::k, K::v}, h)) return false;
-  linear_forward(w[K::q], h, q);
-  linear_forward(w[K::k], h, k);
-  linear_forward(w[K::v], h, v);
-  if (c.qk_norm) {  // Qwen3: before RoPE
-    rms_norm_heads(q, w.q_norm, c.rms_norm_eps);
-    rms_norm_heads(k, w.k_norm, c.rms_norm_eps);
-  }
-  for (int64_t r0 = 0; r0 < x.rows(); r0 += T) {  // every sequence starts at position 0
-    rope.apply(q.middleRows(r0, T), c.num_heads);
-    rope.apply(k.middleRows(r0, T), c.num_kv_heads);
-  }
-  attention(c, q, k, v, a, T);
+  block_attention(c, w, rope, h, T, a);
   if (feed({K::o}, a)) return false;
-  linear_forward(w[K::o], a, o);
-  x += o;
-
-  rms_norm(x, w.mlp_norm, c.rms_norm_eps, h);
+  block_mlp_input(c, w, x, a, x1, h);
   if (feed({K::gate, K::up}, h)) return false;
-  Matrix g, u;
-  linear_forward(w[K::gate], h, g);
-  linear_forward(w[K::up], h, u);
-  // SwiGLU: silu(gate) * up.
-  g.array() = g.array() / (1.0f + (-g.array()).exp()) * u.array();
-  if (feed({K::down}, g)) return false;
-  linear_forward(w[K::down], g, o);
-  x += o;
+  block_mlp_hidden(w, h, a);
+  if (feed({K::down}, a)) return false;
+  block_output(w, x1, a, x);
   return true;
 }
 
 }  // namespace
+
+void block_attention_input(const ModelConfig& c, const BlockWeights& w, const Matrix& x, Matrix& h) {
+  rms_norm(x, w.attn_norm, c.rms_norm_eps, h);
+}
+
+void block_attention(const ModelConfig& c, const BlockWeights& w, const Rope& rope, const Matrix& h,
+                     int T, Matrix& a) {
+  using K = LinearKind;
+  if (c.sliding_window > 0 && T > c.sliding_window)
+    throw ConfigError("sequences of " + std::to_string(T) + " tokens are longer than the "
+                      "model's sliding_window (" + std::to_string(c.sliding_window) +
+                      "), which is not implemented: use a seqlen up to " +
+                      std::to_string(c.sliding_window));
+  Matrix q, k, v;
+  linear_forward(w[K::q], h, q);
+  linear_forward(w[K::k], h, k);
+  linear_forward(w[K::v], h, v);
+  if (c.qk_norm) {  // Qwen3: per head, before RoPE
+    rms_norm_heads(q, w.q_norm, c.rms_norm_eps);
+    rms_norm_heads(k, w.k_norm, c.rms_norm_eps);
+  }
+  for (int64_t r0 = 0; r0 < h.rows(); r0 += T) {  // every sequence starts at position 0
+    rope.apply(q.middleRows(r0, T), c.num_heads);
+    rope.apply(k.middleRows(r0, T), c.num_kv_heads);
+  }
+  attention(c, q, k, v, a, T);
+}
+
+void block_mlp_input(const ModelConfig& c, const BlockWeights& w, const Matrix& x, const Matrix& a,
+                     Matrix& x1, Matrix& h2) {
+  Matrix o;
+  linear_forward(w[LinearKind::o], a, o);
+  x1 = x + o;
+  rms_norm(x1, w.mlp_norm, c.rms_norm_eps, h2);
+}
+
+void block_mlp_hidden(const BlockWeights& w, const Matrix& h2, Matrix& g) {
+  Matrix u;
+  linear_forward(w[LinearKind::gate], h2, g);
+  linear_forward(w[LinearKind::up], h2, u);
+  swiglu(g, u);
+}
+
+void block_output(const BlockWeights& w, const Matrix& x1, const Matrix& g, Matrix& out) {
+  Matrix d;
+  linear_forward(w[LinearKind::down], g, d);
+  out = x1 + d;
+}
+
+int64_t forward_chunk_rows(int seqlen) {
+  return std::max<int64_t>(1, kChunkTokens / seqlen) * seqlen;
+}
 
 void block_forward(const ModelConfig& c, const BlockWeights& w, const Rope& rope, Matrix& x,
                    int seqlen, const LinearInputHook& hook, std::optional<LinearKind> stop_after) {
@@ -176,12 +235,7 @@ void block_forward(const ModelConfig& c, const BlockWeights& w, const Rope& rope
   if (seqlen > rope.max_len())
     throw Error("sequence of " + std::to_string(seqlen) + " tokens exceeds the RoPE table of " +
                 std::to_string(rope.max_len()));
-  if (c.sliding_window > 0 && seqlen > c.sliding_window)
-    throw ConfigError("sequences of " + std::to_string(seqlen) + " tokens are longer than the "
-                      "model's sliding_window (" + std::to_string(c.sliding_window) +
-                      "), which is not implemented: use a seqlen up to " +
-                      std::to_string(c.sliding_window));
-  const int64_t per_chunk = std::max<int64_t>(1, kChunkTokens / seqlen) * seqlen;
+  const int64_t per_chunk = forward_chunk_rows(seqlen);
   if (x.rows() <= per_chunk) {
     block_forward_chunk(c, w, rope, x, seqlen, hook, stop_after);
     return;

@@ -60,6 +60,28 @@ void block_forward(const ModelConfig& c, const BlockWeights& w, const Rope& rope
                    int seqlen, const LinearInputHook& hook = {},
                    std::optional<LinearKind> stop_after = {});
 
+// block_forward in parts that end at the inputs of GPTQ's true-sequential groups, for a caller
+// that changes the block's weights between them: the sequential driver then runs each part
+// once, instead of running the block from its start for every group. Run in order on the same
+// rows they give block_forward's result bit for bit. All matrices hold whole sequences of
+// seqlen tokens (n_seq * seqlen rows).
+//   h  = rms_norm(x)                     the input of q, k, v
+//   a  = attention(q(h), k(h), v(h))     the input of o (q/k norm, RoPE, causal attention)
+//   x1 = x + o(a), h2 = rms_norm(x1)     h2: the input of gate and up
+//   g  = silu(gate(h2)) * up(h2)         the input of down
+//   out = x1 + down(g)                   the block's output
+void block_attention_input(const ModelConfig& c, const BlockWeights& w, const Matrix& x, Matrix& h);
+void block_attention(const ModelConfig& c, const BlockWeights& w, const Rope& rope, const Matrix& h,
+                     int seqlen, Matrix& a);
+void block_mlp_input(const ModelConfig& c, const BlockWeights& w, const Matrix& x, const Matrix& a,
+                     Matrix& x1, Matrix& h2);
+void block_mlp_hidden(const BlockWeights& w, const Matrix& h2, Matrix& g);
+void block_output(const BlockWeights& w, const Matrix& x1, const Matrix& g, Matrix& out);
+
+// Rows of one chunk of block_forward for sequences of seqlen tokens (about 8192 tokens, whole
+// sequences): a caller that feeds a Hessian with the same batches as the hook would uses it.
+int64_t forward_chunk_rows(int seqlen);
+
 // Token embeddings of ids: [ids.size(), hidden]. Throws when an id is outside the vocabulary.
 Matrix embed(const Matrix& embedding, std::span<const int32_t> ids);
 

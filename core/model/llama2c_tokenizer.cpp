@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <fstream>
+#include <unordered_map>
 
+#include "common/cancel.h"
 #include "common/error.h"
+#include "common/input_file.h"
 #include "model/unicode.h"
 
 namespace gptqw {
@@ -22,15 +24,12 @@ constexpr float kNeverMerged = -1e10f;
 
 }  // namespace
 
-Llama2cTokenizer::Llama2cTokenizer(const fs::path& file, int32_t vocab_size) : m_file(file) {
-  std::error_code ec;
-  if (!fs::exists(file, ec)) throw IoError(file_msg(file, "no such file"));
-  if (fs::is_directory(file, ec))
-    throw IoError(file_msg(file, "is a folder, expected a llama2.c tokenizer .bin"));
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw IoError(file_msg(file, "cannot open for reading"));
-  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw IoError(file_msg(file, "read error"));
+Llama2cTokenizer::Llama2cTokenizer(const fs::path& file, int32_t vocab_size)
+    : Llama2cTokenizer(file, read_input_file(file, kTokenizerBinInput), vocab_size) {}
+
+Llama2cTokenizer::Llama2cTokenizer(const fs::path& file, const std::string& data,
+                                   int32_t vocab_size)
+    : m_file(file) {
   auto fail = [&](const std::string& msg) { throw FormatError(file_msg(file, msg)); };
   const size_t size = data.size();
   if (size < 4) fail("truncated: " + std::to_string(size) + " bytes, not even the header");
@@ -40,7 +39,9 @@ Llama2cTokenizer::Llama2cTokenizer(const fs::path& file, int32_t vocab_size) : m
          " is not plausible");
 
   size_t off = 4;
+  CancelPoll poll;
   while (off < size && (vocab_size < 0 || int32_t(m_pieces.size()) < vocab_size)) {
+    poll.tick();
     const std::string tok = "token " + std::to_string(m_pieces.size());
     if (off + 8 > size)
       fail("truncated: " + tok + " record cut at byte " + std::to_string(off) + " (file has " +
@@ -78,6 +79,16 @@ Llama2cTokenizer::Llama2cTokenizer(const fs::path& file, int32_t vocab_size) : m
   for (int c = 0; c < 128; ++c) m_ascii[size_t(c)] = lookup(std::string(1, char(c)));
   m_space_id = lookup(" ");
 
+  build_pairs();
+}
+
+// Every pair (a, b) whose concatenation is a token t, found by cutting each token in two:
+// exactly the pairs run.c's sprintf + str_lookup would find. Each cut is looked up by a
+// polynomial hash of the prefix and of the suffix, computed incrementally, so a token of L bytes
+// costs O(L) plus an exact comparison only for the cuts whose hashes both match a token (every
+// such cut yields a pair). Looking each prefix up as a string would cost O(L^2): seconds for one
+// 64 KB token.
+void Llama2cTokenizer::build_pairs() {
   // Score ranks: equal scores share a rank, so the engine's "lowest rank, then leftmost" is
   // run.c's "highest score, first found".
   std::vector<float> distinct;
@@ -85,19 +96,55 @@ Llama2cTokenizer::Llama2cTokenizer(const fs::path& file, int32_t vocab_size) : m
     if (!std::isnan(s)) distinct.push_back(s);
   std::sort(distinct.begin(), distinct.end(), std::greater<float>());
   distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
-  // Every pair whose concatenation is a token, found by cutting each token in two: exactly the
-  // pairs run.c's sprintf + str_lookup would find.
+
+  // Hashes modulo the Mersenne prime 2^61 - 1; the key also holds the length.
+  constexpr uint64_t kMod = (uint64_t(1) << 61) - 1, kBase = 1000003;
+  auto mulmod = [](uint64_t a, uint64_t b) {
+    __extension__ unsigned __int128 p = (unsigned __int128)a * b;
+    uint64_t r = uint64_t(p & kMod) + uint64_t(p >> 61);
+    return r >= kMod ? r - kMod : r;
+  };
+  auto key = [](uint64_t h, size_t len) { return h * 0x9E3779B97F4A7C15ull ^ uint64_t(len); };
+  std::unordered_map<uint64_t, int32_t> by_hash;  // (hash, length) -> lowest id
+  by_hash.reserve(m_pieces.size());
+  CancelPoll poll;
+  for (size_t t = 0; t < m_pieces.size(); ++t) {
+    poll.tick();
+    uint64_t h = 0;
+    for (unsigned char c : m_pieces[t]) h = (mulmod(h, kBase) + c + 1) % kMod;
+    by_hash.emplace(key(h, m_pieces[t].size()), int32_t(t));
+  }
+  auto find = [&](uint64_t h, std::string_view piece) -> int32_t {
+    auto it = by_hash.find(key(h, piece.size()));
+    if (it == by_hash.end()) return -1;
+    if (m_pieces[size_t(it->second)] == piece) return it->second;
+    return lookup(piece);  // a hash collision: the exact lookup decides
+  };
+  std::vector<uint64_t> prefix, power;
   for (size_t t = 0; t < m_pieces.size(); ++t) {
     const std::string& s = m_pieces[t];
     if (s.size() < 2 || std::isnan(m_scores[t]) || m_scores[t] <= kNeverMerged) continue;
     if (m_ids.at(s) != int32_t(t)) continue;  // a duplicate piece: str_lookup finds the first
+    check_cancelled();
     int32_t rank = int32_t(std::lower_bound(distinct.begin(), distinct.end(), m_scores[t],
                                             std::greater<float>()) -
                            distinct.begin());
-    for (size_t k = 1; k < s.size(); ++k) {
-      int32_t a = lookup(std::string_view(s).substr(0, k));
+    const size_t L = s.size();
+    prefix.assign(L + 1, 0);
+    power.assign(L + 1, 1);
+    for (size_t i = 0; i < L; ++i) {
+      prefix[i + 1] = (mulmod(prefix[i], kBase) + static_cast<unsigned char>(s[i]) + 1) % kMod;
+      power[i + 1] = mulmod(power[i], kBase);
+    }
+    for (size_t k = 1; k < L; ++k) {
+      // hash(s[k, L)) = prefix[L] - prefix[k] * base^(L - k)
+      const uint64_t suffix = (prefix[L] + kMod - mulmod(prefix[k], power[L - k])) % kMod;
+      if (by_hash.find(key(prefix[k], k)) == by_hash.end() ||
+          by_hash.find(key(suffix, L - k)) == by_hash.end())
+        continue;
+      const int32_t a = find(prefix[k], std::string_view(s).substr(0, k));
       if (a < 0) continue;
-      int32_t b = lookup(std::string_view(s).substr(k));
+      const int32_t b = find(suffix, std::string_view(s).substr(k));
       if (b < 0) continue;
       m_pairs.set(a, b, bpe::Merge{rank, int32_t(t)});
     }
@@ -105,7 +152,7 @@ Llama2cTokenizer::Llama2cTokenizer(const fs::path& file, int32_t vocab_size) : m
 }
 
 int32_t Llama2cTokenizer::lookup(std::string_view s) const {
-  auto it = m_ids.find(std::string(s));
+  auto it = m_ids.find(s);
   return it == m_ids.end() ? -1 : it->second;
 }
 
@@ -117,7 +164,9 @@ std::vector<int32_t> Llama2cTokenizer::encode(std::string_view text, bool add_sp
   const size_t n = text.size();
   auto cont = [&](size_t i) { return (static_cast<unsigned char>(text[i]) & 0xc0) == 0x80; };
   size_t i = 0;
+  CancelPoll poll(1 << 16);
   while (i < n) {
+    poll.tick();
     // run.c's buffer: a byte plus the continuation bytes after it, at most 4 bytes.
     size_t len = 1;
     while (i + len < n && len < 4 && cont(i + len)) ++len;

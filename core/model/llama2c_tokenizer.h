@@ -21,7 +21,13 @@ class Llama2cTokenizer : public Tokenizer {
   // vocab_size: the number of tokens to read (the model header's vocab_size); -1 reads records
   // until the end of the file. Throws IoError / FormatError naming the file (missing file,
   // truncated record, impossible lengths, byte tokens not at ids 3..258).
+  // The file is read once, as common/input_file.h says (a regular file of at most
+  // kTokenizerBinInput.max_bytes).
   explicit Llama2cTokenizer(const std::filesystem::path& file, int32_t vocab_size = -1);
+  // From the file's bytes, read already (load_tokenizer reads a file of unknown kind once and
+  // looks at its first byte); `file` names it in messages.
+  Llama2cTokenizer(const std::filesystem::path& file, const std::string& data,
+                   int32_t vocab_size = -1);
 
   // add_special: BOS (id 1) first, as run.c's encode(bos=1, eos=0). EOS is never appended.
   // Unlike run.c, a NUL byte does not end the text (it is byte-fallback id 3).
@@ -40,12 +46,14 @@ class Llama2cTokenizer : public Tokenizer {
 
  private:
   int32_t lookup(std::string_view s) const;
+  void build_pairs();
 
   std::filesystem::path m_file;
   int32_t m_max_len = 0;
   std::vector<std::string> m_pieces;
   std::vector<float> m_scores;
-  std::unordered_map<std::string, int32_t> m_ids;  // piece -> lowest id with that piece
+  std::unordered_map<std::string, int32_t, bpe::StringHash, std::equal_to<>>
+      m_ids;  // piece -> lowest id with that piece
   std::vector<int32_t> m_ascii;                    // one-byte pieces, -1 where none
   bpe::MergeTable m_pairs;  // (a, b) -> (score rank of a+b, id of a+b)
   int32_t m_space_id = -1;  // the dummy prefix " "

@@ -8,6 +8,8 @@
 #include <memory>
 #include <stdexcept>
 
+#include "common/cancel.h"
+
 namespace gptqw::unicode {
 
 uint32_t next_cp(std::string_view s, size_t& i) {
@@ -116,10 +118,36 @@ static bool is_ascii(std::string_view s) {
   return true;
 }
 
+static std::string normalize_piece(std::string_view s, NormForm form);
+
 std::string normalize(std::string_view s, NormForm form) {
   // ASCII is invariant under every normalization form; most text is mostly ASCII, so skipping
   // utf8proc there saves its decompose/recompose round trip.
   if (is_ascii(s)) return std::string(s);
+  // A long text goes through utf8proc a megabyte at a time, cut just after a line feed, with a
+  // cancellation check between: U+000A is a starter that never combines or composes with
+  // anything, so every normalization form of the whole is that of the pieces put together.
+  constexpr size_t kPiece = size_t(1) << 20;
+  if (s.size() > 2 * kPiece) {
+    std::string out;
+    out.reserve(s.size());
+    size_t pos = 0;
+    while (pos < s.size()) {
+      check_cancelled();
+      size_t cut = s.size();
+      if (s.size() - pos > 2 * kPiece) {
+        const size_t lf = s.find('\n', pos + kPiece);
+        if (lf != std::string_view::npos) cut = lf + 1;
+      }
+      out += normalize_piece(s.substr(pos, cut - pos), form);
+      pos = cut;
+    }
+    return out;
+  }
+  return normalize_piece(s, form);
+}
+
+static std::string normalize_piece(std::string_view s, NormForm form) {
   int opts = UTF8PROC_STABLE;
   switch (form) {
     case NormForm::nfc: opts |= UTF8PROC_COMPOSE; break;
@@ -142,7 +170,9 @@ std::string lowercase(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   size_t i = 0;
+  CancelPoll poll(1 << 16);
   while (i < s.size()) {
+    poll.tick();
     uint32_t cp = next_cp(s, i);
     append_utf8(out, static_cast<uint32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(cp))));
   }

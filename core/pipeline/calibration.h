@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <string>
 #include <vector>
 
 #include "model/tokenizer.h"
@@ -20,6 +21,10 @@ struct CalibrationSet {
   std::string field;
   int64_t documents = 1;
   std::vector<std::string> files;
+  // The joined text's size and SHA-256 (for a text file, the file's), so that a rerun can check
+  // it reads the same text (0 and empty when built from ids alone).
+  uint64_t source_bytes = 0;
+  std::string source_sha256;
   int seqlen = 0;
   uint64_t seed = 0;
   int64_t text_tokens = 0;       // tokens of the whole text (BOS included)
@@ -44,5 +49,25 @@ CalibrationSet sample_calibration(const Tokenizer& tokenizer, const std::filesys
 // Rebuilds a set from recorded offsets (a report's), checking they fit the text.
 CalibrationSet calibration_from_offsets(const std::vector<int32_t>& text_ids,
                                         const std::vector<int64_t>& offsets, int seqlen);
+
+// What a report records of its calibration windows: enough to rebuild exactly the same ones.
+struct CalibrationRecord {
+  std::filesystem::path file;  // as the run named it
+  uint64_t file_bytes = 0;     // 0 and "" in reports made before they were recorded
+  std::string sha256;            // of the joined text (the file's, for a text file)
+  std::string field;             // the JSONL field read; empty for other formats
+  int64_t text_tokens = 0;
+  int seqlen = 0;
+  uint64_t seed = 0;
+  std::vector<int64_t> offsets;
+};
+
+// The windows of an earlier run, from `source` (the recorded corpus or a copy of it, read with
+// the same options). Throws ConfigError naming both when its joined text is not the recorded
+// one (size or SHA-256 differ), and when its tokens, with this tokenizer, are not the recorded
+// count (another model's tokenizer would put the offsets on other text).
+CalibrationSet calibration_replay(const Tokenizer& tokenizer, const std::filesystem::path& source,
+                                  const CalibrationRecord& record,
+                                  const CalibrationOptions& options = {});
 
 }  // namespace gptqw

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/json.h"
 #include "common/text_file.h"
 
@@ -19,9 +20,9 @@ void append_document(CalibrationCorpus& c, const std::string& doc, const fs::pat
   if (c.documents > 0) c.text += kDocumentSeparator;
   c.text += doc;
   ++c.documents;
-  if (c.text.size() > kMaxTextBytes)
+  if (c.text.size() > kTextInput.max_bytes)
     throw FormatError(file_msg(source, "the calibration documents exceed " +
-                                           std::to_string(kMaxTextBytes >> 20) +
+                                           std::to_string(kTextInput.max_bytes >> 20) +
                                            " MiB together; use fewer or shorter ones"));
 }
 

@@ -34,7 +34,7 @@ inline constexpr const char* kDocumentSeparator = "\n\n";
 
 // Throws IoError / FormatError naming the file (and for JSONL the line and field): a missing
 // path, a folder without .txt files, a line that is not a JSON object or lacks the field, a
-// field that is not a string, invalid UTF-8, or a joined text over kMaxTextBytes.
+// field that is not a string, invalid UTF-8, or a joined text over kTextInput.max_bytes (256 MiB).
 CalibrationCorpus read_calibration_corpus(const std::filesystem::path& path,
                                           const CalibrationOptions& options = {});
 

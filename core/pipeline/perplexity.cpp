@@ -1,10 +1,13 @@
 #include "pipeline/perplexity.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
 #include "common/error.h"
 #include "common/text_file.h"
+#include "linalg/gemm.h"
+#include "linalg/reduce.h"
 #include "model/llama.h"
 #include "model/rope_scaling.h"
 
@@ -20,13 +23,16 @@ constexpr Eigen::Index kLogitRows = 256;
 double window_nll(const Matrix& h, const Matrix& lm_head, std::span<const int32_t> ids) {
   const Eigen::Index n = h.rows() - 1;
   double sum = 0;
+  Matrix logits;
   for (Eigen::Index t0 = 0; t0 < n; t0 += kLogitRows) {
-    Matrix logits = h.middleRows(t0, std::min(kLogitRows, n - t0)) * lm_head.transpose();
-    for (Eigen::Index t = 0; t < logits.rows(); ++t) {
-      auto row = logits.row(t);
-      float mx = row.maxCoeff();
-      double lse = std::log((row.array() - mx).exp().cast<double>().sum()) + mx;
-      sum += lse - row(ids[t0 + t + 1]);
+    const Eigen::Index rows = std::min(kLogitRows, n - t0);
+    logits.resize(rows, lm_head.rows());
+    linalg::matmul_nt(logits, h.middleRows(t0, rows), lm_head);
+    for (Eigen::Index t = 0; t < rows; ++t) {
+      const float* row = logits.row(t).data();
+      const float mx = *std::max_element(row, row + logits.cols());
+      const double lse = std::log(linalg::sum_exp_f64(row, logits.cols(), mx)) + mx;
+      sum += lse - row[ids[t0 + t + 1]];
     }
   }
   return sum / static_cast<double>(n);
@@ -82,6 +88,14 @@ PerplexityResult perplexity(const WeightSource& weights, std::span<const int32_t
       r.window_nll[w] = window_nll(h, lm_head, ids.subspan((w - w0) * opt.seqlen, opt.seqlen));
     }
   }
+  // A window whose loss is not finite (logits overflowed to infinity or NaN somewhere in the
+  // model) makes the perplexity meaningless: an error naming the window, never "nan".
+  for (int64_t w = 0; w < n_windows; ++w)
+    if (!std::isfinite(r.window_nll[w]))
+      throw Error("perplexity: window " + std::to_string(w) + " (tokens " +
+                  std::to_string(w * opt.seqlen) + " to " + std::to_string((w + 1) * opt.seqlen) +
+                  ") has a non-finite loss (" + std::to_string(r.window_nll[w]) +
+                  "): the model's outputs overflow or are NaN there");
   double sum = 0;
   for (double v : r.window_nll) sum += v;
   r.nll_mean = sum / static_cast<double>(n_windows);

@@ -33,7 +33,8 @@ struct PerplexityResult {
   std::vector<double> window_nll;  // mean NLL of each window
 };
 
-// tokens: the whole tokenized text. Throws ConfigError when fewer than seqlen tokens.
+// tokens: the whole tokenized text. Throws ConfigError when fewer than seqlen tokens, and Error
+// naming the window when a window's loss is not finite (the result is never NaN or infinite).
 PerplexityResult perplexity(const WeightSource& weights, std::span<const int32_t> tokens,
                             const PerplexityOptions& options, const ProgressFn& progress = {});
 

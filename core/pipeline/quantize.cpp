@@ -5,8 +5,10 @@
 #include <optional>
 
 #include "common/error.h"
+#include "linalg/reduce.h"
 #include "model/llama.h"
 #include "model/rope_scaling.h"
+#include "pipeline/layer_metrics.h"
 #include "quant/hessian.h"
 #include "quant/packing.h"
 #include "quant/rtn.h"
@@ -37,13 +39,6 @@ std::vector<std::vector<LinearKind>> sequential_groups(bool true_sequential) {
   using K = LinearKind;
   if (true_sequential) return {{K::q, K::k, K::v}, {K::o}, {K::gate, K::up}, {K::down}};
   return {{K::q, K::k, K::v, K::o, K::gate, K::up, K::down}};
-}
-
-// tr(D H D^T) = ||D X^T||_F^2 up to the Hessian's scale, which cancels in the ratio.
-double weighted_square(const Matrix& D, const Matrix& H, Backend& backend) {
-  Matrix DH(D.rows(), H.rows());
-  backend.gemm_xwt(D, H, DH);  // D H^T = D H, H symmetric
-  return DH.cwiseProduct(D).cast<double>().sum();
 }
 
 }  // namespace
@@ -140,6 +135,13 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
 
   // The calibration windows' hidden states, entering block 0.
   Matrix inps = embed(source.embedding(), calib.tokens);
+  // Part by part (block_attention ... block_output: each part of the block runs once) when its
+  // intermediate activations fit the budget; else each group re-runs the block from its start,
+  // in chunks. Both give the same bits.
+  const double T = double(inps.rows());
+  const double staged_bytes = 4.0 * T * (2.0 * c.hidden_size + 2.0 * c.intermediate_size +
+                                          double(c.num_heads) * c.head_dim);
+  const bool staged = opt.true_sequential && staged_bytes <= double(opt.staged_budget_bytes);
   const Rope rope = make_rope(c, calib.seqlen);
 
   for (int b = 0; b < c.num_layers; ++b) {
@@ -149,17 +151,168 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
     // the quantized earlier groups, and the block never needs to be held twice.
     BlockWeights stream = source.block(b);
 
+    // Hessian accumulators for the inputs of a group's modules (q/k/v and gate/up share one).
+    auto accumulators = [&](const std::vector<LinearKind>& group) {
+      std::map<int, HessianAccumulator> acc;
+      for (LinearKind k : group)
+        acc.try_emplace(input_of(k), linear_shape(c, k).second, linear_module(b, k), backend);
+      return acc;
+    };
+    // Quantizes a group's modules from their accumulated Hessians: one factorization per
+    // distinct input, RTN and the errors that need the Cholesky factor, then GPTQ on its
+    // inverse. Each module's weights in `stream` are replaced by the quantized ones.
+    auto quantize_group = [&](std::map<int, HessianAccumulator>& acc,
+                              const std::vector<LinearKind>& group) {
+      // Modules that read the same input share its Hessian and one factorization of it.
+      for (const auto& [input, H_acc] : acc) {
+        std::vector<LinearKind> modules;
+        for (LinearKind k : group)
+          if (input_of(k) == input) modules.push_back(k);
+        const Matrix& H = H_acc.H();
+        GptqOptions go = opt.gptq;
+        go.layer = linear_module(b, modules.front());
+        auto tf = Clock::now();
+        HessianFactor factor = factor_hessian(H, go);
+        result.seconds_factor += since(tf);
+
+        // RTN and the errors that need the Cholesky factor, then GPTQ on its inverse.
+        struct Module {
+          Matrix W;
+          LayerReport r;
+          double reference = 0;
+          std::optional<QuantizedWeights> rtn_w;
+        };
+        std::vector<Module> mods;
+        for (LinearKind k : modules) {
+          Module& m = mods.emplace_back();
+          m.W = std::move(stream[k].W);
+          LayerReport& r = m.r;
+          r.block = b;
+          r.kind = k;
+          r.name = linear_module(b, k);
+          r.out_features = m.W.rows();
+          r.in_features = m.W.cols();
+          // Copied element by element: the diagonal of a matrix is strided, its data() is not
+          // a contiguous vector.
+          r.hessian_diag.resize(H.rows());
+          for (Eigen::Index i = 0; i < H.rows(); ++i) r.hessian_diag[i] = H(i, i);
+          r.hessian = diag_stats(r.hessian_diag);
+          const bool bias = stream[k].b.size() > 0;
+          r.bytes_fp16 = uint64_t(m.W.size()) * 2 + (bias ? uint64_t(m.W.rows()) * 2 : 0);
+          r.bytes_quantized = quantized_layer_bytes(m.W.rows(), m.W.cols(), opt.gptq.quant, bias);
+          r.bits_per_weight = r.bytes_quantized * 8.0 / double(m.W.size());
+          // tr(D H D^T) of the factor, or of H itself where the factorization failed.
+          auto trace = [&](const Matrix& D) {
+            auto tm = Clock::now();
+            const double v = factor.failed ? weighted_square_direct(D, H, backend)
+                                           : weighted_square(D, factor);
+            result.seconds_metrics += since(tm);
+            return v;
+          };
+          m.reference = trace(m.W);
+          if (opt.run_rtn) {
+            auto tr = Clock::now();
+            m.rtn_w = rtn_quantize(m.W, opt.gptq.quant);
+            r.rtn_seconds = since(tr);
+            result.seconds_rtn += r.rtn_seconds;
+            r.rtn_rel_error = m.reference > 0 ? trace(m.W - m.rtn_w->Q) / m.reference : 0.0;
+          }
+        }
+        auto ti = Clock::now();
+        factor.invert();
+        result.seconds_factor += since(ti);
+
+        for (Module& m : mods) {
+          LayerReport& r = m.r;
+          const LinearKind k = r.kind;
+          std::optional<QuantizedWeights> gptq_w;
+          if (opt.run_gptq) {
+            report_progress(progress, {"gptq", b, c.num_layers, std::string(linear_name(k)), done / steps});
+            go.layer = r.name;
+            auto tg = Clock::now();
+            GptqResult g = gptq_quantize(m.W, factor, go, backend);
+            r.gptq_seconds = since(tg);
+            result.seconds_gptq += r.gptq_seconds;
+            result.seconds_columns += g.seconds_blocks;
+            result.seconds_lazy += g.seconds_lazy;
+            r.gptq_loss = g.loss;
+            r.damp_fraction = g.damp_fraction;
+            r.damp_abs = g.damp_abs;
+            r.damp_raises = g.damp_raises;
+            r.fell_back_to_rtn = g.fell_back_to_rtn;
+            r.note = g.note;
+            r.perm = g.perm;
+            auto tm = Clock::now();
+            const double err = g.fell_back_to_rtn ? weighted_square_direct(m.W - g.weights.Q, H, backend)
+                                                  : gptq_weighted_square(g, m.W, factor);
+            result.seconds_metrics += since(tm);
+            r.gptq_rel_error = m.reference > 0 ? std::max(err, 0.0) / m.reference : 0.0;
+            gptq_w = std::move(g.weights);
+          }
+          stream[k].W = gptq_w ? gptq_w->Q : m.rtn_w->Q;  // before the sink takes the results
+          if (sink && gptq_w) sink(Method::gptq, b, k, std::move(*gptq_w));
+          if (sink && m.rtn_w) sink(Method::rtn, b, k, std::move(*m.rtn_w));
+          if (on_layer) on_layer(r);
+          result.layers.push_back(std::move(r));
+          ++done;
+        }
+      }
+    };
+
+    if (staged) {
+      // The block part by part, each part once: the input of each group is computed from the
+      // previous part's output with the earlier groups already quantized, exactly what a run
+      // of the block from its start would compute (linalg's results do not depend on how rows
+      // are batched), and the Hessians get the same batches as block_forward's chunks.
+      auto calibrate = [&](const std::vector<LinearKind>& all, const Matrix& X) {
+        std::vector<LinearKind> group;
+        for (LinearKind k : all)
+          if (!opt.skip.count(k)) group.push_back(k);
+        if (group.empty()) return;
+        std::map<int, HessianAccumulator> acc = accumulators(group);
+        auto ta = Clock::now();
+        const int64_t chunk = forward_chunk_rows(calib.seqlen);
+        for (int64_t r0 = 0; r0 < X.rows(); r0 += chunk) {
+          const int64_t n = std::min(chunk, X.rows() - r0);
+          for (auto& [input, a] : acc) a.add_batch(X.middleRows(r0, n), n / calib.seqlen);
+        }
+        result.seconds_hessian += since(ta);
+        quantize_group(acc, group);
+      };
+      using K = LinearKind;
+      auto stage = [&](const char* name, auto&& f) {
+        report_progress(progress, {"calibration", b, c.num_layers, name, done / steps});
+        auto t = Clock::now();
+        f();
+        result.seconds_calibration += since(t);
+      };
+      Matrix h, a, x1, g;
+      stage("self_attn.q_proj", [&] { block_attention_input(c, stream, inps, h); });
+      calibrate({K::q, K::k, K::v}, h);
+      stage("self_attn.o_proj", [&] { block_attention(c, stream, rope, h, calib.seqlen, a); });
+      h = Matrix();
+      calibrate({K::o}, a);
+      stage("mlp.gate_proj", [&] { block_mlp_input(c, stream, inps, a, x1, h); });
+      a = Matrix();
+      calibrate({K::gate, K::up}, h);
+      stage("mlp.down_proj", [&] { block_mlp_hidden(stream, h, g); });
+      h = Matrix();
+      calibrate({K::down}, g);
+      report_progress(progress, {"forward", b, c.num_layers, "", done / steps});
+      auto tf = Clock::now();
+      block_output(stream, x1, g, inps);
+      result.seconds_forward += since(tf);
+      continue;
+    }
+
     for (const auto& group : groups) {
       // Hessians of this group's inputs, from a run of the block with the earlier groups
       // already quantized.
-      std::map<int, HessianAccumulator> acc;
-      for (LinearKind k : group) {
-        std::string name = linear_module(b, k);
-        acc.try_emplace(input_of(k), linear_shape(c, k).second, name, backend);
-      }
+      std::map<int, HessianAccumulator> acc = accumulators(group);
       report_progress(progress, {"calibration", b, c.num_layers,
                                  std::string(linear_name(group.front())), done / steps});
       auto t0 = Clock::now();
+      double accumulate = 0;
       Matrix x = inps;
       // Only the part of the block up to this group's last input is run (kAllLinears is in
       // execution order).
@@ -169,73 +322,16 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
         // q/k/v (and gate/up) see the same X: add it once, for the first of them in the group.
         if (it != acc.end() && k == *std::find_if(group.begin(), group.end(), [&](LinearKind g) {
               return input_of(g) == input_of(k);
-            }))
+            })) {
+          auto ta = Clock::now();
           it->second.add_batch(X, X.rows() / calib.seqlen);
+          accumulate += since(ta);
+        }
       }, last);
-      result.seconds_hessian += since(t0);
+      result.seconds_hessian += accumulate;
+      result.seconds_calibration += since(t0) - accumulate;
 
-      for (LinearKind k : group) {
-        const Matrix& H = acc.at(input_of(k)).H();
-        const Matrix W = std::move(stream[k].W);
-        LayerReport r;
-        r.block = b;
-        r.kind = k;
-        r.name = linear_module(b, k);
-        r.out_features = W.rows();
-        r.in_features = W.cols();
-        // Copied element by element: the diagonal of a matrix is strided, its data() is not a
-        // contiguous vector.
-        r.hessian_diag.resize(H.rows());
-        for (Eigen::Index i = 0; i < H.rows(); ++i) r.hessian_diag[i] = H(i, i);
-        r.hessian = diag_stats(r.hessian_diag);
-        const bool bias = stream[k].b.size() > 0;
-        r.bytes_fp16 = uint64_t(W.size()) * 2 + (bias ? uint64_t(W.rows()) * 2 : 0);
-        r.bytes_quantized = quantized_layer_bytes(W.rows(), W.cols(), opt.gptq.quant, bias);
-        r.bits_per_weight = r.bytes_quantized * 8.0 / double(W.size());
-
-        report_progress(progress, {"gptq", b, c.num_layers, std::string(linear_name(k)), done / steps});
-        auto tm = Clock::now();
-        const double reference = weighted_square(W, H, backend);
-        result.seconds_metrics += since(tm);
-        auto rel = [&](const Matrix& Q) {
-          auto t = Clock::now();
-          double e = reference > 0 ? weighted_square(W - Q, H, backend) / reference : 0.0;
-          result.seconds_metrics += since(t);
-          return e;
-        };
-
-        std::optional<QuantizedWeights> gptq_w, rtn_w;
-        if (opt.run_gptq) {
-          GptqOptions go = opt.gptq;
-          go.layer = r.name;
-          auto tg = Clock::now();
-          GptqResult g = gptq_quantize(W, H, go, backend);
-          r.gptq_seconds = since(tg);
-          result.seconds_gptq += r.gptq_seconds;
-          r.gptq_loss = g.loss;
-          r.damp_fraction = g.damp_fraction;
-          r.damp_abs = g.damp_abs;
-          r.damp_raises = g.damp_raises;
-          r.fell_back_to_rtn = g.fell_back_to_rtn;
-          r.note = g.note;
-          r.perm = g.perm;
-          r.gptq_rel_error = rel(g.weights.Q);
-          gptq_w = std::move(g.weights);
-        }
-        if (opt.run_rtn) {
-          auto tr = Clock::now();
-          rtn_w = rtn_quantize(W, opt.gptq.quant);
-          r.rtn_seconds = since(tr);
-          result.seconds_rtn += r.rtn_seconds;
-          r.rtn_rel_error = rel(rtn_w->Q);
-        }
-        stream[k].W = gptq_w ? gptq_w->Q : rtn_w->Q;  // before the sink takes the results
-        if (sink && gptq_w) sink(Method::gptq, b, k, std::move(*gptq_w));
-        if (sink && rtn_w) sink(Method::rtn, b, k, std::move(*rtn_w));
-        if (on_layer) on_layer(r);
-        result.layers.push_back(std::move(r));
-        ++done;
-      }
+      quantize_group(acc, group);
     }
     // The quantized block's outputs are the next block's inputs.
     report_progress(progress, {"forward", b, c.num_layers, "", done / steps});

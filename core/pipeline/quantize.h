@@ -32,6 +32,12 @@ struct QuantizeOptions {
   // Modules left in full precision in every block (for example mlp.down_proj when its width
   // does not suit the checkpoint format); they keep their weights and get no report row.
   std::set<LinearKind> skip;
+  // The driver runs each part of a block once, keeping the activations between the parts,
+  // when they take at most this many bytes (about 4 T (2 hidden + 2 intermediate + heads x
+  // head_dim) for T calibration tokens); else every group re-runs the block from its start,
+  // in chunks of about 8192 tokens. The same bits either way; the first costs about half the
+  // flops (LLaMA-7B, 16 x 512 tokens: 1.1 GB).
+  uint64_t staged_budget_bytes = uint64_t(2) << 30;
 };
 
 // The checkpoint settings that describe a run with these options (bits, groups, act-order,
@@ -77,8 +83,16 @@ using LayerSink = std::function<void(Method, int block, LinearKind, QuantizedWei
 struct QuantizeResult {
   std::vector<LayerReport> layers;
   double seconds = 0;
-  // Where the time went, summed over layers and blocks.
-  double seconds_forward = 0, seconds_hessian = 0, seconds_gptq = 0, seconds_rtn = 0,
+  // Where the time went, summed over layers and blocks:
+  //   calibration  the partial block runs that produce each group's inputs
+  //   hessian      accumulating the Hessians from those inputs
+  //   factor       damping, Cholesky and triangular inverse, once per distinct Hessian
+  //   gptq         GPTQ of each module on the shared factor: columns + lazy + the rest
+  //   columns      GPTQ's in-block column loops; lazy: its lazy batch updates
+  //   rtn, metrics RTN; the reconstruction errors (pipeline/layer_metrics.h)
+  //   forward      re-running each quantized block for the next block's inputs
+  double seconds_forward = 0, seconds_calibration = 0, seconds_hessian = 0, seconds_factor = 0,
+         seconds_gptq = 0, seconds_columns = 0, seconds_lazy = 0, seconds_rtn = 0,
          seconds_metrics = 0;
 };
 

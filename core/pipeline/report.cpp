@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "common/json.h"
+#include "common/output_file.h"
 
 namespace gptqw {
 
@@ -211,9 +212,12 @@ Report make_report(const Model& model, const CalibrationSet& calib, const Quanti
   r.created = utc_now_iso8601();
   r.backend = best_backend().name();
   r.threads = threads;
+  r.environment = current_environment(threads);
   r.model = summarize(*model.weights, model.path.string());
   r.options = options;
   r.calib_file = calib.source.string();
+  r.calib_file_bytes = calib.source_bytes;
+  r.calib_sha256 = calib.source_sha256;
   r.nsamples = calib.nsamples();
   r.seqlen = calib.seqlen;
   r.seed = calib.seed;
@@ -228,6 +232,19 @@ Report make_report(const Model& model, const CalibrationSet& calib, const Quanti
   result.layers.clear();
   r.timing = std::move(result);
   return r;
+}
+
+CalibrationRecord calibration_record(const Report& r) {
+  CalibrationRecord c;
+  c.file = r.calib_file;
+  c.file_bytes = r.calib_file_bytes;
+  c.sha256 = r.calib_sha256;
+  c.field = r.calib_field;
+  c.text_tokens = r.calib_text_tokens;
+  c.seqlen = r.seqlen;
+  c.seed = r.seed;
+  c.offsets = r.calib_offsets;
+  return c;
 }
 
 json to_json(const Report& r) {
@@ -259,6 +276,7 @@ json to_json(const Report& r) {
         {"group_size", q.group_size},
         {"sym", q.sym},
         {"mse", q.mse},
+        {"exact_ties", q.exact_ties},
         {"act_order", r.options.gptq.act_order},
         {"static_groups", r.options.gptq.static_groups},
         {"damp_percent", r.options.gptq.percdamp},
@@ -267,8 +285,11 @@ json to_json(const Report& r) {
         {"skip_modules", skip_names(r.options)},
         {"kept_for_loaders", kept_json(r.kept_for_loaders)},
         {"pad_unloadable", r.pad_unloadable}}},
+      {"environment", to_json(r.environment)},
       {"calibration",
        {{"file", r.calib_file},
+        {"file_bytes", r.calib_file_bytes},
+        {"sha256", r.calib_sha256},
         {"format", r.calib_format},
         {"field", r.calib_field.empty() ? json(nullptr) : json(r.calib_field)},
         {"documents", r.calib_documents},
@@ -289,8 +310,12 @@ json to_json(const Report& r) {
       {"timing",
        {{"total", r.timing.seconds},
         {"forward", r.timing.seconds_forward},
+        {"calibration", r.timing.seconds_calibration},
         {"hessian", r.timing.seconds_hessian},
+        {"factor", r.timing.seconds_factor},
         {"gptq", r.timing.seconds_gptq},
+        {"columns", r.timing.seconds_columns},
+        {"lazy", r.timing.seconds_lazy},
         {"rtn", r.timing.seconds_rtn},
         {"metrics", r.timing.seconds_metrics}}},
       {"peak_rss_bytes", r.peak_rss_bytes},
@@ -320,6 +345,7 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
     r.created = j.at("created").get<std::string>();
     r.backend = j.at("backend").get<std::string>();
     r.threads = integer_at<int>(j, "threads");
+    if (j.contains("environment")) r.environment = environment_from_json(j["environment"]);
     const json& m = j.at("model");
     r.model = {m.at("path").get<std::string>(),   m.at("format").get<std::string>(),
                m.at("model_type").get<std::string>(), m.at("architecture").get<std::string>(),
@@ -342,6 +368,7 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
     o.gptq.quant.group_size = integer_at<int>(s, "group_size");
     o.gptq.quant.sym = s.at("sym").get<bool>();
     o.gptq.quant.mse = s.at("mse").get<bool>();
+    if (s.contains("exact_ties")) o.gptq.quant.exact_ties = s.at("exact_ties").get<bool>();
     o.gptq.act_order = s.at("act_order").get<bool>();
     o.gptq.static_groups = s.at("static_groups").get<bool>();
     o.gptq.percdamp = real_at(s, "damp_percent");
@@ -368,6 +395,13 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
     if (s.contains("pad_unloadable")) r.pad_unloadable = s.at("pad_unloadable").get<bool>();
     const json& c = j.at("calibration");
     r.calib_file = c.at("file").get<std::string>();
+    if (c.contains("sha256")) {  // older reports lack the fingerprint
+      r.calib_file_bytes = integer_at<uint64_t>(c, "file_bytes");
+      r.calib_sha256 = c.at("sha256").get<std::string>();
+      if (!r.calib_sha256.empty() && (r.calib_sha256.size() != 64 ||
+                                      r.calib_sha256.find_first_not_of("0123456789abcdef") != std::string::npos))
+        throw FormatError("field 'sha256' must be 64 lowercase hexadecimal digits");
+    }
     r.nsamples = integer_at<int>(c, "nsamples");
     r.seqlen = integer_at<int>(c, "seqlen");
     r.seed = integer_at<uint64_t>(c, "seed");
@@ -392,6 +426,12 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
     r.timing.seconds_gptq = real_at(t, "gptq");
     r.timing.seconds_rtn = real_at(t, "rtn");
     r.timing.seconds_metrics = real_at(t, "metrics");
+    // Split out later; older reports count calibration in hessian and factor in gptq.
+    for (auto [key, field] : {std::pair{"calibration", &QuantizeResult::seconds_calibration},
+                              {"factor", &QuantizeResult::seconds_factor},
+                              {"columns", &QuantizeResult::seconds_columns},
+                              {"lazy", &QuantizeResult::seconds_lazy}})
+      if (t.contains(key)) r.timing.*field = real_at(t, key);
     r.peak_rss_bytes = j.contains("peak_rss_bytes") ? integer_at<uint64_t>(j, "peak_rss_bytes") : 0;
     if (j.contains("perplexity") && !j["perplexity"].is_null()) {
       const json& p = j["perplexity"];
@@ -419,29 +459,11 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
 }
 
 void save_report(const Report& r, const std::filesystem::path& file) {
-  std::filesystem::path tmp = file;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw IoError(file_msg(file, "cannot open for writing"));
-    out << to_json(r).dump(1) << '\n';
-    out.flush();
-    if (!out) {
-      out.close();
-      std::filesystem::remove(tmp);
-      throw IoError(file_msg(file, "write failed (disk full?)"));
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, file, ec);
-  if (ec) {
-    std::filesystem::remove(tmp);
-    throw IoError(file_msg(file, "cannot move into place: " + ec.message()));
-  }
+  write_file_atomically(file, to_json(r).dump(1) + "\n");  // common/output_file.h
 }
 
 Report load_report(const std::filesystem::path& file) {
-  return report_from_json(read_json_file(file), file);
+  return report_from_json(read_json_file(file, kReportInput), file);
 }
 
 uint64_t peak_rss_bytes() {

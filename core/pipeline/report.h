@@ -11,7 +11,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/environment.h"
 #include "io/gptq_export.h"
+#include "pipeline/calibration.h"
 #include "pipeline/perplexity.h"
 #include "pipeline/quantize.h"
 
@@ -59,10 +61,13 @@ struct Report {
   std::string created;  // ISO 8601, UTC
   std::string backend;
   int threads = 0;
+  Environment environment;  // CPU, build, kernels (empty fields in older reports)
   ModelSummary model;
   QuantizeOptions options;
   // Calibration: file, windows and where they start in the tokenized text.
   std::string calib_file;
+  uint64_t calib_file_bytes = 0;  // 0 and "" in reports made before they were recorded
+  std::string calib_sha256;
   int nsamples = 0, seqlen = 0;
   uint64_t seed = 0;
   int64_t calib_text_tokens = 0;
@@ -82,6 +87,9 @@ struct Report {
   uint64_t peak_rss_bytes = 0;  // the process's peak resident memory when the report was made
 };
 
+// What the report records of its calibration windows, to rerun on exactly them.
+CalibrationRecord calibration_record(const Report& r);
+
 // The process's peak resident set size so far (getrusage), in bytes.
 uint64_t peak_rss_bytes();
 
@@ -94,7 +102,9 @@ nlohmann::json to_json(const Report& r);
 // Throws FormatError naming the file and field for anything malformed.
 Report report_from_json(const nlohmann::json& j, const std::filesystem::path& file);
 
-// Written atomically (temporary file renamed into place); IoError names the file.
+// Written as every output is (common/output_file.h: destination checked, a uniquely named
+// temporary beside it renamed into place); IoError / ConfigError name the file. Read with the
+// report size limit (common/input_file.h).
 void save_report(const Report& r, const std::filesystem::path& file);
 Report load_report(const std::filesystem::path& file);
 

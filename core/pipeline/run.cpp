@@ -31,8 +31,15 @@ RunInputs prepare_run(const Model& model, const RunSpec& spec) {
   if (!model.tokenizer) throw ConfigError(file_msg(model.path, "was opened without a tokenizer"));
   RunInputs in;
   in.options = effective_options(spec, model.config(), &in.kept_for_loaders);
-  in.calib = sample_calibration(*model.tokenizer, spec.calib_file, spec.nsamples, spec.seqlen,
-                                spec.seed, spec.calib_options);
+  if (spec.replay) {
+    // The report's windows, from its corpus read as that run read it.
+    CalibrationOptions read_as = spec.calib_options;
+    if (!spec.replay->field.empty()) read_as.jsonl_field = spec.replay->field;
+    in.calib = calibration_replay(*model.tokenizer, spec.calib_file, *spec.replay, read_as);
+  } else {
+    in.calib = sample_calibration(*model.tokenizer, spec.calib_file, spec.nsamples, spec.seqlen,
+                                  spec.seed, spec.calib_options);
+  }
   if (spec.eval_file) {
     in.eval_ids = model.tokenizer->encode(read_text_file(*spec.eval_file), true);
     if (int64_t(in.eval_ids.size()) < spec.eval.seqlen)

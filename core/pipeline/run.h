@@ -23,6 +23,9 @@ struct RunSpec {
   std::filesystem::path calib_file;
   int nsamples = 128, seqlen = 2048;
   uint64_t seed = 0;
+  // Rerun on an earlier run's windows (a report's): calib_file must then be the recorded text
+  // (checked by size and SHA-256), and nsamples, seqlen and seed are the record's.
+  std::optional<CalibrationRecord> replay;
   std::optional<std::filesystem::path> eval_file;  // no perplexity without one
   PerplexityOptions eval;
   int threads = 0;  // recorded in the report; the caller has applied it

@@ -1,5 +1,6 @@
 // fasterquant (IST-DASLab gptq.py) in C++: dead inputs, static groups, act-order, damping,
-// Hinv = chol(H^-1)^T, then blocks of columns with in-block updates and the lazy batch update.
+// Hinv = chol(H^-1) upper (one factor per Hessian, shareable between modules), then blocks of
+// columns with in-block updates and the lazy batch update.
 // Names follow Algorithm 1 and gptq.py (H, Hinv, W, Q, Err1, i1, i2, count) so the two read
 // side by side; the heavy steps are the backend's.
 #include "quant/gptq.h"
@@ -11,6 +12,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "linalg/factor.h"
 #include "quant/rtn.h"
 
 namespace gptqw {
@@ -58,17 +60,6 @@ void GptqOptions::validate() const {
     throw ConfigError("gptq: a fixed grid needs group_size -1 (one grid per row)");
 }
 
-int64_t mark_dead_inputs(Matrix& H, Matrix& W) {
-  int64_t dead = 0;
-  for (Index i = 0; i < H.rows(); ++i)
-    if (H(i, i) == 0) {
-      H(i, i) = 1;
-      W.col(i).setZero();
-      ++dead;
-    }
-  return dead;
-}
-
 std::vector<int32_t> act_order_permutation(const Eigen::Ref<const Matrix>& H) {
   std::vector<int32_t> perm(H.rows());
   std::iota(perm.begin(), perm.end(), 0);
@@ -87,27 +78,157 @@ std::vector<int32_t> make_g_idx(int64_t K, int group_size, const std::vector<int
   return g_idx;
 }
 
-GptqResult gptq_quantize(const Eigen::Ref<const Matrix>& W_in, Matrix H, const GptqOptions& options,
+HessianFactor factor_hessian(Matrix H, const GptqOptions& options) {
+  const double t_start = now_seconds();
+  options.validate();
+  const Index K = H.rows();
+  const std::string where = layer_prefix(options);
+  if (H.cols() != K)
+    throw Error(where + "Hessian is " + shape_str({H.rows(), H.cols()}) + ", not square");
+  if (!all_finite(H))
+    throw Error(where + "non-finite value (NaN or Inf) in the Hessian " + shape_str({K, K}) +
+                " (calibration activations overflowed?)");
+  HessianFactor f;
+  f.K = K;
+
+  // 1. Dead inputs (their weights are zeroed by gptq_quantize).
+  f.dead.assign(K, 0);
+  for (Index i = 0; i < K; ++i)
+    if (H(i, i) == 0) {
+      H(i, i) = 1;
+      f.dead[i] = 1;
+      ++f.dead_columns;
+    }
+
+  // 3. Act-order: the columns with the largest H[i,i] (most input energy) go first, while the
+  //    most columns remain to absorb their error.
+  if (options.act_order) {
+    f.perm = act_order_permutation(H);
+    const Eigen::Map<const Eigen::VectorXi> p(f.perm.data(), K);
+    H = Matrix(H(p, p));
+  }
+
+  // 4-5. Damping and the Cholesky factor. The damping keeps H invertible when calibration did
+  //      not span every input direction; when even so the fp32 Cholesky fails, raise it step by
+  //      step as GPTQModel does, and as a last resort fall back to RTN. One factorization can
+  //      fail here where the reference's has two (its second Cholesky, of H^-1, can fail on
+  //      rounding alone), so a layer never needs more damping than there.
+  double mean = 0;  // in double, in channel order
+  for (Index i = 0; i < K; ++i) mean += H(i, i);
+  const float mean_diag = static_cast<float>(mean / double(K));
+  double percdamp = options.percdamp;
+  for (;;) {
+    // torch: percdamp (a Python float) * mean (an fp32 tensor) is computed in fp32.
+    const float damp = static_cast<float>(percdamp) * mean_diag;
+    // M = J (H + damp I) J: each row of H read backwards, from the last row.
+    f.M.resize(K, K);
+#pragma omp parallel for schedule(static) if (K > 512)
+    for (Index i = 0; i < K; ++i) {
+      const float* h = H.row(K - 1 - i).data();
+      float* m = f.M.row(i).data();
+      for (Index j = 0; j < K; ++j) m[j] = h[K - 1 - j];
+      m[i] += damp;
+    }
+    if (linalg::cholesky_lower(f.M)) {
+      f.damp_abs = damp;
+      break;
+    }
+    if (options.damp_step <= 0 || !(percdamp + options.damp_step < options.damp_max)) {
+      f.failed = true;
+      f.M = Matrix();
+      break;
+    }
+    percdamp += options.damp_step;
+    ++f.damp_raises;
+  }
+  f.damp_fraction = percdamp;
+  std::ostringstream note;
+  if (f.failed) {
+    note << where << "Cholesky factorisation failed for every damp_percent from "
+         << options.percdamp << " to " << percdamp << " (mean diag(H) " << mean_diag << ")";
+  } else if (f.damp_raises > 0) {
+    note << where << "Cholesky failed at damp_percent " << options.percdamp << "; raised "
+         << f.damp_raises << " time(s) to " << percdamp;
+  }
+  f.note = note.str();
+  f.seconds = now_seconds() - t_start;
+  return f;
+}
+
+void HessianFactor::invert() {
+  if (failed || inverted) return;
+  const double t = now_seconds();
+  linalg::triangular_inverse_lower(M);
+  // Hinv = J L^-1 J: element (i, j) of the result is element (K-1-i, K-1-j) of M, i.e. M's
+  // storage read backwards. The strict upper triangle of M was scratch; it becomes the strict
+  // lower triangle of Hinv, which must be zero.
+  std::reverse(M.data(), M.data() + M.size());
+#pragma omp parallel for schedule(static) if (K > 512)
+  for (Index i = 1; i < K; ++i) std::fill(M.row(i).data(), M.row(i).data() + i, 0.0f);
+  inverted = true;
+  if (!all_finite(M)) {  // a pivot too small for fp32: as if the Cholesky had failed
+    failed = true;
+    M = Matrix();
+    note = note.empty() ? "the inverse Hessian is not finite in fp32" : note;
+  }
+  seconds += now_seconds() - t;
+}
+
+GptqResult gptq_quantize(const Eigen::Ref<const Matrix>& W, Matrix H, const GptqOptions& options,
                          Backend& backend) {
+  const double t_start = now_seconds();
+  if (H.rows() != W.cols() || H.cols() != W.cols())
+    throw Error(layer_prefix(options) + "Hessian is " + shape_str({H.rows(), H.cols()}) +
+                " but the weight " + shape_str({W.rows(), W.cols()}) + " needs [" +
+                std::to_string(W.cols()) + ", " + std::to_string(W.cols()) + "]");
+  HessianFactor f = factor_hessian(std::move(H), options);
+  f.invert();
+  GptqResult res = gptq_quantize(W, f, options, backend);
+  res.seconds_hinv = f.seconds;
+  res.seconds = now_seconds() - t_start;
+  return res;
+}
+
+GptqResult gptq_quantize(const Eigen::Ref<const Matrix>& W_in, const HessianFactor& f,
+                         const GptqOptions& options, Backend& backend) {
   const double t_start = now_seconds();
   options.validate();
   const QuantConfig& qc = options.quant;
   const Index N = W_in.rows(), K = W_in.cols();
   const std::string where = layer_prefix(options);
-  if (H.rows() != K || H.cols() != K)
-    throw Error(where + "Hessian is " + shape_str({H.rows(), H.cols()}) + " but the weight " +
+  if (f.K != K)
+    throw Error(where + "Hessian is " + shape_str({f.K, f.K}) + " but the weight " +
                 shape_str({N, K}) + " needs [" + std::to_string(K) + ", " + std::to_string(K) +
                 "]");
+  if (!f.failed && !f.inverted)
+    throw Error(where + "the Hessian's factor must be inverted before GPTQ runs on it");
+  if (f.perm.empty() == options.act_order)
+    throw Error(where + "the Hessian's factor was made " +
+                (options.act_order ? "without" : "with") + " act-order");
   if (options.fixed_grid && options.fixed_grid->scale.size() != N)
     throw ConfigError(where + "fixed grid has " + std::to_string(options.fixed_grid->scale.size()) +
                       " rows, the weight " + shape_str({N, K}));
   if (!all_finite(W_in))
     throw Error(where + "non-finite value (NaN or Inf) in the weight " + shape_str({N, K}));
-  if (!all_finite(H))
-    throw Error(where + "non-finite value (NaN or Inf) in the Hessian " + shape_str({K, K}) +
-                " (calibration activations overflowed?)");
 
   GptqResult res;
+  res.dead_columns = f.dead_columns;
+  res.damp_fraction = f.damp_fraction;
+  res.damp_abs = f.damp_abs;
+  res.damp_raises = f.damp_raises;
+  res.note = f.note;
+  if (f.failed) {
+    if (!options.fallback_to_rtn) throw Error(f.note);
+    res.note += "; quantized with RTN instead";
+    res.weights = options.fixed_grid ? quantize_fixed_grid(W_in, *options.fixed_grid)
+                                     : rtn_quantize(W_in, qc);
+    res.fell_back_to_rtn = true;
+    res.seconds = now_seconds() - t_start;
+    return res;
+  }
+  res.perm = f.perm;
+  const Matrix& Hinv = f.M;
+
   Matrix W = W_in;
   const bool groups = qc.group_size > 0;
   const bool static_groups = groups && options.static_groups;
@@ -120,65 +241,19 @@ GptqResult gptq_quantize(const Eigen::Ref<const Matrix>& W_in, Matrix H, const G
   if (!groups)
     put_grid(options.fixed_grid ? *options.fixed_grid : find_grid(W, qc), 0, scales, zeros);
 
-  // 1. Dead inputs.
-  res.dead_columns = mark_dead_inputs(H, W);
+  // 1. Dead inputs: zero weights (H's part is in the factor).
+  for (Index i = 0; i < K; ++i)
+    if (f.dead[i]) W.col(i).setZero();
 
   // 2. Static groups: every group's grid from W before any GPTQ update.
   if (static_groups)
     for (Index g = 0; g < G; ++g)
       put_grid(find_grid(W.middleCols(g * gs, std::min(gs, K - g * gs)), qc), g, scales, zeros);
 
-  // 3. Act-order: the columns with the largest H[i,i] (most input energy) go first, while the
-  //    most columns remain to absorb their error.
+  // 3. Act-order (the permutation is the factor's).
   if (options.act_order) {
-    res.perm = act_order_permutation(H);
     const Eigen::Map<const Eigen::VectorXi> p(res.perm.data(), K);
     W = Matrix(W(Eigen::all, p));
-    H = Matrix(H(p, p));
-  }
-
-  // 4-5. Damping and Hinv. The damping keeps H invertible when calibration did not span every
-  //      input direction; when even so the fp32 Cholesky fails, raise it step by step as
-  //      GPTQModel does, and as a last resort fall back to RTN.
-  const double t_hinv = now_seconds();
-  const float mean_diag = static_cast<float>(H.diagonal().cast<double>().mean());
-  double percdamp = options.percdamp;
-  Matrix Hinv;
-  bool ok = false;
-  for (;;) {
-    // torch: percdamp (a Python float) * mean (an fp32 tensor) is computed in fp32.
-    const float damp = static_cast<float>(percdamp) * mean_diag;
-    Matrix Hd = H;
-    Hd.diagonal().array() += damp;
-    if (backend.cholesky_inverse_upper(Hd, Hinv)) {
-      ok = true;
-      res.damp_abs = damp;
-      break;
-    }
-    if (options.damp_step <= 0 || !(percdamp + options.damp_step < options.damp_max)) break;
-    percdamp += options.damp_step;
-    ++res.damp_raises;
-  }
-  res.seconds_hinv = now_seconds() - t_hinv;
-  res.damp_fraction = percdamp;
-  std::ostringstream note;
-  if (!ok) {
-    note << where << "Cholesky factorisation failed for every damp_percent from "
-         << options.percdamp << " to " << percdamp << " (mean diag(H) " << mean_diag << ")";
-    if (!options.fallback_to_rtn) throw Error(note.str());
-    note << "; quantized with RTN instead";
-    res.weights = options.fixed_grid ? quantize_fixed_grid(W_in, *options.fixed_grid)
-                                     : rtn_quantize(W_in, qc);
-    res.fell_back_to_rtn = true;
-    res.perm.clear();
-    res.note = note.str();
-    res.seconds = now_seconds() - t_start;
-    return res;
-  }
-  if (res.damp_raises > 0) {
-    note << where << "Cholesky failed at damp_percent " << options.percdamp << "; raised "
-         << res.damp_raises << " time(s) to " << percdamp;
-    res.note = note.str();
   }
 
   // The grid row each (permuted) column uses.
@@ -205,7 +280,8 @@ GptqResult gptq_quantize(const Eigen::Ref<const Matrix>& W_in, Matrix H, const G
     Matrix Err1(N, count);
     losses += backend.gptq_block(W1, Hinv.block(i1, i1, count, count), scales, zeros,
                                  std::span<const int32_t>(col_group).subspan(i1, count), qc.maxq(),
-                                 Q.middleCols(i1, count), Err1, codes.middleCols(i1, count));
+                                 qc.exact_ties, Q.middleCols(i1, count), Err1,
+                                 codes.middleCols(i1, count));
     const double t_lazy = now_seconds();
     res.seconds_blocks += t_lazy - t_block;
     // The lazy batch update: the block's errors reach the remaining columns in one GEMM.

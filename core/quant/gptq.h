@@ -55,24 +55,56 @@ struct GptqResult {
   bool fell_back_to_rtn = false;
   std::string note;           // what happened, when something did (raise, fallback), else empty
   int64_t dead_columns = 0;   // inputs with H[i,i] == 0 (weights zeroed)
-  double seconds = 0;         // whole call
-  double seconds_hinv = 0;    // damping + Cholesky/inverse (all attempts)
+  double seconds = 0;         // whole call (with the Hessian's factorization when it made it)
+  double seconds_hinv = 0;    // damping + Cholesky + triangular inverse (0 for a shared factor)
   double seconds_blocks = 0;  // in-block column loops
   double seconds_lazy = 0;    // lazy batch updates
   double lazy_flops = 0;      // floating-point operations of the lazy batch updates
 };
 
-// Quantizes W [N, K] (out_features x in_features) given the layer's Hessian H [K, K].
-// H is taken by value: pass std::move(H) when it is no longer needed. Throws Error naming the
-// layer for mismatched shapes or a non-finite value in W or H, ConfigError for bad options,
-// Cancelled when keep_going says stop.
+// Steps 1 (dead inputs), 3 (act-order) and 4-5 (damping, Hinv) of fasterquant: they depend on
+// H and the damping/act-order options alone, not on W, so the modules that read the same
+// inputs (q/k/v, gate/up) share one. Made in two stages: factor_hessian() stops at a Cholesky
+// factor, which also gives exact reconstruction errors (pipeline/layer_metrics.h), and
+// invert() turns it into GPTQ's Hinv (linalg/factor.h: chol(H^-1) = J chol(J H J)^-1 J).
+struct HessianFactor {
+  int64_t K = 0;
+  std::vector<uint8_t> dead;   // [K] 1 where H[i,i] == 0 (input channel order)
+  int64_t dead_columns = 0;
+  std::vector<int32_t> perm;   // act-order: quantization position j is input channel perm[j]
+  double damp_fraction = 0;    // as in GptqResult
+  float damp_abs = 0;
+  int damp_raises = 0;
+  // No damping below damp_max made H positive definite in fp32: GPTQ falls back to RTN (or
+  // throws, see GptqOptions::fallback_to_rtn).
+  bool failed = false;
+  std::string note;            // the raise or the failure, in words; else empty
+  double seconds = 0;          // damping, factorization and inversion
+  // Before invert(): L, the lower Cholesky factor of J Hq J, where Hq = P^T H' P + damp I is H
+  // with dead diagonals set to 1, in quantization order, damped, and J reverses the order.
+  // After: Hinv = J L^-1 J, the upper Cholesky factor of Hq^-1 that Algorithm 1 uses.
+  // Empty when failed.
+  Matrix M;
+  bool inverted = false;
+
+  void invert();
+};
+
+// Throws Error naming options.layer for a non-square or non-finite H, ConfigError for bad
+// options. H is taken by value (pass std::move(H) when it is no longer needed).
+HessianFactor factor_hessian(Matrix H, const GptqOptions& options);
+
+// Quantizes W [N, K] (out_features x in_features) given the layer's Hessian H [K, K]: the
+// factorization and the column loop together. H is taken by value: pass std::move(H) when it
+// is no longer needed. Throws Error naming the layer for mismatched shapes or a non-finite
+// value in W or H, ConfigError for bad options, Cancelled when keep_going says stop.
 GptqResult gptq_quantize(const Eigen::Ref<const Matrix>& W, Matrix H, const GptqOptions& options,
                          Backend& backend = best_backend());
 
-// Step 1 of fasterquant: inputs that were always zero (H[i,i] == 0) get H[i,i] = 1 and a zero
-// weight column, so that H is invertible and the column quantizes to exactly 0. Returns the
-// number of such inputs.
-int64_t mark_dead_inputs(Matrix& H, Matrix& W);
+// The same with a factor made (and inverted) beforehand by factor_hessian() with the same
+// damping and act-order options: the codes are the same bits.
+GptqResult gptq_quantize(const Eigen::Ref<const Matrix>& W, const HessianFactor& factor,
+                         const GptqOptions& options, Backend& backend = best_backend());
 
 // Act-order: input channels by decreasing H[i,i]. torch.argsort is not stable, so the
 // reference leaves the order of equal diagonals to the sort implementation; we use a stable

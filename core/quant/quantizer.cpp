@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "common/error.h"
+#include "linalg/reduce.h"
 
 namespace gptqw {
 
@@ -39,6 +40,7 @@ std::string QuantConfig::describe() const {
     s += "per-row";
   }
   if (mse) s += " mse";
+  if (exact_ties) s += " exact-ties";
   return s;
 }
 
@@ -69,10 +71,15 @@ namespace {
 // in fp32 in torch's reduction order, which cannot be reproduced exactly; double keeps the
 // comparison between candidates free of our own rounding, so only true near-ties can differ.
 double row_error(const float* x, Eigen::Index n, float scale, float zero, float maxq, float norm,
-                 Eigen::ArrayXf& buf) {
+                 bool exact_ties, Eigen::ArrayXf& buf) {
+  // std::pow per element rather than Eigen's vectorised pow, whose results depend on the
+  // vector width; summed in linalg's fixed order. The MSE search compares these sums, so they
+  // must not depend on the machine.
   for (Eigen::Index c = 0; c < n; ++c)
-    buf[c] = std::fabs(dequant(quant_code(x[c], scale, zero, maxq), scale, zero) - x[c]);
-  return buf.head(n).pow(norm).cast<double>().sum();
+    buf[c] = std::pow(
+        std::fabs(dequant(quant_code(x[c], scale, zero, maxq, exact_ties), scale, zero) - x[c]),
+        norm);
+  return linalg::sum_f64(buf.data(), n);
 }
 
 }  // namespace
@@ -91,6 +98,7 @@ Grid find_grid(const Eigen::Ref<const Matrix>& x, const QuantConfig& config) {
   grid.scale.resize(rows);
   grid.zero.resize(rows);
   grid.maxq = config.maxq();
+  grid.exact_ties = config.exact_ties;
   const double work = double(rows) * double(cols) * (config.mse ? n_candidates : 1);
 #pragma omp parallel if (work > 1e5)
   {
@@ -110,7 +118,7 @@ Grid find_grid(const Eigen::Ref<const Matrix>& x, const QuantConfig& config) {
         xmax = +1;
       }
       float scale = (xmax - xmin) / maxq;
-      float zero = config.sym ? sym_zero : round_half_even(-xmin / scale);
+      float zero = config.sym ? sym_zero : round_code(-xmin / scale, config.exact_ties);
 
       if (config.mse) {
         // Shrink the range by p = 1 - i/grid and keep the candidate with the smallest error;
@@ -122,8 +130,8 @@ Grid find_grid(const Eigen::Ref<const Matrix>& x, const QuantConfig& config) {
           const float xmin1 = p * xmin, xmax1 = p * xmax;
           const float scale1 = (xmax1 - xmin1) / maxq;
           // Asymmetric grids re-centre their zero; symmetric ones keep (maxq + 1) / 2.
-          const float zero1 = config.sym ? zero : round_half_even(-xmin1 / scale1);
-          const double err = row_error(row, cols, scale1, zero1, maxq, norm, buf);
+          const float zero1 = config.sym ? zero : round_code(-xmin1 / scale1, config.exact_ties);
+          const double err = row_error(row, cols, scale1, zero1, maxq, norm, config.exact_ties, buf);
           if (err < best) {
             best = err;
             scale = scale1;
@@ -145,7 +153,7 @@ void quantize_on_grid(const Eigen::Ref<const Matrix>& x, const Grid& grid, Eigen
   for (Eigen::Index r = 0; r < x.rows(); ++r) {
     const float s = grid.scale[r], z = grid.zero[r];
     for (Eigen::Index c = 0; c < x.cols(); ++c) {
-      const float code = quant_code(x(r, c), s, z, maxq);
+      const float code = quant_code(x(r, c), s, z, maxq, grid.exact_ties);
       q(r, c) = dequant(code, s, z);
       codes(r, c) = static_cast<uint8_t>(code);
     }
@@ -157,7 +165,7 @@ Eigen::VectorXd grid_error(const Eigen::Ref<const Matrix>& x, const Grid& grid, 
   Eigen::ArrayXf buf(x.cols());
   for (Eigen::Index r = 0; r < x.rows(); ++r)
     err[r] = row_error(x.row(r).data(), x.cols(), grid.scale[r], grid.zero[r],
-                       static_cast<float>(grid.maxq), norm, buf);
+                       static_cast<float>(grid.maxq), norm, grid.exact_ties, buf);
   return err;
 }
 

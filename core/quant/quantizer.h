@@ -26,6 +26,9 @@ struct QuantConfig {
                         // (the last group is shorter when in_features % group_size != 0)
   bool sym = true;      // symmetric grid, zero = (maxq + 1) / 2
   bool mse = false;     // MSE grid search (off in the paper and in every tool's default)
+  // Round quotients with round_quotient() (near-ties decided as exact arithmetic decides them)
+  // instead of torch.round. Off by default: upstream rounds the fp32 quotient as it falls.
+  bool exact_ties = false;
   // The reference's `norm`, `grid` and `maxshrink` (Python floats, hence double here): the
   // candidates are p = 1 - i / grid for i < maxshrink * grid, scored by sum |err|^norm.
   double mse_norm = 2.4;
@@ -44,6 +47,7 @@ struct Grid {
   Vector scale;  // [rows]
   Vector zero;   // [rows], integer-valued floats, as the reference keeps them
   int maxq = 15;
+  bool exact_ties = false;  // QuantConfig::exact_ties of the config it was found with
 };
 
 // torch.round: round half to even. std::nearbyint rounds in the current rounding mode, which
@@ -54,12 +58,38 @@ inline float round_half_even(float x) {
   return std::nearbyint(x);
 }
 
+// The rounding of a quotient x / scale with QuantConfig::exact_ties: half to even, where a
+// quotient within 2^-22 of its magnitude (two to four ulps) of a half-integer counts as that
+// half-integer. Why: such a quotient is a tie up to the rounding of its inputs, and which side
+// it lands on is decided by their last bits, i.e. by the summation order of whatever computed
+// them. The symmetric grid's negative end is always such a point: for x = -max|x| of the
+// group, x / fl(2 max|x| / maxq) is -(maxq + 1) / 2 up to one ulp, either side depending on x's
+// mantissa, so plain rounding gives code 0 or code 1 (with equal error) by chance. Within one
+// implementation that chance is fixed (this engine gives the same bits everywhere), but two
+// implementations that sum in different orders (ours and the PyTorch reference) disagree about
+// a quarter of the time, after which GPTQ's error feedback makes the rest of the row differ.
+// Deciding the tie exactly removes that: with it, the engine and tools/reference agree to 1e-7
+// in perplexity. It is off by default because it changes RTN too (RTN's quotients are exact
+// functions of the weights, so every tool agrees on them as they are). Quotients at 2^22 or
+// beyond are integers already. tst_quantizer checks the rule and the symmetric end.
+inline float round_quotient(float v) {
+  const float a = std::fabs(v) < 0x1p22f ? v : 0.0f;  // NaN, infinities, large: 0 below
+  const float t = static_cast<float>(static_cast<int32_t>(a));
+  const float h = (t > a ? t - 1.0f : t) + 0.5f;  // floor(a) + 1/2, exact
+  const bool tie = std::fabs(a - h) <= std::fabs(h) * 0x1p-22f && a == v;
+  return std::nearbyint(tie ? h : v);
+}
+
+inline float round_code(float v, bool exact_ties) {
+  return exact_ties ? round_quotient(v) : round_half_even(v);
+}
+
 // The integer code of x on the grid (scale, zero): clamp(round(x / scale) + zero, 0, maxq),
-// in fp32 in the reference's order (divide, round, add zero, clamp). A NaN lands on 0 so that
-// the cast to an integer stays defined (callers reject non-finite weights beforehand); the
-// clamp is written with comparisons so that it vectorises.
-inline float quant_code(float x, float scale, float zero, float maxq) {
-  float q = round_half_even(x / scale) + zero;
+// in fp32 in the reference's order (divide, round, add zero, clamp), round being round_code.
+// A NaN lands on 0 so that the cast to an integer stays defined (callers reject non-finite
+// weights beforehand); the clamp is written with comparisons so that it vectorises.
+inline float quant_code(float x, float scale, float zero, float maxq, bool exact_ties) {
+  float q = round_code(x / scale, exact_ties) + zero;
   q = 0.0f < q ? q : 0.0f;
   return q < maxq ? q : maxq;
 }

@@ -26,9 +26,25 @@ import torch
 
 # ---- quant.py --------------------------------------------------------------------------
 
+# The engine's rounding rule (core/quant/quantizer.h, round_quotient): torch.round (half to
+# even), except that a quotient within 2^-22 of its magnitude of a half-integer counts as that
+# half-integer, so that a tie decided only by the last bits of its inputs (always the case at a
+# symmetric grid's negative end) is decided as exact arithmetic decides it. False gives
+# upstream's plain torch.round (--no-tie-snap).
+TIE_SNAP = True
+
+
+def round_quotient(v):
+    if not TIE_SNAP:
+        return torch.round(v)
+    h = torch.floor(v) + 0.5  # exact for |v| < 2^22
+    tie = ((v - h).abs() <= h.abs() * 2.0 ** -22) & (v.abs() < 2.0 ** 22)
+    return torch.round(torch.where(tie, h, v))
+
+
 def quantize_codes(x, scale, zero, maxq):
     """The reference's quantize(), also returning the integer codes."""
-    q = torch.clamp(torch.round(x / scale) + zero, 0, maxq)
+    q = torch.clamp(round_quotient(x / scale) + zero, 0, maxq)
     return scale * (q - zero), q
 
 
@@ -60,7 +76,7 @@ class Quantizer:
         if self.sym:
             self.zero = torch.full_like(self.scale, (self.maxq + 1) / 2)
         else:
-            self.zero = torch.round(-xmin / self.scale)
+            self.zero = round_quotient(-xmin / self.scale)
         if self.mse:
             best = torch.full([x.shape[0]], float('inf'))
             for i in range(int(self.maxshrink * self.grid)):
@@ -68,7 +84,7 @@ class Quantizer:
                 xmin1 = p * xmin
                 xmax1 = p * xmax
                 scale1 = (xmax1 - xmin1) / self.maxq
-                zero1 = torch.round(-xmin1 / scale1) if not self.sym else self.zero
+                zero1 = round_quotient(-xmin1 / scale1) if not self.sym else self.zero
                 q, _ = quantize_codes(x, scale1.unsqueeze(1), zero1.unsqueeze(1), self.maxq)
                 q -= x
                 q.abs_()
@@ -252,7 +268,11 @@ def main():
     ap.add_argument('dump_dir')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--json', help='also write the results here')
+    ap.add_argument('--no-tie-snap', action='store_true',
+                    help='plain torch.round, as upstream, instead of the engine\'s round_quotient')
     args = ap.parse_args()
+    global TIE_SNAP
+    TIE_SNAP = not args.no_tie_snap
     torch.set_num_threads(args.threads)
     d = args.dump_dir
     man = json.load(open(os.path.join(d, 'manifest.json')))

@@ -15,7 +15,6 @@
 #include <QMenu>
 #include <QMessageBox>
 #include <QPainter>
-#include <QSaveFile>
 #include <QSvgGenerator>
 #include <QToolButton>
 #include <QToolTip>
@@ -23,6 +22,9 @@
 #include <QtCharts/QAbstractAxis>
 #include <QtCharts/QChart>
 #include <QtCharts/QChartView>
+
+#include "common/error.h"
+#include "common/output_file.h"
 
 namespace gptqw::ui::plots {
 
@@ -35,13 +37,16 @@ bool fail(QString* error, const QString& message) {
   return false;
 }
 
-// Writes bytes to file atomically (a half-written image never replaces a good one).
+// Writes bytes to file atomically (a half-written image never replaces a good one), as every
+// output is (common/output_file.h): destination checked, a uniquely named
+// temporary beside it renamed into place.
 bool writeFile(const QString& file, const QByteArray& bytes, QString* error) {
-  QSaveFile out(file);
-  if (!out.open(QIODevice::WriteOnly))
-    return fail(error, ChartPanel::tr("Cannot write %1: %2").arg(file, out.errorString()));
-  if (out.write(bytes) != bytes.size() || !out.commit())
-    return fail(error, ChartPanel::tr("Cannot write %1: %2").arg(file, out.errorString()));
+  try {
+    write_file_atomically(file.toStdString(),
+                          std::string_view(bytes.constData(), size_t(bytes.size())));
+  } catch (const Error& e) {
+    return fail(error, QString::fromStdString(e.what()));
+  }
   return true;
 }
 
