@@ -16,6 +16,7 @@
 #include "common/text_file.h"
 #include "common/threads.h"
 #include "model/llama.h"
+#include "model/rope_scaling.h"
 #include "model/model.h"
 #include "pipeline/perplexity.h"
 
@@ -95,7 +96,7 @@ int main(int argc, char** argv) {
     w[k].W = random_matrix(rng, out, in, 0.02f);
   }
   const int T = 2048;
-  Rope rope(c.head_dim, c.rope_theta, T);
+  Rope rope = make_rope(c, T);
   Matrix x0 = random_matrix(rng, T, c.hidden_size, 1.0f);
   times.clear();
   for (int k = 0; k < repeats + 1; ++k) {

@@ -100,9 +100,16 @@ class TestCli : public QObject {
     QCOMPARE(r.exit_code, 2);
     QVERIFY2(r.err.contains("bits"), r.err.constData());
     r = run_cli({"quantize", "--model", model(), "--calib", text("tinystories-sample.txt"),
-                 "--nsamples", "100000", "--seqlen", "256"});
+                 "--nsamples", "100000", "--seqlen", "256", "--group-size", "32"});
     QCOMPARE(r.exit_code, 1);
     QVERIFY2(r.err.contains("tinystories-sample.txt") && r.err.contains("nsamples"), r.err.constData());
+    // Groups of 128 do not divide the sample model's 64 and 172 inputs: no module could be
+    // loaded quantized, and the run says so (and how to go on) before it starts.
+    r = run_cli({"quantize", "--model", model(), "--calib", text("tinystories-sample.txt"),
+                 "--nsamples", "8", "--seqlen", "128"});
+    QCOMPARE(r.exit_code, 1);
+    QVERIFY2(r.err.contains("no linear module") && r.err.contains("group_size 128") &&
+                 r.err.contains("--pad-unloadable"), r.err.constData());
     r = run_cli({"nosuchcommand"});
     QCOMPARE(r.exit_code, 2);
   }
@@ -140,7 +147,20 @@ class TestCli : public QObject {
     auto r = run_cli(args);
     QCOMPARE(r.exit_code, 0);
     QJsonObject j = json_of(r);
-    QCOMPARE(j["layers"].toArray().size(), qsizetype(35));
+    // The MLP's 172-wide side is not a multiple of 32: gate, up and down stay in fp16 by
+    // default (GPTQ loaders could not read them quantized), 4 of 7 modules per block remain.
+    QCOMPARE(j["layers"].toArray().size(), qsizetype(20));
+    const QJsonArray kept = j["settings"].toObject()["kept_for_loaders"].toArray();
+    QCOMPARE(kept.size(), qsizetype(3));
+    QCOMPARE(kept[0].toObject()["module"].toString(), QString("mlp.gate_proj"));
+    QVERIFY(kept[2].toObject()["reason"].toString().contains("in_features 172"));
+    QJsonObject qc = QJsonDocument::fromJson([&] {
+                       QFile f(out + "/quantize_config.json");
+                       f.open(QIODevice::ReadOnly);
+                       return f.readAll();
+                     }()).object();
+    QCOMPARE(qc["modules_not_quantized"].toArray().size(), qsizetype(3));
+    QCOMPARE(qc["format"].toString(), qc["checkpoint_format"].toString());
     QJsonObject p = j["perplexity"].toObject();
     QVERIFY(p["gptq"].toDouble() < p["rtn"].toDouble());
     QVERIFY(QFile::exists(report));
@@ -157,6 +177,17 @@ class TestCli : public QObject {
     QVERIFY2(again.err.contains("exists"), again.err.constData());
     QCOMPARE(QFileInfo(out + "/model.safetensors").lastModified(), before.lastModified());
     QCOMPARE(QDir(tmp.path()).entryList(QDir::AllEntries | QDir::NoDotAndDotDot | QDir::Hidden).size(), 2);
+  }
+
+  void padUnloadableQuantizesEveryModule() {
+    auto r = run_cli({"quantize", "--model", model(), "--calib", text("tinystories-sample.txt"),
+                      "--nsamples", "8", "--seqlen", "128", "--group-size", "32",
+                      "--pad-unloadable", "--json"});
+    QCOMPARE(r.exit_code, 0);
+    QJsonObject j = json_of(r);
+    QCOMPARE(j["layers"].toArray().size(), qsizetype(35));
+    QVERIFY(j["settings"].toObject()["pad_unloadable"].toBool());
+    QCOMPARE(j["settings"].toObject()["kept_for_loaders"].toArray().size(), qsizetype(0));
   }
 
   // Same inputs, same bits: a run repeated, on 1, 2 and all threads, and on every kernel level

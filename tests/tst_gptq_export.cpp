@@ -264,6 +264,8 @@ class TestGptqExport : public QObject {
     QCOMPARE(qc["checkpoint_format"].get<std::string>(),
              std::string(s.quant.sym ? "gptq" : "gptq_v2"));
     QCOMPARE(qc["model_file_base_name"].get<std::string>(), std::string("model"));
+    // optimum's newer key beside GPTQModel's older one.
+    QCOMPARE(qc["format"].get<std::string>(), qc["checkpoint_format"].get<std::string>());
     const json cfg = read_json(dir / "config.json");
     QVERIFY(cfg["quantization_config"] == qc);
     const json src_cfg = read_json(test::stories_dir() / "config.json");
@@ -1099,6 +1101,81 @@ class TestGptqExport : public QObject {
     QVERIFY2(msg.contains("model.layers.0.mlp.down_proj.qweight") && msg.contains("missing"),
              qPrintable(msg));
     verify_no_temp_left();
+  }
+
+  // Every real quantize config in ../shared/data/configs (AutoGPTQ's six- and eight-key files,
+  // optimum's, GPTQModel's with "meta" and "dynamic", and config.json's quantization_config) is
+  // read with the values the file states, and the keys this program does not interpret come
+  // back unchanged from to_json().
+  void realQuantizeConfigs() {
+    const std::set<std::string> interpreted = {
+        "bits", "group_size", "desc_act", "sym", "true_sequential", "damp_percent",
+        "static_groups", "quant_method", "checkpoint_format", "format", "model_file_base_name",
+        "lm_head", "meta", "modules_not_quantized", "modules_in_block_to_quantize", "dynamic",
+        "pack_dtype", "is_marlin_format"};
+    int n = 0;
+    for (const auto& e : fs::directory_iterator(test::data("configs"))) {
+      const std::string name = e.path().filename().string();
+      if (e.path().extension() != ".json") continue;
+      json j = read_json(e.path());
+      if (name.find("quantize_config") == std::string::npos &&
+          name.find("quantization_config") == std::string::npos) {
+        if (!j.contains("quantization_config")) continue;
+        j = j["quantization_config"];
+      }
+      GptqSettings s;
+      try {
+        s = GptqSettings::from_json(j, e.path());
+      } catch (const std::exception& err) {
+        QFAIL(err.what());
+      }
+      QCOMPARE(s.quant.bits, j["bits"].get<int>());
+      QCOMPARE(s.quant.group_size, j.value("group_size", -1));
+      QCOMPARE(s.desc_act, j.value("desc_act", false));
+      QCOMPARE(s.quant.sym, j.value("sym", true));
+      const std::string fmt = j.contains("checkpoint_format") ? j["checkpoint_format"].get<std::string>()
+                              : j.contains("format")         ? j["format"].get<std::string>()
+                                                              : "gptq";
+      QCOMPARE(std::string(checkpoint_format_name(s.zero_format())), fmt);
+      if (j.contains("meta") && j["meta"].contains("damp_percent") && !j.contains("damp_percent"))
+        QCOMPARE(s.damp_percent, j["meta"]["damp_percent"].get<double>());
+      const json back = s.to_json();
+      for (const auto& [key, value] : j.items())
+        if (!interpreted.count(key)) QVERIFY2(back.contains(key) && back[key] == value, (name + ": " + key).c_str());
+      QVERIFY(back["format"] == back["checkpoint_format"]);
+      ++n;
+    }
+    QCOMPARE(n, 11);
+  }
+
+  // Re-exporting a GPTQ checkpoint keeps its quantize_config keys this program does not
+  // interpret (here optimum's), and rewrites the ones that describe the tensors.
+  void reexportKeepsUnknownKeys() {
+    QVERIFY2(!m_base.empty() && fs::exists(m_base), "symmetricFourBitZerosAreSevens runs first");
+    const fs::path d = out("with-extras");
+    fs::copy(m_base, d, fs::copy_options::recursive);
+    const json extras = {{"dataset", "wikitext2"}, {"use_exllama", true},
+                         {"exllama_config", {{"version", 1}}}, {"model_seqlen", 4096}};
+    json qc = read_json(d / "quantize_config.json"), cfg = read_json(d / "config.json");
+    qc.update(extras);
+    cfg["quantization_config"].update(extras);
+    write_json(d / "quantize_config.json", qc);
+    write_json(d / "config.json", cfg);
+    GptqCheckpoint src(d);
+    QVERIFY(src.settings().extra == extras);
+    GptqSettings s;
+    s.quant = src.settings().quant;
+    GptqExportOptions o;
+    o.source_dir = d;
+    o.output_dir = out("reexported");
+    o.settings = s;
+    const fs::path dest = export_gptq(src, o, [&](int b, LinearKind k) {
+      return QuantizedLinear{src.quantized(b, k), std::nullopt};
+    });
+    const json back = read_json(dest / "quantize_config.json");
+    for (const auto& [key, value] : extras.items()) QVERIFY2(back[key] == value, key.c_str());
+    QCOMPARE(back["meta"]["quantizer"][0].get<std::string>().rfind("gptq_workbench:", 0), size_t(0));
+    QVERIFY(read_json(dest / "config.json")["quantization_config"] == back);
   }
 
   void notGptq() {

@@ -369,7 +369,8 @@ class TestHostile : public QObject {
     for (const char* suffix : {".tmp", ".tmp~", "~", ".part", ".new"})
       QVERIFY(QFile::link(decoy, report + suffix));
     auto r = run_cli({"quantize", "--model", model_dir(), "--calib", text("tinystories-sample.txt"),
-                      "--nsamples", "4", "--seqlen", "64", "--report", report, "--quiet"});
+                      "--nsamples", "4", "--seqlen", "64", "--group-size", "32", "--report", report,
+                      "--quiet"});
     QCOMPARE(r.exit_code, 0);
     QCOMPARE(read_file(decoy), QByteArray("precious"));
     QVERIFY(QJsonDocument::fromJson(read_file(report)).object().contains("layers"));
@@ -609,7 +610,8 @@ class TestHostile : public QObject {
     QDir().mkpath(parent);
     const QString out = parent + "/gptq", report = parent + "/report.json";
     r = interrupt_after({"quantize", "--model", model_dir(), "--calib", big, "--nsamples", "8",
-                         "--seqlen", "128", "--out", out, "--report", report, "--quiet"},
+                         "--seqlen", "128", "--group-size", "32", "--out", out, "--report", report,
+                         "--quiet"},
                         1000, SIGTERM);
     QCOMPARE(r.exit_code, 130);
     QVERIFY2(r.ms_to_exit < kCancelMs, qPrintable(QString::number(r.ms_to_exit)));

@@ -1,7 +1,8 @@
 // synth_model: writes a seeded synthetic Llama-family model (core/io/synthetic_model.h) for
-// speed and scale work, e.g. LLaMA-7B's shapes in bf16:
-//   synth_model --out DIR [--preset llama-7b|tiny] [--layers N] [--dtype bf16|f16|f32]
-//               [--seed 0] [--tokenizer-from DIR] [--shard-gb 2]
+// speed and scale work and for checks of real architectures, e.g. LLaMA-7B's shapes in bf16, or
+// Qwen3-0.6B's real config.json cut to 2 blocks (its family's real tokenizer is copied):
+//   synth_model --out DIR [--preset llama-7b|tiny | --config CONFIG.json] [--layers N]
+//               [--dtype bf16|f16|f32] [--seed 0] [--tokenizer-from DIR] [--shard-gb 2]
 #include <cstdio>
 #include <string>
 
@@ -21,6 +22,8 @@ int main(int argc, char** argv) {
         out = next();
       else if (a == "--preset")
         o.preset = next();
+      else if (a == "--config")
+        o.config_file = next();
       else if (a == "--layers")
         o.layers = std::stoi(next());
       else if (a == "--dtype")
@@ -37,7 +40,7 @@ int main(int argc, char** argv) {
     if (out.empty()) throw std::runtime_error("--out is required");
   } catch (const std::exception& e) {
     std::fprintf(stderr,
-                 "synth_model: %s\nusage: synth_model --out DIR [--preset llama-7b|tiny] "
+                 "synth_model: %s\nusage: synth_model --out DIR [--preset llama-7b|tiny | --config FILE] "
                  "[--layers N] [--dtype bf16|f16|f32] [--seed 0] [--tokenizer-from DIR] "
                  "[--shard-gb 2]\n",
                  e.what());
@@ -45,7 +48,8 @@ int main(int argc, char** argv) {
   }
   try {
     int64_t params = gptqw::write_synthetic_model(out, o);
-    std::printf("%s: %s, %lld parameters, %s\n", out.c_str(), o.preset.c_str(),
+    std::printf("%s: %s, %lld parameters, %s\n", out.c_str(),
+                o.config_file.empty() ? o.preset.c_str() : o.config_file.c_str(),
                 static_cast<long long>(params), o.dtype.c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "synth_model: %s\n", e.what());

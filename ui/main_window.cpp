@@ -188,10 +188,22 @@ QWidget* MainWindow::buildInputs() {
   auto* data_box = new QGroupBox(tr("Texts"));
   auto* data_layout = new QFormLayout(data_box);
   const QString text_filter = tr("Text files (*.txt *.raw *.md);;All files (*)");
-  data_layout->addRow(tr("Calibration"), path_row(m_calib_edit, tr("text file"), [this, text_filter] {
-    QString f = pickFile("paths/calib", tr("Calibration text"), text_filter, false);
+  // A text file, a JSONL file (one document per line) or a folder of .txt files.
+  const QString calib_filter = tr("Texts and JSONL (*.txt *.raw *.md *.jsonl);;All files (*)");
+  QHBoxLayout* calib_row = path_row(m_calib_edit, tr("text or JSONL file, or folder of .txt"),
+                                    [this, calib_filter] {
+    QString f = pickFile("paths/calib", tr("Calibration text"), calib_filter, false);
     if (!f.isEmpty()) setCalibrationFile(f);
-  }));
+  });
+  auto* calib_folder = new QToolButton;
+  calib_folder->setText(tr("Folder…"));
+  calib_folder->setToolTip(tr("A folder of .txt files, each one document"));
+  connect(calib_folder, &QToolButton::clicked, this, [this] {
+    QString dir = pickDirectory("paths/calib", tr("Calibration folder"));
+    if (!dir.isEmpty()) setCalibrationFile(dir);
+  });
+  calib_row->addWidget(calib_folder);
+  data_layout->addRow(tr("Calibration"), calib_row);
   m_calib_info = new QLabel;
   m_calib_info->setWordWrap(true);
   data_layout->addRow(QString(), m_calib_info);
@@ -204,6 +216,9 @@ QWidget* MainWindow::buildInputs() {
   auto* settings_box = new QGroupBox(tr("Quantization"));
   auto* settings_layout = new QVBoxLayout(settings_box);
   m_form = new SettingsForm;
+  connect(m_form, &SettingsForm::calibrationFieldChanged, this, [this] {
+    if (m_calib_file.endsWith(".jsonl")) scanCalibration();
+  });
   settings_layout->addWidget(m_form);
   layout->addWidget(settings_box);
 
@@ -291,8 +306,13 @@ void MainWindow::buildMenus() {
   });
   m_recent_menu = file->addMenu(tr("Open &Recent"));
   file->addAction(tr("&Calibration Text…"), this, [this] {
-    QString f = pickFile("paths/calib", tr("Calibration text"), tr("Text files (*.txt);;All files (*)"), false);
+    QString f = pickFile("paths/calib", tr("Calibration text"),
+                         tr("Texts and JSONL (*.txt *.jsonl);;All files (*)"), false);
     if (!f.isEmpty()) setCalibrationFile(f);
+  });
+  file->addAction(tr("Calibration &Folder…"), this, [this] {
+    QString dir = pickDirectory("paths/calib", tr("Calibration folder"));
+    if (!dir.isEmpty()) setCalibrationFile(dir);
   });
   file->addAction(tr("&Evaluation Text…"), this, [this] {
     QString f = pickFile("paths/eval", tr("Evaluation text"), tr("Text files (*.txt);;All files (*)"), false);
@@ -456,10 +476,14 @@ void MainWindow::openModel(const QString& path) {
   updateActions();
 }
 
+QString MainWindow::modelSummaryText() const { return m_summary->text(); }
+QString MainWindow::calibrationInfo() const { return m_calib_info->text(); }
+
 void MainWindow::setCalibrationFile(const QString& file) {
   m_calib_file = file;
   m_calib_edit->setText(file);
-  QSettings().setValue("paths/calib", QFileInfo(file).absolutePath());
+  const QFileInfo info(file);
+  QSettings().setValue("paths/calib", info.isDir() ? info.absoluteFilePath() : info.absolutePath());
   scanCalibration();
   updateActions();
 }
@@ -474,15 +498,20 @@ void MainWindow::setEvalFile(const QString& file) {
 void MainWindow::scanCalibration() {
   m_form->setCalibrationTokens(-1);
   if (m_calib_file.isEmpty()) return;
-  const QFileInfo info(m_calib_file);
-  m_calib_info->setText(tr("%1; counting tokens…").arg(formatBytes(info.size())));
+  m_calib_info->setText(tr("counting tokens…"));
   if (!m_model || !m_model->tokenizer) return;
   if (m_scan->running()) m_scan->cancel();  // its result would be stale; rescan when it ends
   auto tokenizer = m_model->tokenizer;
   const QString file = m_calib_file;
+  CalibrationOptions options;
+  options.jsonl_field = m_form->calibrationField();
   auto tokens = std::make_shared<int64_t>(0);
-  const bool started = m_scan->start([tokenizer, file, tokens](const ProgressFn&) -> std::function<void()> {
-    *tokens = static_cast<int64_t>(tokenizer->encode(read_text_file(fspath(file)), true).size());
+  auto corpus = std::make_shared<CalibrationCorpus>();
+  const bool started = m_scan->start([tokenizer, file, tokens, corpus, options](const ProgressFn&) -> std::function<void()> {
+    // The same reading as the run's (text, JSONL or folder).
+    *corpus = read_calibration_corpus(fspath(file), options);
+    *tokens = static_cast<int64_t>(tokenizer->encode(corpus->text, true).size());
+    corpus->text.clear();
     return {};
   });
   if (!started) {
@@ -491,8 +520,14 @@ void MainWindow::scanCalibration() {
     return;
   }
   auto* ctx = m_scan->scope();
-  connect(m_scan, &Job::succeeded, ctx, [this, tokens, file, info] {
+  connect(m_scan, &Job::succeeded, ctx, [this, tokens, file, corpus] {
     if (file != m_calib_file) return;
+    const QString what = corpus->format == "text"
+                             ? tr("text")
+                             : tr("%1 documents (%2)").arg(corpus->documents)
+                                   .arg(corpus->format == "jsonl"
+                                            ? tr("JSONL field \"%1\"").arg(QString::fromStdString(corpus->field))
+                                            : tr(".txt files"));
     m_form->setCalibrationTokens(*tokens);
     const int seqlen = [this] {
       try {
@@ -502,11 +537,11 @@ void MainWindow::scanCalibration() {
       }
     }();
     m_calib_info->setText(seqlen > 0 ? tr("%1, %2 tokens: up to %3 windows of %4")
-                                           .arg(formatBytes(info.size()))
+                                           .arg(what)
                                            .arg(*tokens)
                                            .arg(*tokens / seqlen)
                                            .arg(seqlen)
-                                     : tr("%1, %2 tokens").arg(formatBytes(info.size())).arg(*tokens));
+                                     : tr("%1, %2 tokens").arg(what).arg(*tokens));
   });
   connect(m_scan, &Job::failed, ctx, [this](const QString& msg) {
     m_calib_info->setText(tr("unreadable"));
@@ -644,6 +679,10 @@ bool MainWindow::startRunWith(std::optional<CalibrationRecord> replay) {
                 .arg(p->original.value_or(0), 0, 'f', 4)
                 .arg(p->rtn.value_or(0), 0, 'f', 4)
                 .arg(p->gptq.value_or(0), 0, 'f', 4));
+      for (const UnloadableModule& k : m_report->kept_for_loaders)
+        log(tr("%1 kept in fp16: %2 (GPTQ loaders could not load it quantized)")
+                .arg(QString::fromStdString(std::string(linear_name(k.kind))))
+                .arg(qstr(k.reason)));
       m_status->setText(tr("Done in %1.").arg(duration(m_report->timing.seconds)));
       emit runFinished();
     };
@@ -863,13 +902,16 @@ void MainWindow::dragEnterEvent(QDragEnterEvent* e) {
 }
 
 void MainWindow::dropEvent(QDropEvent* e) {
-  // A folder or a .bin is a model, a .json a report, any other file a text: the calibration
-  // text first, then the evaluation text.
+  // A model folder or a .bin is a model, another folder calibration documents, a .json a
+  // report, any other file a text: the calibration text first, then the evaluation text.
   for (const QUrl& url : e->mimeData()->urls()) {
     const QString path = url.toLocalFile();
     if (path.isEmpty()) continue;
     QFileInfo info(path);
-    if (info.isDir() || info.suffix() == "bin") openModel(path);
+    // A folder without config.json is a calibration folder of .txt files.
+    const bool model_dir = info.isDir() && QFileInfo::exists(path + "/config.json");
+    if (model_dir || info.suffix() == "bin") openModel(path);
+    else if (info.isDir()) setCalibrationFile(path);
     else if (info.suffix() == "json") openReport(path);
     else if (m_calib_file.isEmpty()) setCalibrationFile(path);
     else setEvalFile(path);

@@ -61,6 +61,8 @@ class MainWindow : public QMainWindow {
   const std::optional<Report>& report() const { return m_report; }
   const std::optional<Model>& model() const { return m_model; }
   QString logText() const;
+  QString modelSummaryText() const;  // the model panel's summary (rich text)
+  QString calibrationInfo() const;   // the line under the calibration path: documents, tokens
   bool busy() const;
   bool canExport() const;
   // Why File > Export may not replace the existing `dir` (the rule of gptqw --force: only an

@@ -1,5 +1,6 @@
-// The model summary panel's text: architecture, size, dtype, memory of the weights in fp16, and
-// for a GPTQ checkpoint the settings it was quantized with.
+// The model summary panel's text: architecture, size, attention (head dim, RoPE and its scaling,
+// Qwen3's q/k norm), dtype, memory of the weights in fp16, config keys not read, and for a GPTQ
+// checkpoint the settings it was quantized with.
 #pragma once
 
 #include <QString>

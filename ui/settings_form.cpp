@@ -78,6 +78,13 @@ SettingsForm::SettingsForm(QWidget* parent) : QWidget(parent) {
   m_skip = new QLineEdit;
   m_skip->setPlaceholderText(tr("none (e.g. mlp.down_proj)"));
   m_skip->setToolTip(tr("Modules kept in full precision in every block, comma-separated"));
+  m_pad_unloadable = check(tr("Quantize modules loaders cannot read"), false,
+                           tr("Off: modules whose shapes GPTQModel, AutoGPTQ and vLLM cannot load "
+                              "quantized stay in fp16 (listed under the form). On: they are "
+                              "quantized and exported zero-padded, which no mainstream loader reads"));
+  m_calib_field = new QLineEdit;
+  m_calib_field->setPlaceholderText(QStringLiteral("text"));
+  m_calib_field->setToolTip(tr("The string field holding each document of a JSONL calibration file"));
   m_device = new QComboBox;
   m_device->addItem(tr("Auto"));
   m_device->addItem(tr("CPU"));
@@ -113,7 +120,9 @@ SettingsForm::SettingsForm(QWidget* parent) : QWidget(parent) {
   form->addRow(tr("Seed"), m_seed);
   form->addRow(tr("Eval sequence length"), m_eval_seqlen);
   form->addRow(tr("Eval windows"), m_eval_windows);
+  form->addRow(tr("JSONL text field"), m_calib_field);
   form->addRow(tr("Keep in fp16"), m_skip);
+  form->addRow(m_pad_unloadable);
   form->addRow(tr("Threads"), m_threads);
   form->addRow(tr("Device"), m_device);
   form->addRow(m_problems);
@@ -121,12 +130,13 @@ SettingsForm::SettingsForm(QWidget* parent) : QWidget(parent) {
   auto edited = [this] { revalidate(); };
   for (QComboBox* c : {m_bits, m_group, m_device})
     connect(c, &QComboBox::currentTextChanged, this, edited);
-  for (QCheckBox* c : {m_sym, m_mse, m_act_order, m_static_groups, m_true_seq})
+  for (QCheckBox* c : {m_sym, m_mse, m_act_order, m_static_groups, m_true_seq, m_pad_unloadable})
     connect(c, &QCheckBox::toggled, this, edited);
   for (QSpinBox* s : {m_blocksize, m_nsamples, m_seqlen, m_seed, m_threads, m_eval_seqlen, m_eval_windows})
     connect(s, &QSpinBox::valueChanged, this, edited);
   connect(m_damp, &QDoubleSpinBox::valueChanged, this, edited);
   connect(m_skip, &QLineEdit::textChanged, this, edited);
+  connect(m_calib_field, &QLineEdit::editingFinished, this, &SettingsForm::calibrationFieldChanged);
   revalidate();
 }
 
@@ -156,7 +166,20 @@ RunSpec SettingsForm::spec() const {
   s.eval.seqlen = m_eval_seqlen->value();
   s.eval.max_windows = m_eval_windows->value();
   s.threads = m_threads->value();
+  s.pad_unloadable = m_pad_unloadable->isChecked();
+  s.calib_options.jsonl_field = calibrationField();
   return s;
+}
+
+std::string SettingsForm::calibrationField() const {
+  const QString f = m_calib_field->text().trimmed();
+  return f.isEmpty() ? std::string("text") : f.toStdString();
+}
+
+void SettingsForm::setPadUnloadable(bool on) { m_pad_unloadable->setChecked(on); }
+void SettingsForm::setCalibrationField(const QString& field) {
+  m_calib_field->setText(field);
+  emit calibrationFieldChanged();
 }
 
 int SettingsForm::threads() const { return m_threads->value(); }
@@ -216,7 +239,20 @@ void SettingsForm::revalidate() {
   if (s && m_config) {
     if (s->options.skip.size() == kNumLinears)
       m_run_problems << tr("every module is kept in fp16: nothing to quantize");
-    for (const ExportIssue& issue : check_exportable(*m_config, checkpoint_settings(s->options))) {
+    // The options the run will really use: the modules GPTQ loaders cannot load stay in fp16.
+    QuantizeOptions effective = s->options;
+    std::vector<UnloadableModule> kept;
+    try {
+      effective = effective_options(*s, *m_config, &kept);
+    } catch (const Error& e) {
+      m_run_problems << QString::fromStdString(e.what());
+    }
+    for (const UnloadableModule& m : kept)
+      m_warnings << tr("%1 [%2, %3] stays in fp16: %4 (GPTQ loaders could not load it quantized)")
+                        .arg(QString::fromUtf8(linear_name(m.kind).data(), int(linear_name(m.kind).size())))
+                        .arg(m.out_features).arg(m.in_features)
+                        .arg(QString::fromStdString(m.reason));
+    for (const ExportIssue& issue : check_exportable(*m_config, checkpoint_settings(effective))) {
       QString text = QString::fromStdString(describe(issue));
       if (issue.severity == ExportIssue::Severity::error)
         m_export_problems << text;
@@ -256,6 +292,8 @@ void SettingsForm::save(QSettings& st) const {
   st.setValue("eval_seqlen", m_eval_seqlen->value());
   st.setValue("eval_windows", m_eval_windows->value());
   st.setValue("skip", m_skip->text());
+  st.setValue("pad_unloadable", m_pad_unloadable->isChecked());
+  st.setValue("calib_field", m_calib_field->text());
   st.setValue("threads", m_threads->value());
   st.setValue("device", m_device->currentIndex());
   st.endGroup();
@@ -278,6 +316,8 @@ void SettingsForm::restore(QSettings& st) {
   m_eval_seqlen->setValue(st.value("eval_seqlen", m_eval_seqlen->value()).toInt());
   m_eval_windows->setValue(st.value("eval_windows", m_eval_windows->value()).toInt());
   m_skip->setText(st.value("skip", m_skip->text()).toString());
+  m_pad_unloadable->setChecked(st.value("pad_unloadable", false).toBool());
+  m_calib_field->setText(st.value("calib_field", m_calib_field->text()).toString());
   m_threads->setValue(st.value("threads", m_threads->value()).toInt());
   int device = st.value("device", 0).toInt();
   m_device->setCurrentIndex(device == 2 ? 0 : device);  // never restore a disabled choice

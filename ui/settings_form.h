@@ -1,6 +1,7 @@
 // The run settings form: quantizer (bits, group size, symmetric, MSE search), GPTQ (act-order,
-// static groups, damping, block size), calibration (samples, sequence length, seed), evaluation,
-// threads and device. It checks the combination as it is edited, against the loaded model's
+// static groups, damping, block size), calibration (samples, sequence length, seed, the JSONL
+// text field), evaluation, modules kept in fp16 (by name, and whether modules GPTQ loaders cannot
+// load are kept in fp16 or quantized zero-padded), threads and device. It checks the combination as it is edited, against the loaded model's
 // dimensions and the calibration corpus's length, and lists what is wrong before Run is pressed
 // (errors block Run; export problems block Export; warnings only inform).
 #pragma once
@@ -38,6 +39,8 @@ class SettingsForm : public QWidget {
   void setModelConfig(std::optional<ModelConfig> config);
   // Tokens in the calibration text (for the number of windows it allows); -1 unknown.
   void setCalibrationTokens(int64_t tokens);
+  // The string field read from each line of a JSONL calibration file.
+  std::string calibrationField() const;
 
   // What stops a run (empty: Run may start), what stops an export of such a run, and notes.
   QStringList runProblems() const { return m_run_problems; }
@@ -51,21 +54,24 @@ class SettingsForm : public QWidget {
   void setSamples(int nsamples, int seqlen);
   void setSeed(int seed);
   void setEvalWindows(int seqlen, int max_windows);
+  void setPadUnloadable(bool on);
+  void setCalibrationField(const QString& field);
 
   void save(QSettings& s) const;
   void restore(QSettings& s);
 
  signals:
   void changed();  // after every edit, once the problems are updated
+  void calibrationFieldChanged();
 
  private:
   void revalidate();
 
   QComboBox *m_bits, *m_group, *m_device;
-  QCheckBox *m_sym, *m_act_order, *m_static_groups, *m_mse, *m_true_seq;
+  QCheckBox *m_sym, *m_act_order, *m_static_groups, *m_mse, *m_true_seq, *m_pad_unloadable;
   QDoubleSpinBox* m_damp;
   QSpinBox *m_blocksize, *m_nsamples, *m_seqlen, *m_seed, *m_threads, *m_eval_seqlen, *m_eval_windows;
-  QLineEdit* m_skip;
+  QLineEdit *m_skip, *m_calib_field;
   QLabel* m_problems;
   std::optional<ModelConfig> m_config;
   int64_t m_calib_tokens = -1;

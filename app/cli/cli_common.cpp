@@ -11,13 +11,22 @@ namespace gptqw::cli {
 
 Model open_model(const Args& args, bool with_tokenizer) {
   std::string model = args.require("--model");
+  Model m;
   if (!with_tokenizer) {
-    Model m;
     m.path = model;
     m.weights = open_weights(model);
-    return m;
+  } else {
+    m = load_model(model, args.get_or("--tokenizer", ""));
   }
-  return load_model(model, args.get_or("--tokenizer", ""));
+  // Keys this program does not know may change the model: say so, every time.
+  const auto& unknown = m.config().unrecognized_keys;
+  if (!unknown.empty() && !args.flag("--quiet")) {
+    std::string keys;
+    for (const auto& k : unknown) keys += (keys.empty() ? "" : ", ") + k;
+    std::fprintf(stderr, "warning: %s: config.json keys not read by gptqw (ignored): %s\n",
+                 model.c_str(), keys.c_str());
+  }
+  return m;
 }
 
 int apply_threads(const Args& args) {

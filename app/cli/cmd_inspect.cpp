@@ -45,6 +45,12 @@ int cmd_inspect(const std::vector<std::string>& words) {
     j["vocab_size"] = c.vocab_size;
     j["max_position_embeddings"] = c.max_position_embeddings;
     j["tie_word_embeddings"] = c.tie_word_embeddings;
+    j["rope_theta"] = c.rope_theta;
+    j["rope"] = describe_rope(c);
+    j["rope_scaling"] = c.rope_scaling.type;
+    j["qk_norm"] = c.qk_norm;
+    j["sliding_window"] = c.sliding_window;
+    j["unrecognized_config_keys"] = c.unrecognized_keys;
     j["parameters"] = params;
     j["dtype"] = w.dtype();
     j["bytes_on_disk"] = w.bytes_on_disk();
@@ -67,6 +73,9 @@ int cmd_inspect(const std::vector<std::string>& words) {
               c.head_dim);
   std::printf("vocabulary     %d, context %d, %s lm_head\n", c.vocab_size,
               c.max_position_embeddings, c.tie_word_embeddings ? "tied" : "separate");
+  std::printf("attention      RoPE %s%s%s\n", describe_rope(c).c_str(),
+              c.qk_norm ? "; q/k RMSNorm per head (Qwen3)" : "",
+              c.sliding_window ? ("; sliding window " + std::to_string(c.sliding_window)).c_str() : "");
   std::printf("parameters     %lld (%.3f M)\n", static_cast<long long>(params), params / 1e6);
   std::printf("dtype          %s\n", w.dtype().c_str());
   std::printf("on disk        %s (%llu bytes)\n", human_bytes(double(w.bytes_on_disk())).c_str(),

@@ -17,13 +17,15 @@ namespace gptqw::cli {
 
 namespace {
 
-const std::set<std::string> kFlags = {"--act-order", "--sym", "--asym", "--static-groups", "--mse", "--exact-ties",
-                                      "--no-true-sequential", "--json", "--quiet", "--force"};
+const std::set<std::string> kFlags = {"--act-order", "--sym", "--asym", "--static-groups", "--mse",
+                                      "--exact-ties", "--no-true-sequential", "--json", "--quiet",
+                                      "--force", "--pad-unloadable"};
 const std::set<std::string> kValued = {"--model", "--tokenizer", "--calib", "--method", "--bits",
                                        "--group-size", "--damp", "--block-size", "--nsamples",
                                        "--seqlen", "--seed", "--eval", "--eval-seqlen",
                                        "--eval-max-windows", "--report", "--threads", "--out",
-                                       "--shard-size", "--skip-modules", "--calib-from"};
+                                       "--shard-size", "--skip-modules", "--calib-field",
+                                       "--calib-from"};
 
 QuantizeOptions parse_options(const Args& args, bool compare) {
   QuantizeOptions o;
@@ -86,6 +88,11 @@ void print_table(const Report& r) {
                 g ? fmt(l.damp_fraction, "%.3g").c_str() : "", l.gptq_seconds + l.rtn_seconds,
                 l.note.empty() ? "" : "  ", l.note.c_str());
   }
+  if (!r.kept_for_loaders.empty()) {
+    std::string names;
+    for (const auto& k : r.kept_for_loaders) names += (names.empty() ? "" : ", ") + std::string(linear_name(k.kind));
+    std::printf("\nkept in fp16 (GPTQ loaders cannot load them quantized): %s\n", names.c_str());
+  }
   const MemorySummary& m = r.memory;
   std::printf("\nweights: fp16 %.2f MiB -> quantized %.2f MiB (%.2f bits per quantized weight, %.1f%% saved)\n",
               m.fp16_bytes / 1048576.0, m.quantized_bytes / 1048576.0, m.bits_per_weight, m.saving_percent);
@@ -113,6 +120,8 @@ int run(const std::vector<std::string>& words, bool compare) {
   RunSpec spec;
   spec.options = parse_options(args, compare);
   const QuantizeOptions& options = spec.options;
+  if (auto field = args.get("--calib-field")) spec.calib_options.jsonl_field = *field;
+  spec.pad_unloadable = args.flag("--pad-unloadable");
   if (auto from = args.get("--calib-from")) {
     // The windows of an earlier run: its calibration file (or --calib, a copy of it), its
     // seqlen and its offsets.
@@ -151,7 +160,6 @@ int run(const std::vector<std::string>& words, bool compare) {
     eo.force = args.flag("--force");
     eo.max_shard_bytes = static_cast<uint64_t>(
         args.get_double("--shard-size", 4.0, kMinShardGB, kMaxShardGB) * 1e9);
-    eo.settings = checkpoint_settings(options);
     check_export_destination(eo);
   }
   if (auto file = args.get("--report")) {
@@ -165,11 +173,21 @@ int run(const std::vector<std::string>& words, bool compare) {
   }
 
   Model model = open_model(args);
+  // Modules the GPTQ loaders could not read quantized stay in fp16 (unless --pad-unloadable).
+  std::vector<UnloadableModule> kept;
+  const QuantizeOptions effective = effective_options(spec, model.config(), &kept);
+  if (!args.flag("--quiet"))
+    for (const UnloadableModule& m : kept)
+      std::fprintf(stderr, "note: %s [%lld, %lld] stays in fp16: %s (GPTQModel, AutoGPTQ and vLLM "
+                           "could not load it quantized; --pad-unloadable quantizes it anyway)\n",
+                   std::string(linear_name(m.kind)).c_str(), static_cast<long long>(m.out_features),
+                   static_cast<long long>(m.in_features), m.reason.c_str());
   // Export: the format's limits are checked against the architecture before anything runs,
   // and the destination rules again (the writer makes its temporary folder now).
   std::unique_ptr<GptqWriter> writer;
   const Method exported = options.run_gptq ? Method::gptq : Method::rtn;
   if (out) {
+    eo.settings = checkpoint_settings(effective);
     std::string errors;
     for (const ExportIssue& issue : check_exportable(model.config(), eo.settings)) {
       if (issue.severity == ExportIssue::Severity::error)

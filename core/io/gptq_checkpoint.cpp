@@ -5,6 +5,7 @@
 #include "io/hf_checkpoint.h"
 
 #include <cstring>
+#include <set>
 #include <fstream>
 
 #include "common/error.h"
@@ -66,6 +67,15 @@ LinearKind module_kind(const SettingsFields& f, const std::string& field, const 
                       linear_names_list() + ")");
   return *kind;
 }
+
+// Keys of quantize_config.json that GptqSettings reads or writes itself (the rest goes to
+// `extra`). "meta" describes the run that made the tensors, "dynamic" and "lm_head" which
+// tensors are quantized: all are rewritten on export, never carried over.
+const std::set<std::string> kInterpretedSettingsKeys = {
+    "bits", "group_size", "desc_act", "sym", "true_sequential", "damp_percent", "static_groups",
+    "quant_method", "checkpoint_format", "format", "model_file_base_name", "lm_head", "meta",
+    "modules_not_quantized", "modules_in_block_to_quantize", "dynamic", "pack_dtype",
+    "is_marlin_format"};
 
 // The true-sequential groups [q, k, v], [o], [gate, up], [down]: how optimum nests
 // modules_in_block_to_quantize (it quantizes one inner list at a time).
@@ -135,6 +145,10 @@ json GptqSettings::to_json() const {
   j["static_groups"] = static_groups;
   j["quant_method"] = "gptq";
   j["checkpoint_format"] = std::string(checkpoint_format_name(zero_format()));
+  // optimum reads "format" (since late 2025; without it a gptq_v2 file is read with v1 zero
+  // points), GPTQModel writes both.
+  j["format"] = j["checkpoint_format"];
+  j["pack_dtype"] = "int32";
   j["model_file_base_name"] = model_file_base_name;
   // GPTQModel's keys: the lm_head stays unquantized; who wrote the file.
   j["lm_head"] = false;
@@ -161,6 +175,9 @@ json GptqSettings::to_json() const {
     j["modules_in_block_to_quantize"] = in_block;
     j["dynamic"] = dynamic;
   }
+  if (extra.is_object())
+    for (const auto& [k, v] : extra.items())
+      if (!j.contains(k)) j[k] = v;
   return j;
 }
 
@@ -191,11 +208,28 @@ GptqSettings GptqSettings::from_json(const json& j, const fs::path& file) {
   s.static_groups = f.get_bool("static_groups", false);
   s.true_sequential = f.get_bool("true_sequential", true);
   s.damp_percent = f.get_number("damp_percent", 0.01);
+  // GPTQModel 1.x-5.x keep the run's settings under "meta" instead.
+  if (f.has("meta") && j["meta"].is_object()) {
+    SettingsFields m{j["meta"], file, where + "meta."};
+    if (!f.has("damp_percent")) s.damp_percent = m.get_number("damp_percent", s.damp_percent);
+    if (!f.has("static_groups")) s.static_groups = m.get_bool("static_groups", s.static_groups);
+    if (!f.has("true_sequential"))
+      s.true_sequential = m.get_bool("true_sequential", s.true_sequential);
+  }
+  // Everything this reader does not interpret is kept, and written back on re-export.
+  for (const auto& [k, v] : j.items())
+    if (!kInterpretedSettingsKeys.count(k)) s.extra[k] = v;
   if (f.get_bool("is_marlin_format", false))
     f.fail("is_marlin_format", "is true: Marlin-repacked checkpoints are not read here, only "
                                "the plain GPTQ layout");
-  // GPTQModel writes "format" in quantize_config.json and "checkpoint_format" in config.json;
-  // AutoGPTQ before checkpoint_format existed wrote v1 without saying so.
+  // GPTQModel writes "format" in quantize_config.json and "checkpoint_format" in config.json
+  // (5.x writes both in both); optimum reads "format" since late 2025. AutoGPTQ before
+  // checkpoint_format existed wrote v1 without saying so. Two that disagree are refused: the
+  // readers would dequantize differently.
+  if (f.has("checkpoint_format") && f.has("format") &&
+      f.get_string("checkpoint_format") != f.get_string("format"))
+    f.fail("format", "is \"" + f.get_string("format") + "\" but checkpoint_format is \"" +
+                         f.get_string("checkpoint_format") + "\"; loaders read one or the other");
   std::string key = f.has("checkpoint_format") ? "checkpoint_format" : f.has("format") ? "format" : "";
   s.format = ZeroFormat::v1;
   if (!key.empty()) {
@@ -342,6 +376,10 @@ GptqCheckpoint::GptqCheckpoint(const fs::path& dir, const json& config_json,
   for (int i = 0; i < c.num_layers; ++i) {
     tensor(layer_prefix(i) + "input_layernorm.weight", {c.hidden_size}, floats);
     tensor(layer_prefix(i) + "post_attention_layernorm.weight", {c.hidden_size}, floats);
+    if (c.qk_norm) {
+      tensor(layer_prefix(i) + "self_attn.q_norm.weight", {c.head_dim}, floats);
+      tensor(layer_prefix(i) + "self_attn.k_norm.weight", {c.head_dim}, floats);
+    }
     for (LinearKind k : kAllLinears) check_linear(i, k);
   }
 }
@@ -499,6 +537,10 @@ BlockWeights GptqCheckpoint::block(int index) const {
   BlockWeights b;
   b.attn_norm = vector(p + "input_layernorm.weight", c.hidden_size);
   b.mlp_norm = vector(p + "post_attention_layernorm.weight", c.hidden_size);
+  if (c.qk_norm) {
+    b.q_norm = vector(p + "self_attn.q_norm.weight", c.head_dim);
+    b.k_norm = vector(p + "self_attn.k_norm.weight", c.head_dim);
+  }
   for (LinearKind k : kAllLinears) {
     const auto [N, K] = linear_shape(c, k);
     const std::string name = p + std::string(linear_name(k));

@@ -47,6 +47,10 @@ struct GptqSettings {
   // paths, because every loader matches them against the full module name by suffix
   // (optimum) or substring (vLLM).
   std::vector<std::string> modules_not_quantized;
+  // The keys of a read quantize_config that this program does not interpret (optimum's
+  // "dataset", "use_exllama", "exllama_config", AutoGPTQ's "model_name_or_path", ...), kept
+  // verbatim so that a re-export writes them back; to_json never lets them override its own.
+  nlohmann::json extra = nlohmann::json::object();
 
   ZeroFormat zero_format() const {
     return format.value_or(quant.sym ? ZeroFormat::v1 : ZeroFormat::v2);
@@ -57,8 +61,9 @@ struct GptqSettings {
   bool is_skipped(LinearKind kind) const { return skipped_kinds()[static_cast<int>(kind)]; }
 
   // The quantize_config.json object: bits, group_size, desc_act, sym, true_sequential,
-  // damp_percent, static_groups, quant_method "gptq", checkpoint_format, model_file_base_name,
-  // plus lm_head false and meta.quantizer naming this program (as GPTQModel does).
+  // damp_percent, static_groups, quant_method "gptq", checkpoint_format and the same value as
+  // "format" (optimum's newer key), pack_dtype "int32", model_file_base_name, plus lm_head
+  // false and meta.quantizer naming this program (as GPTQModel does), and the `extra` keys.
   // When modules are left unquantized, three keys say so, one for each kind of reader (no key
   // is understood by all of them):
   //   "modules_not_quantized": ["mlp.down_proj"]            ours (the list above), for people

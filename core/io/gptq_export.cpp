@@ -191,6 +191,39 @@ std::vector<ExportIssue> check_exportable(const ModelConfig& config, const GptqS
   return out;
 }
 
+std::vector<UnloadableModule> unloadable_modules(const ModelConfig& config, const QuantConfig& q) {
+  std::array<std::string, kNumLinears> why;
+  for (LinearKind kind : kAllLinears) {
+    const auto [N, K] = linear_shape(config, kind);
+    std::string& w = why[int(kind)];
+    auto add = [&](const std::string& s) { w += (w.empty() ? "" : "; ") + s; };
+    if (K % 32 != 0) add("in_features " + std::to_string(K) + " is not a multiple of 32");
+    if (N % 32 != 0) add("out_features " + std::to_string(N) + " is not a multiple of 32");
+    if (q.group_size > 0 && K % q.group_size != 0)
+      add("in_features " + std::to_string(K) + " is not a multiple of group_size " +
+          std::to_string(q.group_size));
+  }
+  // Fused groups go together (vLLM).
+  const std::vector<std::vector<LinearKind>> fused = {
+      {LinearKind::q, LinearKind::k, LinearKind::v}, {LinearKind::gate, LinearKind::up}};
+  std::array<std::string, kNumLinears> fused_why;
+  for (const auto& group : fused)
+    for (LinearKind bad : group)
+      if (!why[int(bad)].empty())
+        for (LinearKind k : group)
+          if (why[int(k)].empty() && fused_why[int(k)].empty())
+            fused_why[int(k)] = "loaded as one fused layer with " + std::string(linear_name(bad)) +
+                                " (vLLM refuses a partly quantized one)";
+  std::vector<UnloadableModule> out;
+  for (LinearKind kind : kAllLinears) {
+    const std::string& w = why[int(kind)].empty() ? fused_why[int(kind)] : why[int(kind)];
+    if (w.empty()) continue;
+    const auto [N, K] = linear_shape(config, kind);
+    out.push_back({kind, N, K, w});
+  }
+  return out;
+}
+
 std::string describe(const ExportIssue& i) {
   std::string s = i.severity == ExportIssue::Severity::error ? "error: " : "warning: ";
   if (!i.module.empty()) s += i.module + " " + shape2(i.out_features, i.in_features) + ": ";
@@ -286,7 +319,12 @@ GptqWriter::GptqWriter(const WeightSource& source, GptqExportOptions options)
   if (m_opt.max_shard_bytes == 0) throw ConfigError("GPTQ export: max_shard_bytes must be > 0");
 
   if (auto* hf = dynamic_cast<const HfCheckpoint*>(&source)) m_source_ckpt = &hf->checkpoint();
-  if (auto* gq = dynamic_cast<const GptqCheckpoint*>(&source)) m_source_ckpt = &gq->checkpoint();
+  if (auto* gq = dynamic_cast<const GptqCheckpoint*>(&source)) {
+    m_source_ckpt = &gq->checkpoint();
+    // Re-export: the source's quantize_config keys this program does not interpret go along.
+    for (const auto& [k, v] : gq->settings().extra.items())
+      if (!m_opt.settings.extra.contains(k)) m_opt.settings.extra[k] = v;
+  }
   std::error_code ec;
   const fs::path config_json = m_opt.source_dir / "config.json";
   if ((m_opt.source_dir.empty() || !fs::exists(fs::symlink_status(config_json, ec))) &&
@@ -407,6 +445,8 @@ std::vector<float> GptqWriter::source_values(const std::string& name,
     if (weight_of) from(bw[*weight_of].W);
     else if (rest == "input_layernorm.weight") from(bw.attn_norm);
     else if (rest == "post_attention_layernorm.weight") from(bw.mlp_norm);
+    else if (rest == "self_attn.q_norm.weight") from(bw.q_norm);
+    else if (rest == "self_attn.k_norm.weight") from(bw.k_norm);
     else
       for (LinearKind k : kAllLinears)
         if (rest == std::string(linear_name(k)) + ".bias") from(bw[k].b);
@@ -436,7 +476,7 @@ void GptqWriter::add_source_tensor(const std::string& name, std::vector<int64_t>
 }
 
 // What a block holds besides its quantized linears, written when its first layer is added:
-// the two norms, and the linears of modules_not_quantized (weight and bias in the export's
+// the two norms (four with Qwen3's q/k norm), and the linears of modules_not_quantized (weight and bias in the export's
 // float dtype, as transformers loads them into a plain Linear).
 void GptqWriter::add_block_source_tensors(int block) {
   if (!m_blocks_started.insert(block).second) return;
@@ -444,6 +484,10 @@ void GptqWriter::add_block_source_tensors(int block) {
   const int64_t h = c.hidden_size;
   add_source_tensor(layer_prefix(block) + "input_layernorm.weight", {h});
   add_source_tensor(layer_prefix(block) + "post_attention_layernorm.weight", {h});
+  if (c.qk_norm) {  // Qwen3
+    add_source_tensor(layer_prefix(block) + "self_attn.q_norm.weight", {c.head_dim});
+    add_source_tensor(layer_prefix(block) + "self_attn.k_norm.weight", {c.head_dim});
+  }
   for (LinearKind k : kAllLinears) {
     if (!m_skip[int(k)]) continue;
     const auto [N, K] = linear_shape(c, k);

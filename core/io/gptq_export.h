@@ -107,6 +107,27 @@ struct ExportIssue {
 std::vector<ExportIssue> check_exportable(const ModelConfig& config, const GptqSettings& settings);
 std::string describe(const ExportIssue& issue);  // "error: mlp.down_proj [64, 172]: ..."
 
+// A linear module that mainstream GPTQ loaders cannot load in quantized form with a given bit
+// width and group size, and why. The rule (unloadable_modules) is the union of the loaders'
+// own shape rules, read from their code:
+//   - in_features % 32 == 0 and out_features % 32 == 0: AutoGPTQ's QuantLinear kernels and
+//     GPTQModel's BaseQuantLinear allocate qweight as [in_features // 32 * bits, out] and qzeros
+//     as [groups, out_features // 32 * bits], so a padded tensor does not fit their buffer (and
+//     GPTQModel's torch kernel dequantizes whole 32-weight words); vLLM's GPTQLinearMethod
+//     allocates in_features // (32 / bits) rows and refuses out_features not divisible by the
+//     numerator of 32 / bits;
+//   - group_size > 0: in_features % group_size == 0: vLLM refuses the layer otherwise ("The
+//     input size is not aligned with the quantized weight shape"), and AutoGPTQ's torch path
+//     reshapes the weights into [-1, group_size, out];
+//   - q/k/v and gate/up as groups: vLLM loads each group as one fused layer and refuses one
+//     that is only partly quantized, so when one member cannot be quantized, none is.
+struct UnloadableModule {
+  LinearKind kind = LinearKind::q;
+  int64_t out_features = 0, in_features = 0;
+  std::string reason;  // "in_features 172 is not a multiple of 32", or "fused with ..."
+};
+std::vector<UnloadableModule> unloadable_modules(const ModelConfig& config, const QuantConfig& quant);
+
 // Push-style writer. The constructor checks the options (check_exportable errors, destination
 // rules) and creates the temporary folder; add() every quantized (block, kind) exactly once, in
 // any order (the modules of settings.modules_not_quantized are not added: the writer copies

@@ -22,6 +22,10 @@ HfCheckpoint::HfCheckpoint(const std::filesystem::path& dir, const nlohmann::jso
     std::string p = layer_prefix(i);
     tensor(p + "input_layernorm.weight", {c.hidden_size});
     tensor(p + "post_attention_layernorm.weight", {c.hidden_size});
+    if (c.qk_norm) {
+      tensor(p + "self_attn.q_norm.weight", {c.head_dim});
+      tensor(p + "self_attn.k_norm.weight", {c.head_dim});
+    }
     for (LinearKind k : kAllLinears) {
       auto [out, in] = linear_shape(c, k);
       std::string name = p + std::string(linear_name(k));
@@ -75,6 +79,10 @@ BlockWeights HfCheckpoint::block(int index) const {
   BlockWeights b;
   b.attn_norm = vector(p + "input_layernorm.weight", c.hidden_size);
   b.mlp_norm = vector(p + "post_attention_layernorm.weight", c.hidden_size);
+  if (c.qk_norm) {
+    b.q_norm = vector(p + "self_attn.q_norm.weight", c.head_dim);
+    b.k_norm = vector(p + "self_attn.k_norm.weight", c.head_dim);
+  }
   for (LinearKind k : kAllLinears) {
     auto [out, in] = linear_shape(c, k);
     std::string name = p + std::string(linear_name(k));

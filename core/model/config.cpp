@@ -1,7 +1,11 @@
 #include "model/config.h"
 
 #include <climits>
+#include <cmath>
+#include <fstream>
 #include <limits>
+#include <set>
+#include <sstream>
 
 #include "common/error.h"
 #include "common/input_file.h"
@@ -69,22 +73,187 @@ int64_t ModelConfig::parameter_count() const {
   i128 h = hidden_size, q = i128(num_heads) * head_dim, kv = i128(num_kv_heads) * head_dim;
   i128 attn = h * q + 2 * h * kv + q * h + (qkv_bias ? q + 2 * kv : 0) + (o_bias ? h : 0);
   i128 mlp = 3 * h * intermediate_size + (mlp_bias ? 2 * i128(intermediate_size) + h : 0);
-  i128 per_block = attn + mlp + 2 * h;
+  i128 per_block = attn + mlp + 2 * h + (qk_norm ? 2 * i128(head_dim) : 0);
   i128 embed = i128(vocab_size) * h;
   i128 total = embed + num_layers * per_block + h + (tie_word_embeddings ? 0 : embed);
   return total > INT64_MAX ? INT64_MAX : static_cast<int64_t>(total);
+}
+
+namespace {
+
+// Keys read by parse_hf_config (or by the GPTQ checkpoint reader: quantization_config).
+const std::set<std::string>& read_keys() {
+  static const std::set<std::string> keys = {
+      "model_type", "architectures", "hidden_size", "num_hidden_layers", "num_attention_heads",
+      "num_key_value_heads", "intermediate_size", "vocab_size", "max_position_embeddings",
+      "head_dim", "rms_norm_eps", "rope_theta", "rope_scaling", "rope_parameters",
+      "tie_word_embeddings", "attention_bias", "mlp_bias", "bos_token_id", "eos_token_id",
+      "torch_dtype", "dtype", "hidden_act", "sliding_window", "use_sliding_window",
+      "max_window_layers", "layer_types", "use_mrope", "partial_rotary_factor",
+      "quantization_config"};
+  return keys;
+}
+
+// Mixture-of-experts fields: a config with any of them describes expert MLPs this program does
+// not have, whatever its model_type says.
+const std::vector<std::string> kMoeKeys = {"num_experts",       "num_local_experts",
+                                           "num_experts_per_tok", "moe_intermediate_size",
+                                           "decoder_sparse_step", "n_routed_experts"};
+
+// The keys of one rope_scaling object each rope_type reads; "rope_type" / "type" always.
+std::set<std::string> rope_keys(const std::string& type) {
+  if (type == "linear") return {"factor"};
+  // transformers' dynamic NTK ignores original_max_position_embeddings (it scales against
+  // max_position_embeddings), so do we.
+  if (type == "dynamic") return {"factor", "original_max_position_embeddings"};
+  if (type == "llama3")
+    return {"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"};
+  if (type == "yarn") return {"factor", "attention_factor", "beta_fast", "beta_slow"};
+  return {};
+}
+
+// "500000", "1000000", "0.25": as a person writes them (ostream would give 1e+06).
+std::string number_str(double v) {
+  if (v == std::floor(v) && std::abs(v) < 1e15) return std::to_string(static_cast<long long>(v));
+  std::ostringstream s;
+  s.precision(10);
+  s << v;
+  return s.str();
+}
+
+// rope_scaling (or rope_parameters) into c.rope_scaling. `field` names the object in errors.
+void parse_rope_scaling(const Fields& f, const nlohmann::json& r, const std::string& field,
+                        ModelConfig& c) {
+  if (!r.is_object()) f.fail(field, "must be an object, got " + r.dump());
+  auto key = [&](const std::string& k) { return field + "." + k; };
+  std::string type;
+  for (const char* k : {"rope_type", "type"})  // "type" is the older spelling
+    if (r.contains(k) && !r[k].is_null()) {
+      if (!r[k].is_string()) f.fail(key(k), "must be a string, got " + r[k].dump());
+      type = r[k].get<std::string>();
+      break;
+    }
+  if (type.empty()) f.fail(key("rope_type"), "is missing");
+  if (type == "default") return;
+  if (type != "linear" && type != "dynamic" && type != "llama3" && type != "yarn")
+    f.fail(key("rope_type"), "is \"" + type +
+                                 "\": supported RoPE scalings are \"linear\", \"dynamic\", "
+                                 "\"llama3\" and \"yarn\"");
+  RopeScaling& s = c.rope_scaling;
+  s.type = type;
+  auto number = [&](const std::string& k, bool required, double fallback) {
+    if (!r.contains(k) || r[k].is_null()) {
+      if (required) f.fail(key(k), "is missing (rope_type \"" + type + "\" needs it)");
+      return fallback;
+    }
+    if (!r[k].is_number()) f.fail(key(k), "must be a number, got " + r[k].dump());
+    double v = r[k].get<double>();
+    if (!std::isfinite(v)) f.fail(key(k), "must be finite, got " + r[k].dump());
+    return v;
+  };
+  s.factor = number("factor", true, 1.0);
+  if (s.factor < 1.0)
+    f.fail(key("factor"), "is " + number_str(s.factor) + ": a RoPE scaling factor is at least 1");
+  if (type == "llama3") {
+    s.low_freq_factor = number("low_freq_factor", true, 1.0);
+    s.high_freq_factor = number("high_freq_factor", true, 4.0);
+    if (!(s.high_freq_factor > s.low_freq_factor) || s.low_freq_factor <= 0)
+      f.fail(key("high_freq_factor"), "(" + number_str(s.high_freq_factor) +
+                                          ") must be greater than low_freq_factor (" +
+                                          number_str(s.low_freq_factor) + "), both positive");
+    const double o = number("original_max_position_embeddings", true, 0);
+    if (o < 1 || o > (1 << 30) || o != std::floor(o))
+      f.fail(key("original_max_position_embeddings"),
+             "must be a positive integer, got " + r["original_max_position_embeddings"].dump());
+    s.original_max_position_embeddings = static_cast<int>(o);
+  }
+  if (type == "yarn") {
+    // transformers' versions disagree on these: since 2025 an original_max_position_embeddings
+    // replaces `factor` by max_position_embeddings / original (before, it was ignored), and
+    // mscale / mscale_all_dim / truncate exist only in the newer code. A result that depends
+    // on the transformers version cannot be checked, so such configs are refused.
+    for (const char* k : {"original_max_position_embeddings", "mscale", "mscale_all_dim", "truncate"})
+      if (r.contains(k) && !r[k].is_null())
+        f.fail(key(k), "is set: YaRN with " + std::string(k) +
+                           " is computed differently by different transformers versions and is "
+                           "not supported (YaRN with factor, attention_factor, beta_fast and "
+                           "beta_slow is)");
+    if (r.contains("attention_factor") && !r["attention_factor"].is_null()) {
+      s.attention_factor = number("attention_factor", false, 1.0);
+      if (*s.attention_factor <= 0) f.fail(key("attention_factor"), "must be positive");
+    }
+    // transformers: `beta_fast or 32`, so 0 means the default too.
+    s.beta_fast = number("beta_fast", false, 32.0);
+    s.beta_slow = number("beta_slow", false, 1.0);
+    if (s.beta_fast == 0) s.beta_fast = 32.0;
+    if (s.beta_slow == 0) s.beta_slow = 1.0;
+    if (s.beta_fast <= 0 || s.beta_slow <= 0)
+      f.fail(key("beta_fast"), "and beta_slow must be positive");
+  }
+  const std::set<std::string> known = rope_keys(type);
+  for (const auto& [k, v] : r.items())
+    if (k != "rope_type" && k != "type" && k != "rope_theta" && !known.count(k))
+      c.unrecognized_keys.push_back(field + "." + k);
+}
+
+}  // namespace
+
+const std::vector<std::pair<std::string, std::string>>& ignored_config_keys() {
+  static const std::vector<std::pair<std::string, std::string>> keys = {
+      {"attention_dropout", "dropout is used in training only"},
+      {"initializer_range", "weight initialisation for training"},
+      {"pretraining_tp", "transformers' slice-wise matmul gives the same product"},
+      {"use_cache", "the KV cache of generation; every pass here runs whole windows"},
+      {"transformers_version", "provenance"},
+      {"_name_or_path", "provenance"},
+      {"is_llama_config", "a marker of SmolLM2's converter; transformers does not read it"},
+      {"rope_interleaved", "a nanotron export flag; transformers does not read it (the "
+                           "checkpoint's q/k rows are in the rotate-half layout)"},
+      {"max_length", "a generation default"},
+      {"pad_token_id", "padding is never used: windows are whole"},
+      {"output_router_logits", "mixture-of-experts training output"},
+      {"router_aux_loss_coef", "mixture-of-experts training loss"},
+      {"mlp_only_layers", "mixture-of-experts layout (refused by its other fields)"},
+      {"norm_topk_prob", "mixture-of-experts routing (refused by its other fields)"},
+  };
+  return keys;
+}
+
+std::string describe_rope(const ModelConfig& c) {
+  std::string s = "theta " + number_str(c.rope_theta);
+  const RopeScaling& r = c.rope_scaling;
+  if (!r.active()) return s;
+  s += ", " + r.type + " scaling (factor " + number_str(r.factor);
+  if (r.type == "llama3")
+    s += ", low " + number_str(r.low_freq_factor) + ", high " + number_str(r.high_freq_factor) +
+         ", original context " + std::to_string(r.original_max_position_embeddings);
+  if (r.type == "dynamic")
+    s += ", above " + std::to_string(c.max_position_embeddings) + " tokens";
+  if (r.type == "yarn") {
+    s += ", beta " + number_str(r.beta_fast) + "/" + number_str(r.beta_slow);
+    if (r.attention_factor) s += ", attention factor " + number_str(*r.attention_factor);
+  }
+  return s + ")";
 }
 
 ModelConfig parse_hf_config(const nlohmann::json& j, const std::filesystem::path& file) {
   if (!j.is_object()) throw ConfigError(file_msg(file, "expected a JSON object"));
   Fields f{j, file};
   ModelConfig c;
+  // Mixture-of-experts first: Mixtral and Qwen3-MoE are named by what makes them unsupported.
+  for (const std::string& k : kMoeKeys)
+    if (j.contains(k) && !j[k].is_null() && !(j[k].is_number() && j[k].get<double>() == 0))
+      f.fail(k, "is " + j[k].dump() +
+                    ": mixture-of-experts models (Mixtral, Qwen2-MoE, Qwen3-MoE) are not "
+                    "supported; GPTQ Workbench quantizes dense Llama-family decoders");
   if (!j.contains("model_type") || !j["model_type"].is_string())
-    f.fail("model_type", "is missing (expected \"llama\", \"mistral\" or \"qwen2\")");
+    f.fail("model_type", "is missing (expected \"llama\", \"mistral\", \"qwen2\" or \"qwen3\")");
   c.model_type = j["model_type"].get<std::string>();
-  if (c.model_type != "llama" && c.model_type != "mistral" && c.model_type != "qwen2")
+  if (c.model_type != "llama" && c.model_type != "mistral" && c.model_type != "qwen2" &&
+      c.model_type != "qwen3")
     f.fail("model_type", "is \"" + c.model_type +
-                             "\": supported are \"llama\", \"mistral\" and \"qwen2\"");
+                             "\": supported are \"llama\", \"mistral\", \"qwen2\" and \"qwen3\"");
+  const bool qwen3 = c.model_type == "qwen3", qwen2 = c.model_type == "qwen2";
   if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
       j["architectures"][0].is_string())
     c.architecture = j["architectures"][0].get<std::string>();
@@ -95,11 +264,13 @@ ModelConfig parse_hf_config(const nlohmann::json& j, const std::filesystem::path
   c.intermediate_size = f.get_int("intermediate_size");
   c.vocab_size = f.get_int("vocab_size");
   c.max_position_embeddings = f.get_int_or("max_position_embeddings", 2048);
-  if (c.hidden_size % c.num_heads != 0 && !j.contains("head_dim"))
+  // Qwen3Config's head_dim defaults to 128 whatever hidden_size / heads is; the others derive it.
+  const bool has_head_dim = j.contains("head_dim") && !j["head_dim"].is_null();
+  if (!qwen3 && c.hidden_size % c.num_heads != 0 && !has_head_dim)
     f.fail("hidden_size", "(" + std::to_string(c.hidden_size) +
                               ") is not a multiple of num_attention_heads (" +
                               std::to_string(c.num_heads) + ")");
-  c.head_dim = f.get_int_or("head_dim", c.hidden_size / c.num_heads);
+  c.head_dim = f.get_int_or("head_dim", qwen3 ? 128 : c.hidden_size / c.num_heads);
   if (c.head_dim % 2) f.fail("head_dim", "must be even for rotary embeddings");
   if (c.num_heads % c.num_kv_heads != 0)
     f.fail("num_key_value_heads", "(" + std::to_string(c.num_kv_heads) +
@@ -107,21 +278,60 @@ ModelConfig parse_hf_config(const nlohmann::json& j, const std::filesystem::path
                                       std::to_string(c.num_heads) + ")");
   c.rms_norm_eps = f.get_positive_float_or("rms_norm_eps", 1e-6);
   c.rope_theta = f.get_positive_float_or("rope_theta", 10000.0);
-  // LlamaConfig, MistralConfig and Qwen2Config all default to an untied lm_head.
+  // LlamaConfig, MistralConfig, Qwen2Config and Qwen3Config all default to an untied lm_head.
   c.tie_word_embeddings = f.get_bool_or("tie_word_embeddings", false);
-  // Qwen2 always has q/k/v biases and no o bias; Llama's attention_bias covers q, k, v and o.
+  // Qwen2 always has q/k/v biases and no o bias; Llama's and Qwen3's attention_bias cover q, k,
+  // v and o; Mistral's attention has no biases (MistralConfig has no such key).
   bool attention_bias = f.get_bool_or("attention_bias", false);
-  c.qkv_bias = c.model_type == "qwen2" || attention_bias;
-  c.o_bias = c.model_type != "qwen2" && attention_bias;
-  c.mlp_bias = f.get_bool_or("mlp_bias", false);
+  c.qkv_bias = qwen2 || ((c.model_type == "llama" || qwen3) && attention_bias);
+  c.o_bias = (c.model_type == "llama" || qwen3) && attention_bias;
+  c.mlp_bias = c.model_type == "llama" && f.get_bool_or("mlp_bias", false);
+  c.qk_norm = qwen3;
   c.bos_token_id = f.get_token_id_or("bos_token_id", -1);
   c.eos_token_id = f.get_token_id_or("eos_token_id", -1);
-  if (j.contains("torch_dtype") && j["torch_dtype"].is_string())
-    c.torch_dtype = j["torch_dtype"].get<std::string>();
+  for (const char* k : {"torch_dtype", "dtype"})  // "dtype" is transformers 5's name
+    if (c.torch_dtype.empty() && j.contains(k) && j[k].is_string()) c.torch_dtype = j[k].get<std::string>();
   if (j.contains("hidden_act") && j["hidden_act"] != "silu")
     f.fail("hidden_act", "is " + j["hidden_act"].dump() + ": only \"silu\" (SwiGLU) is supported");
-  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null())
-    f.fail("rope_scaling", "is set: scaled RoPE variants are not supported yet");
+  if (j.contains("partial_rotary_factor") && !j["partial_rotary_factor"].is_null() &&
+      !(j["partial_rotary_factor"].is_number() && j["partial_rotary_factor"].get<double>() == 1.0))
+    f.fail("partial_rotary_factor", "is " + j["partial_rotary_factor"].dump() +
+                                        ": only RoPE over the whole head (1.0) is supported");
+  if (f.get_bool_or("use_mrope", false))
+    f.fail("use_mrope", "is true: multimodal RoPE (Qwen2-VL) is not supported");
+
+  // RoPE scaling: rope_scaling, or transformers 5's rope_parameters (which also holds theta).
+  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
+    parse_rope_scaling(f, j["rope_scaling"], "rope_scaling", c);
+  } else if (j.contains("rope_parameters") && !j["rope_parameters"].is_null()) {
+    const nlohmann::json& rp = j["rope_parameters"];
+    if (rp.is_object() && rp.contains("rope_theta") && !j.contains("rope_theta")) {
+      if (!rp["rope_theta"].is_number())
+        f.fail("rope_parameters.rope_theta", "must be a number, got " + rp["rope_theta"].dump());
+      c.rope_theta = rp["rope_theta"].get<float>();
+    }
+    parse_rope_scaling(f, rp, "rope_parameters", c);
+  }
+
+  // Sliding-window attention: Mistral applies sliding_window whenever it is set; Qwen2 and
+  // Qwen3 only with use_sliding_window (their configs carry a sliding_window either way), and
+  // then on the layers that layer_types (or max_window_layers) mark; every layer is treated as
+  // windowed here, which is exact for any sequence up to the window.
+  bool windowed = c.model_type == "mistral" || f.get_bool_or("use_sliding_window", false);
+  if (j.contains("layer_types") && j["layer_types"].is_array())
+    for (const auto& t : j["layer_types"])
+      if (t == "sliding_attention") windowed = true;
+  if (windowed && c.model_type != "llama") {
+    // Absent: the config class's default (Qwen: 4096, Mistral: none); null: no window.
+    if (!j.contains("sliding_window")) c.sliding_window = c.model_type == "mistral" ? 0 : 4096;
+    else c.sliding_window = f.get_int_or("sliding_window", 0);
+  }
+
+  // Every other key: known to be irrelevant to the forward pass, or reported.
+  std::set<std::string> ignored;
+  for (const auto& [k, why] : ignored_config_keys()) ignored.insert(k);
+  for (const auto& [k, v] : j.items())
+    if (!read_keys().count(k) && !ignored.count(k)) c.unrecognized_keys.push_back(k);
   c.raw = j;
   return c;
 }

@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "linalg/gemm.h"
 #include "model/llama.h"
+#include "model/rope_scaling.h"
 
 namespace gptqw {
 
@@ -18,16 +19,19 @@ std::vector<int32_t> generate_greedy(const WeightSource& weights, std::vector<in
   for (int b = 0; b < c.num_layers; ++b) blocks.push_back(weights.block(b));
   const Matrix embedding = weights.embedding();
   const Vector final_norm = weights.final_norm();
-  const Matrix lm_head = c.tie_word_embeddings ? embedding : weights.lm_head();
+  // A tied head is the embedding itself, not a copy (622 MB for Qwen3's 151,936 x 1,024).
+  const Matrix untied_head = c.tie_word_embeddings ? Matrix() : weights.lm_head();
+  const Matrix& lm_head = c.tie_word_embeddings ? embedding : untied_head;
   // The positions this run can reach (the prompt plus the new tokens, never past the model's
   // context), not the context the config claims: max_position_embeddings 2^30 would ask for a
-  // 32 GB RoPE table.
+  // 32 GB RoPE table. Sequences stay below max_position_embeddings, so dynamic NTK scaling never
+  // grows here (as in transformers, whose generation stays within it).
   const int64_t prompt = static_cast<int64_t>(ids.size());
   const int64_t max_len = std::max<int64_t>(
       prompt, std::min<int64_t>(c.max_position_embeddings, prompt + std::max(n_new, 0)));
   if (max_len > std::numeric_limits<int>::max())
     throw ConfigError("generation of " + std::to_string(max_len) + " positions is too long");
-  const Rope rope(c.head_dim, c.rope_theta, static_cast<int>(max_len));
+  const Rope rope = make_rope(c, static_cast<int>(max_len));
 
   for (int step = 0; step < n_new && static_cast<int64_t>(ids.size()) < max_len; ++step) {
     report_progress(progress, {"generate", -1, 0, "", double(step) / n_new});

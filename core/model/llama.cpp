@@ -11,15 +11,28 @@
 
 namespace gptqw {
 
+namespace {
+
+std::vector<double> plain_frequencies(int head_dim, double theta) {
+  std::vector<double> inv(head_dim / 2);
+  for (int i = 0; i < head_dim / 2; ++i) inv[i] = std::pow(theta, -2.0 * i / head_dim);
+  return inv;
+}
+
+}  // namespace
+
 Rope::Rope(int head_dim, double theta, int max_len)
-    : m_head_dim(head_dim), m_cos(max_len, head_dim / 2), m_sin(max_len, head_dim / 2) {
-  int half = head_dim / 2;
-  for (int i = 0; i < half; ++i) {
-    double inv_freq = std::pow(theta, -2.0 * i / head_dim);
+    : Rope(plain_frequencies(head_dim, theta), 1.0, max_len) {}
+
+Rope::Rope(const std::vector<double>& inv_freq, double scaling, int max_len)
+    : m_head_dim(static_cast<int>(inv_freq.size()) * 2),
+      m_cos(max_len, inv_freq.size()),
+      m_sin(max_len, inv_freq.size()) {
+  for (size_t i = 0; i < inv_freq.size(); ++i) {
     for (int t = 0; t < max_len; ++t) {
-      double a = t * inv_freq;
-      m_cos(t, i) = static_cast<float>(std::cos(a));
-      m_sin(t, i) = static_cast<float>(std::sin(a));
+      double a = t * inv_freq[i];
+      m_cos(t, i) = static_cast<float>(std::cos(a) * scaling);
+      m_sin(t, i) = static_cast<float>(std::sin(a) * scaling);
     }
   }
 }
@@ -55,6 +68,14 @@ void rms_norm(const Matrix& x, const Vector& w, float eps, Matrix& y) {
     const float r = 1.0f / std::sqrt(var + eps);
     for (Eigen::Index i = 0; i < x.cols(); ++i) yt[i] = (xt[i] * r) * w[i];
   }
+}
+
+void rms_norm_heads(Matrix& x, const Vector& w, float eps) {
+  // Row-major [T, n_heads * hd] has the same layout as [T * n_heads, hd]: one row per head.
+  const Eigen::Index hd = w.size(), n = x.size() / hd;
+  Matrix heads = Eigen::Map<const Matrix>(x.data(), n, hd), y;
+  rms_norm(heads, w, eps, y);
+  x = Eigen::Map<const Matrix>(y.data(), x.rows(), x.cols());
 }
 
 void linear_forward(const Linear& lin, const Matrix& X, Matrix& Y) {
@@ -161,10 +182,19 @@ void block_attention_input(const ModelConfig& c, const BlockWeights& w, const Ma
 void block_attention(const ModelConfig& c, const BlockWeights& w, const Rope& rope, const Matrix& h,
                      int T, Matrix& a) {
   using K = LinearKind;
+  if (c.sliding_window > 0 && T > c.sliding_window)
+    throw ConfigError("sequences of " + std::to_string(T) + " tokens are longer than the "
+                      "model's sliding_window (" + std::to_string(c.sliding_window) +
+                      "), which is not implemented: use a seqlen up to " +
+                      std::to_string(c.sliding_window));
   Matrix q, k, v;
   linear_forward(w[K::q], h, q);
   linear_forward(w[K::k], h, k);
   linear_forward(w[K::v], h, v);
+  if (c.qk_norm) {  // Qwen3: per head, before RoPE
+    rms_norm_heads(q, w.q_norm, c.rms_norm_eps);
+    rms_norm_heads(k, w.k_norm, c.rms_norm_eps);
+  }
   for (int64_t r0 = 0; r0 < h.rows(); r0 += T) {  // every sequence starts at position 0
     rope.apply(q.middleRows(r0, T), c.num_heads);
     rope.apply(k.middleRows(r0, T), c.num_kv_heads);

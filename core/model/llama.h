@@ -16,10 +16,14 @@
 namespace gptqw {
 
 // cos/sin tables for positions [0, max_len) of one head; computed in double so that long
-// contexts do not accumulate fp32 error in the angle.
+// contexts do not accumulate fp32 error in the angle. The scaled variants of rope_scaling are
+// made by make_rope() (model/rope_scaling.h) from their frequencies.
 class Rope {
  public:
   Rope(int head_dim, double theta, int max_len);
+  // inv_freq: one frequency per rotated pair (head_dim / 2 of them); cos and sin are
+  // multiplied by scaling (YaRN's attention factor, 1 otherwise).
+  Rope(const std::vector<double>& inv_freq, double scaling, int max_len);
   // x: [T, n_heads * head_dim], row t at position t. Rotates each head's halves in place.
   void apply(Eigen::Ref<Matrix> x, int n_heads) const;
   int max_len() const { return static_cast<int>(m_cos.rows()); }
@@ -40,6 +44,10 @@ void rms_norm(const Matrix& x, const Vector& w, float eps, Matrix& y);
 // Y = X W^T (+ b).
 void linear_forward(const Linear& lin, const Matrix& X, Matrix& Y);
 
+// rms_norm of every head of x = [T, n_heads * w.size()] on its own, in place (Qwen3's q_norm /
+// k_norm: RMSNorm over head_dim).
+void rms_norm_heads(Matrix& x, const Vector& w, float eps);
+
 // Runs one decoder block in place on x = [n_seq * seqlen, hidden] (n_seq sequences stacked,
 // each starting at position 0). Sequences are processed in chunks of about 8192 tokens: the
 // linear layers run on a whole chunk at once, attention on each (sequence, head) in parallel.
@@ -58,7 +66,7 @@ void block_forward(const ModelConfig& c, const BlockWeights& w, const Rope& rope
 // rows they give block_forward's result bit for bit. All matrices hold whole sequences of
 // seqlen tokens (n_seq * seqlen rows).
 //   h  = rms_norm(x)                     the input of q, k, v
-//   a  = attention(q(h), k(h), v(h))     the input of o (RoPE, causal grouped-query attention)
+//   a  = attention(q(h), k(h), v(h))     the input of o (q/k norm, RoPE, causal attention)
 //   x1 = x + o(a), h2 = rms_norm(x1)     h2: the input of gate and up
 //   g  = silu(gate(h2)) * up(h2)         the input of down
 //   out = x1 + down(g)                   the block's output

@@ -34,6 +34,7 @@ struct Linear {
 struct BlockWeights {
   Vector attn_norm;  // input_layernorm
   Vector mlp_norm;   // post_attention_layernorm
+  Vector q_norm, k_norm;  // Qwen3's self_attn.q_norm / k_norm [head_dim]; empty otherwise
   std::array<Linear, kNumLinears> linears;
   Linear& operator[](LinearKind k) { return linears[static_cast<int>(k)]; }
   const Linear& operator[](LinearKind k) const { return linears[static_cast<int>(k)]; }

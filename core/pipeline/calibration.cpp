@@ -4,7 +4,6 @@
 
 #include "common/error.h"
 #include "common/sha256.h"
-#include "common/text_file.h"
 
 namespace gptqw {
 
@@ -50,50 +49,61 @@ CalibrationSet sample_calibration(const std::vector<int32_t>& ids, int nsamples,
   return set;
 }
 
-CalibrationSet sample_calibration(const Tokenizer& tokenizer, const std::filesystem::path& text,
-                                  int nsamples, int seqlen, uint64_t seed) {
-  const std::string content = read_text_file(text);
-  std::vector<int32_t> ids = tokenizer.encode(content, true);
+namespace {
+// The corpus's windows, with how it was read and what its joined text was.
+CalibrationSet with_corpus(CalibrationSet set, const std::filesystem::path& source,
+                           CalibrationCorpus& corpus, const std::string& sha) {
+  set.source = source;
+  set.format = corpus.format;
+  set.field = corpus.field;
+  set.documents = corpus.documents;
+  set.files = std::move(corpus.files);
+  set.source_bytes = corpus.text.size();
+  set.source_sha256 = sha;
+  return set;
+}
+}  // namespace
+
+CalibrationSet sample_calibration(const Tokenizer& tokenizer, const std::filesystem::path& source,
+                                  int nsamples, int seqlen, uint64_t seed,
+                                  const CalibrationOptions& options) {
+  CalibrationCorpus corpus = read_calibration_corpus(source, options);
+  const std::string sha = sha256_hex(corpus.text);
+  std::vector<int32_t> ids = tokenizer.encode(corpus.text, true);
   try {
-    CalibrationSet set = sample_calibration(ids, nsamples, seqlen, seed);
-    set.source = text;
-    set.source_bytes = content.size();
-    set.source_sha256 = sha256_hex(content);
-    return set;
+    return with_corpus(sample_calibration(ids, nsamples, seqlen, seed), source, corpus, sha);
   } catch (const ConfigError& e) {
-    throw ConfigError(file_msg(text, e.what()));
+    throw ConfigError(file_msg(source, e.what()));
   }
 }
 
-CalibrationSet calibration_replay(const Tokenizer& tokenizer, const std::filesystem::path& text,
-                                  const CalibrationRecord& rec) {
-  const std::string content = read_text_file(text);
-  const std::string sha = sha256_hex(content);
+CalibrationSet calibration_replay(const Tokenizer& tokenizer, const std::filesystem::path& source,
+                                  const CalibrationRecord& rec, const CalibrationOptions& options) {
+  CalibrationCorpus corpus = read_calibration_corpus(source, options);
+  const std::string sha = sha256_hex(corpus.text);
   const std::string recorded = "'" + rec.file.string() + "' of the report";
-  if (!rec.sha256.empty() && (content.size() != rec.file_bytes || sha != rec.sha256))
-    throw ConfigError(file_msg(text, "is not the calibration text " + recorded + ": " +
-                                         std::to_string(content.size()) + " bytes, SHA-256 " + sha +
-                                         ", the report's has " + std::to_string(rec.file_bytes) +
-                                         " bytes, SHA-256 " + rec.sha256));
-  std::vector<int32_t> ids = tokenizer.encode(content, true);
+  if (!rec.sha256.empty() && (corpus.text.size() != rec.file_bytes || sha != rec.sha256))
+    throw ConfigError(file_msg(source, "is not the calibration text " + recorded + ": " +
+                                           std::to_string(corpus.text.size()) + " bytes, SHA-256 " +
+                                           sha + ", the report's has " +
+                                           std::to_string(rec.file_bytes) + " bytes, SHA-256 " +
+                                           rec.sha256));
+  std::vector<int32_t> ids = tokenizer.encode(corpus.text, true);
   if (int64_t(ids.size()) != rec.text_tokens)
-    throw ConfigError(file_msg(text, "tokenizes to " + std::to_string(ids.size()) +
-                                         " tokens with this model's tokenizer; the run of the "
-                                         "report had " + std::to_string(rec.text_tokens) +
-                                         " (another tokenizer, or another text than " + recorded + ")"));
+    throw ConfigError(file_msg(source, "tokenizes to " + std::to_string(ids.size()) +
+                                           " tokens with this model's tokenizer; the run of the "
+                                           "report had " + std::to_string(rec.text_tokens) +
+                                           " (another tokenizer, or another text than " + recorded + ")"));
   if (rec.offsets.empty() || rec.seqlen < 2)
     throw ConfigError("the report records no calibration windows (" +
                       std::to_string(rec.offsets.size()) + " of seqlen " +
                       std::to_string(rec.seqlen) + ")");
   try {
     CalibrationSet set = calibration_from_offsets(ids, rec.offsets, rec.seqlen);
-    set.source = text;
     set.seed = rec.seed;
-    set.source_bytes = content.size();
-    set.source_sha256 = sha;
-    return set;
+    return with_corpus(std::move(set), source, corpus, sha);
   } catch (const ConfigError& e) {
-    throw ConfigError(file_msg(text, e.what()));
+    throw ConfigError(file_msg(source, e.what()));
   }
 }
 

@@ -9,13 +9,22 @@
 #include <vector>
 
 #include "model/tokenizer.h"
+#include "pipeline/calibration_corpus.h"
 
 namespace gptqw {
 
 struct CalibrationSet {
   std::filesystem::path source;
-  uint64_t source_bytes = 0;   // the text file's size and SHA-256, so that a rerun can check
-  std::string source_sha256;   // it reads the same text (empty when built from ids alone)
+  // How the source was read (calibration_corpus.h): "text", "jsonl" or "folder", the JSONL
+  // field, the number of documents joined and, for a folder, its files.
+  std::string format = "text";
+  std::string field;
+  int64_t documents = 1;
+  std::vector<std::string> files;
+  // The joined text's size and SHA-256 (for a text file, the file's), so that a rerun can check
+  // it reads the same text (0 and empty when built from ids alone).
+  uint64_t source_bytes = 0;
+  std::string source_sha256;
   int seqlen = 0;
   uint64_t seed = 0;
   int64_t text_tokens = 0;       // tokens of the whole text (BOS included)
@@ -30,10 +39,12 @@ struct CalibrationSet {
 CalibrationSet sample_calibration(const std::vector<int32_t>& text_ids, int nsamples, int seqlen,
                                   uint64_t seed);
 
-// Reads and tokenizes the file (BOS at the start, as the reference's tokenizer call does);
-// errors name the file.
-CalibrationSet sample_calibration(const Tokenizer& tokenizer, const std::filesystem::path& text,
-                                  int nsamples, int seqlen, uint64_t seed);
+// Reads the corpus (a text file, a JSONL file or a folder of .txt files: calibration_corpus.h)
+// and tokenizes it once (BOS at the start where the tokenizer adds one, as the reference's
+// tokenizer call does); errors name the file.
+CalibrationSet sample_calibration(const Tokenizer& tokenizer, const std::filesystem::path& source,
+                                  int nsamples, int seqlen, uint64_t seed,
+                                  const CalibrationOptions& options = {});
 
 // Rebuilds a set from recorded offsets (a report's), checking they fit the text.
 CalibrationSet calibration_from_offsets(const std::vector<int32_t>& text_ids,
@@ -43,18 +54,20 @@ CalibrationSet calibration_from_offsets(const std::vector<int32_t>& text_ids,
 struct CalibrationRecord {
   std::filesystem::path file;  // as the run named it
   uint64_t file_bytes = 0;     // 0 and "" in reports made before they were recorded
-  std::string sha256;
+  std::string sha256;            // of the joined text (the file's, for a text file)
+  std::string field;             // the JSONL field read; empty for other formats
   int64_t text_tokens = 0;
   int seqlen = 0;
   uint64_t seed = 0;
   std::vector<int64_t> offsets;
 };
 
-// The windows of an earlier run, from `text` (the recorded file or a copy of it). Throws
-// ConfigError naming both files when `text` is not the recorded one (size or SHA-256 differ),
-// and when its tokens, with this tokenizer, are not the recorded count (another model's
-// tokenizer would put the offsets on other text).
-CalibrationSet calibration_replay(const Tokenizer& tokenizer, const std::filesystem::path& text,
-                                  const CalibrationRecord& record);
+// The windows of an earlier run, from `source` (the recorded corpus or a copy of it, read with
+// the same options). Throws ConfigError naming both when its joined text is not the recorded
+// one (size or SHA-256 differ), and when its tokens, with this tokenizer, are not the recorded
+// count (another model's tokenizer would put the offsets on other text).
+CalibrationSet calibration_replay(const Tokenizer& tokenizer, const std::filesystem::path& source,
+                                  const CalibrationRecord& record,
+                                  const CalibrationOptions& options = {});
 
 }  // namespace gptqw

@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "linalg/reduce.h"
 #include "model/llama.h"
+#include "model/rope_scaling.h"
 #include "pipeline/layer_metrics.h"
 #include "quant/hessian.h"
 #include "quant/packing.h"
@@ -91,11 +92,23 @@ uint64_t quantized_layer_bytes(int64_t N, int64_t K, const QuantConfig& q, bool 
   return qweight + qzeros + scales + g_idx + (bias ? uint64_t(N) * 2 : 0);
 }
 
+void QuantizedModel::set(int block, LinearKind kind, const QuantizedWeights& w) {
+  QuantizedWeights c;
+  c.codes = w.codes;
+  c.scales = w.scales;
+  c.zeros = w.zeros;
+  c.g_idx = w.g_idx;
+  m_layers.erase({block, static_cast<int>(kind)});
+  m_coded[{block, static_cast<int>(kind)}] = std::move(c);
+}
+
 BlockWeights QuantizedModel::block(int index) const {
   BlockWeights b = m_base->block(index);
   for (LinearKind k : kAllLinears) {
     auto it = m_layers.find({index, static_cast<int>(k)});
     if (it != m_layers.end()) b[k].W = it->second;
+    auto ic = m_coded.find({index, static_cast<int>(k)});
+    if (ic != m_coded.end()) b[k].W = dequantize_as_stored(ic->second);
   }
   return b;
 }
@@ -129,7 +142,7 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
   const double staged_bytes = 4.0 * T * (2.0 * c.hidden_size + 2.0 * c.intermediate_size +
                                           double(c.num_heads) * c.head_dim);
   const bool staged = opt.true_sequential && staged_bytes <= double(opt.staged_budget_bytes);
-  const Rope rope(c.head_dim, c.rope_theta, calib.seqlen);
+  const Rope rope = make_rope(c, calib.seqlen);
 
   for (int b = 0; b < c.num_layers; ++b) {
     report_progress(progress, {"load", b, c.num_layers, "", done / steps});

@@ -113,8 +113,17 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
 class QuantizedModel : public WeightSource {
  public:
   explicit QuantizedModel(std::shared_ptr<const WeightSource> base) : m_base(std::move(base)) {}
-  void set(int block, LinearKind kind, Matrix Q) { m_layers[{block, static_cast<int>(kind)}] = std::move(Q); }
-  size_t size() const { return m_layers.size(); }
+  // A layer as fp32 weights.
+  void set(int block, LinearKind kind, Matrix Q) {
+    m_coded.erase({block, static_cast<int>(kind)});
+    m_layers[{block, static_cast<int>(kind)}] = std::move(Q);
+  }
+  // A layer as codes, grids and g_idx (its Q is not kept), dequantized as stored
+  // (dequantize_as_stored) when its block is read: one byte per weight instead of four, which
+  // is what lets a whole model's GPTQ and RTN versions wait for their evaluation (Qwen3-0.6B:
+  // 0.44 GB each instead of 1.76 GB).
+  void set(int block, LinearKind kind, const QuantizedWeights& w);
+  size_t size() const { return m_layers.size() + m_coded.size(); }
 
   const ModelConfig& config() const override { return m_base->config(); }
   BlockWeights block(int index) const override;
@@ -129,6 +138,7 @@ class QuantizedModel : public WeightSource {
  private:
   std::shared_ptr<const WeightSource> m_base;
   std::map<std::pair<int, int>, Matrix> m_layers;
+  std::map<std::pair<int, int>, QuantizedWeights> m_coded;
 };
 
 }  // namespace gptqw

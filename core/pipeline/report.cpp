@@ -147,6 +147,22 @@ LayerReport layer_from(const json& j) {
   return r;
 }
 
+json skip_names(const QuantizeOptions& o) {
+  json a = json::array();
+  for (LinearKind k : kAllLinears)
+    if (o.skip.count(k)) a.push_back(std::string(linear_name(k)));
+  return a;
+}
+
+json kept_json(const std::vector<UnloadableModule>& kept) {
+  json a = json::array();
+  for (const auto& m : kept)
+    a.push_back({{"module", std::string(linear_name(m.kind))},
+                 {"shape", {m.out_features, m.in_features}},
+                 {"reason", m.reason}});
+  return a;
+}
+
 }  // namespace
 
 ModelSummary summarize(const WeightSource& w, const std::string& path) {
@@ -165,6 +181,11 @@ ModelSummary summarize(const WeightSource& w, const std::string& path) {
   s.vocab_size = c.vocab_size;
   s.parameters = c.parameter_count();
   s.bytes_on_disk = w.bytes_on_disk();
+  s.head_dim = c.head_dim;
+  s.rope = describe_rope(c);
+  s.qk_norm = c.qk_norm;
+  s.tie_word_embeddings = c.tie_word_embeddings;
+  s.unrecognized_config_keys = c.unrecognized_keys;
   return s;
 }
 
@@ -202,6 +223,10 @@ Report make_report(const Model& model, const CalibrationSet& calib, const Quanti
   r.seed = calib.seed;
   r.calib_text_tokens = calib.text_tokens;
   r.calib_offsets = calib.offsets;
+  r.calib_format = calib.format;
+  r.calib_field = calib.field;
+  r.calib_documents = calib.documents;
+  r.calib_files = calib.files;
   r.memory = memory_summary(model.config(), result.layers);
   r.layers = std::move(result.layers);
   result.layers.clear();
@@ -214,6 +239,7 @@ CalibrationRecord calibration_record(const Report& r) {
   c.file = r.calib_file;
   c.file_bytes = r.calib_file_bytes;
   c.sha256 = r.calib_sha256;
+  c.field = r.calib_field;
   c.text_tokens = r.calib_text_tokens;
   c.seqlen = r.seqlen;
   c.seed = r.seed;
@@ -240,7 +266,10 @@ json to_json(const Report& r) {
         {"hidden_size", r.model.hidden_size}, {"intermediate_size", r.model.intermediate_size},
         {"num_heads", r.model.num_heads},  {"num_kv_heads", r.model.num_kv_heads},
         {"vocab_size", r.model.vocab_size}, {"parameters", r.model.parameters},
-        {"bytes_on_disk", r.model.bytes_on_disk}}},
+        {"bytes_on_disk", r.model.bytes_on_disk}, {"head_dim", r.model.head_dim},
+        {"rope", r.model.rope},            {"qk_norm", r.model.qk_norm},
+        {"tie_word_embeddings", r.model.tie_word_embeddings},
+        {"unrecognized_config_keys", r.model.unrecognized_config_keys}}},
       {"settings",
        {{"methods", methods},
         {"bits", q.bits},
@@ -252,12 +281,20 @@ json to_json(const Report& r) {
         {"static_groups", r.options.gptq.static_groups},
         {"damp_percent", r.options.gptq.percdamp},
         {"block_size", r.options.gptq.blocksize},
-        {"true_sequential", r.options.true_sequential}}},
+        {"true_sequential", r.options.true_sequential},
+        {"skip_modules", skip_names(r.options)},
+        {"kept_for_loaders", kept_json(r.kept_for_loaders)},
+        {"pad_unloadable", r.pad_unloadable}}},
       {"environment", to_json(r.environment)},
       {"calibration",
        {{"file", r.calib_file},
         {"file_bytes", r.calib_file_bytes},
         {"sha256", r.calib_sha256},
+        {"format", r.calib_format},
+        {"field", r.calib_field.empty() ? json(nullptr) : json(r.calib_field)},
+        {"documents", r.calib_documents},
+        {"files", r.calib_files},
+        {"separator", kDocumentSeparator},
         {"nsamples", r.nsamples},
         {"seqlen", r.seqlen},
         {"seed", r.seed},
@@ -316,7 +353,15 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
                integer_at<int>(m, "hidden_size"), integer_at<int>(m, "intermediate_size"),
                integer_at<int>(m, "num_heads"),   integer_at<int>(m, "num_kv_heads"),
                integer_at<int>(m, "vocab_size"),  integer_at<int64_t>(m, "parameters"),
-               integer_at<uint64_t>(m, "bytes_on_disk")};
+               integer_at<uint64_t>(m, "bytes_on_disk"), 0, {}, false, false, {}};
+    // Fields added later: optional, so that older reports still open.
+    if (m.contains("head_dim")) r.model.head_dim = integer_at<int>(m, "head_dim");
+    if (m.contains("rope")) r.model.rope = m.at("rope").get<std::string>();
+    if (m.contains("qk_norm")) r.model.qk_norm = m.at("qk_norm").get<bool>();
+    if (m.contains("tie_word_embeddings"))
+      r.model.tie_word_embeddings = m.at("tie_word_embeddings").get<bool>();
+    if (m.contains("unrecognized_config_keys"))
+      r.model.unrecognized_config_keys = m.at("unrecognized_config_keys").get<std::vector<std::string>>();
     const json& s = j.at("settings");
     QuantizeOptions& o = r.options;
     o.gptq.quant.bits = integer_at<int>(s, "bits");
@@ -332,6 +377,22 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
     auto methods = s.at("methods").get<std::vector<std::string>>();
     o.run_gptq = std::find(methods.begin(), methods.end(), "gptq") != methods.end();
     o.run_rtn = std::find(methods.begin(), methods.end(), "rtn") != methods.end();
+    // Fields added later are optional: older reports still open.
+    if (s.contains("skip_modules"))
+      for (const auto& n : s.at("skip_modules").get<std::vector<std::string>>())
+        o.skip.insert(parse_linear_name(n));
+    if (s.contains("kept_for_loaders"))
+      for (const auto& k : s.at("kept_for_loaders")) {
+        UnloadableModule m;
+        m.kind = parse_linear_name(k.at("module").get<std::string>());
+        const auto shape = integers_at<int64_t>(k, "shape");
+        if (shape.size() != 2) throw FormatError("kept_for_loaders: shape must be [out, in]");
+        m.out_features = shape[0];
+        m.in_features = shape[1];
+        m.reason = k.at("reason").get<std::string>();
+        r.kept_for_loaders.push_back(std::move(m));
+      }
+    if (s.contains("pad_unloadable")) r.pad_unloadable = s.at("pad_unloadable").get<bool>();
     const json& c = j.at("calibration");
     r.calib_file = c.at("file").get<std::string>();
     if (c.contains("sha256")) {  // older reports lack the fingerprint
@@ -346,6 +407,10 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
     r.seed = integer_at<uint64_t>(c, "seed");
     r.calib_text_tokens = integer_at<int64_t>(c, "text_tokens");
     r.calib_offsets = integers_at<int64_t>(c, "offsets");
+    if (c.contains("format")) r.calib_format = c.at("format").get<std::string>();
+    if (c.contains("field") && !c["field"].is_null()) r.calib_field = c.at("field").get<std::string>();
+    if (c.contains("documents")) r.calib_documents = integer_at<int64_t>(c, "documents");
+    if (c.contains("files")) r.calib_files = c.at("files").get<std::vector<std::string>>();
     for (const auto& l : j.at("layers")) r.layers.push_back(layer_from(l));
     const json& mem = j.at("memory");
     r.memory = {integer_at<int64_t>(mem, "parameters"),
@@ -383,6 +448,8 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
     }
     return r;
   } catch (const json::exception& e) {
+    throw FormatError(file_msg(file, std::string("malformed report: ") + e.what()));
+  } catch (const ConfigError& e) {  // a module name that is not one of the seven
     throw FormatError(file_msg(file, std::string("malformed report: ") + e.what()));
   } catch (const FormatError& e) {
     std::string what = e.what();

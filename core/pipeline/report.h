@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/environment.h"
+#include "io/gptq_export.h"
 #include "pipeline/calibration.h"
 #include "pipeline/perplexity.h"
 #include "pipeline/quantize.h"
@@ -26,6 +27,13 @@ struct ModelSummary {
       vocab_size = 0;
   int64_t parameters = 0;
   uint64_t bytes_on_disk = 0;
+  // Added later (absent from older reports, which read as these defaults): the attention
+  // details that tell Llama 3.x and Qwen3 apart.
+  int head_dim = 0;
+  std::string rope;  // describe_rope(): "theta 500000, llama3 scaling (...)"
+  bool qk_norm = false;
+  bool tie_word_embeddings = false;
+  std::vector<std::string> unrecognized_config_keys;
 };
 ModelSummary summarize(const WeightSource& w, const std::string& path);
 
@@ -64,6 +72,14 @@ struct Report {
   uint64_t seed = 0;
   int64_t calib_text_tokens = 0;
   std::vector<int64_t> calib_offsets;
+  // How the calibration source was read (calibration_corpus.h); older reports: one text file.
+  std::string calib_format = "text", calib_field;
+  int64_t calib_documents = 1;
+  std::vector<std::string> calib_files;
+  // Modules left in fp16 because GPTQ loaders cannot load them quantized (they are also in
+  // options.skip), unless the run was asked to quantize them anyway (pad_unloadable).
+  std::vector<UnloadableModule> kept_for_loaders;
+  bool pad_unloadable = false;
   std::vector<LayerReport> layers;
   MemorySummary memory;
   std::optional<PerplexitySummary> perplexity;

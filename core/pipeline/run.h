@@ -9,6 +9,7 @@
 #include <optional>
 #include <vector>
 
+#include "io/gptq_export.h"
 #include "model/model.h"
 #include "pipeline/calibration.h"
 #include "pipeline/perplexity.h"
@@ -28,13 +29,28 @@ struct RunSpec {
   std::optional<std::filesystem::path> eval_file;  // no perplexity without one
   PerplexityOptions eval;
   int threads = 0;  // recorded in the report; the caller has applied it
+  CalibrationOptions calib_options;  // JSONL field; how a folder or JSONL file is read
+  // Loader compatibility (see unloadable_modules in io/gptq_export.h): by default, modules that
+  // GPTQModel, AutoGPTQ and vLLM cannot load quantized with these settings are left in fp16
+  // (added to options.skip, listed in the report and in the export's modules_not_quantized).
+  // true quantizes them anyway; an export then writes them zero-padded (GPTQModel's layout,
+  // which no mainstream loader reads back).
+  bool pad_unloadable = false;
 };
+
+// The options a run really uses: spec.options plus, unless spec.pad_unloadable, the modules
+// kept in fp16 for the loaders (returned in `kept`, with the reasons). Throws ConfigError when
+// that leaves nothing to quantize.
+QuantizeOptions effective_options(const RunSpec& spec, const ModelConfig& config,
+                                  std::vector<UnloadableModule>* kept = nullptr);
 
 // What the run reads, tokenized and checked before the long part starts, so that bad input
 // (a short corpus, too many samples, a short evaluation text) fails in seconds.
 struct RunInputs {
   CalibrationSet calib;
   std::vector<int32_t> eval_ids;  // empty without an evaluation text
+  QuantizeOptions options;        // effective_options(): what the driver runs with
+  std::vector<UnloadableModule> kept_for_loaders;
 };
 RunInputs prepare_run(const Model& model, const RunSpec& spec);
 

@@ -8,6 +8,15 @@ rotate_half RoPE; llama2.c checkpoints are unpermuted and use interleaved pairs 
 Each loader uses its own convention natively, so agreement between the two checks both
 loaders and the permutation.
 
+Architectures (HF folders): llama (attention_bias on q/k/v/o, mlp_bias), mistral, qwen2 (q/k/v
+biases), qwen3 (RMSNorm over head_dim of each query and key head, weights self_attn.q_norm /
+k_norm, before RoPE; head_dim 128 unless given; attention_bias on q/k/v/o). RoPE scaling
+(rope_scaling / rope_parameters): linear, dynamic, llama3, yarn, written from the definitions in
+transformers' modeling_rope_utils (see rope_inv_freq). Which tensors must exist is derived from
+config.json here, not from the file: a bias or norm the config implies but the file lacks is an
+error. Large vocabularies: embeddings and lm_head stay float32 (exact for bf16/f16 files) and
+the head's product is taken in float64 chunks.
+
   llama_reference.py ppl      --model PATH --ids IDS.json [--seqlen 512] [--max-windows N]
   llama_reference.py generate --model PATH [--tokens N]
   llama_reference.py logits   --model PATH --ids IDS.json --out FILE.npy [--seqlen 512]
@@ -24,11 +33,12 @@ _ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": n
 
 
 def read_safetensors(path):
-    """Parse a .safetensors file with numpy only: u64 LE header length, JSON header, data."""
+    """Parse a .safetensors file with numpy only: u64 LE header length, JSON header, data.
+    The file is memory-mapped, so only the converted float32 tensors take memory."""
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
         header = json.loads(f.read(n))
-        data = f.read()
+    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n)
     out = {}
     for name, info in header.items():
         if name == "__metadata__":
@@ -37,40 +47,126 @@ def read_safetensors(path):
         a = np.frombuffer(data[lo:hi], dtype=_ST_DTYPES[info["dtype"]]).reshape(info["shape"])
         if info["dtype"] == "BF16":  # bf16 = upper half of an fp32
             a = (a.astype(np.uint32) << 16).view(np.float32)
-        out[name] = torch.from_numpy(a.astype(np.float64 if a.dtype == np.float64 else np.float32))
+        out[name] = torch.from_numpy(np.array(a, dtype=np.float64 if a.dtype == np.float64 else np.float32))
     return out
+
+
+def rope_inv_freq(cfg, hd, theta, T):
+    """Frequencies of the hd/2 rotary pairs and the cos/sin factor, for windows of T tokens.
+
+    From transformers' modeling_rope_utils definitions, in float64:
+      default  theta^(-2i/d)
+      linear   default / factor
+      dynamic  base theta * (factor * L / max_pos - (factor - 1))^(d/(d-2)), L = max(T, max_pos)
+      llama3   wavelength 2 pi / f: above orig/low_freq_factor -> f / factor; below
+               orig/high_freq_factor -> f; between: (1 - s) f / factor + s f with
+               s = (orig / wavelength - low) / (high - low)
+      yarn     ramp over dims [floor(cd(beta_fast)), ceil(cd(beta_slow))] with
+               cd(r) = d ln(max_pos / (2 pi r)) / (2 ln theta); f = interp (1 - e) + extrap e,
+               e = 1 - clamp((i - low) / (high - low), 0, 1); cos/sin times 0.1 ln(factor) + 1
+    """
+    rs = cfg.get("rope_scaling") or cfg.get("rope_parameters") or {}
+    kind = rs.get("rope_type", rs.get("type", "default"))
+    d = hd
+    i = torch.arange(0, d // 2, dtype=torch.float64)
+    default = theta ** (-2.0 * i / d)
+    if kind == "default":
+        return default, 1.0
+    factor = float(rs["factor"])
+    if kind == "linear":
+        return default / factor, 1.0
+    max_pos = cfg.get("max_position_embeddings", 2048)
+    if kind == "dynamic":
+        L = max(T, max_pos)
+        base = theta * (factor * L / max_pos - (factor - 1)) ** (d / (d - 2))
+        return base ** (-2.0 * i / d), 1.0
+    if kind == "llama3":
+        low, high = float(rs["low_freq_factor"]), float(rs["high_freq_factor"])
+        orig = float(rs["original_max_position_embeddings"])
+        out = []
+        for f in default.tolist():
+            wl = 2 * math.pi / f
+            if wl > orig / low:
+                out.append(f / factor)
+            elif wl < orig / high:
+                out.append(f)
+            else:
+                sm = (orig / wl - low) / (high - low)
+                out.append((1 - sm) * f / factor + sm * f)
+        return torch.tensor(out, dtype=torch.float64), 1.0
+    if kind == "yarn":
+        for k in ("original_max_position_embeddings", "mscale", "mscale_all_dim", "truncate"):
+            if rs.get(k) is not None:
+                sys.exit("yarn with %s differs between transformers versions: not in the reference" % k)
+        bf, bs = rs.get("beta_fast") or 32, rs.get("beta_slow") or 1
+        cd = lambda r: d * math.log(max_pos / (r * 2 * math.pi)) / (2 * math.log(theta))
+        lo, hi = max(math.floor(cd(bf)), 0), min(math.ceil(cd(bs)), d - 1)
+        if lo == hi:
+            hi += 0.001
+        e = 1 - ((i - lo) / (hi - lo)).clamp(0, 1)
+        inv = (default / factor) * (1 - e) + default * e
+        af = rs.get("attention_factor")
+        return inv, (0.1 * math.log(factor) + 1.0) if af is None else float(af)
+    sys.exit("rope_type %r is not implemented in the reference" % kind)
 
 
 def load_hf(folder):
     cfg = json.load(open(os.path.join(folder, "config.json")))
-    if cfg.get("rope_scaling"):
-        sys.exit("rope_scaling is not implemented in the reference")
+    mt = cfg["model_type"]
+    if mt not in ("llama", "mistral", "qwen2", "qwen3"):
+        sys.exit("model_type %r is not implemented in the reference" % mt)
     idx = os.path.join(folder, "model.safetensors.index.json")
     files = sorted(set(json.load(open(idx))["weight_map"].values())) if os.path.exists(idx) \
         else ["model.safetensors"]
     w = {}
     for fn in files:
         w.update(read_safetensors(os.path.join(folder, fn)))
-    H, KV = cfg["num_attention_heads"], cfg.get("num_key_value_heads", cfg["num_attention_heads"])
+    H, KV = cfg["num_attention_heads"], cfg.get("num_key_value_heads") or cfg["num_attention_heads"]
+    hd = cfg.get("head_dim") or (128 if mt == "qwen3" else cfg["hidden_size"] // H)
+    rp = cfg.get("rope_parameters") or {}
     m = dict(dim=cfg["hidden_size"], n_layers=cfg["num_hidden_layers"], n_heads=H, n_kv_heads=KV,
-             head_dim=cfg.get("head_dim") or cfg["hidden_size"] // H, vocab=cfg["vocab_size"],
-             eps=cfg.get("rms_norm_eps", 1e-6), theta=cfg.get("rope_theta", 10000.0),
-             max_pos=cfg.get("max_position_embeddings", 2048), rope="half", bos=cfg.get("bos_token_id", 1))
+             head_dim=hd, vocab=cfg["vocab_size"], eps=cfg.get("rms_norm_eps", 1e-6),
+             theta=cfg.get("rope_theta") or rp.get("rope_theta") or 10000.0,
+             max_pos=cfg.get("max_position_embeddings", 2048), rope="half", bos=cfg.get("bos_token_id", 1),
+             cfg=cfg)
+    # Which optional tensors the architecture has, from the config alone.
+    ab = bool(cfg.get("attention_bias", False))
+    bias = {"q": mt == "qwen2" or (mt in ("llama", "qwen3") and ab),
+            "o": mt in ("llama", "qwen3") and ab,
+            "mlp": mt == "llama" and bool(cfg.get("mlp_bias", False))}
+    qk_norm = mt == "qwen3"
+
+    def need(name):
+        if name not in w:
+            sys.exit("%s: tensor %s missing (config implies it)" % (folder, name))
+        return w[name]
+
+    def opt(name, present):
+        if not present:
+            if name in w:
+                sys.exit("%s: tensor %s present but the config implies none" % (folder, name))
+            return None
+        return need(name)
     p = "model.layers.%d."
-    m["layers"] = [{
-        "attn_norm": w[p % i + "input_layernorm.weight"],
-        "wq": w[p % i + "self_attn.q_proj.weight"], "wk": w[p % i + "self_attn.k_proj.weight"],
-        "wv": w[p % i + "self_attn.v_proj.weight"], "wo": w[p % i + "self_attn.o_proj.weight"],
-        "bq": w.get(p % i + "self_attn.q_proj.bias"), "bk": w.get(p % i + "self_attn.k_proj.bias"),
-        "bv": w.get(p % i + "self_attn.v_proj.bias"),  # Qwen2: q/k/v biases
-        "ffn_norm": w[p % i + "post_attention_layernorm.weight"],
-        "w_gate": w[p % i + "mlp.gate_proj.weight"], "w_up": w[p % i + "mlp.up_proj.weight"],
-        "w_down": w[p % i + "mlp.down_proj.weight"]} for i in range(m["n_layers"])]
-    m["embed"] = w["model.embed_tokens.weight"]
-    m["norm"] = w["model.norm.weight"]
-    m["head"] = w.get("lm_head.weight", m["embed"])  # tied when lm_head.weight is absent
-    if "lm_head.weight" not in w and not cfg.get("tie_word_embeddings", True):
-        sys.exit("lm_head.weight missing but tie_word_embeddings is false")
+    m["layers"] = []
+    for i in range(m["n_layers"]):
+        a, f = p % i + "self_attn.", p % i + "mlp."
+        m["layers"].append({
+            "attn_norm": need(p % i + "input_layernorm.weight"),
+            "wq": need(a + "q_proj.weight"), "wk": need(a + "k_proj.weight"),
+            "wv": need(a + "v_proj.weight"), "wo": need(a + "o_proj.weight"),
+            "bq": opt(a + "q_proj.bias", bias["q"]), "bk": opt(a + "k_proj.bias", bias["q"]),
+            "bv": opt(a + "v_proj.bias", bias["q"]), "bo": opt(a + "o_proj.bias", bias["o"]),
+            "q_norm": opt(a + "q_norm.weight", qk_norm), "k_norm": opt(a + "k_norm.weight", qk_norm),
+            "ffn_norm": need(p % i + "post_attention_layernorm.weight"),
+            "w_gate": need(f + "gate_proj.weight"), "w_up": need(f + "up_proj.weight"),
+            "w_down": need(f + "down_proj.weight"),
+            "b_gate": opt(f + "gate_proj.bias", bias["mlp"]), "b_up": opt(f + "up_proj.bias", bias["mlp"]),
+            "b_down": opt(f + "down_proj.bias", bias["mlp"])})
+    m["embed"] = need("model.embed_tokens.weight")
+    m["norm"] = need("model.norm.weight")
+    tied = cfg.get("tie_word_embeddings", False)
+    m["head"] = m["embed"] if tied else need("lm_head.weight")
     return m
 
 
@@ -100,8 +196,10 @@ def load_llama2c(path, theta=10000.0):
     m = dict(dim=dim, n_layers=L, n_heads=H, n_kv_heads=KV, head_dim=hd, vocab=vocab, eps=1e-5,
              theta=theta, max_pos=seq_len, rope="interleaved", bos=1, embed=embed, norm=norm, head=head)
     m["layers"] = [dict(attn_norm=rms_att[i], wq=wq[i], wk=wk[i], wv=wv[i], wo=wo[i], bq=None, bk=None,
-                        bv=None, ffn_norm=rms_ffn[i], w_gate=w1[i], w_up=w3[i], w_down=w2[i])
+                        bv=None, bo=None, q_norm=None, k_norm=None, ffn_norm=rms_ffn[i], w_gate=w1[i],
+                        w_up=w3[i], w_down=w2[i], b_gate=None, b_up=None, b_down=None)
                    for i in range(L)]
+    m["cfg"] = {}
     return m
 
 
@@ -109,8 +207,12 @@ def load_model(path, dtype=torch.float64):
     m = load_llama2c(path) if os.path.isfile(path) else load_hf(path)
     cast = lambda t: None if t is None else t.to(dtype).contiguous()
     m["layers"] = [{k: cast(v) for k, v in l.items()} for l in m["layers"]]
-    for k in ("embed", "norm", "head"):
-        m[k] = cast(m[k])
+    m["norm"] = cast(m["norm"])
+    # Embedding and head stay in their float32 form (exact for bf16 / f16 / f32 files): rows are
+    # cast when looked up, the head in chunks (a 128k x 4096 head is 4 GB in float64).
+    tied = m["head"] is m["embed"]
+    m["embed"] = m["embed"].float().contiguous() if m["embed"].dtype != torch.float64 else m["embed"]
+    m["head"] = m["embed"] if tied else (m["head"].float().contiguous() if m["head"].dtype != torch.float64 else m["head"])
     m["dtype"] = dtype
     return m
 
@@ -127,11 +229,12 @@ def rmsnorm(x, w, eps):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
 
 
-def rope_tables(T, hd, theta, dtype):
-    """cos/sin of pos * theta^(-2i/hd), i < hd/2, computed in float64; shape (T, hd/2)."""
-    inv = theta ** (-torch.arange(0, hd, 2, dtype=torch.float64) / hd)
+def rope_tables(T, hd, theta, dtype, cfg=None):
+    """cos/sin of pos * inv_freq (rope_inv_freq: plain theta^(-2i/hd) or the config's scaling),
+    computed in float64 and multiplied by the scaling's cos/sin factor; shape (T, hd/2)."""
+    inv, scale = rope_inv_freq(cfg or {}, hd, theta, T)
     ang = torch.arange(T, dtype=torch.float64)[:, None] * inv[None, :]
-    return ang.cos().to(dtype), ang.sin().to(dtype)
+    return (ang.cos() * scale).to(dtype), (ang.sin() * scale).to(dtype)
 
 
 def rope(x, cos, sin, style):
@@ -161,24 +264,39 @@ def block(m, l, x, cos, sin):
     B, T, _ = x.shape
     H, KV, hd = m["n_heads"], m["n_kv_heads"], m["head_dim"]
     h = rmsnorm(x, l["attn_norm"], m["eps"])
-    q = linear(h, l["wq"], l["bq"]).view(B, T, H, hd).transpose(1, 2)
-    k = linear(h, l["wk"], l["bk"]).view(B, T, KV, hd).transpose(1, 2)
+    q = linear(h, l["wq"], l["bq"]).view(B, T, H, hd)
+    k = linear(h, l["wk"], l["bk"]).view(B, T, KV, hd)
+    if l.get("q_norm") is not None:  # Qwen3: RMSNorm over each head's head_dim, before RoPE
+        q, k = rmsnorm(q, l["q_norm"], m["eps"]), rmsnorm(k, l["k_norm"], m["eps"])
+    q, k = q.transpose(1, 2), k.transpose(1, 2)
     v = linear(h, l["wv"], l["bv"]).view(B, T, KV, hd).transpose(1, 2)
     q, k = rope(q, cos, sin, m["rope"]), rope(k, cos, sin, m["rope"])
     a = attention(q, k, v).transpose(1, 2).reshape(B, T, H * hd)
-    x = x + linear(a, l["wo"])
+    x = x + linear(a, l["wo"], l.get("bo"))
     h = rmsnorm(x, l["ffn_norm"], m["eps"])
-    return x + linear(swiglu(linear(h, l["w_gate"]), linear(h, l["w_up"])), l["w_down"])
+    g = swiglu(linear(h, l["w_gate"], l.get("b_gate")), linear(h, l["w_up"], l.get("b_up")))
+    return x + linear(g, l["w_down"], l.get("b_down"))
+
+
+def head_logits(m, h):
+    """h @ head^T in the model's dtype, the head cast in chunks of rows."""
+    W = m["head"]
+    if W.dtype == h.dtype:
+        return h @ W.t()
+    out = torch.empty(h.shape[:-1] + (W.shape[0],), dtype=h.dtype)
+    for r in range(0, W.shape[0], 16384):
+        out[..., r:r + 16384] = h @ W[r:r + 16384].to(h.dtype).t()
+    return out
 
 
 def forward(m, ids):
     """ids: (B, T) int64 tensor, positions 0..T-1. Returns logits (B, T, vocab)."""
     T = ids.shape[1]
-    cos, sin = rope_tables(T, m["head_dim"], m["theta"], m["dtype"])
-    x = m["embed"][ids]
+    cos, sin = rope_tables(T, m["head_dim"], m["theta"], m["dtype"], m.get("cfg"))
+    x = m["embed"][ids].to(m["dtype"])
     for l in m["layers"]:
         x = block(m, l, x, cos, sin)
-    return linear(rmsnorm(x, m["norm"], m["eps"]), m["head"])
+    return head_logits(m, rmsnorm(x, m["norm"], m["eps"]))
 
 # ---------------------------------------------------------------- commands
 
