@@ -2,8 +2,8 @@
 # The same numbers from a portable build: builds the core, the CLI and the unit/data tests for
 # the x86-64 baseline (GPTQW_NATIVE=OFF: no -march=native, as packages are built) into
 # build-baseline/, runs those tests (the same pinned numbers as the native build's), then runs
-# the README's main job with both builds and requires byte-identical checkpoints and equal
-# perplexities.
+# the README's main job with both builds, every module quantized (--pad-unloadable), and
+# requires byte-identical checkpoints and equal perplexities.
 #   scripts/baseline_check.sh [native-build-dir] [data-dir]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ for b in "$native" "$base"; do
   tag=$(basename "$b")
   "$b/app/gptqw" compare --model "$data/models/stories260K" \
     --calib "$data/text/tinystories-sample.txt" --nsamples 128 --seqlen 256 \
-    --bits 4 --group-size 32 --act-order \
+    --bits 4 --group-size 32 --act-order --pad-unloadable \
     --eval "$data/text/tinystories-sample.txt" --eval-seqlen 512 --eval-max-windows 64 \
     --report "$tmp/$tag.json" --out "$tmp/$tag" --quiet
   echo "$tag: $(grep -o '"kernels": *"[a-z0-9]*"' "$tmp/$tag.json"), build target" \
