@@ -11,14 +11,16 @@
 // head_dim, kv = kv heads x head_dim, B = GPTQ block size, N x K each linear's shape:
 //   linears      2 T (h q + 2 h kv + q h + 3 h I)             one whole block forward
 //   attention    4 T s q / 2 (causal QK^T and PV, s = seqlen)  (the masked half not counted)
-//   calibration  the partial forwards that produce each true-sequential group's inputs:
-//                attention + q/k/v + o (for [gate, up]) + ... (the first group needs none)
+//   calibration  the forwards that produce each true-sequential group's inputs: staged, each
+//                part of the block once (q/k/v, attention, o, gate/up); else the partial
+//                forwards of every group (attention + q/k/v for [o], + o for [gate, up], ...)
 //   hessian      T K^2 per distinct input (a symmetric rank-T update)
 //   factor       2/3 K^3 per distinct Hessian (Cholesky + triangular inverse)
 //   columns      N K B per module (the in-block updates, about B/2 columns each)
 //   lazy         sum over blocks of 2 N B (K - i2) per module
 //   metrics      N K^2 per triangular product: the reference and RTN's error per module
-//   forward      the block re-run with the quantized weights (linears + attention)
+//   forward      the block re-run with the quantized weights (linears + attention); staged,
+//                only the down projection
 #include <omp.h>
 
 #include <Eigen/Core>
@@ -116,8 +118,11 @@ int main(int argc, char** argv) try {
   const double attention = 4.0 * T * seqlen * q / 2;
   const double qkv = 2 * T * (h * q + 2 * h * kv), o = 2 * T * q * h, gate_up = 4 * T * h * I,
                down = 2 * T * I * h;
-  const double calibration = L * ((qkv + attention) + (qkv + attention + o) +
-                                  (qkv + attention + o + gate_up));
+  // Staged (r.staged): each part once, and the re-run is only the down projection. Else each
+  // group re-runs the block up to its input, and the re-run is the whole block.
+  const double calibration = r.staged ? L * (qkv + attention + o + gate_up)
+                                      : L * ((qkv + attention) + (qkv + attention + o) +
+                                             (qkv + attention + o + gate_up));
   const double hessian = L * T * (h * h + q * q + h * h + I * I);
   const double factor = L * 2.0 / 3.0 * (h * h * h + q * q * q + h * h * h + I * I * I);
   struct Shape { double N, K; };
@@ -129,7 +134,7 @@ int main(int argc, char** argv) try {
     metrics += 2 * s.N * s.K * s.K;
   }
   columns *= L, lazy *= L, metrics *= L;
-  const double forward = L * (qkv + attention + o + gate_up + down);
+  const double forward = r.staged ? L * down : L * (qkv + attention + o + gate_up + down);
   const Phase phases[] = {
       {"calibration forward", calibration, r.seconds_calibration},
       {"Hessian accumulation", hessian, r.seconds_hessian},
@@ -141,9 +146,10 @@ int main(int argc, char** argv) try {
       {"error metrics", metrics, r.seconds_metrics},
       {"block re-run", forward, r.seconds_forward},
   };
-  std::printf("\n%s: %d blocks, %lld x %lld calibration tokens, %d-bit g%d%s\n", model_dir.c_str(),
-              c.num_layers, static_cast<long long>(nsamples), static_cast<long long>(seqlen), bits,
-              group, act_order ? " act-order" : "");
+  std::printf("\n%s: %d blocks, %lld x %lld calibration tokens, %d-bit g%d%s, %s\n",
+              model_dir.c_str(), c.num_layers, static_cast<long long>(nsamples),
+              static_cast<long long>(seqlen), bits, group, act_order ? " act-order" : "",
+              r.staged ? "staged (each part of a block once)" : "groups re-run the block");
   std::printf("%-22s %10s %10s %10s %9s\n", "phase", "GFLOP", "seconds", "GFLOP/s", "of peak");
   double total_flops = 0, total_seconds = 0;
   for (const Phase& p : phases) {

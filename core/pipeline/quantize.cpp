@@ -142,6 +142,7 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
   const double staged_bytes = 4.0 * T * (2.0 * c.hidden_size + 2.0 * c.intermediate_size +
                                           double(c.num_heads) * c.head_dim);
   const bool staged = opt.true_sequential && staged_bytes <= double(opt.staged_budget_bytes);
+  result.staged = staged;
   const Rope rope = make_rope(c, calib.seqlen);
 
   for (int b = 0; b < c.num_layers; ++b) {

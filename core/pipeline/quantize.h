@@ -90,10 +90,14 @@ struct QuantizeResult {
   //   gptq         GPTQ of each module on the shared factor: columns + lazy + the rest
   //   columns      GPTQ's in-block column loops; lazy: its lazy batch updates
   //   rtn, metrics RTN; the reconstruction errors (pipeline/layer_metrics.h)
-  //   forward      re-running each quantized block for the next block's inputs
+  //   forward      re-running each quantized block for the next block's inputs (staged: only
+  //                its last part, the down projection and residual)
   double seconds_forward = 0, seconds_calibration = 0, seconds_hessian = 0, seconds_factor = 0,
          seconds_gptq = 0, seconds_columns = 0, seconds_lazy = 0, seconds_rtn = 0,
          seconds_metrics = 0;
+  // Whether each block ran part by part, once (QuantizeOptions::staged_budget_bytes), or
+  // every group re-ran it from its start.
+  bool staged = false;
 };
 
 // Bytes of one layer in the GPTQ checkpoint format (spec section 6), with packed dimensions
