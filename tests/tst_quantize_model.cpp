@@ -432,6 +432,19 @@ class TestQuantizeModel : public QObject {
       }
     };
     refused(R"({"schema": "gptq-workbench-report", "schema_version": 1})", "");
+    // A report made before the environment, the calibration fingerprint and the corpus format
+    // were recorded still opens: those read as unknown, everything else as it was.
+    nlohmann::json older = to_json(rep);
+    older.erase("environment");
+    for (const char* key : {"file_bytes", "sha256", "format", "field", "documents", "files", "separator"})
+      older["calibration"].erase(key);
+    older["settings"].erase("exact_ties");
+    const Report old_back = report_from_json(older, f);
+    QVERIFY(old_back.calib_sha256.empty());
+    QCOMPARE(old_back.calib_file_bytes, uint64_t(0));
+    QVERIFY(old_back.environment.cpu_model.empty());
+    QCOMPARE(old_back.layers.size(), size_t(35));
+    QCOMPARE(old_back.calib_offsets, rep.calib_offsets);
     nlohmann::json j = to_json(rep);
     j["layers"][0]["hessian"]["diag"][0] = 1e308;
     refused(j.dump(), "'diag'");
