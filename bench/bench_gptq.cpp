@@ -26,28 +26,12 @@
 #include "quant/gptq.h"
 #include "quant/hessian.h"
 #include "test_matrices.h"
+#include "bench_timing.h"
 
 using namespace gptqw;
 using Eigen::Index;
 
-namespace {
-
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-template <typename F>
-double best_of(int reps, F&& f) {
-  double best = 1e30;
-  for (int r = 0; r < reps; ++r) {
-    const double t = now();
-    f();
-    best = std::min(best, now() - t);
-  }
-  return best;
-}
-
-}  // namespace
+using bench::best_of;
 
 int main(int argc, char** argv) try {
   int threads = 2, reps = 2, bits = 4, group = 128;

@@ -6,34 +6,17 @@
 // with the number of blocks.
 //
 //   bench_load --model DIR [--text FILE] [--reps 3]
-#include <chrono>
 #include <cstdio>
 #include <string>
 
+#include "bench_timing.h"
 #include "common/text_file.h"
 #include "model/model.h"
 #include "model/tokenizer.h"
 
 using namespace gptqw;
 
-namespace {
-
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-template <typename F>
-double best_of(int reps, F&& f) {
-  double best = 1e30;
-  for (int i = 0; i < reps; ++i) {
-    const double t0 = now();
-    f();
-    best = std::min(best, now() - t0);
-  }
-  return best;
-}
-
-}  // namespace
+using bench::best_of;
 
 int main(int argc, char** argv) {
   std::string model, text;

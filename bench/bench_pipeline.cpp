@@ -36,26 +36,19 @@
 #include "model/model.h"
 #include "pipeline/quantize.h"
 #include "pipeline/run.h"
+#include "bench_timing.h"
 #include "test_matrices.h"
 
 using namespace gptqw;
 
 namespace {
 
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+using bench::now;
 
 // Best of three n x n x n products, GFLOP/s.
 template <class F>
 double gemm_rate(int64_t n, F&& product) {
-  double best = 1e30;
-  for (int r = 0; r < 3; ++r) {
-    const double t = now();
-    product();
-    best = std::min(best, now() - t);
-  }
-  return 2.0 * double(n) * double(n) * double(n) / best / 1e9;
+  return 2.0 * double(n) * double(n) * double(n) / bench::best_of(3, product) / 1e9;
 }
 
 struct Phase {

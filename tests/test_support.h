@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <string>
 
+#include "common/error.h"
 #include "common/text_file.h"
 
 namespace gptqw::test {
@@ -55,5 +56,20 @@ inline CliResult run_cli(const QStringList& args, int timeout_ms = 300000) {
 }
 
 inline QString qpath(const std::filesystem::path& p) { return QString::fromStdString(p.string()); }
+
+// The message of the gptqw::Error that f throws; "(no error)" when none is thrown.
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const gptqw::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+inline bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
 
 }  // namespace gptqw::test

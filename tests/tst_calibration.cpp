@@ -15,25 +15,11 @@
 #include "test_support.h"
 
 using namespace gptqw;
+using test::contains;
+using test::error_of;
 using test::qpath;
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-namespace {
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
-}  // namespace
 
 class TestCalibration : public QObject {
   Q_OBJECT

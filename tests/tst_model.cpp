@@ -16,25 +16,14 @@
 #include "test_support.h"
 
 using namespace gptqw;
+using test::contains;
+using test::error_of;
 namespace fs = std::filesystem;
 
 namespace {
 
 fs::path llama2c_bin() { return test::stories_dir() / "llama2c/stories260K.bin"; }
 fs::path llama2c_tok() { return test::stories_dir() / "llama2c/tok512.bin"; }
-
-// The message of the gptqw::Error that f throws; fails the test when none is thrown.
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // A copy of the stories260K folder in dir whose config.json is edited by fix.
 template <class Fix>

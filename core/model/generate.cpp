@@ -19,9 +19,8 @@ std::vector<int32_t> generate_greedy(const WeightSource& weights, std::vector<in
   for (int b = 0; b < c.num_layers; ++b) blocks.push_back(weights.block(b));
   const Matrix embedding = weights.embedding();
   const Vector final_norm = weights.final_norm();
-  // A tied head is the embedding itself, not a copy (622 MB for Qwen3's 151,936 x 1,024).
-  const Matrix untied_head = c.tie_word_embeddings ? Matrix() : weights.lm_head();
-  const Matrix& lm_head = c.tie_word_embeddings ? embedding : untied_head;
+  const OutputHead head(weights, embedding);
+  const Matrix& lm_head = head.matrix();
   // The positions this run can reach (the prompt plus the new tokens, never past the model's
   // context), not the context the config claims: max_position_embeddings 2^30 would ask for a
   // 32 GB RoPE table. Sequences stay below max_position_embeddings, so dynamic NTK scaling never

@@ -11,19 +11,6 @@
 
 namespace gptqw {
 
-namespace {
-
-std::vector<double> plain_frequencies(int head_dim, double theta) {
-  std::vector<double> inv(head_dim / 2);
-  for (int i = 0; i < head_dim / 2; ++i) inv[i] = std::pow(theta, -2.0 * i / head_dim);
-  return inv;
-}
-
-}  // namespace
-
-Rope::Rope(int head_dim, double theta, int max_len)
-    : Rope(plain_frequencies(head_dim, theta), 1.0, max_len) {}
-
 Rope::Rope(const std::vector<double>& inv_freq, double scaling, int max_len)
     : m_head_dim(static_cast<int>(inv_freq.size()) * 2),
       m_cos(max_len, inv_freq.size()),

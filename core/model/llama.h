@@ -16,11 +16,10 @@
 namespace gptqw {
 
 // cos/sin tables for positions [0, max_len) of one head; computed in double so that long
-// contexts do not accumulate fp32 error in the angle. The scaled variants of rope_scaling are
-// made by make_rope() (model/rope_scaling.h) from their frequencies.
+// contexts do not accumulate fp32 error in the angle. make_rope() (model/rope_scaling.h) makes
+// one from a config's frequencies, plain or scaled.
 class Rope {
  public:
-  Rope(int head_dim, double theta, int max_len);
   // inv_freq: one frequency per rotated pair (head_dim / 2 of them); cos and sin are
   // multiplied by scaling (YaRN's attention factor, 1 otherwise).
   Rope(const std::vector<double>& inv_freq, double scaling, int max_len);

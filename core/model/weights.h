@@ -73,4 +73,20 @@ class WeightSource {
   virtual std::string dtype() const = 0;   // of the stored weights: "F32", "BF16", ...
 };
 
+// The output projection [vocab, hidden] beside an embedding already read: the embedding itself
+// when the head is tied (no second copy: 622 MB at Qwen3's 151,936 x 1,024), else lm_head().
+class OutputHead {
+ public:
+  OutputHead(const WeightSource& w, const Matrix& embedding)
+      : m_untied(w.config().tie_word_embeddings ? Matrix() : w.lm_head()),
+        m_head(w.config().tie_word_embeddings ? embedding : m_untied) {}
+  OutputHead(const OutputHead&) = delete;
+  OutputHead& operator=(const OutputHead&) = delete;
+  const Matrix& matrix() const { return m_head; }
+
+ private:
+  Matrix m_untied;       // empty when tied
+  const Matrix& m_head;  // m_untied or the embedding
+};
+
 }  // namespace gptqw

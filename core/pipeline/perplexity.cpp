@@ -60,9 +60,8 @@ PerplexityResult perplexity(const WeightSource& weights, std::span<const int32_t
   const Rope rope = make_rope(c, opt.seqlen);
   const Matrix embedding = weights.embedding();
   const Vector final_norm = weights.final_norm();
-  // A tied head is the embedding itself, not a copy (622 MB for Qwen3's 151,936 x 1,024).
-  const Matrix untied_head = c.tie_word_embeddings ? Matrix() : weights.lm_head();
-  const Matrix& lm_head = c.tie_word_embeddings ? embedding : untied_head;
+  const OutputHead head(weights, embedding);
+  const Matrix& lm_head = head.matrix();
   size_t window_bytes = size_t(opt.seqlen) * c.hidden_size * sizeof(float);
   int64_t per_chunk = std::max<int64_t>(1, static_cast<int64_t>(opt.activation_budget / window_bytes));
   int64_t n_chunks = (n_windows + per_chunk - 1) / per_chunk;

@@ -125,11 +125,14 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
   const auto t_start = Clock::now();
   QuantizeResult result;
   if (opt.skip.size() == kNumLinears) throw ConfigError("every module is skipped: nothing to quantize");
-  std::vector<std::vector<LinearKind>> groups;
-  for (auto group : sequential_groups(opt.true_sequential)) {
+  // A group's modules that are quantized (--skip-modules and those kept for loaders are not).
+  auto quantized_of = [&](std::vector<LinearKind> group) {
     std::erase_if(group, [&](LinearKind k) { return opt.skip.count(k) > 0; });
-    if (!group.empty()) groups.push_back(std::move(group));
-  }
+    return group;
+  };
+  std::vector<std::vector<LinearKind>> groups;
+  for (const auto& all : sequential_groups(opt.true_sequential))
+    if (auto group = quantized_of(all); !group.empty()) groups.push_back(std::move(group));
   const double steps = double(c.num_layers) * (kNumLinears - opt.skip.size());
   int done = 0;
 
@@ -266,9 +269,7 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
       // of the block from its start would compute (linalg's results do not depend on how rows
       // are batched), and the Hessians get the same batches as block_forward's chunks.
       auto calibrate = [&](const std::vector<LinearKind>& all, const Matrix& X) {
-        std::vector<LinearKind> group;
-        for (LinearKind k : all)
-          if (!opt.skip.count(k)) group.push_back(k);
+        const std::vector<LinearKind> group = quantized_of(all);
         if (group.empty()) return;
         std::map<int, HessianAccumulator> acc = accumulators(group);
         auto ta = Clock::now();
