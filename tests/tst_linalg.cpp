@@ -192,6 +192,53 @@ class TestLinalg : public QObject {
     QVERIFY(!inverse_cholesky_upper(Z, U));
   }
 
+  // The leaf kernels compute each element by the chain kernel_table.h states, bit for bit, on
+  // every level: the vectorized kernels (rows in lanes, in chunks) against the plain loops.
+  void leafKernelsAreTheirChains() {
+    for (int n : {1, 7, 64, 65, 128, 200, 256}) {
+      const Matrix H = spd(n, 40 + n);
+      // Cholesky, column by column.
+      Matrix want = H;
+      for (int j = 0; j < n; ++j) {
+        for (int i = j; i < n; ++i) {
+          float s = want(i, j);
+          for (int k = 0; k < j; ++k) s = std::fma(-want(i, k), want(j, k), s);
+          want(i, j) = s;
+        }
+        const float l = std::sqrt(want(j, j));
+        want(j, j) = l;
+        for (int i = j + 1; i < n; ++i) want(i, j) /= l;
+      }
+      // X L^T = B, row by row.
+      const int m = 70;
+      const Matrix B = test::random_matrix(m, n, 50 + n);
+      Matrix X = B;
+      for (int r = 0; r < m; ++r)
+        for (int j = 0; j < n; ++j) {
+          float x = X(r, j);
+          for (int k = 0; k < j; ++k) x = std::fma(-X(r, k), want(j, k), x);
+          X(r, j) = x / want(j, j);
+        }
+      for (const CpuKernels* k : levels()) {
+        Matrix L = H;
+        QVERIFY(k->cholesky_leaf(n, L.data(), L.outerStride()));
+        for (int i = 0; i < n; ++i)
+          for (int j = 0; j <= i; ++j)
+            QVERIFY2(std::memcmp(&L(i, j), &want(i, j), sizeof(float)) == 0,
+                     qPrintable(QString("%1 n=%2 L(%3,%4)").arg(k->name).arg(n).arg(i).arg(j)));
+        for (int i = 0; i < n; ++i)  // the strict upper triangle is left alone
+          for (int j = i + 1; j < n; ++j) QCOMPARE(L(i, j), H(i, j));
+        Matrix Y = B;
+        k->trsm_leaf(m, n, want.data(), want.outerStride(), Y.data(), Y.outerStride());
+        QVERIFY2(same_bits(X, Y), qPrintable(QString("%1 trsm n=%2").arg(k->name).arg(n)));
+        // A pivot that fails is reported.
+        Matrix bad = H;
+        bad(n - 1, n - 1) = -1.0f;
+        QVERIFY(!k->cholesky_leaf(n, bad.data(), bad.outerStride()));
+      }
+    }
+  }
+
   void triangularBuildingBlocks() {
     const int n = 300, m = 70;
     Matrix L = spd(n, 21);

@@ -60,11 +60,11 @@ void GptqOptions::validate() const {
     throw ConfigError("gptq: a fixed grid needs group_size -1 (one grid per row)");
 }
 
-std::vector<int32_t> act_order_permutation(const Eigen::Ref<const Matrix>& H) {
-  std::vector<int32_t> perm(H.rows());
+std::vector<int32_t> act_order_permutation(const Vector& diag) {
+  std::vector<int32_t> perm(diag.size());
   std::iota(perm.begin(), perm.end(), 0);
   std::stable_sort(perm.begin(), perm.end(),
-                   [&](int32_t a, int32_t b) { return H(a, a) > H(b, b); });
+                   [&](int32_t a, int32_t b) { return diag[a] > diag[b]; });
   return perm;
 }
 
@@ -78,7 +78,7 @@ std::vector<int32_t> make_g_idx(int64_t K, int group_size, const std::vector<int
   return g_idx;
 }
 
-HessianFactor factor_hessian(Matrix H, const GptqOptions& options) {
+HessianFactor factor_hessian(const Eigen::Ref<const Matrix>& H, const GptqOptions& options) {
   const double t_start = now_seconds();
   options.validate();
   const Index K = H.rows();
@@ -91,21 +91,26 @@ HessianFactor factor_hessian(Matrix H, const GptqOptions& options) {
   HessianFactor f;
   f.K = K;
 
-  // 1. Dead inputs (their weights are zeroed by gptq_quantize).
+  // 1. Dead inputs (their weights are zeroed by gptq_quantize): H' is H with their diagonal
+  //    set to 1. H itself is never copied: M below reads H' straight from it.
   f.dead.assign(K, 0);
-  for (Index i = 0; i < K; ++i)
+  Vector diag(K);
+  for (Index i = 0; i < K; ++i) {
+    diag[i] = H(i, i) == 0 ? 1.0f : H(i, i);
     if (H(i, i) == 0) {
-      H(i, i) = 1;
       f.dead[i] = 1;
       ++f.dead_columns;
     }
+  }
 
   // 3. Act-order: the columns with the largest H[i,i] (most input energy) go first, while the
-  //    most columns remain to absorb their error.
+  //    most columns remain to absorb their error. Position a of the quantization order is
+  //    input channel p[a] (the identity without act-order).
+  std::vector<int32_t> p(K);
+  std::iota(p.begin(), p.end(), 0);
   if (options.act_order) {
-    f.perm = act_order_permutation(H);
-    const Eigen::Map<const Eigen::VectorXi> p(f.perm.data(), K);
-    H = Matrix(H(p, p));
+    f.perm = act_order_permutation(diag);
+    p = f.perm;
   }
 
   // 4-5. Damping and the Cholesky factor. The damping keeps H invertible when calibration did
@@ -113,21 +118,25 @@ HessianFactor factor_hessian(Matrix H, const GptqOptions& options) {
   //      step as GPTQModel does, and as a last resort fall back to RTN. One factorization can
   //      fail here where the reference's has two (its second Cholesky, of H^-1, can fail on
   //      rounding alone), so a layer never needs more damping than there.
-  double mean = 0;  // in double, in channel order
-  for (Index i = 0; i < K; ++i) mean += H(i, i);
+  double mean = 0;  // in double, in quantization order
+  for (Index a = 0; a < K; ++a) mean += diag[p[a]];
   const float mean_diag = static_cast<float>(mean / double(K));
   double percdamp = options.percdamp;
   for (;;) {
     // torch: percdamp (a Python float) * mean (an fp32 tensor) is computed in fp32.
     const float damp = static_cast<float>(percdamp) * mean_diag;
-    // M = J (H + damp I) J: each row of H read backwards, from the last row.
+    // M = J (P^T H' P + damp I) J: M[i, j] = H'[p[K-1-i], p[K-1-j]], plus damp on the diagonal.
     f.M.resize(K, K);
 #pragma omp parallel for schedule(static) if (K > 512)
     for (Index i = 0; i < K; ++i) {
-      const float* h = H.row(K - 1 - i).data();
+      const Index pi = p[K - 1 - i];
+      const float* h = H.row(pi).data();
       float* m = f.M.row(i).data();
-      for (Index j = 0; j < K; ++j) m[j] = h[K - 1 - j];
-      m[i] += damp;
+      if (options.act_order)
+        for (Index j = 0; j < K; ++j) m[j] = h[p[K - 1 - j]];
+      else
+        for (Index j = 0; j < K; ++j) m[j] = h[K - 1 - j];
+      m[i] = diag[pi] + damp;
     }
     if (linalg::cholesky_lower(f.M)) {
       f.damp_abs = damp;
@@ -160,13 +169,28 @@ void HessianFactor::invert() {
   const double t = now_seconds();
   linalg::triangular_inverse_lower(M);
   // Hinv = J L^-1 J: element (i, j) of the result is element (K-1-i, K-1-j) of M, i.e. M's
-  // storage read backwards. The strict upper triangle of M was scratch; it becomes the strict
-  // lower triangle of Hinv, which must be zero.
-  std::reverse(M.data(), M.data() + M.size());
-#pragma omp parallel for schedule(static) if (K > 512)
-  for (Index i = 1; i < K; ++i) std::fill(M.row(i).data(), M.row(i).data() + i, 0.0f);
+  // storage read backwards: rows i and K-1-i trade places, each read backwards. The strict
+  // upper triangle of M was scratch; it becomes the strict lower triangle of Hinv, which must
+  // be zero.
+  bool finite = true;
+#pragma omp parallel for schedule(dynamic, 64) reduction(&& : finite) if (K > 512)
+  for (Index i = 0; i < (K + 1) / 2; ++i) {
+    float* a = M.row(i).data();
+    float* b = M.row(K - 1 - i).data();
+    if (a == b) {
+      std::reverse(a, a + K);
+    } else {
+      for (Index j = 0; j < K; ++j) std::swap(a[j], b[K - 1 - j]);
+    }
+    std::fill(a, a + i, 0.0f);
+    std::fill(b, b + (K - 1 - i), 0.0f);
+    bool ok = true;
+    for (Index j = i; j < K; ++j) ok = ok && std::isfinite(a[j]);
+    for (Index j = K - 1 - i; j < K; ++j) ok = ok && std::isfinite(b[j]);
+    finite = finite && ok;
+  }
   inverted = true;
-  if (!all_finite(M)) {  // a pivot too small for fp32: as if the Cholesky had failed
+  if (!finite) {  // a pivot too small for fp32: as if the Cholesky had failed
     failed = true;
     M = Matrix();
     note = note.empty() ? "the inverse Hessian is not finite in fp32" : note;
@@ -174,14 +198,14 @@ void HessianFactor::invert() {
   seconds += now_seconds() - t;
 }
 
-GptqResult gptq_quantize(const Eigen::Ref<const Matrix>& W, Matrix H, const GptqOptions& options,
-                         Backend& backend) {
+GptqResult gptq_quantize(const Eigen::Ref<const Matrix>& W, const Eigen::Ref<const Matrix>& H,
+                         const GptqOptions& options, Backend& backend) {
   const double t_start = now_seconds();
   if (H.rows() != W.cols() || H.cols() != W.cols())
     throw Error(layer_prefix(options) + "Hessian is " + shape_str({H.rows(), H.cols()}) +
                 " but the weight " + shape_str({W.rows(), W.cols()}) + " needs [" +
                 std::to_string(W.cols()) + ", " + std::to_string(W.cols()) + "]");
-  HessianFactor f = factor_hessian(std::move(H), options);
+  HessianFactor f = factor_hessian(H, options);
   f.invert();
   GptqResult res = gptq_quantize(W, f, options, backend);
   res.seconds_hinv = f.seconds;

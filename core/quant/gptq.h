@@ -91,25 +91,25 @@ struct HessianFactor {
 };
 
 // Throws Error naming options.layer for a non-square or non-finite H, ConfigError for bad
-// options. H is taken by value (pass std::move(H) when it is no longer needed).
-HessianFactor factor_hessian(Matrix H, const GptqOptions& options);
+// options. H is read, never copied: M is built from it in one pass.
+HessianFactor factor_hessian(const Eigen::Ref<const Matrix>& H, const GptqOptions& options);
 
 // Quantizes W [N, K] (out_features x in_features) given the layer's Hessian H [K, K]: the
-// factorization and the column loop together. H is taken by value: pass std::move(H) when it
-// is no longer needed. Throws Error naming the layer for mismatched shapes or a non-finite
-// value in W or H, ConfigError for bad options, Cancelled when keep_going says stop.
-GptqResult gptq_quantize(const Eigen::Ref<const Matrix>& W, Matrix H, const GptqOptions& options,
-                         Backend& backend = best_backend());
+// factorization and the column loop together. Throws Error naming the layer for mismatched
+// shapes or a non-finite value in W or H, ConfigError for bad options, Cancelled when
+// keep_going says stop.
+GptqResult gptq_quantize(const Eigen::Ref<const Matrix>& W, const Eigen::Ref<const Matrix>& H,
+                         const GptqOptions& options, Backend& backend = best_backend());
 
 // The same with a factor made (and inverted) beforehand by factor_hessian() with the same
 // damping and act-order options: the codes are the same bits.
 GptqResult gptq_quantize(const Eigen::Ref<const Matrix>& W, const HessianFactor& factor,
                          const GptqOptions& options, Backend& backend = best_backend());
 
-// Act-order: input channels by decreasing H[i,i]. torch.argsort is not stable, so the
+// Act-order: input channels by decreasing H[i,i] (diag). torch.argsort is not stable, so the
 // reference leaves the order of equal diagonals to the sort implementation; we use a stable
 // sort, so equal diagonals keep increasing channel order (and H = c I gives the identity).
-std::vector<int32_t> act_order_permutation(const Eigen::Ref<const Matrix>& H);
+std::vector<int32_t> act_order_permutation(const Vector& diag);
 
 // g_idx (spec section 3, item 8): the group of each input channel k.
 //   no act-order, or act-order with static groups: k / group_size;
