@@ -539,10 +539,13 @@ class TestGptq : public QObject {
     HessianFactor f = factor_hessian(H, o);
     QCOMPARE(f.damp_raises > 0, raise);
     const Matrix rtn = rtn_quantize(W, o.quant).Q;
-    for (const Matrix* D : {&W, &rtn}) {
-      const Matrix E = D == &W ? W : Matrix(W - rtn);
-      const double want = direct(E), got = weighted_square(E, f);
+    MatrixPool pool(size_t(1) << 30);
+    for (const Matrix* Q : {static_cast<const Matrix*>(nullptr), &rtn}) {
+      const Matrix E = Q ? Matrix(W - rtn) : W;
+      const double want = direct(E), got = weighted_square(W, Q, f, pool);
       QVERIFY2(std::abs(got / want - 1) < 1e-5, qPrintable(QString("%1 vs %2").arg(got).arg(want)));
+      // W - Q read on the fly or formed first: the same arithmetic, the same bits.
+      QCOMPARE(got, weighted_square(E, nullptr, f, pool));
       QVERIFY(std::abs(weighted_square_direct(E, H, cpu_backend()) / want - 1) < 1e-5);
     }
     f.invert();

@@ -11,22 +11,27 @@ namespace gptqw {
 
 using Eigen::Index;
 
-double weighted_square(const Eigen::Ref<const Matrix>& D, const HessianFactor& f) {
-  if (f.failed || f.inverted || D.cols() != f.K)
+double weighted_square(const Eigen::Ref<const Matrix>& W, const Matrix* Q, const HessianFactor& f,
+                       MatrixPool& pool) {
+  if (f.failed || f.inverted || W.cols() != f.K ||
+      (Q && (Q->rows() != W.rows() || Q->cols() != W.cols())))
     throw Error("weighted_square: needs the Cholesky factor of a [" + std::to_string(f.K) + ", " +
-                std::to_string(f.K) + "] Hessian, and D " + shape_str({D.rows(), D.cols()}));
-  const Index N = D.rows(), K = f.K;
+                std::to_string(f.K) + "] Hessian, and W " + shape_str({W.rows(), W.cols()}) +
+                (Q ? " and Q " + shape_str({Q->rows(), Q->cols()}) : std::string()));
+  const Index N = W.rows(), K = f.K;
   // Y = D' P J: column j of Y is column perm[K-1-j] of D (zero for a dead input).
-  Matrix Y(N, K);
+  Matrix Y = pool.take(N, K);
 #pragma omp parallel for schedule(static) if (N * K > (1 << 16))
   for (Index r = 0; r < N; ++r)
     for (Index j = 0; j < K; ++j) {
       const Index c = f.perm.empty() ? K - 1 - j : f.perm[K - 1 - j];
-      Y(r, j) = f.dead[c] ? 0.0f : D(r, c);
+      Y(r, j) = f.dead[c] ? 0.0f : Q ? W(r, c) - (*Q)(r, c) : W(r, c);
     }
   const double norm = linalg::dot_f64(Y.data(), Y.data(), Y.size());  // ||D'||^2
   linalg::trmm_right_lower(Y, f.M);  // Y L
-  return linalg::dot_f64(Y.data(), Y.data(), Y.size()) - double(f.damp_abs) * norm;
+  const double result = linalg::dot_f64(Y.data(), Y.data(), Y.size()) - double(f.damp_abs) * norm;
+  pool.give(std::move(Y));
+  return result;
 }
 
 double weighted_square_direct(const Eigen::Ref<const Matrix>& D, const Eigen::Ref<const Matrix>& H,

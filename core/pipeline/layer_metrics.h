@@ -14,12 +14,16 @@
 #pragma once
 
 #include "backend/backend.h"
+#include "common/matrix_pool.h"
 #include "quant/gptq.h"
 
 namespace gptqw {
 
-// tr(D H D^T) from the factor's Cholesky factor (f not failed, not yet inverted).
-double weighted_square(const Eigen::Ref<const Matrix>& D, const HessianFactor& f);
+// tr(D H D^T) from the factor's Cholesky factor (f not failed, not yet inverted), for D = W - Q,
+// or D = W when Q is null (never formed: read straight into the product's operand). The
+// product's [N, K] operand is taken from `pool` and given back.
+double weighted_square(const Eigen::Ref<const Matrix>& W, const Matrix* Q, const HessianFactor& f,
+                       MatrixPool& pool);
 
 // tr(D H D^T) by the direct product with H.
 double weighted_square_direct(const Eigen::Ref<const Matrix>& D, const Eigen::Ref<const Matrix>& H,

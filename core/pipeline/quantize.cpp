@@ -147,6 +147,14 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
   const bool staged = opt.true_sequential && staged_bytes <= double(opt.staged_budget_bytes);
   result.staged = staged;
   const Rope rope = make_rope(c, calib.seqlen);
+  // Buffers that serve one layer after another: Hessians, factors and the metrics' operands,
+  // whose sizes repeat in every block. Reused, they cost no fresh pages. Whatever the pool holds
+  // idle adds to the peak memory, so its budget is small: enough for the metrics' operand and
+  // the attention-sized Hessians and factors; the largest (a 7B down_proj's 11008^2 Hessian
+  // and factor, 485 MB each) are freed as before. Measured on the 7B-shaped model: 17% fewer
+  // page faults for 0.2 GB more peak; a 384 MiB budget gave 25% for 0.37 GB.
+  MatrixPool pool(size_t(192) << 20);
+  Matrix h, a, x1, g, x;
 
   for (int b = 0; b < c.num_layers; ++b) {
     report_progress(progress, {"load", b, c.num_layers, "", done / steps});
@@ -159,7 +167,10 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
     auto accumulators = [&](const std::vector<LinearKind>& group) {
       std::map<int, HessianAccumulator> acc;
       for (LinearKind k : group)
-        acc.try_emplace(input_of(k), linear_shape(c, k).second, linear_module(b, k), backend);
+        if (!acc.count(input_of(k))) {
+          const int64_t K = linear_shape(c, k).second;
+          acc.try_emplace(input_of(k), K, linear_module(b, k), backend, pool.take(K, K));
+        }
       return acc;
     };
     // Quantizes a group's modules from their accumulated Hessians: one factorization per
@@ -176,7 +187,7 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
         GptqOptions go = opt.gptq;
         go.layer = linear_module(b, modules.front());
         auto tf = Clock::now();
-        HessianFactor factor = factor_hessian(H, go);
+        HessianFactor factor = factor_hessian(H, go, pool.take(H.rows(), H.cols()));
         result.seconds_factor += since(tf);
 
         // RTN and the errors that need the Cholesky factor, then GPTQ on its inverse.
@@ -206,20 +217,21 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
           r.bytes_quantized = quantized_layer_bytes(m.W.rows(), m.W.cols(), opt.gptq.quant, bias);
           r.bits_per_weight = r.bytes_quantized * 8.0 / double(m.W.size());
           // tr(D H D^T) of the factor, or of H itself where the factorization failed.
-          auto trace = [&](const Matrix& D) {
+          auto trace = [&](const Matrix* Q) {
             auto tm = Clock::now();
-            const double v = factor.failed ? weighted_square_direct(D, H, backend)
-                                           : weighted_square(D, factor);
+            const double v = !factor.failed ? weighted_square(m.W, Q, factor, pool)
+                             : Q            ? weighted_square_direct(m.W - *Q, H, backend)
+                                            : weighted_square_direct(m.W, H, backend);
             result.seconds_metrics += since(tm);
             return v;
           };
-          m.reference = trace(m.W);
+          m.reference = trace(nullptr);
           if (opt.run_rtn) {
             auto tr = Clock::now();
             m.rtn_w = rtn_quantize(m.W, opt.gptq.quant);
             r.rtn_seconds = since(tr);
             result.seconds_rtn += r.rtn_seconds;
-            r.rtn_rel_error = m.reference > 0 ? trace(m.W - m.rtn_w->Q) / m.reference : 0.0;
+            r.rtn_rel_error = m.reference > 0 ? trace(&m.rtn_w->Q) / m.reference : 0.0;
           }
         }
         auto ti = Clock::now();
@@ -260,7 +272,9 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
           result.layers.push_back(std::move(r));
           ++done;
         }
+        pool.give(std::move(factor.M));
       }
+      for (auto& [input, H_acc] : acc) pool.give(H_acc.release());
     };
 
     if (staged) {
@@ -288,7 +302,6 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
         f();
         result.seconds_calibration += since(t);
       };
-      Matrix h, a, x1, g;
       stage("self_attn.q_proj", [&] { block_attention_input(c, stream, inps, h); });
       calibrate({K::q, K::k, K::v}, h);
       stage("self_attn.o_proj", [&] { block_attention(c, stream, rope, h, calib.seqlen, a); });
@@ -315,7 +328,7 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
                                  std::string(linear_name(group.front())), done / steps});
       auto t0 = Clock::now();
       double accumulate = 0;
-      Matrix x = inps;
+      x = inps;
       // Only the part of the block up to this group's last input is run (kAllLinears is in
       // execution order).
       const LinearKind last = *std::max_element(group.begin(), group.end());

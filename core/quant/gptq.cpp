@@ -79,6 +79,11 @@ std::vector<int32_t> make_g_idx(int64_t K, int group_size, const std::vector<int
 }
 
 HessianFactor factor_hessian(const Eigen::Ref<const Matrix>& H, const GptqOptions& options) {
+  return factor_hessian(H, options, Matrix());
+}
+
+HessianFactor factor_hessian(const Eigen::Ref<const Matrix>& H, const GptqOptions& options,
+                             Matrix storage) {
   const double t_start = now_seconds();
   options.validate();
   const Index K = H.rows();
@@ -90,6 +95,7 @@ HessianFactor factor_hessian(const Eigen::Ref<const Matrix>& H, const GptqOption
                 " (calibration activations overflowed?)");
   HessianFactor f;
   f.K = K;
+  f.M = std::move(storage);
 
   // 1. Dead inputs (their weights are zeroed by gptq_quantize): H' is H with their diagonal
   //    set to 1. H itself is never copied: M below reads H' straight from it.

@@ -10,6 +10,13 @@ namespace gptqw {
 HessianAccumulator::HessianAccumulator(int64_t in_features, std::string layer, Backend& backend)
     : H_(Matrix::Zero(in_features, in_features)), layer_(std::move(layer)), backend_(&backend) {}
 
+HessianAccumulator::HessianAccumulator(int64_t in_features, std::string layer, Backend& backend,
+                                       Matrix storage)
+    : H_(std::move(storage)), layer_(std::move(layer)), backend_(&backend) {
+  H_.resize(in_features, in_features);  // keeps the storage when its size is right
+  H_.setZero();
+}
+
 void HessianAccumulator::add_batch(const Eigen::Ref<const Matrix>& X, int64_t n_sequences) {
   if (X.cols() != H_.rows())
     throw Error("layer '" + layer_ + "': Hessian of " + shape_str({H_.rows(), H_.cols()}) +

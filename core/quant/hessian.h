@@ -16,6 +16,9 @@ class HessianAccumulator {
   // in_features: K; layer: name used in error messages ("model.layers.0.self_attn.q_proj").
   explicit HessianAccumulator(int64_t in_features, std::string layer = {},
                               Backend& backend = best_backend());
+  // The same in the storage of `storage` (a matrix of in_features^2 elements from a pool, or
+  // empty), so that a driver reuses one buffer for every layer's Hessian.
+  HessianAccumulator(int64_t in_features, std::string layer, Backend& backend, Matrix storage);
 
   // Adds one batch: X [tokens, K] holds the inputs of n_sequences sequences (the reference's
   // `tmp = inp.shape[0]` before flattening, so n counts sequences, not tokens). Runs
@@ -30,6 +33,8 @@ class HessianAccumulator {
   // Input channels never seen non-zero (H[i,i] == 0): GPTQ zeroes their weights.
   int64_t dead_columns() const;
   void reset();
+  // Hands H's storage back (to a pool); the accumulator is empty afterwards.
+  Matrix release() { return std::move(H_); }
 
  private:
   Matrix H_;
