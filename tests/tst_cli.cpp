@@ -7,6 +7,7 @@
 #include <QProcess>
 #include <QTest>
 
+#include "backend/backend.h"
 #include "io/synthetic_model.h"
 #include "test_support.h"
 
@@ -180,6 +181,31 @@ class TestCli : public QObject {
     QVERIFY2(again.err.contains("exists"), again.err.constData());
     QCOMPARE(QFileInfo(out + "/model.safetensors").lastModified(), before.lastModified());
     QCOMPARE(QDir(tmp.path()).entryList(QDir::AllEntries | QDir::NoDotAndDotDot | QDir::Hidden).size(), 2);
+  }
+
+  // --device: cpu runs on the CPU backend and the report says so; cuda where no CUDA backend
+  // answers is refused before anything runs, with the reason; any other word is a usage error.
+  void deviceChoice() {
+    const QStringList run = {"quantize", "--model", model(), "--calib", text("tinystories-sample.txt"),
+                             "--nsamples", "4", "--seqlen", "128", "--group-size", "32",
+                             "--json", "--quiet", "--device"};
+    auto r = run_cli(run + QStringList{"cpu"});
+    QCOMPARE(r.exit_code, 0);
+    QJsonObject j = json_of(r);
+    QCOMPARE(j["backend"].toString(), QString("cpu"));
+    QCOMPARE(j["settings"].toObject()["device"].toString(), QString("cpu"));
+    r = run_cli(run + QStringList{"tpu"});
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY2(r.err.contains("--device") && r.err.contains("auto, cpu or cuda"), r.err.constData());
+    r = run_cli(run + QStringList{"cuda"});
+    if (cuda_backend_or_null(nullptr) == nullptr) {
+      QCOMPARE(r.exit_code, 1);
+      QVERIFY2(r.err.contains(QByteArray::fromStdString(cuda_status())), r.err.constData());
+      QVERIFY(r.out.isEmpty());
+    } else {
+      QCOMPARE(r.exit_code, 0);
+      QVERIFY(json_of(r)["backend"].toString().startsWith("cuda"));
+    }
   }
 
   void padUnloadableQuantizesEveryModule() {

@@ -19,6 +19,7 @@
 #include <QTimer>
 #include <fstream>
 
+#include "backend/backend.h"
 #include "io/synthetic_model.h"
 #include "layer_filter_model.h"
 #include "layer_table_model.h"
@@ -214,10 +215,14 @@ class TestMainWindow : public QObject {
     configure(w);
     w.settingsForm()->setSamples(8, 128);
     w.settingsForm()->setSeed(5);
+    QVERIFY(w.settingsForm()->setDevice(Device::cpu));
     load(w, model_dir());
     QSignalSpy finished(&w, &MainWindow::runFinished);
     QVERIFY(w.startRun());
     QVERIFY(finished.wait(300000));
+    // The Device box reached the run: asked for and used.
+    QCOMPARE(w.report()->options.device, Device::cpu);
+    QCOMPARE(w.report()->backend, std::string("cpu"));
     const QString report_file = m_tmp.filePath("rerun-report.json");
     QVERIFY(w.saveReport(report_file));
 
@@ -265,6 +270,18 @@ class TestMainWindow : public QObject {
     w.cancel();
     QVERIFY(cancelled.wait(30000));
     QVERIFY(!w.busy());
+  }
+
+  // The GPU probe (it creates a CUDA context, seconds) runs off the GUI thread: the form exists
+  // at once, and the GPU entry becomes selectable only where a CUDA device answered.
+  void deviceProbeAnswersLater() {
+    SettingsForm f;
+    QTRY_VERIFY(f.gpuProbed());
+    const bool gpu = cuda_backend_or_null(nullptr) != nullptr;
+    QCOMPARE(f.setDevice(Device::cuda), gpu);
+    QCOMPARE(f.spec().options.device, gpu ? Device::cuda : Device::auto_);
+    QVERIFY(f.setDevice(Device::cpu));
+    QCOMPARE(f.spec().options.device, Device::cpu);
   }
 
   void invalidSettingsAreFlaggedBeforeRun() {

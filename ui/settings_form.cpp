@@ -10,6 +10,8 @@
 #include <QSettings>
 #include <QSpinBox>
 #include <QStandardItemModel>
+#include <QCoreApplication>
+#include <QPointer>
 #include <QThread>
 
 #include "backend/backend.h"
@@ -89,16 +91,24 @@ SettingsForm::SettingsForm(QWidget* parent) : QWidget(parent) {
   m_device->addItem(tr("Auto"));
   m_device->addItem(tr("CPU"));
   m_device->addItem(tr("GPU"));
-  // Without a CUDA backend that answers, the GPU entry stays visible but disabled, with the
-  // reason ("this build has no CUDA backend", "no CUDA device answers: ...").
-  const QString gpu_status = QString::fromStdString(cuda_status());
-  const bool gpu_ok = cuda_backend_or_null(nullptr) != nullptr;
-  if (auto* items = qobject_cast<QStandardItemModel*>(m_device->model())) {
-    QStandardItem* gpu = items->item(2);
-    gpu->setEnabled(gpu_ok);
-    gpu->setToolTip(gpu_status);
-  }
-  m_device->setToolTip(tr("Auto uses the GPU when one answers. GPU: %1").arg(gpu_status));
+  // Probing for a GPU creates a CUDA context, which can take seconds: it runs on a thread of
+  // its own, and the GPU entry stays disabled until the probe answers.
+  setGpuStatus(false, tr("looking for a CUDA device..."));
+  QPointer<SettingsForm> self(this);
+  QThread* probe = QThread::create([self] {
+    const QString why = QString::fromStdString(cuda_status());
+    const bool ok = cuda_backend_or_null(nullptr) != nullptr;
+    QMetaObject::invokeMethod(
+        QCoreApplication::instance(),
+        [self, ok, why] {
+          if (!self) return;
+          self->setGpuStatus(ok, why);
+          self->m_gpu_probed = true;
+        },
+        Qt::QueuedConnection);
+  });
+  connect(probe, &QThread::finished, probe, &QObject::deleteLater);
+  probe->start();
 
   m_problems = new QLabel;
   m_problems->setWordWrap(true);
@@ -166,6 +176,7 @@ RunSpec SettingsForm::spec() const {
   s.eval.seqlen = m_eval_seqlen->value();
   s.eval.max_windows = m_eval_windows->value();
   s.threads = m_threads->value();
+  o.device = device();
   s.pad_unloadable = m_pad_unloadable->isChecked();
   s.calib_options.jsonl_field = calibrationField();
   return s;
@@ -184,8 +195,30 @@ void SettingsForm::setCalibrationField(const QString& field) {
 
 int SettingsForm::threads() const { return m_threads->value(); }
 
-SettingsForm::Device SettingsForm::device() const {
+Device SettingsForm::device() const {
+  // The entries are in Device's order: Auto, CPU, GPU.
   return static_cast<Device>(m_device->currentIndex());
+}
+
+bool SettingsForm::gpuProbed() const { return m_gpu_probed; }
+
+bool SettingsForm::setDevice(Device device) {
+  const int index = static_cast<int>(device);
+  const auto* items = qobject_cast<QStandardItemModel*>(m_device->model());
+  if (items && !items->item(index)->isEnabled()) return false;
+  m_device->setCurrentIndex(index);
+  return true;
+}
+
+void SettingsForm::setGpuStatus(bool available, const QString& status) {
+  // Without a CUDA backend that answers, the GPU entry stays visible but disabled, with the
+  // reason ("this build has no CUDA backend", "no CUDA device answers: ...").
+  if (auto* items = qobject_cast<QStandardItemModel*>(m_device->model())) {
+    QStandardItem* gpu = items->item(2);
+    gpu->setEnabled(available);
+    gpu->setToolTip(status);
+  }
+  m_device->setToolTip(tr("Auto uses the GPU when one answers. GPU: %1").arg(status));
 }
 
 void SettingsForm::setModelConfig(std::optional<ModelConfig> config) {

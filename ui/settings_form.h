@@ -25,15 +25,16 @@ namespace gptqw::ui {
 class SettingsForm : public QWidget {
   Q_OBJECT
  public:
-  enum class Device { Auto, Cpu, Gpu };
-
   explicit SettingsForm(QWidget* parent = nullptr);
 
   // The run these settings describe (calibration and evaluation files are the window's).
   // Throws ConfigError for a combination that cannot run (see runProblems()).
   RunSpec spec() const;
   int threads() const;
+  // Where GPTQ runs (spec().options.device): Auto, CPU or GPU. The GPU entry is enabled once a
+  // probe on another thread has found a CUDA device; gpuProbed() says the probe has answered.
   Device device() const;
+  bool gpuProbed() const;
 
   // Dimensions to check group sizes and export against; nullopt when no model is loaded.
   void setModelConfig(std::optional<ModelConfig> config);
@@ -56,6 +57,8 @@ class SettingsForm : public QWidget {
   void setEvalWindows(int seqlen, int max_windows);
   void setPadUnloadable(bool on);
   void setCalibrationField(const QString& field);
+  // False (and nothing changes) for the GPU while its entry is disabled.
+  bool setDevice(Device device);
 
   void save(QSettings& s) const;
   void restore(QSettings& s);
@@ -66,6 +69,7 @@ class SettingsForm : public QWidget {
 
  private:
   void revalidate();
+  void setGpuStatus(bool available, const QString& status);
 
   QComboBox *m_bits, *m_group, *m_device;
   QCheckBox *m_sym, *m_act_order, *m_static_groups, *m_mse, *m_true_seq, *m_pad_unloadable;
@@ -76,6 +80,7 @@ class SettingsForm : public QWidget {
   std::optional<ModelConfig> m_config;
   int64_t m_calib_tokens = -1;
   QStringList m_run_problems, m_export_problems, m_warnings;
+  bool m_gpu_probed = false;
 };
 
 }  // namespace gptqw::ui

@@ -25,7 +25,7 @@ const std::set<std::string> kValued = {"--model", "--tokenizer", "--calib", "--m
                                        "--seqlen", "--seed", "--eval", "--eval-seqlen",
                                        "--eval-max-windows", "--report", "--threads", "--out",
                                        "--shard-size", "--skip-modules", "--calib-field",
-                                       "--calib-from"};
+                                       "--calib-from", "--device"};
 
 QuantizeOptions parse_options(const Args& args, bool compare) {
   QuantizeOptions o;
@@ -41,6 +41,11 @@ QuantizeOptions parse_options(const Args& args, bool compare) {
   o.gptq.percdamp = args.get_double("--damp", 0.01, 0.0, 1.0);
   o.gptq.blocksize = static_cast<int>(args.get_int("--block-size", 128, 1, kMaxBlockSize));
   o.true_sequential = !args.flag("--no-true-sequential");
+  try {
+    o.device = parse_device(args.get_or("--device", "auto"));
+  } catch (const ConfigError& e) {
+    throw UsageError(std::string("--device: ") + e.what());
+  }
   // --skip-modules mlp.down_proj,up_proj: left in full precision in every block.
   std::string skip = args.get_or("--skip-modules", "");
   for (size_t pos = 0; pos < skip.size();) {
@@ -148,6 +153,11 @@ int run(const std::vector<std::string>& words, bool compare) {
       static_cast<int>(args.get_int("--eval-max-windows", 0, 0, kMaxWindows));
   const bool json_out = args.flag("--json");
   spec.threads = apply_threads(args);
+  try {  // --device cuda where none answers: refused before anything loads, with the reason
+    backend_for(options.device);
+  } catch (const ConfigError& e) {
+    throw ConfigError(std::string("--device ") + device_name(options.device) + ": " + e.what());
+  }
 
   // Every destination is checked before anything is loaded or run (common/output_file.h):
   // a report that could not be written, or that would land on an input, is refused now rather

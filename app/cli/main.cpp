@@ -30,10 +30,10 @@ const Command kCommands[] = {
      "--model M (--calib FILE [--nsamples 128] [--seqlen 2048] [--seed 0] | --calib-from "
      "REPORT.json [--calib FILE]) [--method gptq|rtn] [--bits 4] [--group-size 128] [--act-order] "
      "[--sym|--asym] [--static-groups] [--mse] [--exact-ties] [--damp 0.01] [--block-size 128] "
-     "[--no-true-sequential] [--skip-modules M[,M]] [--eval FILE] "
-     "[--eval-seqlen N] "
-     "[--eval-max-windows N] [--report FILE.json] [--out DIR [--force] [--shard-size GB]] "
-     "[--threads N] [--json] [--quiet]"},
+     "[--no-true-sequential] [--skip-modules M[,M]] [--pad-unloadable] [--calib-field NAME] "
+     "[--eval FILE] [--eval-seqlen N] [--eval-max-windows N] [--report FILE.json] "
+     "[--out DIR [--force] [--shard-size GB]] [--device auto|cpu|cuda] [--threads N] [--json] "
+     "[--quiet]"},
     {"compare", gptqw::cli::cmd_compare,
      "(the options of quantize but --method)   GPTQ and RTN side by side; --out exports GPTQ"},
     {"generate", gptqw::cli::cmd_generate,

@@ -23,6 +23,24 @@ Backend& backend_for(Device device) {
   return cpu_backend();
 }
 
+Device parse_device(const std::string& word) {
+  for (Device d : {Device::auto_, Device::cpu, Device::cuda})
+    if (word == device_name(d)) return d;
+  throw ConfigError("unknown device '" + word + "' (auto, cpu or cuda)");
+}
+
+const char* device_name(Device device) {
+  switch (device) {
+    case Device::cpu:
+      return "cpu";
+    case Device::cuda:
+      return "cuda";
+    case Device::auto_:
+      break;
+  }
+  return "auto";
+}
+
 std::string cuda_status() {
   std::string why;
   cuda_backend_or_null(&why);

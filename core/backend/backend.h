@@ -81,6 +81,11 @@ Backend& cpu_backend();
 // answers, else the CPU backend.
 enum class Device { auto_, cpu, cuda };
 
+// "auto", "cpu", "cuda" <-> Device (the CLI's --device, the report's settings); ConfigError
+// naming the valid words otherwise.
+Device parse_device(const std::string& word);
+const char* device_name(Device device);
+
 // The backend for a device choice. Throws ConfigError when cuda is asked for and is not
 // available, with the reason: "this build has no CUDA backend" or "no CUDA device answers:
 // <CUDA's error string or what is wrong with the device>".

@@ -121,9 +121,10 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
   if (!opt.run_gptq && !opt.run_rtn) throw ConfigError("nothing to do: neither GPTQ nor RTN selected");
   if (calib.nsamples() == 0) throw ConfigError("no calibration windows");
   const ModelConfig& c = source.config();
-  Backend& backend = best_backend();
+  Backend& backend = backend_for(opt.device);
   const auto t_start = Clock::now();
   QuantizeResult result;
+  result.backend = backend.name();
   if (opt.skip.size() == kNumLinears) throw ConfigError("every module is skipped: nothing to quantize");
   // A group's modules that are quantized (--skip-modules and those kept for loaders are not).
   auto quantized_of = [&](std::vector<LinearKind> group) {

@@ -38,6 +38,10 @@ struct QuantizeOptions {
   // in chunks of about 8192 tokens. The same bits either way; the first costs about half the
   // flops (LLaMA-7B, 16 x 512 tokens: 1.1 GB).
   uint64_t staged_budget_bytes = uint64_t(2) << 30;
+  // Where the Hessians, factorizations and GPTQ's column loops run (backend_for): auto takes
+  // the GPU when one answers. Asking for cuda where none answers is a ConfigError with the
+  // reason, before anything runs.
+  Device device = Device::auto_;
 };
 
 // The checkpoint settings that describe a run with these options (bits, groups, act-order,
@@ -95,6 +99,7 @@ struct QuantizeResult {
   double seconds_forward = 0, seconds_calibration = 0, seconds_hessian = 0, seconds_factor = 0,
          seconds_gptq = 0, seconds_columns = 0, seconds_lazy = 0, seconds_rtn = 0,
          seconds_metrics = 0;
+  std::string backend;  // the backend that ran it: "cpu", or the CUDA device's description
   // Whether each block ran part by part, once (QuantizeOptions::staged_budget_bytes), or
   // every group re-ran it from its start.
   bool staged = false;

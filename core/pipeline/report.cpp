@@ -210,7 +210,7 @@ Report make_report(const Model& model, const CalibrationSet& calib, const Quanti
   Report r;
   r.tool_version = GPTQW_VERSION;
   r.created = utc_now_iso8601();
-  r.backend = best_backend().name();
+  r.backend = result.backend.empty() ? best_backend().name() : result.backend;
   r.threads = threads;
   r.environment = current_environment(threads);
   r.model = summarize(*model.weights, model.path.string());
@@ -282,6 +282,7 @@ json to_json(const Report& r) {
         {"damp_percent", r.options.gptq.percdamp},
         {"block_size", r.options.gptq.blocksize},
         {"true_sequential", r.options.true_sequential},
+        {"device", device_name(r.options.device)},
         {"skip_modules", skip_names(r.options)},
         {"kept_for_loaders", kept_json(r.kept_for_loaders)},
         {"pad_unloadable", r.pad_unloadable}}},
@@ -374,6 +375,7 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
     o.gptq.percdamp = real_at(s, "damp_percent");
     o.gptq.blocksize = integer_at<int>(s, "block_size");
     o.true_sequential = s.at("true_sequential").get<bool>();
+    if (s.contains("device")) o.device = parse_device(s.at("device").get<std::string>());
     auto methods = s.at("methods").get<std::vector<std::string>>();
     o.run_gptq = std::find(methods.begin(), methods.end(), "gptq") != methods.end();
     o.run_rtn = std::find(methods.begin(), methods.end(), "rtn") != methods.end();
