@@ -195,7 +195,9 @@ class TestMainWindow : public QObject {
     // CSV of the table and the report, then the report opens in a fresh window as if run there.
     QVERIFY(w.exportTableCsv(m_tmp.filePath("layers.csv")));
     const QString report_file = m_tmp.filePath("report.json");
-    QVERIFY(w.saveReport(report_file));
+    QSignalSpy saved(&w, &MainWindow::reportSaved);
+    QVERIFY(w.saveReport(report_file));  // written on a worker thread
+    QVERIFY(saved.wait(30000));
     MainWindow viewer;
     viewer.show();
     QSignalSpy opened(&viewer, &MainWindow::reportOpened);
@@ -224,7 +226,9 @@ class TestMainWindow : public QObject {
     QCOMPARE(w.report()->options.device, Device::cpu);
     QCOMPARE(w.report()->backend, std::string("cpu"));
     const QString report_file = m_tmp.filePath("rerun-report.json");
+    QSignalSpy saved(&w, &MainWindow::reportSaved);
     QVERIFY(w.saveReport(report_file));
+    QVERIFY(saved.wait(30000));
 
     MainWindow again;
     again.show();

@@ -1,5 +1,7 @@
 #include "main_window.h"
 
+#include <memory>
+
 #include <QAction>
 #include <QApplication>
 #include <QCheckBox>
@@ -35,6 +37,7 @@
 
 #include "backend/backend.h"
 #include "common/error.h"
+#include "common/output_file.h"
 #include "common/text_file.h"
 #include "common/threads.h"
 #include "io/gptq_checkpoint.h"
@@ -77,7 +80,8 @@ MainWindow::MainWindow(QWidget* parent)
       m_load(new Job(this)),
       m_scan(new Job(this)),
       m_run(new Job(this)),
-      m_export(new Job(this)) {
+      m_export(new Job(this)),
+      m_save(new Job(this)) {
   setWindowTitle(tr("GPTQ Workbench"));
   setAcceptDrops(true);
   setMinimumSize(900, 600);
@@ -137,7 +141,7 @@ MainWindow::MainWindow(QWidget* parent)
 
   for (Job* job : {m_load, m_run, m_export})
     connect(job, &Job::progress, this, &MainWindow::onProgress);
-  for (Job* job : {m_load, m_scan, m_run, m_export}) {
+  for (Job* job : {m_load, m_scan, m_run, m_export, m_save}) {
     connect(job, &Job::ended, this, [this] {
       m_progress->setVisible(busy());
       updateActions();
@@ -398,7 +402,7 @@ void MainWindow::updateActions() {
   m_act_cancel->setEnabled(m_cancel_button->isEnabled());
   m_act_export->setEnabled(canExport());
   m_act_export->setToolTip(m_kept ? QString() : tr("Run first: a report holds no weights to export"));
-  m_act_save_report->setEnabled(idle && m_report.has_value());
+  m_act_save_report->setEnabled(idle && m_report.has_value() && !m_save->running());
   m_act_rerun->setEnabled(idle && m_model && m_report && !m_report->calib_offsets.empty());
   m_act_csv->setEnabled(m_layers->rowCount() > 0);
   QString why;
@@ -834,16 +838,28 @@ void MainWindow::openReport(const QString& file) {
 }
 
 bool MainWindow::saveReport(const QString& file) {
-  if (!m_report) return false;
+  if (!m_report || m_save->running()) return false;
+  // The destination is refused at once (a link, the model folder); serialising and writing a
+  // large report runs on the worker thread, from a copy, so a new run may start meanwhile.
+  std::filesystem::path dest;
   try {
-    save_report(*m_report, fspath(file));
+    dest = check_output_file(fspath(file));
   } catch (const Error& e) {
     showError(tr("Cannot save the report"), qstr(e.what()));
     return false;
   }
-  QSettings().setValue("paths/report", QFileInfo(file).absolutePath());
-  log(tr("report saved to %1").arg(file));
-  return true;
+  auto report = std::make_shared<const Report>(*m_report);
+  QObject* ctx = m_save->scope();
+  connect(m_save, &Job::failed, ctx,
+          [this](const QString& msg) { showError(tr("Cannot save the report"), msg); });
+  return m_save->start([this, report, dest, file](const ProgressFn&) -> std::function<void()> {
+    save_report(*report, dest);
+    return [this, file] {
+      QSettings().setValue("paths/report", QFileInfo(file).absolutePath());
+      log(tr("report saved to %1").arg(file));
+      emit reportSaved(file);
+    };
+  });
 }
 
 bool MainWindow::exportTableCsv(const QString& file) {

@@ -92,6 +92,7 @@ class MainWindow : public QMainWindow {
   void runCancelled();
   void runFailed(const QString& message);
   void exportFinished(const QString& dir);
+  void reportSaved(const QString& file);
   void reportOpened();
   void errorShown(const QString& message);
 
@@ -122,6 +123,7 @@ class MainWindow : public QMainWindow {
   Job* m_scan;    // counting the calibration text's tokens
   Job* m_run;     // GPTQ + RTN + perplexity
   Job* m_export;  // writing the checkpoint
+  Job* m_save;    // writing the report (a 7B report holds about a million floats)
   bool m_run_when_ready = false;
 
   std::optional<Model> m_model;
