@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "model/config.h"
+#include "model/layers.h"
 #include "model/rope_scaling.h"
 
 using namespace gptqw;
@@ -39,6 +40,37 @@ std::string error_of(const json& j) {
 class TestConfig : public QObject {
   Q_OBJECT
  private slots:
+  // The one vocabulary of layer names: what each parser accepts and refuses.
+  void layerNames() {
+    using K = LinearKind;
+    QCOMPARE(linear_name(K::gate), std::string_view("mlp.gate_proj"));
+    QCOMPARE(linear_short_name(K::o), std::string_view("o_proj"));
+    QCOMPARE(linear_module(12, K::down), std::string("model.layers.12.mlp.down_proj"));
+    QCOMPARE((LayerId{12, K::down}).module(), std::string("model.layers.12.mlp.down_proj"));
+    // Exact names only where a file names a module; users may also type the short name.
+    QVERIFY(linear_kind_of("self_attn.v_proj") == K::v);
+    QVERIFY(!linear_kind_of("v_proj"));
+    QVERIFY(parse_linear_name("v_proj") == K::v && parse_linear_name("mlp.up_proj") == K::up);
+    try {
+      parse_linear_name("mlp.fc1");
+      QFAIL("mlp.fc1 accepted");
+    } catch (const ConfigError& e) {
+      QVERIFY(std::string(e.what()).find("self_attn.q_proj, self_attn.k_proj") != std::string::npos);
+    }
+    for (LinearKind k : kAllLinears)
+      for (int b : {0, 7, 31, 120}) QVERIFY(parse_layer_module(linear_module(b, k)) == (LayerId{b, k}));
+    for (const char* bad : {"model.layers.3.mlp", "model.layers.03.mlp.up_proj", "model.layers.-1.mlp.up_proj",
+                            "model.layers..mlp.up_proj", "model.layers.3", "layers.3.mlp.up_proj",
+                            "model.layers.3.mlp.up_proj.weight", "model.layers.99999999999.mlp.up_proj"})
+      QVERIFY2(!parse_layer_module(bad), bad);
+    // Sorted by block, then in the order of the block.
+    QVERIFY((LayerId{1, K::down}) < (LayerId{2, K::q}) && (LayerId{2, K::q}) < (LayerId{2, K::k}));
+    const auto groups = sequential_groups(true);
+    QCOMPARE(groups.size(), size_t(4));
+    QCOMPARE(groups[2], (std::vector<LinearKind>{K::gate, K::up}));
+    QCOMPARE(sequential_groups(false).front().size(), size_t(kNumLinears));
+  }
+
   void llama7b() {
     ModelConfig c = parse_hf_config(llama(), "config.json");
     QCOMPARE(c.num_kv_heads, 32);  // defaults to num_attention_heads

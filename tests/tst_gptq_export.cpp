@@ -39,7 +39,7 @@ using nlohmann::json;
 
 namespace {
 
-using Layers = std::map<std::pair<int, int>, QuantizedWeights>;
+using Layers = std::map<LayerId, QuantizedWeights>;
 
 // Act-order-like quantization by hand: input channel perm[j] belongs to group j / gs, so each
 // group gathers scattered columns and g_idx is a permutation-style map, not k / gs.
@@ -79,14 +79,14 @@ Layers quantize_all(const WeightSource& src, const QuantConfig& c, bool permuted
   for (int b = 0; b < src.config().num_layers; ++b) {
     const BlockWeights bw = src.block(b);
     for (LinearKind k : kAllLinears)
-      out[{b, int(k)}] = permuted ? quantize_permuted(bw[k].W, c, 100 + b * 7 + int(k))
+      out[{b, k}] = permuted ? quantize_permuted(bw[k].W, c, 100 + b * 7 + int(k))
                                   : rtn_quantize(bw[k].W, c);
   }
   return out;
 }
 
 QuantizedLayerFn from_map(const Layers& layers) {
-  return [&layers](int b, LinearKind k) { return QuantizedLinear{layers.at({b, int(k)}), {}}; };
+  return [&layers](int b, LinearKind k) { return QuantizedLinear{layers.at({b, k}), {}}; };
 }
 
 GptqSettings settings_for(const QuantConfig& c, bool desc_act) {
@@ -107,7 +107,7 @@ QuantizedLayerFn from_map_except(const Layers& layers, std::set<LinearKind> skip
   return [&layers, skipped](int b, LinearKind k) {
     if (skipped.count(k))
       throw std::logic_error("asked for unquantized layer " + std::string(linear_name(k)));
-    return QuantizedLinear{layers.at({b, int(k)}), {}};
+    return QuantizedLinear{layers.at({b, k}), {}};
   };
 }
 
@@ -310,7 +310,7 @@ class TestGptqExport : public QObject {
       // k % (32/bits)), for the layer with the ragged K.
       if (bits != 3) {
         const TensorView& t = *f.find(p + "mlp.down_proj.qweight");
-        const QuantizedWeights& w = layers.at({b, int(LinearKind::down)});
+        const QuantizedWeights& w = layers.at({b, LinearKind::down});
         const int per = 32 / bits;
         for (int64_t n = 0; n < hidden; ++n)
           for (int64_t k = 0; k < inter; ++k) {
@@ -338,7 +338,7 @@ class TestGptqExport : public QObject {
       const BlockWeights bw = r.block(b);
       const BlockWeights src = m_src->block(b);
       for (LinearKind k : kAllLinears) {
-        const QuantizedWeights& w = layers.at({b, int(k)});
+        const QuantizedWeights& w = layers.at({b, k});
         const QuantizedWeights got = r.quantized(b, k);
         QVERIFY(got.codes == w.codes);
         QVERIFY(got.zeros == w.zeros);
@@ -412,7 +412,7 @@ class TestGptqExport : public QObject {
     const QuantConfig qc = test::quant_config(bits, sym, group_size);
     const Layers layers = quantize_all(*m_src, qc, permuted);
     if (permuted) {  // the hand-made g_idx really is not k / gs
-      const auto& g = layers.at({0, int(LinearKind::down)}).g_idx;
+      const auto& g = layers.at({0, LinearKind::down}).g_idx;
       bool plain = true;
       for (size_t k = 0; k < g.size(); ++k) plain = plain && g[k] == int32_t(k / group_size);
       QVERIFY(!plain);
@@ -498,8 +498,8 @@ class TestGptqExport : public QObject {
       QVERIFY(w.temp_dir().filename().string()[0] == '.');
       QVERIFY(w.temp_dir().parent_path() == fs::canonical(out("")));
       for (auto it = layers.rbegin(); it != layers.rend(); ++it)
-        w.add(it->first.first, LinearKind(it->first.second), it->second);
-      QVERIFY_THROWS_EXCEPTION(Error, w.add(0, LinearKind::q, layers.at({0, 0})));
+        w.add(it->first.block, it->first.kind, it->second);
+      QVERIFY_THROWS_EXCEPTION(Error, w.add(0, LinearKind::q, layers.at({0, LinearKind::q})));
       QVERIFY(!fs::exists(out("push")));  // nothing visible before finish()
       w.finish();
     }
@@ -517,7 +517,7 @@ class TestGptqExport : public QObject {
     // A writer dropped before finish(), or whose finish() finds layers missing, leaves nothing.
     {
       GptqWriter w(*m_src, options("push-incomplete", settings_for(qc, false)));
-      w.add(0, LinearKind::q, layers.at({0, 0}));
+      w.add(0, LinearKind::q, layers.at({0, LinearKind::q}));
       const QString msg = message_of<Error>([&] { w.finish(); });
       QVERIFY2(msg.contains("34 quantized layers were never given") &&
                    msg.contains("model.layers.0.self_attn.k_proj"),
@@ -548,7 +548,7 @@ class TestGptqExport : public QObject {
     GptqSettings v1 = settings_for(qc, false);
     v1.quant.sym = true;  // declared sym (hence v1) but fed asymmetric zeros, one of them 0
     for (auto& [key, w] : layers) w.zeros = w.zeros.cwiseMax(1);
-    layers[{2, int(LinearKind::v)}].zeros(1, 5) = 0;
+    layers[{2, LinearKind::v}].zeros(1, 5) = 0;
     QString msg = message_of<Error>(
         [&] { export_gptq(*m_src, options("zero0", v1), from_map(layers)); });
     QVERIFY2(msg.contains("zero point 0") && msg.contains("model.layers.2.self_attn.v_proj") &&
@@ -556,7 +556,7 @@ class TestGptqExport : public QObject {
              qPrintable(msg));
     QVERIFY(!fs::exists(out("zero0")));
 
-    layers[{1, int(LinearKind::up)}].scales.conservativeResize(3, 172);
+    layers[{1, LinearKind::up}].scales.conservativeResize(3, 172);
     msg = message_of<Error>([&] {
       export_gptq(*m_src, options("badshape", settings_for(qc, false)), from_map(layers));
     });
@@ -650,7 +650,7 @@ class TestGptqExport : public QObject {
     // The layer source fails half-way (an exception of any kind).
     auto failing = [&](int b, LinearKind k) -> QuantizedLinear {
       if (b == 3) throw std::runtime_error("quantization failed");
-      return {layers.at({b, int(k)}), {}};
+      return {layers.at({b, k}), {}};
     };
     QVERIFY_THROWS_EXCEPTION(std::runtime_error, export_gptq(*m_src, o, failing));
     QVERIFY(!fs::exists(out("cancelled")));
@@ -866,7 +866,7 @@ class TestGptqExport : public QObject {
           continue;
         }
         QVERIFY(r.is_quantized(b, k));
-        const QuantizedWeights& w = layers.at({b, int(k)});
+        const QuantizedWeights& w = layers.at({b, k});
         const QuantizedWeights got = r.quantized(b, k);
         QVERIFY(got.codes == w.codes);
         QVERIFY(got.zeros == w.zeros);
@@ -900,12 +900,12 @@ class TestGptqExport : public QObject {
     {
       GptqWriter w(*m_src, o);
       const QString msg = message_of<Error>(
-          [&] { w.add(2, LinearKind::down, layers.at({2, int(LinearKind::down)})); });
+          [&] { w.add(2, LinearKind::down, layers.at({2, LinearKind::down})); });
       QVERIFY2(msg.contains("model.layers.2.mlp.down_proj") &&
                    msg.contains("modules_not_quantized"),
                qPrintable(msg));
       for (const auto& [key, lw] : layers)
-        if (LinearKind(key.second) != LinearKind::down) w.add(key.first, LinearKind(key.second), lw);
+        if (key.kind != LinearKind::down) w.add(key.block, key.kind, lw);
       w.finish();
     }
     SafetensorsFile f(out("skip-push") / "model.safetensors");
@@ -917,7 +917,7 @@ class TestGptqExport : public QObject {
     // A missing quantized layer is still reported (and counted without the skipped ones).
     {
       GptqWriter w(*m_src, options("skip-incomplete", s));
-      w.add(0, LinearKind::q, layers.at({0, 0}));
+      w.add(0, LinearKind::q, layers.at({0, LinearKind::q}));
       const QString msg = message_of<Error>([&] { w.finish(); });
       QVERIFY2(msg.contains("29 quantized layers were never given"), qPrintable(msg));
     }

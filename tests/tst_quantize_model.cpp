@@ -374,12 +374,12 @@ class TestQuantizeModel : public QObject {
     eo.settings.desc_act = true;
     GptqWriter writer(*fx().model.weights, eo);
     QuantizedModel in_memory(fx().model.weights);
-    std::map<std::pair<int, int>, Codes> codes;
+    std::map<LayerId, Codes> codes;
     CalibrationSet calib = sample_calibration(fx().tiny_ids, 16, 256, 0);
     quantize_model(*fx().model.weights, calib, o, [&](Method, int b, LinearKind k, QuantizedWeights&& w) {
       writer.add(b, k, w);
       in_memory.set(b, k, dequantize_as_stored(w));
-      codes[{b, int(k)}] = w.codes;
+      codes[{b, k}] = w.codes;
     });
     writer.finish();
     auto imported = open_weights(eo.output_dir);
@@ -387,9 +387,9 @@ class TestQuantizeModel : public QObject {
     QVERIFY(gptq);
     QVERIFY(gptq->settings().zero_format() == (sym ? ZeroFormat::v1 : ZeroFormat::v2));
     for (const auto& [key, c] : codes) {
-      QuantizedWeights back = gptq->quantized(key.first, LinearKind(key.second));
+      QuantizedWeights back = gptq->quantized(key.block, key.kind);
       QVERIFY(back.codes == c);
-      QVERIFY(back.Q == in_memory.block(key.first)[LinearKind(key.second)].W);
+      QVERIFY(back.Q == in_memory.block(key.block)[key.kind].W);
     }
     // Equal codes and weights make equal perplexities on any windows: 32 of them show it.
     double a = ppl(in_memory, fx().tiny_ids, 32), b = ppl(*imported, fx().tiny_ids, 32);

@@ -267,10 +267,9 @@ QWidget* MainWindow::buildLayersTab() {
   auto* bar = new QHBoxLayout;
   bar->addWidget(new QLabel(tr("Show:")));
   for (LinearKind k : kAllLinears) {
-    std::string_view full = linear_name(k);
-    auto* box = new QCheckBox(qstr(std::string(full.substr(full.find('.') + 1))));
+    auto* box = new QCheckBox(plots::moduleShortName(k));
     box->setChecked(true);
-    box->setToolTip(qstr(std::string(full)));
+    box->setToolTip(qstr(std::string(linear_name(k))));
     connect(box, &QCheckBox::toggled, this, [this] {
       std::set<LinearKind> kinds;
       bool all = true;
@@ -646,7 +645,7 @@ bool MainWindow::startRunWith(std::optional<CalibrationRecord> replay) {
           .arg(spec.seed));
 
   const Model model = *m_model;
-  auto kept = std::make_shared<std::map<LayerKey, QuantizedWeights>>();
+  auto kept = std::make_shared<std::map<LayerId, QuantizedWeights>>();
   auto report = std::make_shared<Report>();
   Job* job = m_run;
   m_run->start([this, job, model, spec, kept, report](const ProgressFn& progress) -> std::function<void()> {
@@ -655,7 +654,7 @@ bool MainWindow::startRunWith(std::optional<CalibrationRecord> replay) {
     LayerSink sink = [&](Method m, int block, LinearKind kind, QuantizedWeights&& w) {
       if (m != Method::gptq) return;
       w.Q = Matrix();  // export needs the codes and grids only
-      (*kept)[{block, static_cast<int>(kind)}] = std::move(w);
+      (*kept)[{block, kind}] = std::move(w);
     };
     *report = run_quantization(model, spec, inputs, sink, progress, [job, this](const LayerReport& r) {
       job->post([this, r] { addLayer(r); });
@@ -792,7 +791,7 @@ bool MainWindow::exportCheckpoint(const QString& dir, bool force) {
   log(tr("exporting the GPTQ checkpoint to %1").arg(dir));
   m_export->start([kept, model, eo, written](const ProgressFn& progress) -> std::function<void()> {
     *written = export_gptq(*model.weights, eo, [&](int block, LinearKind kind) {
-      return QuantizedLinear{kept->at({block, static_cast<int>(kind)}), std::nullopt};
+      return QuantizedLinear{kept->at({block, kind}), std::nullopt};
     }, progress);
     return {};
   });

@@ -132,8 +132,7 @@ class MainWindow : public QMainWindow {
   // The finished run's GPTQ layers (codes, scales, zeros, g_idx; the fp32 Q dropped) and the
   // model and settings they came from, for Export. Empty after opening a report: a report holds
   // no weights.
-  using LayerKey = std::pair<int, int>;
-  std::shared_ptr<const std::map<LayerKey, QuantizedWeights>> m_kept;
+  std::shared_ptr<const std::map<LayerId, QuantizedWeights>> m_kept;
   std::optional<Model> m_kept_model;
 
   SettingsForm* m_form;

@@ -48,11 +48,6 @@ struct SettingsFields {
   }
 };
 
-std::string linear_names_list() {
-  std::string s;
-  for (LinearKind k : kAllLinears) s += (s.empty() ? "" : ", ") + std::string(linear_name(k));
-  return s;
-}
 
 // One module name of modules_not_quantized / modules_in_block_to_quantize: exactly one of the
 // seven, so that a typo cannot silently leave a layer quantized (or not).
@@ -61,7 +56,7 @@ LinearKind module_kind(const SettingsFields& f, const std::string& field, const 
   if (!entry.is_string())
     f.fail(field, position + " must be a module name (a string), got " + entry.dump());
   const std::string name = entry.get<std::string>();
-  auto kind = linear_kind_from_name(name);
+  auto kind = linear_kind_of(name);
   if (!kind)
     f.fail(field, position + " is \"" + name + "\", not a linear module of a Llama block (" +
                       linear_names_list() + ")");
@@ -115,16 +110,10 @@ MatrixI32 read_i32(const TensorView& t, int64_t rows, int64_t cols) {
 // ---------------------------------------------------------------------------------------------
 // Settings
 
-std::optional<LinearKind> linear_kind_from_name(std::string_view module) {
-  for (LinearKind k : kAllLinears)
-    if (module == linear_name(k)) return k;
-  return std::nullopt;
-}
-
 std::array<bool, kNumLinears> GptqSettings::skipped_kinds() const {
   std::array<bool, kNumLinears> skip{};
   for (const std::string& name : modules_not_quantized) {
-    auto kind = linear_kind_from_name(name);
+    auto kind = linear_kind_of(name);
     if (!kind)
       throw ConfigError("GPTQ settings: modules_not_quantized names '" + name +
                         "', which is not a linear module of a Llama block (" +

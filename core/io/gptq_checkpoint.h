@@ -24,10 +24,6 @@
 
 namespace gptqw {
 
-// The linear module of a block named exactly "self_attn.q_proj" ... "mlp.down_proj" (see
-// linear_name()), or nullopt.
-std::optional<LinearKind> linear_kind_from_name(std::string_view module);
-
 // The settings a GPTQ checkpoint declares (quantize_config.json, and the same keys under
 // "quantization_config" in config.json).
 struct GptqSettings {

@@ -508,7 +508,7 @@ void GptqWriter::add(int block, LinearKind kind, const QuantizedWeights& w, cons
   if (m_skip[int(kind)])
     throw Error("GPTQ export: layer '" + name + "' is listed in modules_not_quantized: it is "
                 "written unquantized from the source model and cannot also be added quantized");
-  if (m_added.count({block, int(kind)}))
+  if (m_added.count({block, kind}))
     throw Error("GPTQ export: layer '" + name + "' given twice");
 
   const QuantConfig& q = m_opt.settings.quant;
@@ -572,7 +572,7 @@ void GptqWriter::add(int block, LinearKind kind, const QuantizedWeights& w, cons
     add_source_tensor(name + ".bias", {N}, /*bias=*/true);
   }
   add_block_source_tensors(block);
-  m_added.insert({block, int(kind)});
+  m_added.insert({block, kind});
 }
 
 void GptqWriter::finish() {
@@ -582,7 +582,7 @@ void GptqWriter::finish() {
   int n_missing = 0;
   for (int b = 0; b < c.num_layers; ++b)
     for (LinearKind k : kAllLinears)
-      if (!m_skip[int(k)] && !m_added.count({b, int(k)}) && n_missing++ < 5)
+      if (!m_skip[int(k)] && !m_added.count({b, k}) && n_missing++ < 5)
         missing += (missing.empty() ? "" : ", ") + linear_module(b, k);
   if (n_missing)
     throw Error("GPTQ export: " + std::to_string(n_missing) + " quantized layers were never " +

@@ -176,7 +176,7 @@ class GptqWriter {
   std::vector<std::pair<std::filesystem::path, std::vector<std::string>>> m_shards;
   uint64_t m_total_bytes = 0;
   std::array<bool, kNumLinears> m_skip{};  // settings.modules_not_quantized as flags
-  std::set<std::pair<int, int>> m_added;
+  std::set<LayerId> m_added;
   std::set<int> m_blocks_started;  // norms and unquantized linears written
   std::optional<std::pair<int, BlockWeights>> m_block_cache;  // sources without a checkpoint
   bool m_done = false;

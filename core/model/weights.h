@@ -12,19 +12,9 @@
 
 #include "common/tensor.h"
 #include "model/config.h"
+#include "model/layers.h"
 
 namespace gptqw {
-
-// The seven linear layers of a decoder block, in the order of the true-sequential groups
-// [q, k, v], [o], [gate, up], [down].
-enum class LinearKind : int { q, k, v, o, gate, up, down };
-constexpr int kNumLinears = 7;
-constexpr std::array<LinearKind, kNumLinears> kAllLinears = {
-    LinearKind::q, LinearKind::k, LinearKind::v, LinearKind::o,
-    LinearKind::gate, LinearKind::up, LinearKind::down};
-
-// "self_attn.q_proj", "mlp.down_proj", ...: the Hugging Face module name inside a block.
-std::string_view linear_name(LinearKind kind);
 
 struct Linear {
   Matrix W;  // [out_features, in_features]
@@ -46,11 +36,6 @@ std::pair<int64_t, int64_t> linear_shape(const ModelConfig& c, LinearKind kind);
 // Whether the architecture gives this linear a bias (Qwen2: q, k, v; Llama's attention_bias:
 // q, k, v, o; mlp_bias: the MLP).
 bool linear_has_bias(const ModelConfig& c, LinearKind kind);
-
-// "model.layers.3.": the Hugging Face prefix of block 3's tensors.
-std::string layer_prefix(int block);
-// "model.layers.3.mlp.down_proj": a linear's full module name.
-std::string linear_module(int block, LinearKind kind);
 
 struct TensorInfo {
   std::string name;

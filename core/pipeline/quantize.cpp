@@ -35,12 +35,6 @@ int input_of(LinearKind k) {
   return 0;
 }
 
-std::vector<std::vector<LinearKind>> sequential_groups(bool true_sequential) {
-  using K = LinearKind;
-  if (true_sequential) return {{K::q, K::k, K::v}, {K::o}, {K::gate, K::up}, {K::down}};
-  return {{K::q, K::k, K::v, K::o, K::gate, K::up, K::down}};
-}
-
 }  // namespace
 
 std::string_view method_name(Method m) { return m == Method::gptq ? "gptq" : "rtn"; }
@@ -54,16 +48,6 @@ GptqSettings checkpoint_settings(const QuantizeOptions& o) {
   s.damp_percent = o.gptq.percdamp;
   for (LinearKind k : o.skip) s.modules_not_quantized.emplace_back(linear_name(k));
   return s;
-}
-
-LinearKind parse_linear_name(const std::string& name) {
-  std::string valid;
-  for (LinearKind k : kAllLinears) {
-    std::string_view full = linear_name(k);
-    if (name == full || name == full.substr(full.find('.') + 1)) return k;
-    valid += (valid.empty() ? "" : ", ") + std::string(full);
-  }
-  throw ConfigError("unknown module '" + name + "' (the linear modules are " + valid + ")");
 }
 
 DiagStats diag_stats(const std::vector<float>& diag) {
@@ -98,16 +82,16 @@ void QuantizedModel::set(int block, LinearKind kind, const QuantizedWeights& w) 
   c.scales = w.scales;
   c.zeros = w.zeros;
   c.g_idx = w.g_idx;
-  m_layers.erase({block, static_cast<int>(kind)});
-  m_coded[{block, static_cast<int>(kind)}] = std::move(c);
+  m_layers.erase({block, kind});
+  m_coded[{block, kind}] = std::move(c);
 }
 
 BlockWeights QuantizedModel::block(int index) const {
   BlockWeights b = m_base->block(index);
   for (LinearKind k : kAllLinears) {
-    auto it = m_layers.find({index, static_cast<int>(k)});
+    auto it = m_layers.find({index, k});
     if (it != m_layers.end()) b[k].W = it->second;
-    auto ic = m_coded.find({index, static_cast<int>(k)});
+    auto ic = m_coded.find({index, k});
     if (ic != m_coded.end()) b[k].W = dequantize_as_stored(ic->second);
   }
   return b;
@@ -297,21 +281,22 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
         quantize_group(acc, group);
       };
       using K = LinearKind;
-      auto stage = [&](const char* name, auto&& f) {
-        report_progress(progress, {"calibration", b, c.num_layers, name, done / steps});
+      auto stage = [&](LinearKind next, auto&& f) {
+        report_progress(progress, {"calibration", b, c.num_layers, std::string(linear_name(next)),
+                                   done / steps});
         auto t = Clock::now();
         f();
         result.seconds_calibration += since(t);
       };
-      stage("self_attn.q_proj", [&] { block_attention_input(c, stream, inps, h); });
+      stage(K::q, [&] { block_attention_input(c, stream, inps, h); });
       calibrate({K::q, K::k, K::v}, h);
-      stage("self_attn.o_proj", [&] { block_attention(c, stream, rope, h, calib.seqlen, a); });
+      stage(K::o, [&] { block_attention(c, stream, rope, h, calib.seqlen, a); });
       h = Matrix();
       calibrate({K::o}, a);
-      stage("mlp.gate_proj", [&] { block_mlp_input(c, stream, inps, a, x1, h); });
+      stage(K::gate, [&] { block_mlp_input(c, stream, inps, a, x1, h); });
       a = Matrix();
       calibrate({K::gate, K::up}, h);
-      stage("mlp.down_proj", [&] { block_mlp_hidden(stream, h, g); });
+      stage(K::down, [&] { block_mlp_hidden(stream, h, g); });
       h = Matrix();
       calibrate({K::down}, g);
       report_progress(progress, {"forward", b, c.num_layers, "", done / steps});

@@ -48,9 +48,6 @@ struct QuantizeOptions {
 // damping, skipped modules), for export.
 GptqSettings checkpoint_settings(const QuantizeOptions& options);
 
-// "mlp.down_proj" or "down_proj" -> LinearKind; ConfigError listing the valid names otherwise.
-LinearKind parse_linear_name(const std::string& name);
-
 // Summary statistics of a layer's Hessian diagonal (which input channels matter).
 struct DiagStats {
   float min = 0, median = 0, max = 0, mean = 0;
@@ -124,8 +121,8 @@ class QuantizedModel : public WeightSource {
   explicit QuantizedModel(std::shared_ptr<const WeightSource> base) : m_base(std::move(base)) {}
   // A layer as fp32 weights.
   void set(int block, LinearKind kind, Matrix Q) {
-    m_coded.erase({block, static_cast<int>(kind)});
-    m_layers[{block, static_cast<int>(kind)}] = std::move(Q);
+    m_coded.erase({block, kind});
+    m_layers[{block, kind}] = std::move(Q);
   }
   // A layer as codes, grids and g_idx (its Q is not kept), dequantized as stored
   // (dequantize_as_stored) when its block is read: one byte per weight instead of four, which
@@ -146,8 +143,8 @@ class QuantizedModel : public WeightSource {
 
  private:
   std::shared_ptr<const WeightSource> m_base;
-  std::map<std::pair<int, int>, Matrix> m_layers;
-  std::map<std::pair<int, int>, QuantizedWeights> m_coded;
+  std::map<LayerId, Matrix> m_layers;
+  std::map<LayerId, QuantizedWeights> m_coded;
 };
 
 }  // namespace gptqw

@@ -74,9 +74,9 @@ T real_at(const json& obj, const char* key) {
 }
 
 LinearKind kind_from_name(const std::string& module) {
-  for (LinearKind k : kAllLinears)
-    if (linear_name(k) == module) return k;
-  throw FormatError("unknown module '" + module + "'");
+  if (auto k = linear_kind_of(module)) return *k;
+  throw FormatError("unknown module '" + module + "' (the linear modules are " +
+                    linear_names_list() + ")");
 }
 
 // Optional numbers are written as null.

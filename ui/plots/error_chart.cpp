@@ -65,9 +65,8 @@ QColor moduleColor(LinearKind kind) {
 }
 
 QString moduleShortName(LinearKind kind) {
-  const std::string_view full = linear_name(kind);
-  const std::string_view tail = full.substr(full.find('.') + 1);
-  return QString::fromUtf8(tail.data(), static_cast<qsizetype>(tail.size()));
+  const std::string_view name = linear_short_name(kind);
+  return QString::fromUtf8(name.data(), static_cast<qsizetype>(name.size()));
 }
 
 struct ErrorChart::Impl {

@@ -1,0 +1,68 @@
+#include "model/layers.h"
+
+#include <charconv>
+
+#include "common/error.h"
+
+namespace gptqw {
+
+std::string_view linear_name(LinearKind kind) {
+  static constexpr std::string_view names[kNumLinears] = {
+      "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+      "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
+  return names[static_cast<int>(kind)];
+}
+
+std::string_view linear_short_name(LinearKind kind) {
+  const std::string_view full = linear_name(kind);
+  return full.substr(full.find('.') + 1);
+}
+
+std::string linear_names_list() {
+  std::string s;
+  for (LinearKind k : kAllLinears) s += (s.empty() ? "" : ", ") + std::string(linear_name(k));
+  return s;
+}
+
+std::string layer_prefix(int block) { return "model.layers." + std::to_string(block) + "."; }
+
+std::string linear_module(int block, LinearKind kind) {
+  return layer_prefix(block) + std::string(linear_name(kind));
+}
+
+std::optional<LinearKind> linear_kind_of(std::string_view name) {
+  for (LinearKind k : kAllLinears)
+    if (name == linear_name(k)) return k;
+  return std::nullopt;
+}
+
+LinearKind parse_linear_name(const std::string& name) {
+  for (LinearKind k : kAllLinears)
+    if (name == linear_name(k) || name == linear_short_name(k)) return k;
+  throw ConfigError("unknown module '" + name + "' (the linear modules are " +
+                    linear_names_list() + ")");
+}
+
+std::optional<LayerId> parse_layer_module(std::string_view module) {
+  constexpr std::string_view prefix = "model.layers.";
+  if (!module.starts_with(prefix)) return std::nullopt;
+  module.remove_prefix(prefix.size());
+  int block = -1;
+  const auto [end, ec] = std::from_chars(module.data(), module.data() + module.size(), block);
+  // Digits only, no sign or leading zero ("03" is not the name of block 3), then a dot.
+  const size_t digits = size_t(end - module.data());
+  if (ec != std::errc() || block < 0 || digits == 0 || (digits > 1 && module[0] == '0') ||
+      digits >= module.size() || module[digits] != '.')
+    return std::nullopt;
+  const auto kind = linear_kind_of(module.substr(digits + 1));
+  if (!kind) return std::nullopt;
+  return LayerId{block, *kind};
+}
+
+std::vector<std::vector<LinearKind>> sequential_groups(bool true_sequential) {
+  using K = LinearKind;
+  if (true_sequential) return {{K::q, K::k, K::v}, {K::o}, {K::gate, K::up}, {K::down}};
+  return {{K::q, K::k, K::v, K::o, K::gate, K::up, K::down}};
+}
+
+}  // namespace gptqw
