@@ -943,12 +943,19 @@ class TestGptqExport : public QObject {
 
   void skippedModulesCheckExportable() {
     const ModelConfig& c = m_src->config();
+    // The issue's problem and its ways out in the command line's words.
     auto issue = [](const std::vector<ExportIssue>& v, const std::string& module,
                     const std::string& text) -> QString {
       for (const auto& i : v)
         if (i.module == module && i.message.find(text) != std::string::npos)
-          return QString::fromStdString(i.message);
+          return QString::fromStdString(describe(i));
       return {};
+    };
+    auto find_kind = [](const std::vector<ExportIssue>& v, const std::string& module,
+                        ExportIssue::Kind kind) -> const ExportIssue* {
+      for (const auto& i : v)
+        if (i.module == module && i.kind == kind) return &i;
+      return nullptr;
     };
     auto errors = [](const std::vector<ExportIssue>& v) {
       std::string all;
@@ -967,11 +974,21 @@ class TestGptqExport : public QObject {
              qPrintable(m));
     m = issue(v, "mlp.gate_proj", "out_features 172");
     QVERIFY2(m.contains("--skip-modules mlp.gate_proj"), qPrintable(m));
+    // The same ways out as settings, for the window to word: no group size helps a padded
+    // dimension; only one per row gives whole groups everywhere at 172 inputs.
+    using Kind = ExportIssue::Kind;
+    const ExportIssue* padded = find_kind(v, "mlp.down_proj", Kind::in_features_not_32);
+    QVERIFY(padded && padded->fix_group_sizes.empty() && padded->fix_by_keeping_module);
+    const ExportIssue* partial = find_kind(v, "mlp.down_proj", Kind::partial_last_group);
+    QVERIFY(partial && partial->fix_group_sizes == std::vector<int>{-1});
+    QVERIFY(partial->message.find("--") == std::string::npos);  // no command-line words
     // Group size 128 > in_features 64; with down_proj skipped 64 and 32 give whole groups.
     v = check_exportable(c, settings_skipping(test::quant_config(4, true, 128), {"mlp.down_proj"}));
     m = issue(v, "self_attn.q_proj", "smaller than group_size 128");
     QVERIFY2(m.contains("--group-size 64 or 32") && m.contains("--skip-modules self_attn.q_proj"),
              qPrintable(m));
+    const ExportIssue* over = find_kind(v, "self_attn.q_proj", Kind::group_over_input);
+    QVERIFY(over && over->fix_group_sizes == (std::vector<int>{64, 32}));
     for (const auto& i : v) QVERIFY2(i.module != "mlp.down_proj", describe(i).c_str());
     // Names are checked; all seven is nothing to quantize.
     v = check_exportable(c, settings_skipping(test::quant_config(4, true, 32), {"down_proj"}));

@@ -11,7 +11,9 @@
 #include <QJsonDocument>
 #include <QMimeData>
 #include <QJsonObject>
+#include <QLabel>
 #include <QMessageBox>
+#include <QPushButton>
 #include <QSettings>
 #include <QSignalSpy>
 #include <QStandardPaths>
@@ -286,6 +288,61 @@ class TestMainWindow : public QObject {
     QCOMPARE(f.spec().options.device, gpu ? Device::cuda : Device::auto_);
     QVERIFY(f.setDevice(Device::cpu));
     QCOMPARE(f.spec().options.device, Device::cpu);
+  }
+
+  // The notes under the form are one line per kind of problem, in the window's words (no
+  // command-line flags), the modules behind "details"; Run and Cancel stay in view at
+  // 1024 x 700 however long the notes are.
+  void notesAreOneLinePerKindAndRunStaysInView() {
+    MainWindow w;
+    w.resize(1024, 700);
+    w.show();
+    configure(w);
+    load(w, model_dir());
+    SettingsForm* f = w.settingsForm();
+    // Group size 128 (the default): no module of the sample model could be loaded quantized;
+    // the form says so with its own controls, not the command line's flags.
+    f->setGroupSize(128);
+    QTRY_VERIFY(!f->runProblems().isEmpty());
+    const QString stop = f->runProblems().join("\n");
+    QVERIFY2(stop.contains("Quantize modules loaders cannot read") && !stop.contains("--"),
+             qPrintable(stop));
+    f->setGroupSize(48);  // splits every module's groups: a note for most of the seven
+    f->setPadUnloadable(true);
+    QTRY_VERIFY(!f->warnings().isEmpty());
+    const QStringList notes = f->warnings();
+    for (const QString& n : notes) QVERIFY2(!n.contains("--"), qPrintable(n));
+    // Kinds, not modules: fewer lines than the modules they concern.
+    QVERIFY2(notes.size() <= 6, qPrintable(notes.join("\n")));
+    const QString partial = [&] {
+      for (const QString& n : notes)
+        if (n.contains("multiple of the group size")) return n;
+      return QString();
+    }();
+    QVERIFY2(!partial.isEmpty(), qPrintable(notes.join("\n")));
+    QVERIFY(partial.contains("q_proj") && partial.contains("set Group size to per row"));
+    // All seven concerned: keeping them all in fp16 is no way out, and is not offered.
+    QVERIFY2(!partial.contains("Keep in fp16"), qPrintable(partial));
+    QLabel* label = nullptr;
+    for (QLabel* l : f->findChildren<QLabel*>())
+      if (l->text().contains("details")) label = l;
+    QVERIFY(label);
+    QVERIFY(!label->text().contains("self_attn.q_proj ["));
+    const QString key = [&] {
+      const QString t = label->text();
+      const int a = t.indexOf("href='") + 6;
+      return t.mid(a, t.indexOf('\'', a) - a);
+    }();
+    emit label->linkActivated(key);
+    QVERIFY(label->text().contains("hide"));
+    QVERIFY(label->text().contains(" ["));  // the modules with their shapes
+    QPushButton* run = nullptr;
+    for (QPushButton* b : w.findChildren<QPushButton*>())
+      if (b->text().startsWith(tr("Run"))) run = b;
+    QVERIFY(run && run->isVisible());
+    QVERIFY(!run->visibleRegion().isEmpty());
+    const QRect in_window(run->mapTo(&w, QPoint(0, 0)), run->size());
+    QVERIFY2(w.rect().contains(in_window), "the Run button is outside the window");
   }
 
   void invalidSettingsAreFlaggedBeforeRun() {

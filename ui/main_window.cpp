@@ -234,15 +234,21 @@ QWidget* MainWindow::buildInputs() {
   connect(m_cancel_button, &QPushButton::clicked, this, &MainWindow::cancel);
   buttons->addWidget(m_run_button, 1);
   buttons->addWidget(m_cancel_button);
-  layout->addLayout(buttons);
   layout->addStretch(1);
 
+  // The inputs scroll; Run and Cancel stay below them, always in view, however long the form
+  // and its notes grow or however small the window is.
   auto* scroll = new QScrollArea;
   scroll->setWidget(panel);
   scroll->setWidgetResizable(true);
   scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
   scroll->setMinimumWidth(panel->sizeHint().width() + 24);
-  return scroll;
+  auto* outer = new QWidget;
+  auto* outer_layout = new QVBoxLayout(outer);
+  outer_layout->setContentsMargins(0, 0, 0, 0);
+  outer_layout->addWidget(scroll, 1);
+  outer_layout->addLayout(buttons);
+  return outer;
 }
 
 QWidget* MainWindow::buildLayersTab() {

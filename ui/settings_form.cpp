@@ -22,6 +22,8 @@ namespace gptqw::ui {
 
 namespace {
 
+QString qs(std::string_view s) { return QString::fromUtf8(s.data(), qsizetype(s.size())); }
+
 const QString kPerRow = QStringLiteral("per row");
 
 QSpinBox* spin(int lo, int hi, int value, const QString& tip) {
@@ -113,6 +115,11 @@ SettingsForm::SettingsForm(QWidget* parent) : QWidget(parent) {
   m_problems = new QLabel;
   m_problems->setWordWrap(true);
   m_problems->setTextFormat(Qt::RichText);
+  m_problems->setTextInteractionFlags(Qt::LinksAccessibleByMouse);
+  connect(m_problems, &QLabel::linkActivated, this, [this](const QString& key) {
+    if (!m_expanded.remove(key)) m_expanded.insert(key);
+    renderProblems();
+  });
 
   auto* form = new QFormLayout(this);
   form->setContentsMargins(0, 0, 0, 0);
@@ -253,6 +260,7 @@ void SettingsForm::revalidate() {
   m_run_problems.clear();
   m_export_problems.clear();
   m_warnings.clear();
+  m_notes.clear();
   std::optional<RunSpec> s;
   try {
     s = spec();
@@ -277,22 +285,131 @@ void SettingsForm::revalidate() {
     std::vector<UnloadableModule> kept;
     try {
       effective = effective_options(*s, *m_config, &kept);
+    } catch (const NothingLoadable& e) {
+      QStringList modules;
+      for (const UnloadableModule& m : e.modules) modules << qs(linear_short_name(m.kind));
+      m_run_problems << tr("GPTQ loaders could not load any module of this model quantized with "
+                           "these settings (%1: %2). Choose another Group size, or tick "
+                           "\"Quantize modules loaders cannot read\" to quantize them anyway, "
+                           "zero-padded.")
+                            .arg(QString::fromStdString(s->options.gptq.quant.describe()),
+                                 modules.join(", "));
     } catch (const Error& e) {
       m_run_problems << QString::fromStdString(e.what());
     }
-    for (const UnloadableModule& m : kept)
-      m_warnings << tr("%1 [%2, %3] stays in fp16: %4 (GPTQ loaders could not load it quantized)")
-                        .arg(QString::fromUtf8(linear_name(m.kind).data(), int(linear_name(m.kind).size())))
-                        .arg(m.out_features).arg(m.in_features)
-                        .arg(QString::fromStdString(m.reason));
-    for (const ExportIssue& issue : check_exportable(*m_config, checkpoint_settings(effective))) {
-      QString text = QString::fromStdString(describe(issue));
-      if (issue.severity == ExportIssue::Severity::error)
-        m_export_problems << text;
-      else
-        m_warnings << text;
+    m_notes = groupedNotes(kept, check_exportable(*m_config, checkpoint_settings(effective)),
+                           kNumLinears - int(effective.skip.size()));
+    for (const Note& n : m_notes) (n.error ? m_export_problems : m_warnings) << n.summary;
+  }
+  renderProblems();
+  emit changed();
+}
+
+namespace {
+
+// One kind of export problem in the window's words, for the line that gathers its modules.
+QString kindSummary(ExportIssue::Kind kind) {
+  using K = ExportIssue::Kind;
+  switch (kind) {
+    case K::in_features_not_32:
+      return SettingsForm::tr("input width not a multiple of 32: GPTQ loaders (AutoGPTQ, "
+                              "GPTQModel, transformers, vLLM) will refuse these layers");
+    case K::out_features_not_32:
+      return SettingsForm::tr("output width not a multiple of 32: GPTQ loaders will refuse "
+                              "these layers");
+    case K::partial_last_group:
+      return SettingsForm::tr("input width not a multiple of the group size: ExLlama and "
+                              "vLLM's Marlin kernel need whole groups");
+    case K::group_over_input:
+      return SettingsForm::tr("group size larger than the input width: vLLM will refuse these "
+                              "layers");
+    case K::no_marlin_shape:
+      return SettingsForm::tr("shapes vLLM's Marlin kernel cannot take: vLLM will use its slower "
+                              "kernel (the layers still load)");
+    default:
+      return {};  // whole-model issues: their own message is the line
+  }
+}
+
+// The ways out of an issue in the window's words (the form's own fields). Keeping every module
+// that is still quantized in fp16 is no way out: nothing would be left to quantize.
+QString remedy(const ExportIssue& i, const QStringList& modules, int quantized_modules) {
+  QStringList ways;
+  if (!i.fix_group_sizes.empty()) {
+    QStringList sizes;
+    for (int g : i.fix_group_sizes)
+      sizes << (g == -1 ? SettingsForm::tr("per row") : QString::number(g));
+    ways << SettingsForm::tr("set Group size to %1").arg(sizes.join(SettingsForm::tr(" or ")));
+  }
+  if (i.fix_by_keeping_module && modules.size() < quantized_modules)
+    ways << SettingsForm::tr("add %1 to \"Keep in fp16\"").arg(modules.join(", "));
+  return ways.join(SettingsForm::tr(", or "));
+}
+
+}  // namespace
+
+QList<SettingsForm::Note> SettingsForm::groupedNotes(const std::vector<UnloadableModule>& kept,
+                                                     const std::vector<ExportIssue>& issues,
+                                                     int quantized_modules) const {
+  QList<Note> notes;
+  if (!kept.empty()) {
+    Note n;
+    n.key = "kept";
+    QStringList names;
+    for (const UnloadableModule& m : kept) {
+      names << qs(linear_short_name(m.kind));
+      n.details << tr("%1 [%2, %3]: %4")
+                       .arg(qs(linear_name(m.kind)))
+                       .arg(m.out_features)
+                       .arg(m.in_features)
+                       .arg(QString::fromStdString(m.reason));
+    }
+    n.summary = tr("%n module(s) stay in fp16, as GPTQ loaders could not load them quantized: "
+                   "%1 (\"Quantize modules loaders cannot read\" quantizes them anyway)",
+                   nullptr, int(kept.size()))
+                    .arg(names.join(", "));
+    notes << n;
+  }
+  // Issues of one kind (the same problem in several modules) share a line.
+  std::map<int, QList<const ExportIssue*>> by_kind;
+  for (const ExportIssue& i : issues) {
+    if (i.module.empty()) {
+      Note n;
+      n.key = QString("issue-%1-%2").arg(int(i.kind)).arg(notes.size());
+      n.error = i.severity == ExportIssue::Severity::error;
+      n.summary = QString::fromStdString(i.message);
+      notes << n;
+    } else {
+      by_kind[int(i.kind)] << &i;
     }
   }
+  for (const auto& [kind, list] : by_kind) {
+    Note n;
+    n.key = QString("kind-%1").arg(kind);
+    n.error = list.front()->severity == ExportIssue::Severity::error;
+    QStringList modules;
+    for (const ExportIssue* i : list) {
+      modules << QString::fromStdString(i->module);
+      n.details << tr("%1 [%2, %3]: %4")
+                       .arg(QString::fromStdString(i->module))
+                       .arg(i->out_features)
+                       .arg(i->in_features)
+                       .arg(QString::fromStdString(i->message));
+    }
+    QStringList short_names;
+    for (const ExportIssue* i : list)
+      short_names << qs(linear_short_name(*linear_kind_of(i->module)));
+    const QString fix = remedy(*list.front(), modules, quantized_modules);
+    n.summary = tr("%1 (%2)").arg(kindSummary(ExportIssue::Kind(kind)), short_names.join(", ")) +
+                (fix.isEmpty() ? QString() : tr(". To avoid it: %1.").arg(fix));
+    notes << n;
+  }
+  return notes;
+}
+
+void SettingsForm::renderProblems() {
+  // One line per kind of problem; a line that gathers several modules expands to them on a
+  // click ("details"), so that a long list never pushes the rest of the panel away.
   QString html;
   auto list = [&](const QStringList& items, const char* colour, const QString& title) {
     if (items.isEmpty()) return;
@@ -300,12 +417,27 @@ void SettingsForm::revalidate() {
     for (const QString& item : items) html += item.toHtmlEscaped() + "<br>";
     html += "</p>";
   };
+  auto notes = [&](bool errors, const char* colour, const QString& title) {
+    QString body;
+    for (const Note& n : m_notes) {
+      if (n.error != errors) continue;
+      body += n.summary.toHtmlEscaped();
+      if (!n.details.isEmpty()) {
+        const bool open = m_expanded.contains(n.key);
+        body += QString(" <a href='%1'>%2</a>").arg(n.key, open ? tr("hide") : tr("details"));
+        if (open)
+          for (const QString& d : n.details) body += "<br>&nbsp;&nbsp;" + d.toHtmlEscaped();
+      }
+      body += "<br>";
+    }
+    if (!body.isEmpty())
+      html += QString("<p style='color:%1'><b>%2</b><br>%3</p>").arg(colour, title.toHtmlEscaped(), body);
+  };
   list(m_run_problems, "#d03030", tr("Cannot run:"));
-  list(m_export_problems, "#d03030", tr("Cannot export these settings:"));
-  list(m_warnings, "#b07000", tr("Note:"));
+  notes(true, "#d03030", tr("Cannot export these settings:"));
+  notes(false, "#b07000", tr("Note:"));
   m_problems->setText(html);
   m_problems->setVisible(!html.isEmpty());
-  emit changed();
 }
 
 void SettingsForm::save(QSettings& st) const {

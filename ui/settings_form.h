@@ -6,10 +6,14 @@
 // (errors block Run; export problems block Export; warnings only inform).
 #pragma once
 
+#include <QSet>
+#include <QStringList>
 #include <QWidget>
 #include <optional>
+#include <vector>
 
 #include "model/config.h"
+#include "io/gptq_export.h"
 #include "pipeline/run.h"
 
 class QCheckBox;
@@ -68,6 +72,16 @@ class SettingsForm : public QWidget {
   void calibrationFieldChanged();
 
  private:
+  // A line under the form: one kind of problem, the modules it concerns behind "details".
+  struct Note {
+    QString key;  // stays the same while the problem does, so an expanded line stays open
+    bool error = false;
+    QString summary;
+    QStringList details;
+  };
+  QList<Note> groupedNotes(const std::vector<UnloadableModule>& kept,
+                           const std::vector<ExportIssue>& issues, int quantized_modules) const;
+  void renderProblems();
   void revalidate();
   void setGpuStatus(bool available, const QString& status);
 
@@ -81,6 +95,8 @@ class SettingsForm : public QWidget {
   int64_t m_calib_tokens = -1;
   QStringList m_run_problems, m_export_problems, m_warnings;
   bool m_gpu_probed = false;
+  QList<Note> m_notes;
+  QSet<QString> m_expanded;
 };
 
 }  // namespace gptqw::ui

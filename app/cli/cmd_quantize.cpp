@@ -185,7 +185,15 @@ int run(const std::vector<std::string>& words, bool compare) {
   Model model = open_model(args);
   // Modules the GPTQ loaders could not read quantized stay in fp16 (unless --pad-unloadable).
   std::vector<UnloadableModule> kept;
-  const QuantizeOptions effective = effective_options(spec, model.config(), &kept);
+  const QuantizeOptions effective = [&] {
+    try {
+      return effective_options(spec, model.config(), &kept);
+    } catch (const NothingLoadable& e) {
+      throw ConfigError(std::string(e.what()) +
+                        "\n(choose another --group-size, or quantize them anyway with "
+                        "--pad-unloadable: an export then writes them zero-padded)");
+    }
+  }();
   if (!args.flag("--quiet"))
     for (const UnloadableModule& m : kept)
       std::fprintf(stderr, "note: %s [%lld, %lld] stays in fp16: %s (GPTQModel, AutoGPTQ and vLLM "

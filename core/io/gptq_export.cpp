@@ -71,17 +71,25 @@ std::string shape2(int64_t out, int64_t in) {
 std::vector<ExportIssue> check_exportable(const ModelConfig& config, const GptqSettings& s) {
   std::vector<ExportIssue> out;
   using S = ExportIssue::Severity;
+  using Kind = ExportIssue::Kind;
+  auto whole_model = [&](S severity, Kind kind, std::string message) {
+    ExportIssue i;
+    i.severity = severity;
+    i.kind = kind;
+    i.message = std::move(message);
+    out.push_back(std::move(i));
+  };
   const QuantConfig& q = s.quant;
   try {
     q.validate();
   } catch (const ConfigError& e) {
-    out.push_back({S::error, "", 0, 0, e.what()});
+    whole_model(S::error, Kind::invalid_settings, e.what());
     return out;  // the shape checks below assume a valid bit width and group size
   }
   if (!packable_bits(q.bits)) {
-    out.push_back({S::error, "", 0, 0,
-                   std::to_string(q.bits) + " bits cannot be packed: the GPTQ format holds 2, 3, "
-                                            "4 or 8 bits per weight"});
+    whole_model(S::error, Kind::unpackable_bits,
+                std::to_string(q.bits) + " bits cannot be packed: the GPTQ format holds 2, 3, 4 "
+                                         "or 8 bits per weight");
     return out;
   }
   // The modules left unquantized: names first (a misspelt one would quietly quantize the layer
@@ -90,15 +98,15 @@ std::vector<ExportIssue> check_exportable(const ModelConfig& config, const GptqS
   try {
     skip = s.skipped_kinds();
   } catch (const ConfigError& e) {
-    out.push_back({S::error, "", 0, 0, e.what()});
+    whole_model(S::error, Kind::unknown_module, e.what());
     return out;
   }
   int n_skipped = 0;
   for (bool b : skip) n_skipped += b;
   if (n_skipped == kNumLinears) {
-    out.push_back({S::error, "", 0, 0,
-                   "modules_not_quantized lists all seven linear modules: nothing would be "
-                   "quantized"});
+    whole_model(S::error, Kind::nothing_quantized,
+                "modules_not_quantized lists all seven linear modules: nothing would be "
+                "quantized");
     return out;
   }
   // vLLM loads q/k/v as one fused layer and gate/up as another, and refuses a checkpoint in
@@ -114,79 +122,89 @@ std::vector<ExportIssue> check_exportable(const ModelConfig& config, const GptqS
       list += (list.empty() ? "" : ", ") + name;
     }
     if (!kept.empty() && !left.empty())
-      out.push_back({S::warning, "", 0, 0,
-                     "vLLM loads " + all + " as one fused layer and refuses a checkpoint that "
-                     "quantizes only some of them; modules_not_quantized has " + left +
-                         " but not " + kept + ": skip all of them (--skip-modules) or none"});
+      whole_model(S::warning, Kind::fused_partly_kept,
+                  "vLLM loads " + all + " as one fused layer and refuses a checkpoint that "
+                  "quantizes only some of them; " + left + " is left unquantized but not " +
+                      kept + ": leave all of them unquantized or none");
   }
 
   if (s.zero_format() == ZeroFormat::v1 && !q.sym)
-    out.push_back({S::error, "", 0, 0,
-                   "checkpoint_format \"gptq\" (v1) stores zero - 1 and cannot hold the zero "
-                   "point 0 that asymmetric grids produce; asymmetric models are written as "
-                   "\"gptq_v2\""});
+    whole_model(S::error, Kind::v1_asymmetric,
+                "checkpoint_format \"gptq\" (v1) stores zero - 1 and cannot hold the zero "
+                "point 0 that asymmetric grids produce; asymmetric models are written as "
+                "\"gptq_v2\"");
   const int gs = q.group_size;
   const bool marlin_config =
       q.sym && (q.bits == 4 || q.bits == 8) && (gs == -1 || gs == 32 || gs == 64 || gs == 128);
   if (!marlin_config)
-    out.push_back({S::warning, "", 0, 0,
-                   "vLLM's fast Marlin kernel needs sym, 4 or 8 bits and group size -1, 32, 64 "
-                   "or 128 (this export: " + q.describe() +
-                       "); vLLM will use its slower gptq kernel"});
+    whole_model(S::warning, Kind::no_marlin_settings,
+                "vLLM's fast Marlin kernel needs sym, 4 or 8 bits and group size -1, 32, 64 or "
+                "128 (this export: " + q.describe() + "); vLLM will use its slower gptq kernel");
 
   // The group sizes the kernels know that give whole groups in every quantized module: the
   // group size is one setting for the whole model, so a size that fixes one module but splits
   // another is no way out. -1 (one group per row) always gives whole groups.
-  std::string whole_groups;
+  std::vector<int> whole_groups;
   for (int cand : {128, 64, 32}) {
     bool fits = cand != gs;
     for (LinearKind kind : kAllLinears)
       if (!skip[int(kind)]) fits = fits && linear_shape(config, kind).second % cand == 0;
-    if (fits) whole_groups += (whole_groups.empty() ? "" : " or ") + std::to_string(cand);
+    if (fits) whole_groups.push_back(cand);
   }
-  const std::string by_group_size =
-      whole_groups.empty()
-          ? "--group-size -1 (one group per row; no group size of 32, 64 or 128 divides the "
-            "in_features of every quantized module)"
-          : "--group-size " + whole_groups + " (whole groups in every quantized module)";
+  if (whole_groups.empty()) whole_groups.push_back(-1);
 
   for (LinearKind kind : kAllLinears) {
     if (skip[int(kind)]) continue;  // a plain weight: nothing here applies to it
     const auto [N, K] = linear_shape(config, kind);
-    const std::string module(linear_name(kind));
-    // Every problem of a module ends with the two ways out, so that the user who reads one
-    // line knows what to do about it.
-    const std::string skip_it = "leave the module unquantized with --skip-modules " + module +
-                                " (stored as a float weight, listed in modules_not_quantized)";
-    const std::string no_group_size = " No group size changes this; " + skip_it + ".";
-    auto warn = [&](const std::string& msg) { out.push_back({S::warning, module, N, K, msg}); };
+    // Every problem of a module carries its ways out, so that the user who reads one line
+    // knows what to do about it.
+    auto warn = [&](Kind issue_kind, const std::string& msg, bool by_group_size) {
+      ExportIssue i;
+      i.severity = S::warning;
+      i.kind = issue_kind;
+      i.module = std::string(linear_name(kind));
+      i.out_features = N;
+      i.in_features = K;
+      i.message = msg;
+      if (by_group_size) i.fix_group_sizes = whole_groups;
+      i.fix_by_keeping_module = true;
+      out.push_back(std::move(i));
+    };
     if (K % 32 != 0)
-      warn("in_features " + std::to_string(K) + " is not a multiple of 32: qweight is written " +
-           "with " + std::to_string(packed_words(K, q.bits)) +
-           " zero-padded rows, but AutoGPTQ, GPTQModel, transformers and vLLM allocate "
-           "in_features / 32 * bits = " + std::to_string(K / 32 * q.bits) +
-           " rows and will refuse to load this layer." + no_group_size);
+      warn(Kind::in_features_not_32,
+           "in_features " + std::to_string(K) + " is not a multiple of 32: qweight is written " +
+               "with " + std::to_string(packed_words(K, q.bits)) +
+               " zero-padded rows, but AutoGPTQ, GPTQModel, transformers and vLLM allocate "
+               "in_features / 32 * bits = " + std::to_string(K / 32 * q.bits) +
+               " rows and will refuse to load this layer",
+           false);
     if (N % 32 != 0)
-      warn("out_features " + std::to_string(N) + " is not a multiple of 32: qzeros is written " +
-           "with " + std::to_string(packed_words(N, q.bits)) +
-           " zero-padded columns, but AutoGPTQ, GPTQModel, transformers and vLLM allocate "
-           "out_features / 32 * bits = " + std::to_string(N / 32 * q.bits) +
-           " columns and will refuse to load this layer." + no_group_size);
+      warn(Kind::out_features_not_32,
+           "out_features " + std::to_string(N) + " is not a multiple of 32: qzeros is written " +
+               "with " + std::to_string(packed_words(N, q.bits)) +
+               " zero-padded columns, but AutoGPTQ, GPTQModel, transformers and vLLM allocate "
+               "out_features / 32 * bits = " + std::to_string(N / 32 * q.bits) +
+               " columns and will refuse to load this layer",
+           false);
     if (gs > 0 && gs < K && K % gs != 0)
-      warn("in_features " + std::to_string(K) + " is not a multiple of group_size " +
-           std::to_string(gs) + " (the last group has " + std::to_string(K % gs) +
-           " columns): ExLlama and vLLM's Marlin kernel need whole groups. Use " +
-           by_group_size + ", or " + skip_it + ".");
+      warn(Kind::partial_last_group,
+           "in_features " + std::to_string(K) + " is not a multiple of group_size " +
+               std::to_string(gs) + " (the last group has " + std::to_string(K % gs) +
+               " columns): ExLlama and vLLM's Marlin kernel need whole groups",
+           true);
     if (gs > K)
       // One short group here; vLLM sizes scales as in_features / group_size = 0 rows and checks
       // in_features % group_size.
-      warn("in_features " + std::to_string(K) + " is smaller than group_size " +
-           std::to_string(gs) + ": vLLM needs in_features % group_size == 0 and will refuse to "
-           "load this layer. Use " + by_group_size + ", or " + skip_it + ".");
+      warn(Kind::group_over_input,
+           "in_features " + std::to_string(K) + " is smaller than group_size " +
+               std::to_string(gs) + ": vLLM needs in_features % group_size == 0 and will " +
+               "refuse to load this layer",
+           true);
     if (marlin_config && (K % 128 != 0 || N % 64 != 0))
-      warn("vLLM's Marlin kernel needs in_features % 128 == 0 and out_features % 64 == 0; "
-           "this layer will use the slower gptq kernel (it still loads). No group size changes "
-           "this; --skip-modules " + module + " would store it unquantized instead.");
+      warn(Kind::no_marlin_shape,
+           "vLLM's Marlin kernel needs in_features % 128 == 0 and out_features % 64 == 0; this "
+           "layer will use the slower gptq kernel (it still loads)",
+           false);
   }
   return out;
 }
@@ -227,7 +245,25 @@ std::vector<UnloadableModule> unloadable_modules(const ModelConfig& config, cons
 std::string describe(const ExportIssue& i) {
   std::string s = i.severity == ExportIssue::Severity::error ? "error: " : "warning: ";
   if (!i.module.empty()) s += i.module + " " + shape2(i.out_features, i.in_features) + ": ";
-  return s + i.message;
+  s += i.message;
+  const std::string keep = "leave the module unquantized with --skip-modules " + i.module +
+                           " (stored as a float weight, listed in modules_not_quantized)";
+  if (!i.fix_group_sizes.empty()) {
+    std::string sizes;
+    for (int g : i.fix_group_sizes) sizes += (sizes.empty() ? "" : " or ") + std::to_string(g);
+    s += ". Use --group-size " + sizes +
+         (i.fix_group_sizes.front() == -1
+              ? " (one group per row; no group size of 32, 64 or 128 divides the in_features "
+                "of every quantized module)"
+              : " (whole groups in every quantized module)");
+    if (i.fix_by_keeping_module) s += ", or " + keep;
+    s += ".";
+  } else if (i.fix_by_keeping_module) {
+    s += ". No group size changes this; " + keep + ".";
+  } else if (i.kind == ExportIssue::Kind::fused_partly_kept) {
+    s += " (--skip-modules)";
+  }
+  return s;
 }
 
 // ---------------------------------------------------------------------------------------------

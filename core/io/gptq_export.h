@@ -90,10 +90,31 @@ std::filesystem::path check_export_destination(const GptqExportOptions& options)
 // that lists the module in modules_not_quantized).
 struct ExportIssue {
   enum class Severity { error, warning };
+  // What is wrong, so that a front end can gather the issues of one kind into one line.
+  enum class Kind {
+    invalid_settings,      // the quantizer settings themselves (QuantConfig::validate)
+    unpackable_bits,       // bits the format cannot hold
+    unknown_module,        // modules_not_quantized names something else than the seven
+    nothing_quantized,     // all seven left unquantized
+    fused_partly_kept,     // only some of q/k/v or gate/up quantized (vLLM refuses)
+    v1_asymmetric,         // checkpoint_format gptq (v1) with an asymmetric grid
+    no_marlin_settings,    // bits / sym / group size outside vLLM's Marlin kernel
+    in_features_not_32,    // padded qweight: loaders refuse the layer
+    out_features_not_32,   // padded qzeros: loaders refuse the layer
+    partial_last_group,    // in_features not a multiple of group_size
+    group_over_input,      // group_size > in_features
+    no_marlin_shape,       // shapes outside Marlin: slower kernel, still loads
+  };
   Severity severity = Severity::warning;
+  Kind kind = Kind::invalid_settings;
   std::string module;  // "mlp.down_proj" (the same in every block), or empty for the whole model
   int64_t out_features = 0, in_features = 0;
-  std::string message;  // full sentence, names the shapes and who cannot take them
+  std::string message;  // the problem as a sentence: the shapes and who cannot take them
+  // The ways out, as settings; each front end words them its own way (describe() for the
+  // command line). Group sizes that give whole groups in every quantized module (-1: one group
+  // per row); whether leaving `module` unquantized avoids the problem.
+  std::vector<int> fix_group_sizes;
+  bool fix_by_keeping_module = false;
 };
 
 // Checks up front, from the architecture alone, what the format and its loaders cannot take:
@@ -105,7 +126,9 @@ struct ExportIssue {
 // K % 128, N % 64; only some of q/k/v or of gate/up left unquantized, which vLLM's fused layers
 // refuse). One issue per linear kind, since every block has the same shapes.
 std::vector<ExportIssue> check_exportable(const ModelConfig& config, const GptqSettings& settings);
-std::string describe(const ExportIssue& issue);  // "error: mlp.down_proj [64, 172]: ..."
+// In the command line's words: "error: mlp.down_proj [64, 172]: <message>. Use --group-size 64,
+// or leave the module unquantized with --skip-modules mlp.down_proj (...)."
+std::string describe(const ExportIssue& issue);
 
 // A linear module that mainstream GPTQ loaders cannot load in quantized form with a given bit
 // width and group size, and why. The rule (unloadable_modules) is the union of the loaders'

@@ -12,18 +12,20 @@ QuantizeOptions effective_options(const RunSpec& spec, const ModelConfig& config
   if (kept) kept->clear();
   if (spec.pad_unloadable) return o;
   std::string why;
+  std::vector<UnloadableModule> added;
   for (const UnloadableModule& m : unloadable_modules(config, o.gptq.quant)) {
     if (o.skip.count(m.kind)) continue;  // the user keeps it in fp16 already
     o.skip.insert(m.kind);
-    if (kept) kept->push_back(m);
+    added.push_back(m);
     why += "\n  " + std::string(linear_name(m.kind)) + " [" + std::to_string(m.out_features) +
            ", " + std::to_string(m.in_features) + "]: " + m.reason;
   }
   if (o.skip.size() == size_t(kNumLinears))
-    throw ConfigError("no linear module of this model can be quantized in a form GPTQ loaders "
-                      "(GPTQModel, AutoGPTQ, vLLM) read with " + o.gptq.quant.describe() + ":" +
-                      why + "\n(choose another group size, or quantize them anyway with "
-                      "--pad-unloadable: an export then writes them zero-padded)");
+    throw NothingLoadable("no linear module of this model can be quantized in a form GPTQ "
+                          "loaders (GPTQModel, AutoGPTQ, vLLM) read with " +
+                              o.gptq.quant.describe() + ":" + why,
+                          added);
+  if (kept) *kept = std::move(added);
   return o;
 }
 

@@ -9,6 +9,7 @@
 #include <optional>
 #include <vector>
 
+#include "common/error.h"
 #include "io/gptq_export.h"
 #include "model/model.h"
 #include "pipeline/calibration.h"
@@ -38,9 +39,19 @@ struct RunSpec {
   bool pad_unloadable = false;
 };
 
+// effective_options() found no module that GPTQ loaders could load quantized with these
+// settings. The message states the problem and the modules; the ways out (another group size,
+// or quantizing them anyway, padded) are for each front end to word with its own controls.
+class NothingLoadable : public ConfigError {
+ public:
+  NothingLoadable(const std::string& message, std::vector<UnloadableModule> modules)
+      : ConfigError(message), modules(std::move(modules)) {}
+  std::vector<UnloadableModule> modules;
+};
+
 // The options a run really uses: spec.options plus, unless spec.pad_unloadable, the modules
-// kept in fp16 for the loaders (returned in `kept`, with the reasons). Throws ConfigError when
-// that leaves nothing to quantize.
+// kept in fp16 for the loaders (returned in `kept`, with the reasons). Throws NothingLoadable
+// when that leaves nothing to quantize.
 QuantizeOptions effective_options(const RunSpec& spec, const ModelConfig& config,
                                   std::vector<UnloadableModule>* kept = nullptr);
 
