@@ -13,6 +13,7 @@
 #include <QJsonObject>
 #include <QLabel>
 #include <QMessageBox>
+#include <QProgressBar>
 #include <QPushButton>
 #include <QSettings>
 #include <QSignalSpy>
@@ -276,6 +277,47 @@ class TestMainWindow : public QObject {
     w.cancel();
     QVERIFY(cancelled.wait(30000));
     QVERIFY(!w.busy());
+  }
+
+  // One bar for the whole run: it never goes back when a stage ends and the next begins
+  // (calibration, GPTQ, the perplexity passes). A cancel during the perplexity passes keeps
+  // the finished quantization (exportable, no perplexity). The next run leaves these results
+  // on screen until its own first layer arrives.
+  void oneProgressAndCancelKeepsTheQuantization() {
+    MainWindow w;
+    w.show();
+    configure(w);
+    w.settingsForm()->setEvalWindows(512, 0);  // the whole text: a long evaluation to cancel
+    load(w, model_dir());
+    QProgressBar* bar = w.findChild<QProgressBar*>();
+    QVERIFY(bar);
+    QList<int> values;
+    connect(bar, &QProgressBar::valueChanged, this, [&](int v) { values << v; });
+    QSignalSpy finished(&w, &MainWindow::runFinished);
+    QVERIFY(w.startRun());
+    QTRY_VERIFY_WITH_TIMEOUT(w.statusText().startsWith("ppl"), 300000);
+    const int at_eval = values.isEmpty() ? 0 : values.last();
+    // The quantization's share is already on the bar (small here: the evaluation of the whole
+    // text is most of this run's work).
+    QVERIFY2(at_eval > 0 && at_eval < 1000, qPrintable(QString::number(at_eval)));
+    w.cancel();
+    QVERIFY(finished.wait(60000));
+    for (int i = 1; i < values.size(); ++i)
+      QVERIFY2(values[i] >= values[i - 1],
+               qPrintable(QString("the bar went back from %1 to %2").arg(values[i - 1]).arg(values[i])));
+    QVERIFY(w.report().has_value());
+    QVERIFY(w.report()->evaluation_cancelled && !w.report()->perplexity);
+    QCOMPARE(int(w.report()->layers.size()), 20);
+    QVERIFY(w.canExport());
+    QVERIFY2(w.statusText().contains("evaluation skipped"), qPrintable(w.statusText()));
+
+    w.setEvalFile(QString());
+    QVERIFY(w.startRun());
+    QCOMPARE(w.layerModel()->rowCount(), 20);  // still the previous run's rows
+    QVERIFY(w.report().has_value());
+    QVERIFY(finished.wait(300000));
+    QCOMPARE(w.layerModel()->rowCount(), 20);
+    QVERIFY(!w.report()->evaluation_cancelled);
   }
 
   // The GPU probe (it creates a CUDA context, seconds) runs off the GUI thread: the form exists

@@ -26,6 +26,7 @@
 #include <QProgressBar>
 #include <QPushButton>
 #include <QScrollArea>
+#include <QTimer>
 #include <QSettings>
 #include <QSplitter>
 #include <QStatusBar>
@@ -141,8 +142,13 @@ MainWindow::MainWindow(QWidget* parent)
 
   for (Job* job : {m_load, m_run, m_export})
     connect(job, &Job::progress, this, &MainWindow::onProgress);
+  // The status line's clock ticks between progress reports (a block can take minutes).
+  auto* tick = new QTimer(this);
+  connect(tick, &QTimer::timeout, this, &MainWindow::showProgress);
+  tick->start(1000);
   for (Job* job : {m_load, m_scan, m_run, m_export, m_save}) {
     connect(job, &Job::ended, this, [this] {
+      if (!busy()) m_last_progress.reset();
       m_progress->setVisible(busy());
       updateActions();
     });
@@ -432,8 +438,18 @@ void MainWindow::showError(const QString& title, const QString& message) {
 }
 
 void MainWindow::onProgress(const Progress& p) {
+  m_last_progress = p;
+  showProgress();
+}
+
+void MainWindow::showProgress() {
+  // Called on each report and every second by m_clock, so the elapsed time keeps ticking
+  // through long steps. The run's own fraction (quantization and the perplexity passes
+  // together) drives the one bar and the one time-left estimate.
   Job* job = m_run->running() ? m_run : m_export->running() ? m_export : m_load;
-  const double f = std::clamp(p.fraction, 0.0, 1.0);
+  if (!job->running() || !m_last_progress) return;
+  const Progress& p = *m_last_progress;
+  const double f = std::clamp(p.run_fraction >= 0 ? p.run_fraction : p.fraction, 0.0, 1.0);
   const double elapsed = job->elapsed();
   QString text = qstr(p.stage);
   if (p.block >= 0 && p.n_blocks > 0) text += tr("  block %1/%2").arg(std::min(p.block + 1, p.n_blocks)).arg(p.n_blocks);
@@ -500,9 +516,11 @@ void MainWindow::setCalibrationFile(const QString& file) {
 void MainWindow::setEvalFile(const QString& file) {
   m_eval_file = file;
   m_eval_edit->setText(file);
-  QSettings().setValue("paths/eval", QFileInfo(file).absolutePath());
+  if (!file.isEmpty()) QSettings().setValue("paths/eval", QFileInfo(file).absolutePath());
   updateActions();
 }
+
+QString MainWindow::statusText() const { return m_status->text(); }
 
 void MainWindow::scanCalibration() {
   m_form->setCalibrationTokens(-1);
@@ -636,7 +654,10 @@ bool MainWindow::startRunWith(std::optional<CalibrationRecord> replay) {
     spec.replay = std::move(replay);
   }
   if (!m_eval_file.isEmpty()) spec.eval_file = fspath(m_eval_file);
-  clearResults();
+  // A cancel during the perplexity passes keeps the finished quantization.
+  spec.keep_quantization_on_cancel = true;
+  // The previous results stay on screen until this run's first layer replaces them.
+  m_replace_results = true;
   m_tabs->setCurrentIndex(LayersTab);
   const QuantConfig& q = spec.options.gptq.quant;
   log(tr("run: %1-bit, group %2, %3, act-order %4, damping %5, %6 x %7 tokens of %8, seed %9")
@@ -666,6 +687,8 @@ bool MainWindow::startRunWith(std::optional<CalibrationRecord> replay) {
       job->post([this, r] { addLayer(r); });
     });
     return [this, kept, report, model] {
+      if (m_replace_results) clearResults();
+      m_replace_results = false;
       m_kept = kept;
       m_kept_model = model;
       showReport(*report);
@@ -692,7 +715,13 @@ bool MainWindow::startRunWith(std::optional<CalibrationRecord> replay) {
         log(tr("%1 kept in fp16: %2 (GPTQ loaders could not load it quantized)")
                 .arg(QString::fromStdString(std::string(linear_name(k.kind))))
                 .arg(qstr(k.reason)));
-      m_status->setText(tr("Done in %1.").arg(duration(m_report->timing.seconds)));
+      // The whole run, evaluation included, as the clock showed it.
+      if (m_report->evaluation_cancelled) {
+        log(tr("evaluation cancelled: the quantization is kept (no perplexity)"));
+        m_status->setText(tr("Done in %1 (evaluation skipped).").arg(duration(m_run->elapsed())));
+      } else {
+        m_status->setText(tr("Done in %1.").arg(duration(m_run->elapsed())));
+      }
       emit runFinished();
     };
   });
@@ -702,8 +731,13 @@ bool MainWindow::startRunWith(std::optional<CalibrationRecord> replay) {
     emit runFailed(msg);
   });
   connect(m_run, &Job::cancelled, ctx, [this] {
-    clearResults();
-    log(tr("run cancelled; nothing kept"));
+    if (m_replace_results) {
+      log(tr("run cancelled before its first layer; the previous results stay"));
+    } else {
+      clearResults();
+      log(tr("run cancelled; nothing kept"));
+    }
+    m_replace_results = false;
     m_status->setText(tr("Cancelled."));
     emit runCancelled();
   });
@@ -719,6 +753,8 @@ void MainWindow::cancel() {
 
 void MainWindow::addLayer(const LayerReport& r) {
   if (!m_run->running()) return;  // a straggler from a cancelled run
+  if (m_replace_results) clearResults();
+  m_replace_results = false;
   m_layers->appendLayer(r);
   m_error_chart->addLayer(r);
   if (r.damp_raises > 0 || r.fell_back_to_rtn || !r.note.empty())

@@ -72,7 +72,8 @@ class MainWindow : public QMainWindow {
  public slots:
   void openModel(const QString& path);
   void setCalibrationFile(const QString& file);
-  void setEvalFile(const QString& file);
+  void setEvalFile(const QString& file);  // empty: no evaluation
+  QString statusText() const;  // the status line (tests)
   // Starts the comparison once the model is loaded (now, or when the load in progress ends).
   void runWhenReady();
   bool startRun();
@@ -113,6 +114,7 @@ class MainWindow : public QMainWindow {
   void showReport(const Report& r);
   void addLayer(const LayerReport& r);
   void onProgress(const Progress& p);
+  void showProgress();
   void scanCalibration();
   void rememberRecent(const QString& path);
   void rebuildRecentMenu();
@@ -125,6 +127,8 @@ class MainWindow : public QMainWindow {
   Job* m_export;  // writing the checkpoint
   Job* m_save;    // writing the report (a 7B report holds about a million floats)
   bool m_run_when_ready = false;
+  bool m_replace_results = false;  // a run started; its first layer replaces what is shown
+  std::optional<Progress> m_last_progress;
 
   std::optional<Model> m_model;
   QString m_calib_file, m_eval_file;

@@ -72,8 +72,10 @@ ProgressFn TerminalProgress::callback() {
     if (interrupted()) return false;
     if (m_quiet) return true;
     auto now = std::chrono::steady_clock::now();
-    int decile = static_cast<int>(p.fraction * 10);
-    if (m_tty ? now - m_last_draw < std::chrono::milliseconds(100) && p.fraction < 1
+    // The whole run's fraction where the stage is part of one (quantize, then perplexity).
+    const double f = p.run_fraction >= 0 ? p.run_fraction : p.fraction;
+    int decile = static_cast<int>(f * 10);
+    if (m_tty ? now - m_last_draw < std::chrono::milliseconds(100) && f < 1
               : decile == m_last_decile)
       return true;
     m_last_draw = now;
@@ -84,11 +86,11 @@ ProgressFn TerminalProgress::callback() {
       where = "block " + std::to_string(std::min(p.block + 1, p.n_blocks)) + "/" +
               std::to_string(p.n_blocks);
     if (!p.module.empty()) where += (where.empty() ? "" : " ") + p.module;
-    std::string eta = p.fraction > 0.01 && p.fraction < 1
-                          ? ", ~" + format_duration(elapsed * (1 - p.fraction) / p.fraction) + " left"
+    std::string eta = f > 0.01 && f < 1
+                          ? ", ~" + format_duration(elapsed * (1 - f) / f) + " left"
                           : "";
     std::fprintf(stderr, "%s%-12s %-28s %3d%%  %s elapsed%s%s", m_tty ? "\r" : "", p.stage.c_str(),
-                 where.c_str(), static_cast<int>(p.fraction * 100), format_duration(elapsed).c_str(),
+                 where.c_str(), static_cast<int>(f * 100), format_duration(elapsed).c_str(),
                  eta.c_str(), m_tty ? "\033[K" : "\n");
     m_drawn = true;
     return true;

@@ -15,6 +15,9 @@ struct Progress {
   int n_blocks = 0;    // number of blocks, 0 when not applicable
   std::string module;  // "self_attn.q_proj", ... or empty
   double fraction = 0; // overall fraction of this stage done, 0..1
+  // When the stage is one part of a longer run (quantization, then perplexity passes): the
+  // fraction of the whole run done, 0..1, for one bar and one time-left estimate; -1 otherwise.
+  double run_fraction = -1;
 };
 
 using ProgressFn = std::function<bool(const Progress&)>;

@@ -40,16 +40,21 @@ double window_nll(const Matrix& h, const Matrix& lm_head, std::span<const int32_
 
 }  // namespace
 
+int64_t perplexity_windows(int64_t tokens, const PerplexityOptions& opt) {
+  if (opt.seqlen < 2) return 0;
+  const int64_t n = tokens / opt.seqlen;
+  return opt.max_windows > 0 ? std::min<int64_t>(n, opt.max_windows) : n;
+}
+
 PerplexityResult perplexity(const WeightSource& weights, std::span<const int32_t> tokens,
                             const PerplexityOptions& opt, const ProgressFn& progress) {
   auto t0 = std::chrono::steady_clock::now();
   const ModelConfig& c = weights.config();
   if (opt.seqlen < 2) throw ConfigError("seqlen must be at least 2, got " + std::to_string(opt.seqlen));
-  int64_t n_windows = static_cast<int64_t>(tokens.size()) / opt.seqlen;
+  const int64_t n_windows = perplexity_windows(static_cast<int64_t>(tokens.size()), opt);
   if (n_windows == 0)
     throw ConfigError("the text has " + std::to_string(tokens.size()) +
                       " tokens, fewer than one window of seqlen " + std::to_string(opt.seqlen));
-  if (opt.max_windows > 0 && n_windows > opt.max_windows) n_windows = opt.max_windows;
 
   PerplexityResult r;
   r.tokens = static_cast<int64_t>(tokens.size());

@@ -33,6 +33,9 @@ struct PerplexityResult {
   std::vector<double> window_nll;  // mean NLL of each window
 };
 
+// Windows a text of `tokens` tokens gives: tokens / seqlen, at most max_windows (when > 0).
+int64_t perplexity_windows(int64_t tokens, const PerplexityOptions& options);
+
 // tokens: the whole tokenized text. Throws ConfigError when fewer than seqlen tokens, and Error
 // naming the window when a window's loss is not finite (the result is never NaN or infinite).
 PerplexityResult perplexity(const WeightSource& weights, std::span<const int32_t> tokens,

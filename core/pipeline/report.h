@@ -83,6 +83,9 @@ struct Report {
   std::vector<LayerReport> layers;
   MemorySummary memory;
   std::optional<PerplexitySummary> perplexity;
+  // The perplexity passes were cancelled after the quantization had finished (the window keeps
+  // it: RunSpec::keep_quantization_on_cancel); perplexity is then empty. Not saved.
+  bool evaluation_cancelled = false;
   QuantizeResult timing;  // its layers are left empty; they live in `layers`
   uint64_t peak_rss_bytes = 0;  // the process's peak resident memory when the report was made
 };

@@ -1,5 +1,7 @@
 #include "pipeline/run.h"
 
+#include <algorithm>
+
 #include "common/error.h"
 #include "common/text_file.h"
 #include "quant/packing.h"
@@ -27,6 +29,24 @@ QuantizeOptions effective_options(const RunSpec& spec, const ModelConfig& config
                           added);
   if (kept) *kept = std::move(added);
   return o;
+}
+
+RunCosts run_stage_costs(const ModelConfig& c, const QuantizeOptions& o, int64_t calib_tokens,
+                         int64_t eval_tokens) {
+  RunCosts r;
+  double P = 0, per_block = 0;
+  const int methods = int(o.run_gptq) + int(o.run_rtn);
+  for (LinearKind k : kAllLinears) {
+    const auto [N, K] = linear_shape(c, k);
+    P += double(N) * double(K);
+    if (!o.skip.count(k)) per_block += double(N) * double(K) * double(K) * (methods + 1);
+  }
+  const double h = c.hidden_size, q = double(c.num_heads) * c.head_dim, m = c.intermediate_size;
+  per_block += 2.0 / 3.0 * (h * h * h + q * q * q + h * h * h + m * m * m);
+  r.quantize = c.num_layers * (6.0 * P * double(calib_tokens) + per_block);
+  r.eval_pass = 2.0 * (c.num_layers * P + double(c.vocab_size) * h) * double(eval_tokens);
+  r.eval_passes = eval_tokens > 0 ? 1 + methods : 0;
+  return r;
 }
 
 RunInputs prepare_run(const Model& model, const RunSpec& spec) {
@@ -63,8 +83,20 @@ Report run_quantization(const Model& model, const RunSpec& spec, const RunInputs
     if (evaluate) (m == Method::gptq ? gptq_model : rtn_model).set(block, kind, w);
     if (sink) sink(m, block, kind, std::move(w));
   };
+  // One fraction for the whole run: each stage's own fraction placed in its share of the
+  // estimated work.
+  const int64_t eval_windows =
+      evaluate ? perplexity_windows(int64_t(inputs.eval_ids.size()), spec.eval) : 0;
+  const RunCosts costs = run_stage_costs(model.config(), inputs.options, inputs.calib.tokens.size(),
+                                         eval_windows * spec.eval.seqlen);
+  double done_before = 0, stage_share = costs.quantize;
+  auto overall = [&](const Progress& p) {
+    Progress q = p;
+    q.run_fraction = std::clamp((done_before + p.fraction * stage_share) / costs.total(), 0.0, 1.0);
+    return !progress || progress(q);
+  };
   QuantizeResult result = quantize_model(*model.weights, inputs.calib, inputs.options, keep,
-                                         progress, on_layer);
+                                         overall, on_layer);
   Report report = make_report(model, inputs.calib, inputs.options, std::move(result), spec.threads);
   report.kept_for_loaders = inputs.kept_for_loaders;
   report.pad_unloadable = spec.pad_unloadable;
@@ -72,23 +104,31 @@ Report run_quantization(const Model& model, const RunSpec& spec, const RunInputs
   if (evaluate) {
     PerplexitySummary ps;
     ps.text = spec.eval_file->string();
+    done_before = costs.quantize;
+    stage_share = costs.eval_pass;
     auto eval = [&](const WeightSource& w, const char* stage) {
       PerplexityResult r = perplexity(w, inputs.eval_ids, spec.eval, [&](const Progress& p) {
         Progress q = p;
         q.stage = stage;
-        return !progress || progress(q);
+        return overall(q);
       });
+      done_before += costs.eval_pass;
       ps.seqlen = r.seqlen;
       ps.windows = r.windows;
       ps.tokens = r.tokens;
       ps.seconds += r.seconds;
       return r.ppl;
     };
-    ps.original = eval(*model.weights, "ppl original");
-    if (inputs.options.run_rtn) ps.rtn = eval(rtn_model, "ppl rtn");
-    rtn_model = QuantizedModel(model.weights);  // its memory back before GPTQ's evaluation
-    if (inputs.options.run_gptq) ps.gptq = eval(gptq_model, "ppl gptq");
-    report.perplexity = ps;
+    try {
+      ps.original = eval(*model.weights, "ppl original");
+      if (inputs.options.run_rtn) ps.rtn = eval(rtn_model, "ppl rtn");
+      rtn_model = QuantizedModel(model.weights);  // its memory back before GPTQ's evaluation
+      if (inputs.options.run_gptq) ps.gptq = eval(gptq_model, "ppl gptq");
+      report.perplexity = ps;
+    } catch (const Cancelled&) {
+      if (!spec.keep_quantization_on_cancel) throw;
+      report.evaluation_cancelled = true;  // the quantization stands; evaluation skipped
+    }
   }
   report.peak_rss_bytes = peak_rss_bytes();
   return report;

@@ -37,6 +37,10 @@ struct RunSpec {
   // true quantizes them anyway; an export then writes them zero-padded (GPTQModel's layout,
   // which no mainstream loader reads back).
   bool pad_unloadable = false;
+  // A cancel that arrives during the perplexity passes keeps the finished quantization (the
+  // report without perplexity, Report::evaluation_cancelled set) instead of discarding it: the
+  // window's choice. The command line stops outright.
+  bool keep_quantization_on_cancel = false;
 };
 
 // effective_options() found no module that GPTQ loaders could load quantized with these
@@ -66,10 +70,26 @@ struct RunInputs {
 RunInputs prepare_run(const Model& model, const RunSpec& spec);
 
 // Runs the driver and the evaluation. `sink` (optional) also receives every quantized layer,
-// for export. Perplexity stages report progress as "ppl original", "ppl rtn", "ppl gptq".
-// Throws Cancelled when progress asks to stop; nothing is kept then.
+// for export. Perplexity stages report progress as "ppl original", "ppl rtn", "ppl gptq"; every
+// report carries Progress::run_fraction, the whole run's share done (stages weighted by
+// run_stage_costs()). Throws Cancelled when progress asks to stop; nothing is kept then
+// (unless spec.keep_quantization_on_cancel and the quantization had finished).
 Report run_quantization(const Model& model, const RunSpec& spec, const RunInputs& inputs,
                         const LayerSink& sink = {}, const ProgressFn& progress = {},
                         const std::function<void(const LayerReport&)>& on_layer = {});
 
+// Estimated floating-point work of a run's stages, to weigh them in one progress fraction and
+// to say before a run what evaluation costs: quantization about 6 P T (the calibration
+// forward, the Hessians, the GPTQ updates and the error metrics, each about a forward pass of
+// 2 P T for the blocks' P linear weights and T calibration tokens) plus each block's
+// factorizations (2/3 K^3 per distinct input) and metric products (N K^2 per module and
+// method); each perplexity pass 2 (P + V H) T_eval with the output head.
+struct RunCosts {
+  double quantize = 0;
+  double eval_pass = 0;  // one model's perplexity pass
+  int eval_passes = 0;   // original, RTN, GPTQ (those that run)
+  double total() const { return quantize + eval_pass * eval_passes; }
+};
+RunCosts run_stage_costs(const ModelConfig& config, const QuantizeOptions& options,
+                         int64_t calib_tokens, int64_t eval_tokens);
 }  // namespace gptqw
