@@ -375,6 +375,24 @@ class TestPlots : public QObject {
     chart.setPalette(darkPalette());
     chart.setPerplexity(perplexity());
     checkExport(chart, "perplexity-dark");
+    // Each quantized model says how much worse it is, GPTQ what it recovers of RTN's loss
+    // (log-perplexity: (ln 6.2911 - ln 5.8517) / (ln 6.2911 - ln 5.68) = 70.7%).
+    QCOMPARE(chart.legendNames(),
+             (QStringList{"Original", "RTN +10.76% (+0.611)", "GPTQ +3.02% (+0.172)"}));
+    QVERIFY(chart.xTitle().startsWith("GPTQ recovers 71% of RTN's loss"));
+    QCOMPARE(chart.axisRange().first, 0.0);  // far apart: the axis starts at 0
+    // Close values: the axis starts near them, so the bars differ visibly.
+    auto close = perplexity();
+    close.original = 16.407;
+    close.rtn = 16.513;
+    close.gptq = 16.436;
+    chart.setPerplexity(close);
+    QVERIFY2(chart.legendNames().join("|").contains("RTN +0.65% (+0.106)") &&
+                 chart.legendNames().join("|").contains("GPTQ +0.18% (+0.029)"),
+             qPrintable(chart.legendNames().join("|")));
+    QVERIFY(chart.xTitle().startsWith("GPTQ recovers 73%"));
+    QVERIFY(chart.axisRange().first > 16.0 && chart.axisRange().second < 17.0);
+    checkExport(chart, "perplexity-close");
   }
 
   void nothingClippedAtMinimumSize() {

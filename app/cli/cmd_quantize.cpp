@@ -111,12 +111,18 @@ void print_table(const Report& r) {
   if (r.perplexity) {
     const auto& p = *r.perplexity;
     std::printf("\nperplexity on %s (seqlen %d, %d windows):\n", p.text.c_str(), p.seqlen, p.windows);
-    auto line = [](const char* name, const std::optional<double>& v) {
-      if (v) std::printf("  %-9s %.4f\n", name, *v);
+    auto line = [&](const char* name, const std::optional<double>& v) {
+      if (!v) return;
+      std::printf("  %-9s %.4f", name, *v);
+      if (auto pct = p.percent_over_original(v); pct && v != p.original)
+        std::printf("  (%+.2f%%, %+.4f vs original)", *pct, *v - *p.original);
+      std::printf("\n");
     };
     line("original", p.original);
     line("rtn", p.rtn);
     line("gptq", p.gptq);
+    if (auto share = p.gptq_recovered_share())
+      std::printf("  GPTQ recovers %.0f%% of RTN's loss (in log-perplexity)\n", 100 * *share);
   }
 }
 

@@ -205,6 +205,20 @@ MemorySummary memory_summary(const ModelConfig& c, const std::vector<LayerReport
   return m;
 }
 
+std::optional<double> PerplexitySummary::percent_over_original(
+    const std::optional<double>& quantized) const {
+  if (!original || !quantized || !(*original > 0)) return std::nullopt;
+  return 100.0 * (*quantized / *original - 1.0);
+}
+
+std::optional<double> PerplexitySummary::gptq_recovered_share() const {
+  if (!original || !rtn || !gptq || !(*original > 0) || !(*rtn > 0) || !(*gptq > 0))
+    return std::nullopt;
+  const double lost = std::log(*rtn) - std::log(*original);
+  if (!(lost > 0)) return std::nullopt;
+  return (std::log(*rtn) - std::log(*gptq)) / lost;
+}
+
 Report make_report(const Model& model, const CalibrationSet& calib, const QuantizeOptions& options,
                    QuantizeResult result, int threads) {
   Report r;

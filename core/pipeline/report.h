@@ -54,6 +54,14 @@ struct PerplexitySummary {
   int64_t tokens = 0;
   std::optional<double> original, rtn, gptq;
   double seconds = 0;
+
+  // How much worse a quantized model is than the original: in percent of the original's
+  // perplexity, nullopt when either is missing.
+  std::optional<double> percent_over_original(const std::optional<double>& quantized) const;
+  // The share of RTN's loss that GPTQ recovers, in log-perplexity (mean NLL, where the losses
+  // add): (ln rtn - ln gptq) / (ln rtn - ln original). 1: GPTQ as good as the original, 0: no
+  // better than RTN, negative: worse. nullopt when a value is missing or RTN lost nothing.
+  std::optional<double> gptq_recovered_share() const;
 };
 
 struct Report {

@@ -69,7 +69,7 @@ PerplexityChart::PerplexityChart(QWidget* parent)
     showToolTip(text);
   });
 
-  setMinimumSize(360, 280);
+  setMinimumSize(440, 280);  // room for the legend's changes against the original
   clear();
   applyTheme();
 }
@@ -92,6 +92,15 @@ QList<double> PerplexityChart::values() const {
   for (const Impl::Bar& b : d->bars) v << b.value;
   return v;
 }
+
+QStringList PerplexityChart::legendNames() const {
+  QStringList names;
+  for (const QBarSet* set : d->series->barSets()) names << set->label();
+  return names;
+}
+
+std::pair<double, double> PerplexityChart::axisRange() const { return {d->y->min(), d->y->max()}; }
+QString PerplexityChart::xTitle() const { return d->x->titleText(); }
 
 int PerplexityChart::pointCount() const {
   return int(d->bars.size());
@@ -132,7 +141,22 @@ void PerplexityChart::setPerplexity(const std::optional<PerplexitySummary>& p) {
   for (const Impl::Bar& b : d->bars) {
     lo = std::min(lo, b.value);
     hi = std::max(hi, b.value);
-    auto* set = new QBarSet(b.name);
+  }
+  // Each quantized model's legend entry says how much worse it is than the original, and
+  // GPTQ's what share of RTN's loss it recovers: the numbers the bars are there to compare.
+  const std::optional<double> recovered = p->gptq_recovered_share();
+  for (size_t i = 0; i < d->bars.size(); ++i) {
+    const Impl::Bar& b = d->bars[i];
+    QString name = b.name;
+    if (d->hasOriginal && i > 0) {
+      const double orig = d->bars.front().value;
+      name += tr(" %1%2% (%3%4)")
+                  .arg(b.value >= orig ? "+" : "")
+                  .arg(QString::number(100.0 * (b.value / orig - 1), 'f', 2))
+                  .arg(b.value >= orig ? "+" : "")
+                  .arg(QString::number(b.value - orig, 'f', 3));
+    }
+    auto* set = new QBarSet(name);
     set->append(b.value);
     d->series->append(set);
   }
@@ -142,10 +166,24 @@ void PerplexityChart::setPerplexity(const std::optional<PerplexitySummary>& p) {
   d->series->setLabelsPrecision(std::clamp(integerDigits + 3, 3, 12));
   // One category: the bars are told apart by the legend, so the axis names the windows.
   d->x->append(QStringLiteral(" "));
-  d->x->setTitleText(where);
-  d->y->setRange(0, std::isfinite(hi) && hi > 0 ? hi * 1.15 : 1);
-  d->y->setTickCount(5);  // applyNiceNumbers() adapts the previous count
-  d->y->applyNiceNumbers();
+  d->x->setTitleText(recovered ? tr("GPTQ recovers %1% of RTN's loss<br>%2")
+                                     .arg(QString::number(100 * *recovered, 'f', 0), where)
+                               : where);
+  // Close values (16.407 / 16.513 / 16.436) would be three equal bars on an axis from 0: the
+  // axis then starts near the lowest value, and its title says so.
+  const bool zoom = std::isfinite(lo) && std::isfinite(hi) && lo > 0 && (hi - lo) < 0.05 * hi;
+  if (zoom) {
+    const double margin = std::max(hi - lo, 1e-3 * hi);
+    d->y->setRange(std::max(0.0, lo - margin), hi + 0.5 * margin);
+    d->y->setTitleText(tr("Perplexity (axis not from 0)"));
+    d->y->setTickCount(5);
+    d->y->applyNiceNumbers();
+  } else {
+    d->y->setRange(0, std::isfinite(hi) && hi > 0 ? hi * 1.15 : 1);
+    d->y->setTitleText(tr("Perplexity"));
+    d->y->setTickCount(5);  // applyNiceNumbers() adapts the previous count
+    d->y->applyNiceNumbers();
+  }
   d->chart->setTitle(tr("Perplexity on %1 (lower is better)")
                          .arg(d->text.isEmpty() ? tr("the evaluation text") : d->text));
   restyle();

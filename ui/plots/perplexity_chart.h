@@ -20,6 +20,11 @@ class PerplexityChart : public ChartPanel {
   void setPerplexity(const std::optional<PerplexitySummary>& p);
   // The plotted values in the order original, RTN, GPTQ (only those present).
   QList<double> values() const;
+  // The legend's entries (each quantized model's change against the original) and the value
+  // axis's range, for tests.
+  QStringList legendNames() const;
+  std::pair<double, double> axisRange() const;
+  QString xTitle() const;
 
   int pointCount() const override;
   void clear() override;
