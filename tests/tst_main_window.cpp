@@ -163,6 +163,23 @@ class TestMainWindow : public QObject {
     const double reimported = perplexity_of_file(back, text("tinystories-sample.txt").toStdString(), popt).ppl;
     QVERIFY2(std::abs(reimported / *r.perplexity->gptq - 1) < 1e-4,
              qPrintable(QString("%1 vs %2").arg(reimported).arg(*r.perplexity->gptq)));
+    {
+      // The exported checkpoint opened in a window: its Run button evaluates it (it cannot be
+      // quantized again), to the same perplexity, shown as the GPTQ bar.
+      MainWindow ckpt;
+      ckpt.show();
+      configure(ckpt);
+      load(ckpt, out);
+      QPushButton* run = nullptr;
+      for (QPushButton* b : ckpt.findChildren<QPushButton*>())
+        if (b->text().startsWith("Evaluate")) run = b;
+      QVERIFY(run && run->isEnabled());
+      QSignalSpy evaluated(&ckpt, &MainWindow::evaluationFinished);
+      run->click();
+      QVERIFY(evaluated.wait(120000));
+      QCOMPARE(evaluated.first().first().toDouble(), reimported);
+      QCOMPARE(ckpt.perplexityChart()->values(), QList<double>{reimported});
+    }
 
     // No silent overwrite: a second export to the same folder is refused with a dialog.
     QSignalSpy errors(&w, &MainWindow::errorShown);

@@ -371,6 +371,8 @@ void MainWindow::buildMenus() {
                                &MainWindow::rerunOnReportWindows);
   m_act_rerun->setToolTip(tr("The open report's calibration windows (same text, seqlen and "
                              "offsets) with the form's other settings"));
+  m_act_evaluate = run->addAction(tr("&Evaluate This Model"), this, &MainWindow::evaluateModel);
+  m_act_evaluate->setToolTip(tr("Perplexity of the loaded model (a GPTQ checkpoint too) on the evaluation text"));
   m_act_cancel = run->addAction(tr("&Cancel"), QKeySequence(Qt::Key_Escape), this, &MainWindow::cancel);
 
   QMenu* view = menuBar()->addMenu(tr("&View"));
@@ -406,9 +408,16 @@ bool MainWindow::canExport() const {
 
 void MainWindow::updateActions() {
   const bool idle = !busy();
-  const bool ready = idle && m_model && !m_calib_file.isEmpty() && m_form->runProblems().isEmpty();
+  // A GPTQ checkpoint can only be evaluated: the Run button says so and does that.
+  const bool checkpoint = m_model && checkpoint_settings_of(*m_model);
+  const bool can_evaluate = idle && m_model && !m_eval_file.isEmpty();
+  const bool ready = checkpoint ? can_evaluate
+                                : idle && m_model && !m_calib_file.isEmpty() &&
+                                      m_form->runProblems().isEmpty();
+  m_run_button->setText(checkpoint ? tr("Evaluate this GPTQ checkpoint") : tr("Run GPTQ and RTN"));
   m_run_button->setEnabled(ready);
   m_act_run->setEnabled(ready);
+  m_act_evaluate->setEnabled(can_evaluate);
   m_cancel_button->setEnabled(m_run->running() || m_export->running());
   m_act_cancel->setEnabled(m_cancel_button->isEnabled());
   m_act_export->setEnabled(canExport());
@@ -417,7 +426,9 @@ void MainWindow::updateActions() {
   m_act_rerun->setEnabled(idle && m_model && m_report && !m_report->calib_offsets.empty());
   m_act_csv->setEnabled(m_layers->rowCount() > 0);
   QString why;
-  if (!m_model) why = tr("Open a model first.");
+  if (checkpoint && m_eval_file.isEmpty()) why = tr("Choose an evaluation text first.");
+  else if (checkpoint) why.clear();
+  else if (!m_model) why = tr("Open a model first.");
   else if (m_calib_file.isEmpty()) why = tr("Choose a calibration text first.");
   else if (!m_form->runProblems().isEmpty()) why = m_form->runProblems().join("\n");
   m_run_button->setToolTip(why);
@@ -620,6 +631,60 @@ bool MainWindow::rerunOnReportWindows() {
   return startRunWith(std::move(rec));
 }
 
+bool MainWindow::evaluateModel() {
+  if (busy()) return false;
+  if (!m_model) {
+    showError(tr("No model"), tr("Open a model before evaluating it."));
+    return false;
+  }
+  if (m_eval_file.isEmpty()) {
+    showError(tr("No evaluation text"), tr("Choose an evaluation text (File > Evaluation Text) first."));
+    return false;
+  }
+  PerplexityOptions options;
+  try {
+    options = m_form->spec().eval;
+  } catch (const Error& e) {
+    showError(tr("Invalid settings"), qstr(e.what()));
+    return false;
+  }
+  // A GPTQ checkpoint is shown as the GPTQ bar, any other model as the original.
+  const bool quantized = checkpoint_settings_of(*m_model) != nullptr;
+  const Model model = *m_model;
+  const QString text = m_eval_file;
+  auto result = std::make_shared<PerplexityResult>();
+  log(tr("evaluating %1 on %2").arg(qstr(model.path.string()), text));
+  m_run->start([model, text, options, result](const ProgressFn& progress) -> std::function<void()> {
+    *result = perplexity_of_file(model, fspath(text), options, progress);
+    return {};
+  });
+  auto* ctx = m_run->scope();
+  connect(m_run, &Job::succeeded, ctx, [this, result, quantized, text] {
+    PerplexitySummary ps;
+    ps.text = QFileInfo(text).fileName().toStdString();
+    ps.seqlen = result->seqlen;
+    ps.windows = result->windows;
+    ps.tokens = result->tokens;
+    ps.seconds = result->seconds;
+    (quantized ? ps.gptq : ps.original) = result->ppl;
+    m_ppl_chart->setPerplexity(ps);
+    m_tabs->setCurrentIndex(PerplexityTab);
+    log(tr("perplexity %1 on %2 (%3 windows of %4 tokens)")
+            .arg(result->ppl, 0, 'f', 4)
+            .arg(QFileInfo(text).fileName())
+            .arg(result->windows)
+            .arg(result->seqlen));
+    m_status->setText(tr("Evaluated in %1: perplexity %2.")
+                          .arg(duration(m_run->elapsed()))
+                          .arg(result->ppl, 0, 'f', 4));
+    emit evaluationFinished(result->ppl);
+  });
+  connect(m_run, &Job::failed, ctx, [this](const QString& msg) { showError(tr("Evaluation failed"), msg); });
+  connect(m_run, &Job::cancelled, ctx, [this] { m_status->setText(tr("Evaluation cancelled.")); });
+  updateActions();
+  return true;
+}
+
 bool MainWindow::startRunWith(std::optional<CalibrationRecord> replay) {
   if (busy()) return false;
   if (!m_model) {
@@ -630,11 +695,7 @@ bool MainWindow::startRunWith(std::optional<CalibrationRecord> replay) {
     showError(tr("No calibration text"), tr("Choose a calibration text before running."));
     return false;
   }
-  if (checkpoint_settings_of(*m_model)) {
-    showError(tr("Already quantized"), tr("%1 is a GPTQ checkpoint; open the original model to quantize it.")
-                                           .arg(qstr(m_model->path.string())));
-    return false;
-  }
+  if (checkpoint_settings_of(*m_model)) return evaluateModel();  // nothing left to quantize
   RunSpec spec;
   try {
     spec = m_form->spec();

@@ -77,6 +77,9 @@ class MainWindow : public QMainWindow {
   // Starts the comparison once the model is loaded (now, or when the load in progress ends).
   void runWhenReady();
   bool startRun();
+  // Perplexity of the loaded model on the evaluation text (Run > Evaluate; the Run button does
+  // this for a GPTQ checkpoint, which cannot be quantized again). False when nothing started.
+  bool evaluateModel();
   // Runs again on exactly the windows of the open report (its calibration text, checked by
   // size and SHA-256, its seqlen and offsets), with the form's other settings.
   bool rerunOnReportWindows();
@@ -94,6 +97,7 @@ class MainWindow : public QMainWindow {
   void runFailed(const QString& message);
   void exportFinished(const QString& dir);
   void reportSaved(const QString& file);
+  void evaluationFinished(double perplexity);
   void reportOpened();
   void errorShown(const QString& message);
 
@@ -157,6 +161,7 @@ class MainWindow : public QMainWindow {
   QLabel* m_hessian_label;
   QPlainTextEdit* m_log;
   QMenu* m_recent_menu;
+  QAction* m_act_evaluate;
   QAction *m_act_rerun, *m_act_run, *m_act_cancel, *m_act_export, *m_act_save_report, *m_act_csv;
 };
 
