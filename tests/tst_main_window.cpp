@@ -337,6 +337,36 @@ class TestMainWindow : public QObject {
     QVERIFY(!w.report()->evaluation_cancelled);
   }
 
+  // The lines under the texts follow the form: the calibration windows when seqlen changes, the
+  // evaluation's size, tokens, windows and estimated time; an empty file is called empty.
+  void infoLinesFollowTheForm() {
+    MainWindow w;
+    w.show();
+    configure(w);
+    load(w, model_dir());
+    auto line = [&](const QString& needle) {
+      for (QLabel* l : w.findChildren<QLabel*>())
+        if (l->text().contains(needle)) return l->text();
+      return QString();
+    };
+    QTRY_VERIFY_WITH_TIMEOUT(!line("windows of 256").isEmpty(), 30000);
+    QTRY_VERIFY_WITH_TIMEOUT(!line("perplexity passes, about").isEmpty(), 30000);
+    QVERIFY2(line("perplexity passes").contains("24 windows of 512; 3 perplexity passes"),
+             qPrintable(line("perplexity passes")));
+    w.settingsForm()->setSamples(16, 128);
+    QTRY_VERIFY(!line("windows of 128").isEmpty());
+    w.settingsForm()->setEvalWindows(256, 10);
+    QTRY_VERIFY(!line("10 windows of 256").isEmpty());
+    const QString empty = m_tmp.filePath("empty.txt");
+    { QFile f(empty); QVERIFY(f.open(QIODevice::WriteOnly)); }
+    QSignalSpy errors(&w, &MainWindow::errorShown);
+    w.setCalibrationFile(empty);
+    QVERIFY(errors.wait(30000));
+    QTRY_VERIFY(!line("file is empty").isEmpty());
+    QVERIFY(line("unreadable").isEmpty());
+    close_message_boxes(w);
+  }
+
   // The GPU probe (it creates a CUDA context, seconds) runs off the GUI thread: the form exists
   // at once, and the GPU entry becomes selectable only where a CUDA device answered.
   void deviceProbeAnswersLater() {

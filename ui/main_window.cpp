@@ -58,6 +58,13 @@ namespace gptqw::ui {
 
 namespace {
 
+// The reason a file could not be used, without the path the window shows beside it: "file is
+// empty", not "unreadable".
+QString fileProblem(const QString& file, const QString& message) {
+  const QString prefix = file + ": ";
+  return message.startsWith(prefix) ? message.mid(prefix.size()) : message;
+}
+
 constexpr int kMaxRecent = 8;
 
 QString qstr(const std::string& s) { return QString::fromStdString(s); }
@@ -82,7 +89,8 @@ MainWindow::MainWindow(QWidget* parent)
       m_scan(new Job(this)),
       m_run(new Job(this)),
       m_export(new Job(this)),
-      m_save(new Job(this)) {
+      m_save(new Job(this)),
+      m_eval_scan(new Job(this)) {
   setWindowTitle(tr("GPTQ Workbench"));
   setAcceptDrops(true);
   setMinimumSize(900, 600);
@@ -154,6 +162,7 @@ MainWindow::MainWindow(QWidget* parent)
     });
   }
   connect(m_form, &SettingsForm::changed, this, &MainWindow::updateActions);
+  connect(m_form, &SettingsForm::changed, this, &MainWindow::updateInfoLines);
 
   QSettings st;
   if (!restoreGeometry(st.value("window/geometry").toByteArray())) resize(1440, 900);
@@ -221,6 +230,9 @@ QWidget* MainWindow::buildInputs() {
     QString f = pickFile("paths/eval", tr("Evaluation text"), text_filter, false);
     if (!f.isEmpty()) setEvalFile(f);
   }));
+  m_eval_info = new QLabel;
+  m_eval_info->setWordWrap(true);
+  data_layout->addRow(QString(), m_eval_info);
   layout->addWidget(data_box);
 
   auto* settings_box = new QGroupBox(tr("Quantization"));
@@ -499,6 +511,8 @@ void MainWindow::openModel(const QString& path) {
             .arg(qstr(loaded->second.format)));
     if (settings) log(tr("this is a GPTQ checkpoint (%1-bit): it can be evaluated, not quantized again").arg(settings->quant.bits));
     scanCalibration();
+    m_flops_rate = 0;  // another model: measured again
+    scanEvaluation();
     emit modelLoaded();
     if (m_run_when_ready) {
       m_run_when_ready = false;
@@ -528,13 +542,94 @@ void MainWindow::setEvalFile(const QString& file) {
   m_eval_file = file;
   m_eval_edit->setText(file);
   if (!file.isEmpty()) QSettings().setValue("paths/eval", QFileInfo(file).absolutePath());
+  scanEvaluation();
   updateActions();
+}
+
+void MainWindow::scanEvaluation() {
+  m_eval_tokens = -1;
+  m_eval_info->clear();
+  if (m_eval_file.isEmpty() || !m_model || !m_model->tokenizer) return;
+  if (m_eval_scan->running()) {
+    m_eval_scan->cancel();  // stale; rescan when it ends
+    connect(m_eval_scan, &Job::ended, this, &MainWindow::scanEvaluation, Qt::SingleShotConnection);
+    return;
+  }
+  m_eval_info->setText(tr("counting tokens…"));
+  auto tokenizer = m_model->tokenizer;
+  const QString file = m_eval_file;
+  auto tokens = std::make_shared<int64_t>(0);
+  auto rate = std::make_shared<double>(m_flops_rate);
+  const Model model = *m_model;
+  const int seqlen = [this] {
+    try {
+      return m_form->spec().eval.seqlen;
+    } catch (const Error&) {
+      return 512;
+    }
+  }();
+  m_eval_scan->start([tokenizer, file, tokens, rate, model, seqlen](const ProgressFn&) -> std::function<void()> {
+    // Tokenized as the perplexity pass will (BOS first where the tokenizer adds one).
+    *tokens = static_cast<int64_t>(tokenizer->encode(read_text_file(fspath(file)), true).size());
+    if (*rate <= 0) *rate = measure_forward_rate(model, seqlen);
+    return {};
+  });
+  auto* ctx = m_eval_scan->scope();
+  connect(m_eval_scan, &Job::succeeded, ctx, [this, tokens, rate, file] {
+    if (file != m_eval_file) return;
+    m_eval_tokens = *tokens;
+    m_flops_rate = *rate;
+    updateInfoLines();
+  });
+  connect(m_eval_scan, &Job::failed, ctx, [this, file](const QString& msg) {
+    m_eval_info->setText(fileProblem(file, msg));
+  });
+}
+
+void MainWindow::updateInfoLines() {
+  // The lines under the texts follow the form: windows of the seqlen now set, and what the
+  // evaluation will cost with the windows now set.
+  std::optional<RunSpec> spec;
+  try {
+    spec = m_form->spec();
+  } catch (const Error&) {
+  }
+  if (m_calib_tokens >= 0)
+    m_calib_info->setText(spec ? tr("%1, %2 tokens: up to %3 windows of %4")
+                                     .arg(m_calib_what)
+                                     .arg(m_calib_tokens)
+                                     .arg(m_calib_tokens / spec->seqlen)
+                                     .arg(spec->seqlen)
+                               : tr("%1, %2 tokens").arg(m_calib_what).arg(m_calib_tokens));
+  if (m_eval_tokens < 0 || !m_model) return;
+  const QString size = formatBytes(uint64_t(QFileInfo(m_eval_file).size()));
+  if (!spec) {
+    m_eval_info->setText(tr("%1, %2 tokens").arg(size).arg(m_eval_tokens));
+    return;
+  }
+  const int64_t windows = perplexity_windows(m_eval_tokens, spec->eval);
+  if (windows == 0) {
+    m_eval_info->setText(tr("%1, %2 tokens: fewer than one window of %3")
+                             .arg(size).arg(m_eval_tokens).arg(spec->eval.seqlen));
+    return;
+  }
+  const RunCosts costs = run_stage_costs(m_model->config(), spec->options, 0,
+                                         windows * spec->eval.seqlen);
+  const double seconds = m_flops_rate > 0 ? costs.eval_pass * costs.eval_passes / m_flops_rate : 0;
+  m_eval_info->setText(tr("%1, %2 tokens: %3 windows of %4; %5 perplexity passes, about %6")
+                           .arg(size)
+                           .arg(m_eval_tokens)
+                           .arg(windows)
+                           .arg(spec->eval.seqlen)
+                           .arg(costs.eval_passes)
+                           .arg(duration(seconds)));
 }
 
 QString MainWindow::statusText() const { return m_status->text(); }
 
 void MainWindow::scanCalibration() {
   m_form->setCalibrationTokens(-1);
+  m_calib_tokens = -1;
   if (m_calib_file.isEmpty()) return;
   m_calib_info->setText(tr("counting tokens…"));
   if (!m_model || !m_model->tokenizer) return;
@@ -567,22 +662,12 @@ void MainWindow::scanCalibration() {
                                             ? tr("JSONL field \"%1\"").arg(QString::fromStdString(corpus->field))
                                             : tr(".txt files"));
     m_form->setCalibrationTokens(*tokens);
-    const int seqlen = [this] {
-      try {
-        return m_form->spec().seqlen;
-      } catch (const Error&) {
-        return 0;
-      }
-    }();
-    m_calib_info->setText(seqlen > 0 ? tr("%1, %2 tokens: up to %3 windows of %4")
-                                           .arg(what)
-                                           .arg(*tokens)
-                                           .arg(*tokens / seqlen)
-                                           .arg(seqlen)
-                                     : tr("%1, %2 tokens").arg(what).arg(*tokens));
+    m_calib_tokens = *tokens;
+    m_calib_what = what;
+    updateInfoLines();
   });
-  connect(m_scan, &Job::failed, ctx, [this](const QString& msg) {
-    m_calib_info->setText(tr("unreadable"));
+  connect(m_scan, &Job::failed, ctx, [this, file](const QString& msg) {
+    m_calib_info->setText(fileProblem(file, msg));
     showError(tr("Cannot read the calibration text"), msg);
   });
 }

@@ -118,6 +118,8 @@ class MainWindow : public QMainWindow {
   void showReport(const Report& r);
   void addLayer(const LayerReport& r);
   void onProgress(const Progress& p);
+  void scanEvaluation();
+  void updateInfoLines();
   void showProgress();
   void scanCalibration();
   void rememberRecent(const QString& path);
@@ -130,6 +132,7 @@ class MainWindow : public QMainWindow {
   Job* m_run;     // GPTQ + RTN + perplexity
   Job* m_export;  // writing the checkpoint
   Job* m_save;    // writing the report (a 7B report holds about a million floats)
+  Job* m_eval_scan;  // counting the evaluation text's tokens
   bool m_run_when_ready = false;
   bool m_replace_results = false;  // a run started; its first layer replaces what is shown
   std::optional<Progress> m_last_progress;
@@ -144,7 +147,10 @@ class MainWindow : public QMainWindow {
   std::optional<Model> m_kept_model;
 
   SettingsForm* m_form;
-  QLabel *m_summary, *m_calib_info, *m_status, *m_memory_text;
+  QLabel *m_summary, *m_calib_info, *m_eval_info, *m_status, *m_memory_text;
+  int64_t m_calib_tokens = -1, m_eval_tokens = -1;
+  QString m_calib_what;
+  double m_flops_rate = 0;  // measured once, for the evaluation's time estimate
   QLineEdit *m_model_edit, *m_calib_edit, *m_eval_edit, *m_filter_edit;
   QPushButton *m_run_button, *m_cancel_button;
   QProgressBar* m_progress;

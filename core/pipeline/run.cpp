@@ -1,9 +1,12 @@
 #include "pipeline/run.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "common/error.h"
 #include "common/text_file.h"
+#include "model/llama.h"
+#include "model/rope_scaling.h"
 #include "quant/packing.h"
 
 namespace gptqw {
@@ -47,6 +50,29 @@ RunCosts run_stage_costs(const ModelConfig& c, const QuantizeOptions& o, int64_t
   r.eval_pass = 2.0 * (c.num_layers * P + double(c.vocab_size) * h) * double(eval_tokens);
   r.eval_passes = eval_tokens > 0 ? 1 + methods : 0;
   return r;
+}
+
+double measure_forward_rate(const Model& model, int seqlen) {
+  const ModelConfig& c = model.config();
+  if (c.num_layers == 0) return 0;
+  const int S = std::clamp(seqlen, 2, std::max(2, c.max_position_embeddings));
+  const int T = std::max(1, 4096 / S) * S;
+  const BlockWeights block = model.weights->block(0);
+  const Rope rope = make_rope(c, S);
+  double P = 0;
+  for (LinearKind k : kAllLinears) {
+    const auto [N, K] = linear_shape(c, k);
+    P += double(N) * double(K);
+  }
+  double best = 0;
+  for (int rep = 0; rep < 2; ++rep) {
+    Matrix x = Matrix::Constant(T, c.hidden_size, 0.01f);
+    const auto t0 = std::chrono::steady_clock::now();
+    block_forward(c, block, rope, x, S);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (s > 0) best = std::max(best, 2.0 * P * T / s);
+  }
+  return best;
 }
 
 RunInputs prepare_run(const Model& model, const RunSpec& spec) {

@@ -92,4 +92,10 @@ struct RunCosts {
 };
 RunCosts run_stage_costs(const ModelConfig& config, const QuantizeOptions& options,
                          int64_t calib_tokens, int64_t eval_tokens);
+
+// This model's forward speed on this machine, in flop/s of its linear layers (2 P T per block):
+// the best of two runs of block 0 on 4096 tokens (sequences of seqlen, as the perplexity pass
+// batches them) of constant activations. With run_stage_costs() it says before a run what the
+// evaluation will take.
+double measure_forward_rate(const Model& model, int seqlen);
 }  // namespace gptqw
