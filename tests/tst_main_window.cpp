@@ -223,6 +223,9 @@ class TestMainWindow : public QObject {
     QSignalSpy opened(&viewer, &MainWindow::reportOpened);
     viewer.openReport(report_file);
     QVERIFY(opened.wait(30000));
+    // No model loaded: the summary shows the report's model and says where it comes from.
+    QVERIFY2(viewer.modelSummaryText().contains("From the report report.json"),
+             qPrintable(viewer.modelSummaryText()));
     QCOMPARE(viewer.layerModel()->rowCount(), 20);
     QCOMPARE(viewer.errorChart()->pointCount(), 20);
     QCOMPARE(int(viewer.report()->kept_for_loaders.size()), 3);
@@ -585,6 +588,14 @@ class TestMainWindow : public QObject {
     // Still usable: the real model loads afterwards.
     load(w, model_dir());
     QVERIFY(w.model().has_value());
+    // A failed open leaves the field on the model that is still loaded, as the summary is.
+    const QString summary = w.modelSummaryText();
+    w.openModel(dir);
+    QVERIFY(errors.wait(30000));
+    QCOMPARE(close_message_boxes(w), 1);
+    QTRY_VERIFY(!w.busy());
+    QCOMPARE(w.modelPathText(), model_dir());
+    QCOMPARE(w.modelSummaryText(), summary);
   }
 };
 

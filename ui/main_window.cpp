@@ -200,6 +200,7 @@ QWidget* MainWindow::buildInputs() {
   }));
   m_summary = new QLabel(tr("No model loaded."));
   m_summary->setTextFormat(Qt::RichText);
+  m_summary->setWordWrap(true);  // long paths and lines wrap instead of widening the panel
   m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
   model_layout->addWidget(m_summary);
   layout->addWidget(model_box);
@@ -521,6 +522,8 @@ void MainWindow::openModel(const QString& path) {
   });
   connect(m_load, &Job::failed, ctx, [this](const QString& msg) {
     m_run_when_ready = false;
+    // The field goes back to the model that is still loaded, which the summary describes.
+    m_model_edit->setText(m_model ? qstr(m_model->path.string()) : QString());
     showError(tr("Cannot open the model"), msg);
   });
   updateActions();
@@ -626,6 +629,7 @@ void MainWindow::updateInfoLines() {
 }
 
 QString MainWindow::statusText() const { return m_status->text(); }
+QString MainWindow::modelPathText() const { return m_model_edit->text(); }
 
 void MainWindow::scanCalibration() {
   m_form->setCalibrationTokens(-1);
@@ -1012,7 +1016,12 @@ void MainWindow::openReport(const QString& file) {
     clearResults();
     showReport(*loaded);
     m_report = std::move(*loaded);
-    m_summary->setText(modelSummaryHtml(m_report->model, nullptr));
+    // The summary describes the loaded model, which the field names and Run uses; with none
+    // loaded, it shows the report's model and says where it comes from.
+    if (!m_model)
+      m_summary->setText(tr("<p><i>From the report %1 (no model is loaded):</i></p>")
+                             .arg(QFileInfo(file).fileName().toHtmlEscaped()) +
+                         modelSummaryHtml(m_report->model, nullptr));
     QSettings().setValue("paths/report", QFileInfo(file).absolutePath());
     log(tr("opened report %1 (%2 layers, made by %3 on %4)")
             .arg(file)

@@ -73,7 +73,8 @@ class MainWindow : public QMainWindow {
   void openModel(const QString& path);
   void setCalibrationFile(const QString& file);
   void setEvalFile(const QString& file);  // empty: no evaluation
-  QString statusText() const;  // the status line (tests)
+  QString statusText() const;     // the status line (tests)
+  QString modelPathText() const;  // the model field (tests)
   // Starts the comparison once the model is loaded (now, or when the load in progress ends).
   void runWhenReady();
   bool startRun();
