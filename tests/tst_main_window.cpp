@@ -116,6 +116,12 @@ class TestMainWindow : public QObject {
     QVERIFY(w.report().has_value());
     const Report& r = *w.report();
     QCOMPARE(int(r.layers.size()), 20);
+    // Results and form agree; a changed setting marks the results as made with other ones.
+    QVERIFY(w.staleText().isEmpty());
+    w.settingsForm()->setBits(3);
+    QVERIFY2(w.staleText().contains("4-bit"), qPrintable(w.staleText()));
+    w.settingsForm()->setBits(4);
+    QVERIFY(w.staleText().isEmpty());
     QCOMPARE(int(r.kept_for_loaders.size()), 3);
     double gptq = 0, rtn = 0;
     for (const LayerReport& l : r.layers) gptq += l.gptq_rel_error, rtn += l.rtn_rel_error;

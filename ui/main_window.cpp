@@ -134,7 +134,18 @@ MainWindow::MainWindow(QWidget* parent)
   m_log->setFont(QFontDatabase::systemFont(QFontDatabase::FixedFont));
   m_tabs->addTab(m_log, tr("Log"));
 
-  m_splitter->addWidget(m_tabs);
+  // Above the results: a line that says when they were made with other settings than the
+  // form's now (so a changed setting never silently relabels old numbers).
+  m_stale = new QLabel;
+  m_stale->setWordWrap(true);
+  m_stale->setStyleSheet(QStringLiteral("color: #b07000"));
+  m_stale->hide();
+  auto* results = new QWidget;
+  auto* results_layout = new QVBoxLayout(results);
+  results_layout->setContentsMargins(0, 0, 0, 0);
+  results_layout->addWidget(m_stale);
+  results_layout->addWidget(m_tabs, 1);
+  m_splitter->addWidget(results);
   m_splitter->setStretchFactor(1, 1);
   setCentralWidget(m_splitter);
 
@@ -163,6 +174,7 @@ MainWindow::MainWindow(QWidget* parent)
   }
   connect(m_form, &SettingsForm::changed, this, &MainWindow::updateActions);
   connect(m_form, &SettingsForm::changed, this, &MainWindow::updateInfoLines);
+  connect(m_form, &SettingsForm::changed, this, &MainWindow::updateStaleMark);
 
   QSettings st;
   if (!restoreGeometry(st.value("window/geometry").toByteArray())) resize(1440, 900);
@@ -629,6 +641,36 @@ void MainWindow::updateInfoLines() {
 }
 
 QString MainWindow::statusText() const { return m_status->text(); }
+
+QString MainWindow::staleText() const { return m_stale->isHidden() ? QString() : m_stale->text(); }
+
+void MainWindow::updateStaleMark() {
+  // The settings that change the results shown (not threads, device or evaluation windows).
+  bool stale = false;
+  if (m_report && !busy()) {
+    try {
+      const RunSpec s = m_form->spec();
+      const QuantizeOptions& a = s.options;
+      const QuantizeOptions& b = m_report->options;
+      const QuantConfig &qa = a.gptq.quant, &qb = b.gptq.quant;
+      stale = qa.bits != qb.bits || qa.group_size != qb.group_size || qa.sym != qb.sym ||
+              qa.mse != qb.mse || a.gptq.act_order != b.gptq.act_order ||
+              a.gptq.static_groups != b.gptq.static_groups ||
+              a.gptq.percdamp != b.gptq.percdamp || a.gptq.blocksize != b.gptq.blocksize ||
+              a.true_sequential != b.true_sequential || s.nsamples != m_report->nsamples ||
+              s.seqlen != m_report->seqlen || s.seed != m_report->seed;
+    } catch (const Error&) {
+      stale = true;  // settings that cannot run are not the ones shown either
+    }
+  }
+  m_stale->setText(tr("The results shown were made with other settings (%1, %2 x %3 tokens, "
+                      "seed %4) than the form's now; Run to update them.")
+                       .arg(m_report ? qstr(m_report->options.gptq.quant.describe()) : QString())
+                       .arg(m_report ? m_report->nsamples : 0)
+                       .arg(m_report ? m_report->seqlen : 0)
+                       .arg(m_report ? qulonglong(m_report->seed) : 0));
+  m_stale->setVisible(stale);
+}
 QString MainWindow::modelPathText() const { return m_model_edit->text(); }
 
 void MainWindow::scanCalibration() {
@@ -692,6 +734,7 @@ void MainWindow::clearResults() {
   m_ppl_chart->clear();
   m_memory_text->clear();
   m_hessian_label->setText(tr("Select a layer in the table or the error chart."));
+  updateStaleMark();
 }
 
 bool MainWindow::startRun() { return startRunWith(std::nullopt); }
@@ -872,6 +915,7 @@ bool MainWindow::startRunWith(std::optional<CalibrationRecord> replay) {
       } else {
         m_status->setText(tr("Done in %1.").arg(duration(m_run->elapsed())));
       }
+      updateStaleMark();
       emit runFinished();
     };
   });
@@ -1028,6 +1072,7 @@ void MainWindow::openReport(const QString& file) {
             .arg(m_report->layers.size())
             .arg(qstr(m_report->tool_version), qstr(m_report->created)));
     m_status->setText(tr("Report: %1").arg(file));
+    updateStaleMark();
     emit reportOpened();
   });
   connect(m_load, &Job::failed, ctx, [this](const QString& msg) { showError(tr("Cannot open the report"), msg); });

@@ -75,6 +75,9 @@ class MainWindow : public QMainWindow {
   void setEvalFile(const QString& file);  // empty: no evaluation
   QString statusText() const;     // the status line (tests)
   QString modelPathText() const;  // the model field (tests)
+  // The line above the results when they were made with other settings than the form's; empty
+  // when they match.
+  QString staleText() const;
   // Starts the comparison once the model is loaded (now, or when the load in progress ends).
   void runWhenReady();
   bool startRun();
@@ -121,6 +124,7 @@ class MainWindow : public QMainWindow {
   void onProgress(const Progress& p);
   void scanEvaluation();
   void updateInfoLines();
+  void updateStaleMark();
   void showProgress();
   void scanCalibration();
   void rememberRecent(const QString& path);
@@ -148,7 +152,7 @@ class MainWindow : public QMainWindow {
   std::optional<Model> m_kept_model;
 
   SettingsForm* m_form;
-  QLabel *m_summary, *m_calib_info, *m_eval_info, *m_status, *m_memory_text;
+  QLabel *m_summary, *m_calib_info, *m_eval_info, *m_status, *m_memory_text, *m_stale;
   int64_t m_calib_tokens = -1, m_eval_tokens = -1;
   QString m_calib_what;
   double m_flops_rate = 0;  // measured once, for the evaluation's time estimate
