@@ -1,10 +1,9 @@
 // Hugging Face tokenizer.json (BPE model): loading, the encode pipeline (added tokens ->
-// normalizer -> pre-tokenizer -> BPE -> post-processor), the decoder chain, and the shared BPE
-// merge engine. The steps follow the tokenizers library (Rust) closely enough to give its ids.
+// normalizer -> pre-tokenizer -> BPE -> post-processor) and the decoder chain. The steps follow
+// the tokenizers library (Rust) closely enough to give its ids. The merges run on the shared
+// engine (bpe.h); the regexes and GPT-2's byte alphabet are in pretokenizer.h.
 #include "model/hf_tokenizer.h"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
 #include <utf8proc.h>
 
 #include <algorithm>
@@ -20,123 +19,18 @@
 #include "common/input_file.h"
 #include "common/json.h"
 #include "common/text_file.h"
+#include "model/bpe.h"
+#include "model/pretokenizer.h"
 #include "model/token_matcher.h"
 #include "model/unicode.h"
 
 namespace gptqw {
 
-// ---------------------------------------------------------------------------------------------
-// BPE merge engine
-// ---------------------------------------------------------------------------------------------
-namespace bpe {
-
-void MergeTable::reserve(size_t n) {
-  size_t cap = 16;
-  while (cap < n * 2) cap <<= 1;  // load factor <= 0.5 keeps probe runs short
-  if (cap <= m_keys.size()) return;
-  std::vector<uint64_t> old_keys = std::move(m_keys);
-  std::vector<Merge> old_vals = std::move(m_vals);
-  m_keys.assign(cap, kEmpty);
-  m_vals.assign(cap, Merge{0, 0});
-  m_mask = cap - 1;
-  m_shift = 64;
-  for (size_t c = cap; c > 1; c >>= 1) --m_shift;
-  m_size = 0;
-  for (size_t i = 0; i < old_keys.size(); ++i) {
-    if (old_keys[i] == kEmpty) continue;
-    set(int32_t(old_keys[i] >> 32), int32_t(uint32_t(old_keys[i])), old_vals[i]);
-  }
-}
-
-void MergeTable::grow() { reserve(std::max<size_t>(16, m_size * 2 + 2)); }
-
-void MergeTable::set(int32_t left, int32_t right, Merge m) {
-  if (m_keys.empty() || (m_size + 1) * 2 > m_keys.size()) grow();
-  uint64_t key = pack(left, right);
-  size_t i = slot(key);
-  while (m_keys[i] != kEmpty && m_keys[i] != key) i = (i + 1) & m_mask;
-  if (m_keys[i] == kEmpty) ++m_size;
-  m_keys[i] = key;
-  m_vals[i] = m;
-}
-
-void merge(std::vector<int32_t>& ids, const MergeTable& table, Workspace& ws) {
-  const size_t n = ids.size();
-  if (n < 2 || table.size() == 0) return;
-  // A whole text can be one word (SentencePiece style, no pre-tokenizer): tens of millions of
-  // symbols, so every loop here polls for cancellation.
-  CancelPoll poll(1 << 16);
-  auto& prev = ws.prev;
-  auto& next = ws.next;
-  auto& heap = ws.heap;
-  prev.resize(n);
-  next.resize(n);
-  heap.clear();
-  for (size_t i = 0; i < n; ++i) {
-    prev[i] = int32_t(i) - 1;
-    next[i] = i + 1 < n ? int32_t(i + 1) : -1;
-  }
-  auto key = [](int32_t rank, int32_t pos) { return uint64_t(uint32_t(rank)) << 32 | uint32_t(pos); };
-  for (size_t i = 0; i + 1 < n; ++i) {
-    poll.tick();
-    if (const Merge* m = table.find(ids[i], ids[i + 1])) heap.push_back(key(m->rank, int32_t(i)));
-  }
-  if (heap.empty()) return;
-  // Min-heap on (rank, position): the lowest rank first, the leftmost among equal ranks. Built
-  // bottom-up as std::make_heap does, but with the polls; the keys are distinct, so any valid
-  // heap pops them in the same order.
-  const std::greater<uint64_t> later;
-  for (size_t i = heap.size() / 2; i-- > 0;) {
-    poll.tick();
-    for (size_t p = i;;) {
-      size_t c = 2 * p + 1;
-      if (c >= heap.size()) break;
-      if (c + 1 < heap.size() && heap[c + 1] < heap[c]) ++c;
-      if (heap[p] <= heap[c]) break;
-      std::swap(heap[p], heap[c]);
-      p = c;
-    }
-  }
-  bool merged_any = false;
-  while (!heap.empty()) {
-    poll.tick();
-    std::pop_heap(heap.begin(), heap.end(), later);
-    const uint64_t top = heap.back();
-    heap.pop_back();
-    const int32_t rank = int32_t(top >> 32);
-    const int32_t p = int32_t(uint32_t(top));
-    if (ids[p] < 0) continue;  // absorbed by its left neighbour since this entry was queued
-    const int32_t q = next[p];
-    if (q < 0) continue;
-    // Entries are not removed when a neighbour changes. An entry is still good when the pair
-    // now at p merges with the entry's rank: every live pair is queued with its true key and
-    // this key is the smallest, so that pair is the right one to merge now (HF compares the
-    // new id instead, which selects the same merges).
-    const Merge* cur = table.find(ids[p], ids[q]);
-    if (!cur || cur->rank != rank) continue;
-    merged_any = true;
-    ids[p] = cur->new_id;
-    ids[q] = -1;
-    const int32_t r = next[q];
-    next[p] = r;
-    if (r >= 0) prev[r] = p;
-    if (prev[p] >= 0) {
-      if (const Merge* m = table.find(ids[prev[p]], ids[p])) {
-        heap.push_back(key(m->rank, prev[p]));
-        std::push_heap(heap.begin(), heap.end(), later);
-      }
-    }
-    if (r >= 0) {
-      if (const Merge* m = table.find(ids[p], ids[r])) {
-        heap.push_back(key(m->rank, p));
-        std::push_heap(heap.begin(), heap.end(), later);
-      }
-    }
-  }
-  if (merged_any) std::erase_if(ids, [](int32_t id) { return id < 0; });
-}
-
-}  // namespace bpe
+using pretok::byte_alphabet;
+using pretok::kGpt2Pattern;
+using pretok::Matcher;
+using pretok::Regex;
+using pretok::thread_matcher;
 
 namespace {
 
@@ -146,180 +40,6 @@ namespace fs = std::filesystem;
 // Token ids index dense tables, so an id is bounded by what a real vocabulary needs (the
 // largest are about 256K): a 40-byte file naming id 2^30 would otherwise ask for gigabytes.
 constexpr int64_t kMaxVocab = int64_t(1) << 24;
-
-// ---------------------------------------------------------------------------------------------
-// GPT-2 byte <-> unicode alphabet
-// ---------------------------------------------------------------------------------------------
-
-// GPT-2 maps every byte to a printable code point so that vocabularies are plain strings:
-// printable Latin-1 bytes map to themselves, the other 68 bytes to U+0100 onwards.
-struct ByteAlphabet {
-  std::array<uint32_t, 256> to_cp{};
-  std::array<int16_t, 324> to_byte{};  // code point -> byte, -1 where none
-  ByteAlphabet() {
-    to_byte.fill(-1);
-    uint32_t extra = 256;
-    for (int b = 0; b < 256; ++b) {
-      bool printable = (b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || (b >= 0xae);
-      to_cp[b] = printable ? uint32_t(b) : extra++;
-      to_byte[to_cp[b]] = int16_t(b);
-    }
-  }
-  int byte_of(uint32_t cp) const { return cp < to_byte.size() ? to_byte[cp] : -1; }
-};
-
-const ByteAlphabet& byte_alphabet() {
-  static const ByteAlphabet a;
-  return a;
-}
-
-// The regex GPT-2's ByteLevel pre-tokenizer uses when use_regex is true.
-constexpr const char* kGpt2Pattern =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
-
-// ---------------------------------------------------------------------------------------------
-// Regexes (PCRE2)
-// ---------------------------------------------------------------------------------------------
-
-// HF compiles these patterns with Oniguruma, whose \s in Unicode mode is U+0009..U+000D, U+0085
-// (NEL) and the Zs/Zl/Zp categories; U+FEFF (BOM) is not a space (JavaScript's \s would take
-// it). What PCRE2's \s matches under PCRE2_UCP has changed between releases (the Perl space set
-// plus Z, which leaves out NEL, or White_Space; 10.42 gives the latter), so \s and \S are
-// spelled out as explicit classes: the pre-tokens then do not depend on the PCRE2 version.
-constexpr const char* kSpaceItems = R"(\t-\r \x{85}\p{Zs}\x{2028}\x{2029})";
-
-std::string onig_compatible(std::string_view pat) {
-  std::string out;
-  out.reserve(pat.size() + 64);
-  bool in_class = false;
-  for (size_t i = 0; i < pat.size(); ++i) {
-    char c = pat[i];
-    if (c == '\\' && i + 1 < pat.size()) {
-      char e = pat[i + 1];
-      if (e == 's') {
-        out += in_class ? std::string(kSpaceItems) : "[" + std::string(kSpaceItems) + "]";
-      } else if (e == 'S' && !in_class) {
-        out += "[^" + std::string(kSpaceItems) + "]";
-      } else {
-        // \S inside a class cannot be spelled as a complement there; PCRE2's own \S is the
-        // closest and only differs on U+0085.
-        out += c;
-        out += e;
-      }
-      ++i;
-      continue;
-    }
-    if (!in_class && c == '[') {
-      in_class = true;
-      out += c;
-      // A ']' (after an optional '^') right after '[' is a literal, not the end of the class.
-      if (i + 1 < pat.size() && pat[i + 1] == '^') out += pat[++i];
-      if (i + 1 < pat.size() && pat[i + 1] == ']') out += pat[++i];
-      continue;
-    }
-    if (in_class && c == '[' && i + 1 < pat.size() && pat[i + 1] == ':') {
-      // POSIX class [:name:] inside a bracket expression.
-      size_t end = pat.find(":]", i + 2);
-      if (end != std::string_view::npos) {
-        out.append(pat.substr(i, end + 2 - i));
-        i = end + 1;
-        continue;
-      }
-    }
-    if (in_class && c == ']') in_class = false;
-    out += c;
-  }
-  return out;
-}
-
-class Regex {
- public:
-  Regex(std::string_view pattern, const fs::path& file) : m_file(file) {
-    std::string pat = onig_compatible(pattern);
-    int err = 0;
-    PCRE2_SIZE off = 0;
-    m_code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pat.data()), pat.size(),
-                           PCRE2_UTF | PCRE2_UCP, &err, &off, nullptr);
-    if (!m_code) {
-      throw FormatError(file_msg(file, "regex '" + std::string(pattern) +
-                                           "' does not compile: " + error_text(err) +
-                                           " (at offset " + std::to_string(off) + ")"));
-    }
-    // JIT is an optimisation only: without it pcre2_match interprets the same pattern.
-    pcre2_jit_compile(m_code, PCRE2_JIT_COMPLETE);
-  }
-  ~Regex() { pcre2_code_free(m_code); }
-  Regex(const Regex&) = delete;
-  Regex& operator=(const Regex&) = delete;
-  pcre2_code* code() const { return m_code; }
-  const fs::path& file() const { return m_file; }
-
-  static std::string error_text(int err) {
-    PCRE2_UCHAR buf[256];
-    pcre2_get_error_message(err, buf, sizeof buf);
-    return reinterpret_cast<const char*>(buf);
-  }
-
- private:
-  pcre2_code* m_code = nullptr;
-  fs::path m_file;
-};
-
-// Matching state: match data and a JIT stack big enough for long runs of one class (a run of
-// thousands of spaces backtracks through \s+(?!\S)). One per thread (thread_matcher()): setting
-// it up costs more than encoding a short prompt, and sharing one between threads is not allowed.
-class Matcher {
- public:
-  Matcher() {
-    m_data = pcre2_match_data_create(1, nullptr);
-    m_ctx = pcre2_match_context_create(nullptr);
-    m_stack = pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, nullptr);
-    if (m_ctx && m_stack) pcre2_jit_stack_assign(m_ctx, nullptr, m_stack);
-  }
-  ~Matcher() {
-    pcre2_jit_stack_free(m_stack);
-    pcre2_match_context_free(m_ctx);
-    pcre2_match_data_free(m_data);
-  }
-  Matcher(const Matcher&) = delete;
-  Matcher& operator=(const Matcher&) = delete;
-
-  // Calls fn(start, end) for every match, left to right, as Oniguruma's find_iter does.
-  template <class F>
-  void for_each(const Regex& re, std::string_view s, F&& fn) {
-    size_t pos = 0;
-    const auto* subject = reinterpret_cast<PCRE2_SPTR>(s.data());
-    CancelPoll poll;
-    while (pos <= s.size()) {
-      poll.tick();
-      // The text was validated once up front; re-checking UTF-8 on every call would make the
-      // loop quadratic.
-      int rc = pcre2_match(re.code(), subject, s.size(), pos, PCRE2_NO_UTF_CHECK, m_data, m_ctx);
-      if (rc == PCRE2_ERROR_NOMATCH) return;
-      if (rc < 0)
-        throw FormatError(file_msg(re.file(), "regex matching failed: " + Regex::error_text(rc)));
-      const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(m_data);
-      size_t start = ov[0], end = ov[1];
-      fn(start, end);
-      if (end > start) {
-        pos = end;
-      } else {  // empty match: step over one character
-        if (end >= s.size()) return;
-        pos = end + unicode::seq_len(static_cast<unsigned char>(s[end]));
-      }
-    }
-  }
-
- private:
-  pcre2_match_data* m_data = nullptr;
-  pcre2_match_context* m_ctx = nullptr;
-  pcre2_jit_stack* m_stack = nullptr;
-};
-
-Matcher& thread_matcher() {
-  thread_local Matcher matcher;
-  return matcher;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Pipeline pieces

@@ -11,7 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "model/hf_tokenizer.h"
+#include "model/bpe.h"
 #include "model/tokenizer.h"
 
 namespace gptqw {
