@@ -100,10 +100,7 @@ struct Piece {
 };
 
 // Heterogeneous-lookup hash so string_view keys find std::string entries without a copy.
-struct SvHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
+using SvHash = bpe::StringHash;  // heterogeneous lookup by string_view
 using StrMap = std::unordered_map<std::string, int32_t, SvHash, std::equal_to<>>;
 
 // Per-call cache of word -> ids for pre-tokenized words (most words of a text repeat).
