@@ -7,8 +7,8 @@
 //
 // Shapes are W's, out x in. Each figure is the best of --reps runs (others may share the
 // machine; the best run is the least disturbed). FLOP counts: GEMM 2mnk; Hessian 2·T·K² (the
-// X^T X product; the symmetric update does half of that work); Hinv 4/3·K³ (two Cholesky
-// factorisations, a triangular inverse and L^-T L^-1, as LAPACK counts them); in-block loops
+// X^T X product; the symmetric update does half of that work); Hinv 2/3·K³ (the work done: one
+// Cholesky factorisation and one triangular inverse, linalg/factor.h); in-block loops
 // N·K·B (B = 128); lazy batch 2·N·B·(K - i2) summed over blocks.
 #include <omp.h>
 
@@ -126,13 +126,13 @@ int main(int argc, char** argv) try {
       GptqResult res = gptq_quantize(W, H, o);
       if (res.seconds < best.seconds) best = std::move(res);
     }
-    const double f_hinv = 4.0 / 3.0 * double(K) * K * K;
+    const double f_hinv = 2.0 / 3.0 * double(K) * K * K;
     const double f_blocks = double(N) * K * o.blocksize;
     const double f_total = f_hinv + f_blocks + best.lazy_flops;
     std::printf("GPTQ %ldx%ld %s%s: %.3f s  %.1f GFLOP/s overall\n", long(N), long(K),
                 o.quant.describe().c_str(), act_order ? " act-order" : "", best.seconds,
                 f_total / best.seconds / 1e9);
-    std::printf("  Hinv (damp, chol, inverse, chol)     %8.3f s  %7.1f GFLOP/s\n",
+    std::printf("  Hinv (damp, chol, triangular inverse) %7.3f s  %7.1f GFLOP/s\n",
                 best.seconds_hinv, f_hinv / best.seconds_hinv / 1e9);
     std::printf("  in-block column loops                %8.3f s  %7.1f GFLOP/s\n",
                 best.seconds_blocks, f_blocks / best.seconds_blocks / 1e9);

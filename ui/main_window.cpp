@@ -1,7 +1,5 @@
 #include "main_window.h"
 
-#include <memory>
-
 #include <QAction>
 #include <QApplication>
 #include <QCheckBox>
@@ -26,15 +24,16 @@
 #include <QProgressBar>
 #include <QPushButton>
 #include <QScrollArea>
-#include <QTimer>
 #include <QSettings>
 #include <QSplitter>
 #include <QStatusBar>
 #include <QTabWidget>
 #include <QTableView>
+#include <QTimer>
 #include <QToolButton>
 #include <QVBoxLayout>
 #include <Eigen/Core>
+#include <memory>
 
 #include "backend/backend.h"
 #include "common/error.h"

@@ -2,16 +2,16 @@
 
 #include <QCheckBox>
 #include <QComboBox>
+#include <QCoreApplication>
 #include <QDoubleSpinBox>
 #include <QFormLayout>
 #include <QIntValidator>
 #include <QLabel>
 #include <QLineEdit>
+#include <QPointer>
 #include <QSettings>
 #include <QSpinBox>
 #include <QStandardItemModel>
-#include <QCoreApplication>
-#include <QPointer>
 #include <QThread>
 
 #include "backend/backend.h"

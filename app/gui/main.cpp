@@ -2,11 +2,13 @@
 //   gptq-workbench [--model DIR|FILE.bin] [--calib FILE] [--eval FILE] [--report FILE.json] [--run]
 // opens with those inputs loaded; --run starts the GPTQ/RTN comparison once the model is loaded.
 #include <QApplication>
+#include <QColor>
 #include <QCommandLineParser>
 #include <QDir>
+#include <QIcon>
+#include <QPalette>
 #include <QThread>
 #include <cstdio>
-#include <QIcon>
 
 #include "main_window.h"
 
@@ -53,22 +55,43 @@ int main(int argc, char** argv) {
   }
   if (cli.isSet(shots)) {
     const QString dir = cli.value(shots);
-    auto save_all = [&w, dir] {
+    auto save_all = [&w, &app, dir] {
       QDir().mkpath(dir);
+      auto shoot = [&](const QString& name) {
+        QApplication::processEvents();
+        QThread::msleep(200);
+        QApplication::processEvents();
+        const QString file = QDir(dir).filePath(name + ".png");
+        if (!w.grab().save(file)) qWarning("cannot write %s", qPrintable(file));
+      };
       // Each view in turn: switch, let it paint, grab the whole window.
       const QStringList names = {"layers", "error", "hessian", "memory", "perplexity", "log"};
       for (int i = 0; i < names.size(); ++i) {
         w.tabs()->setCurrentIndex(i);
-        QApplication::processEvents();
-        QThread::msleep(200);
-        QApplication::processEvents();
-        const QString file = QDir(dir).filePath(names[i] + ".png");
-        if (!w.grab().save(file)) qWarning("cannot write %s", qPrintable(file));
+        shoot(names[i]);
       }
+      // A small screen (Run and Cancel must stay in view) and a dark palette.
+      w.tabs()->setCurrentIndex(0);
+      w.resize(1024, 700);
+      shoot("small-1024x700");
+      QPalette dark;
+      dark.setColor(QPalette::Window, QColor(0x2b, 0x2b, 0x2b));
+      dark.setColor(QPalette::WindowText, QColor(0xe0, 0xe0, 0xe0));
+      dark.setColor(QPalette::Base, QColor(0x1e, 0x1e, 0x1e));
+      dark.setColor(QPalette::AlternateBase, QColor(0x33, 0x33, 0x33));
+      dark.setColor(QPalette::Text, QColor(0xe0, 0xe0, 0xe0));
+      dark.setColor(QPalette::Button, QColor(0x3a, 0x3a, 0x3a));
+      dark.setColor(QPalette::ButtonText, QColor(0xe0, 0xe0, 0xe0));
+      dark.setColor(QPalette::Highlight, QColor(0x4e, 0x79, 0xa7));
+      app.setPalette(dark);
+      w.resize(1600, 1000);
+      w.tabs()->setCurrentIndex(4);
+      shoot("perplexity-dark");
       QApplication::quit();
     };
-    QObject::connect(&w, &gptqw::ui::MainWindow::runFinished, &w, save_all);
-    QObject::connect(&w, &gptqw::ui::MainWindow::reportOpened, &w, save_all);
+    // Queued: the pictures are taken once the job has ended and the window is idle again.
+    QObject::connect(&w, &gptqw::ui::MainWindow::runFinished, &w, save_all, Qt::QueuedConnection);
+    QObject::connect(&w, &gptqw::ui::MainWindow::reportOpened, &w, save_all, Qt::QueuedConnection);
     QObject::connect(&w, &gptqw::ui::MainWindow::runFailed, &app, [] { QApplication::exit(1); });
   }
   return app.exec();

@@ -1,7 +1,5 @@
 #include "model/layers.h"
 
-#include <charconv>
-
 #include "common/error.h"
 
 namespace gptqw {
@@ -41,22 +39,6 @@ LinearKind parse_linear_name(const std::string& name) {
     if (name == linear_name(k) || name == linear_short_name(k)) return k;
   throw ConfigError("unknown module '" + name + "' (the linear modules are " +
                     linear_names_list() + ")");
-}
-
-std::optional<LayerId> parse_layer_module(std::string_view module) {
-  constexpr std::string_view prefix = "model.layers.";
-  if (!module.starts_with(prefix)) return std::nullopt;
-  module.remove_prefix(prefix.size());
-  int block = -1;
-  const auto [end, ec] = std::from_chars(module.data(), module.data() + module.size(), block);
-  // Digits only, no sign or leading zero ("03" is not the name of block 3), then a dot.
-  const size_t digits = size_t(end - module.data());
-  if (ec != std::errc() || block < 0 || digits == 0 || (digits > 1 && module[0] == '0') ||
-      digits >= module.size() || module[digits] != '.')
-    return std::nullopt;
-  const auto kind = linear_kind_of(module.substr(digits + 1));
-  if (!kind) return std::nullopt;
-  return LayerId{block, *kind};
 }
 
 std::vector<std::vector<LinearKind>> sequential_groups(bool true_sequential) {

@@ -1,6 +1,6 @@
 // The vocabulary of a decoder block's linear layers, defined once: the seven kinds, their
-// Hugging Face names ("self_attn.q_proj"), a layer as (block, kind), the parsers from names,
-// and GPTQ's true-sequential groups. Every reader of module names (the CLI, the window, the
+// Hugging Face names ("self_attn.q_proj"), a layer as (block, kind), the parsers of names, and
+// GPTQ's true-sequential groups. Every reader of module names (the CLI, the window, the
 // report, the GPTQ checkpoint) goes through here, so they accept and refuse the same names.
 #pragma once
 
@@ -46,8 +46,6 @@ std::optional<LinearKind> linear_kind_of(std::string_view name);
 // The kind named in full or by its short name ("mlp.down_proj" or "down_proj"), as users type
 // it; ConfigError listing the valid names otherwise.
 LinearKind parse_linear_name(const std::string& name);
-// "model.layers.3.mlp.down_proj" -> {3, down}; nullopt for anything else.
-std::optional<LayerId> parse_layer_module(std::string_view module);
 
 // GPTQ's order of work in a block: with true_sequential the groups [q, k, v], [o], [gate, up],
 // [down], each calibrated on the outputs of the groups before it already quantized (the
