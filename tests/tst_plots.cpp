@@ -16,6 +16,7 @@
 #include <numeric>
 
 #include "model/weights.h"
+#include "palette.h"
 #include "plots/error_chart.h"
 #include "plots/hessian_chart.h"
 #include "plots/memory_chart.h"
@@ -23,6 +24,7 @@
 
 using namespace gptqw;
 using namespace gptqw::ui::plots;
+using gptqw::ui::darkPalette;
 
 namespace {
 
@@ -85,18 +87,6 @@ PerplexitySummary perplexity() {
   p.original = 5.68;
   p.rtn = 6.2911;
   p.gptq = 5.8517;
-  return p;
-}
-
-QPalette darkPalette() {
-  QPalette p;
-  p.setColor(QPalette::Window, QColor(0x2b, 0x2b, 0x2b));
-  p.setColor(QPalette::WindowText, QColor(0xe0, 0xe0, 0xe0));
-  p.setColor(QPalette::Base, QColor(0x1e, 0x1e, 0x1e));
-  p.setColor(QPalette::Text, QColor(0xe0, 0xe0, 0xe0));
-  p.setColor(QPalette::Button, QColor(0x35, 0x35, 0x35));
-  p.setColor(QPalette::ButtonText, QColor(0xe0, 0xe0, 0xe0));
-  p.setColor(QPalette::Highlight, QColor(0x3d, 0xae, 0xe9));
   return p;
 }
 

@@ -564,12 +564,8 @@ void MainWindow::scanEvaluation() {
   m_eval_tokens = -1;
   m_eval_info->clear();
   if (m_eval_file.isEmpty() || !m_model || !m_model->tokenizer) return;
-  if (m_eval_scan->running()) {
-    m_eval_scan->cancel();  // stale; rescan when it ends
-    connect(m_eval_scan, &Job::ended, this, &MainWindow::scanEvaluation, Qt::SingleShotConnection);
-    return;
-  }
   m_eval_info->setText(tr("counting tokens…"));
+  if (rescanWhenEnded(m_eval_scan, &MainWindow::scanEvaluation)) return;
   auto tokenizer = m_model->tokenizer;
   const QString file = m_eval_file;
   auto tokens = std::make_shared<int64_t>(0);
@@ -672,31 +668,36 @@ void MainWindow::updateStaleMark() {
 }
 QString MainWindow::modelPathText() const { return m_model_edit->text(); }
 
+bool MainWindow::rescanWhenEnded(Job* job, void (MainWindow::*scan)()) {
+  // A running scan read the previous input: its result would be stale. It is cancelled, and
+  // `scan` runs once it has ended (once, however often it was asked for meanwhile).
+  if (!job->running()) return false;
+  job->cancel();
+  connect(job, &Job::ended, this, scan,
+          static_cast<Qt::ConnectionType>(Qt::SingleShotConnection | Qt::UniqueConnection));
+  return true;
+}
+
 void MainWindow::scanCalibration() {
   m_form->setCalibrationTokens(-1);
   m_calib_tokens = -1;
   if (m_calib_file.isEmpty()) return;
   m_calib_info->setText(tr("counting tokens…"));
   if (!m_model || !m_model->tokenizer) return;
-  if (m_scan->running()) m_scan->cancel();  // its result would be stale; rescan when it ends
+  if (rescanWhenEnded(m_scan, &MainWindow::scanCalibration)) return;
   auto tokenizer = m_model->tokenizer;
   const QString file = m_calib_file;
   CalibrationOptions options;
   options.jsonl_field = m_form->calibrationField();
   auto tokens = std::make_shared<int64_t>(0);
   auto corpus = std::make_shared<CalibrationCorpus>();
-  const bool started = m_scan->start([tokenizer, file, tokens, corpus, options](const ProgressFn&) -> std::function<void()> {
+  m_scan->start([tokenizer, file, tokens, corpus, options](const ProgressFn&) -> std::function<void()> {
     // The same reading as the run's (text, JSONL or folder).
     *corpus = read_calibration_corpus(fspath(file), options);
     *tokens = static_cast<int64_t>(tokenizer->encode(corpus->text, true).size());
     corpus->text.clear();
     return {};
   });
-  if (!started) {
-    // A previous scan is finishing; run this one when it has.
-    connect(m_scan, &Job::ended, this, &MainWindow::scanCalibration, Qt::SingleShotConnection);
-    return;
-  }
   auto* ctx = m_scan->scope();
   connect(m_scan, &Job::succeeded, ctx, [this, tokens, file, corpus] {
     if (file != m_calib_file) return;
@@ -879,8 +880,7 @@ bool MainWindow::startRunWith(std::optional<CalibrationRecord> replay) {
       job->post([this, r] { addLayer(r); });
     });
     return [this, kept, report, model] {
-      if (m_replace_results) clearResults();
-      m_replace_results = false;
+      takeOverResults();
       m_kept = kept;
       m_kept_model = model;
       showReport(*report);
@@ -944,10 +944,14 @@ void MainWindow::cancel() {
   if (m_run->running() || m_export->running()) m_status->setText(tr("Cancelling…"));
 }
 
-void MainWindow::addLayer(const LayerReport& r) {
-  if (!m_run->running()) return;  // a straggler from a cancelled run
+void MainWindow::takeOverResults() {
   if (m_replace_results) clearResults();
   m_replace_results = false;
+}
+
+void MainWindow::addLayer(const LayerReport& r) {
+  if (!m_run->running()) return;  // a straggler from a cancelled run
+  takeOverResults();
   m_layers->appendLayer(r);
   m_error_chart->addLayer(r);
   if (r.damp_raises > 0 || r.fell_back_to_rtn || !r.note.empty())

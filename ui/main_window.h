@@ -123,6 +123,9 @@ class MainWindow : public QMainWindow {
   void addLayer(const LayerReport& r);
   void onProgress(const Progress& p);
   void scanEvaluation();
+  bool rescanWhenEnded(Job* job, void (MainWindow::*scan)());
+  // The previous run's results give way to this run's (at its first layer, or its end).
+  void takeOverResults();
   void updateInfoLines();
   void updateStaleMark();
   void showProgress();

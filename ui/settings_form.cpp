@@ -261,8 +261,6 @@ void SettingsForm::setEvalWindows(int seqlen, int max_windows) {
 
 void SettingsForm::revalidate() {
   m_run_problems.clear();
-  m_export_problems.clear();
-  m_warnings.clear();
   m_notes.clear();
   std::optional<RunSpec> s;
   try {
@@ -302,7 +300,6 @@ void SettingsForm::revalidate() {
     }
     m_notes = groupedNotes(kept, check_exportable(*m_config, checkpoint_settings(effective)),
                            kNumLinears - int(effective.skip.size()));
-    for (const Note& n : m_notes) (n.error ? m_export_problems : m_warnings) << n.summary;
   }
   renderProblems();
   emit changed();
@@ -334,6 +331,15 @@ QString kindSummary(ExportIssue::Kind kind) {
   }
 }
 
+// "mlp.down_proj [64, 172]: <why>", a module's line behind "details".
+QString moduleLine(std::string_view module, int64_t out, int64_t in, const std::string& why) {
+  return SettingsForm::tr("%1 [%2, %3]: %4")
+      .arg(qs(module))
+      .arg(out)
+      .arg(in)
+      .arg(QString::fromStdString(why));
+}
+
 // The ways out of an issue in the window's words (the form's own fields). Keeping every module
 // that is still quantized in fp16 is no way out: nothing would be left to quantize.
 QString remedy(const ExportIssue& i, const QStringList& modules, int quantized_modules) {
@@ -351,6 +357,13 @@ QString remedy(const ExportIssue& i, const QStringList& modules, int quantized_m
 
 }  // namespace
 
+QStringList SettingsForm::noteSummaries(bool errors) const {
+  QStringList out;
+  for (const Note& n : m_notes)
+    if (n.error == errors) out << n.summary;
+  return out;
+}
+
 QList<SettingsForm::Note> SettingsForm::groupedNotes(const std::vector<UnloadableModule>& kept,
                                                      const std::vector<ExportIssue>& issues,
                                                      int quantized_modules) const {
@@ -361,11 +374,7 @@ QList<SettingsForm::Note> SettingsForm::groupedNotes(const std::vector<Unloadabl
     QStringList names;
     for (const UnloadableModule& m : kept) {
       names << qs(linear_short_name(m.kind));
-      n.details << tr("%1 [%2, %3]: %4")
-                       .arg(qs(linear_name(m.kind)))
-                       .arg(m.out_features)
-                       .arg(m.in_features)
-                       .arg(QString::fromStdString(m.reason));
+      n.details << moduleLine(linear_name(m.kind), m.out_features, m.in_features, m.reason);
     }
     n.summary = tr("%n module(s) stay in fp16, as GPTQ loaders could not load them quantized: "
                    "%1 (\"Quantize modules loaders cannot read\" quantizes them anyway)",
@@ -390,18 +399,12 @@ QList<SettingsForm::Note> SettingsForm::groupedNotes(const std::vector<Unloadabl
     Note n;
     n.key = QString("kind-%1").arg(kind);
     n.error = list.front()->severity == ExportIssue::Severity::error;
-    QStringList modules;
+    QStringList modules, short_names;
     for (const ExportIssue* i : list) {
       modules << QString::fromStdString(i->module);
-      n.details << tr("%1 [%2, %3]: %4")
-                       .arg(QString::fromStdString(i->module))
-                       .arg(i->out_features)
-                       .arg(i->in_features)
-                       .arg(QString::fromStdString(i->message));
-    }
-    QStringList short_names;
-    for (const ExportIssue* i : list)
       short_names << qs(linear_short_name(*linear_kind_of(i->module)));
+      n.details << moduleLine(i->module, i->out_features, i->in_features, i->message);
+    }
     const QString fix = remedy(*list.front(), modules, quantized_modules);
     n.summary = tr("%1 (%2)").arg(kindSummary(ExportIssue::Kind(kind)), short_names.join(", ")) +
                 (fix.isEmpty() ? QString() : tr(". To avoid it: %1.").arg(fix));

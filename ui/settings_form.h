@@ -49,8 +49,8 @@ class SettingsForm : public QWidget {
 
   // What stops a run (empty: Run may start), what stops an export of such a run, and notes.
   QStringList runProblems() const { return m_run_problems; }
-  QStringList exportProblems() const { return m_export_problems; }
-  QStringList warnings() const { return m_warnings; }
+  QStringList exportProblems() const { return noteSummaries(true); }
+  QStringList warnings() const { return noteSummaries(false); }
 
   // Direct access for tests and the command line.
   void setBits(int bits);
@@ -82,6 +82,7 @@ class SettingsForm : public QWidget {
   QList<Note> groupedNotes(const std::vector<UnloadableModule>& kept,
                            const std::vector<ExportIssue>& issues, int quantized_modules) const;
   void renderProblems();
+  QStringList noteSummaries(bool errors) const;
   void revalidate();
   void setGpuStatus(bool available, const QString& status);
 
@@ -93,7 +94,7 @@ class SettingsForm : public QWidget {
   QLabel* m_problems;
   std::optional<ModelConfig> m_config;
   int64_t m_calib_tokens = -1;
-  QStringList m_run_problems, m_export_problems, m_warnings;
+  QStringList m_run_problems;
   bool m_gpu_probed = false;
   QList<Note> m_notes;
   QSet<QString> m_expanded;

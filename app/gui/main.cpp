@@ -2,15 +2,14 @@
 //   gptq-workbench [--model DIR|FILE.bin] [--calib FILE] [--eval FILE] [--report FILE.json] [--run]
 // opens with those inputs loaded; --run starts the GPTQ/RTN comparison once the model is loaded.
 #include <QApplication>
-#include <QColor>
 #include <QCommandLineParser>
 #include <QDir>
 #include <QIcon>
-#include <QPalette>
 #include <QThread>
 #include <cstdio>
 
 #include "main_window.h"
+#include "palette.h"
 
 int main(int argc, char** argv) {
   QApplication app(argc, argv);
@@ -74,16 +73,7 @@ int main(int argc, char** argv) {
       w.tabs()->setCurrentIndex(0);
       w.resize(1024, 700);
       shoot("small-1024x700");
-      QPalette dark;
-      dark.setColor(QPalette::Window, QColor(0x2b, 0x2b, 0x2b));
-      dark.setColor(QPalette::WindowText, QColor(0xe0, 0xe0, 0xe0));
-      dark.setColor(QPalette::Base, QColor(0x1e, 0x1e, 0x1e));
-      dark.setColor(QPalette::AlternateBase, QColor(0x33, 0x33, 0x33));
-      dark.setColor(QPalette::Text, QColor(0xe0, 0xe0, 0xe0));
-      dark.setColor(QPalette::Button, QColor(0x3a, 0x3a, 0x3a));
-      dark.setColor(QPalette::ButtonText, QColor(0xe0, 0xe0, 0xe0));
-      dark.setColor(QPalette::Highlight, QColor(0x4e, 0x79, 0xa7));
-      app.setPalette(dark);
+      app.setPalette(gptqw::ui::darkPalette());
       w.resize(1600, 1000);
       w.tabs()->setCurrentIndex(4);
       shoot("perplexity-dark");

@@ -16,32 +16,48 @@ QuantizeOptions effective_options(const RunSpec& spec, const ModelConfig& config
   QuantizeOptions o = spec.options;
   if (kept) kept->clear();
   if (spec.pad_unloadable) return o;
-  std::string why;
   std::vector<UnloadableModule> added;
   for (const UnloadableModule& m : unloadable_modules(config, o.gptq.quant)) {
     if (o.skip.count(m.kind)) continue;  // the user keeps it in fp16 already
     o.skip.insert(m.kind);
     added.push_back(m);
-    why += "\n  " + std::string(linear_name(m.kind)) + " [" + std::to_string(m.out_features) +
-           ", " + std::to_string(m.in_features) + "]: " + m.reason;
   }
-  if (o.skip.size() == size_t(kNumLinears))
+  if (o.skip.size() == size_t(kNumLinears)) {
+    std::string why;
+    for (const UnloadableModule& m : added)
+      why += "\n  " + std::string(linear_name(m.kind)) + " [" + std::to_string(m.out_features) +
+             ", " + std::to_string(m.in_features) + "]: " + m.reason;
     throw NothingLoadable("no linear module of this model can be quantized in a form GPTQ "
                           "loaders (GPTQModel, AutoGPTQ, vLLM) read with " +
                               o.gptq.quant.describe() + ":" + why,
                           added);
+  }
   if (kept) *kept = std::move(added);
   return o;
 }
 
-RunCosts run_stage_costs(const ModelConfig& c, const QuantizeOptions& o, int64_t calib_tokens,
-                         int64_t eval_tokens) {
-  RunCosts r;
-  double P = 0, per_block = 0;
-  const int methods = int(o.run_gptq) + int(o.run_rtn);
+namespace {
+
+// The weights of one block's seven linear layers: 2 P flops per token through the block.
+double block_linear_weights(const ModelConfig& c) {
+  double P = 0;
   for (LinearKind k : kAllLinears) {
     const auto [N, K] = linear_shape(c, k);
     P += double(N) * double(K);
+  }
+  return P;
+}
+
+}  // namespace
+
+RunCosts run_stage_costs(const ModelConfig& c, const QuantizeOptions& o, int64_t calib_tokens,
+                         int64_t eval_tokens) {
+  RunCosts r;
+  const double P = block_linear_weights(c);
+  const int methods = int(o.run_gptq) + int(o.run_rtn);
+  double per_block = 0;
+  for (LinearKind k : kAllLinears) {
+    const auto [N, K] = linear_shape(c, k);
     if (!o.skip.count(k)) per_block += double(N) * double(K) * double(K) * (methods + 1);
   }
   const double h = c.hidden_size, q = double(c.num_heads) * c.head_dim, m = c.intermediate_size;
@@ -59,11 +75,7 @@ double measure_forward_rate(const Model& model, int seqlen) {
   const int T = std::max(1, 4096 / S) * S;
   const BlockWeights block = model.weights->block(0);
   const Rope rope = make_rope(c, S);
-  double P = 0;
-  for (LinearKind k : kAllLinears) {
-    const auto [N, K] = linear_shape(c, k);
-    P += double(N) * double(K);
-  }
+  const double P = block_linear_weights(c);
   double best = 0;
   for (int rep = 0; rep < 2; ++rep) {
     Matrix x = Matrix::Constant(T, c.hidden_size, 0.01f);

@@ -78,10 +78,6 @@ std::vector<int32_t> make_g_idx(int64_t K, int group_size, const std::vector<int
   return g_idx;
 }
 
-HessianFactor factor_hessian(const Eigen::Ref<const Matrix>& H, const GptqOptions& options) {
-  return factor_hessian(H, options, Matrix());
-}
-
 HessianFactor factor_hessian(const Eigen::Ref<const Matrix>& H, const GptqOptions& options,
                              Matrix storage) {
   const double t_start = now_seconds();

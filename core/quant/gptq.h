@@ -91,12 +91,11 @@ struct HessianFactor {
 };
 
 // Throws Error naming options.layer for a non-square or non-finite H, ConfigError for bad
-// options. H is read, never copied: M is built from it in one pass.
-HessianFactor factor_hessian(const Eigen::Ref<const Matrix>& H, const GptqOptions& options);
-// The same with M in the storage of `storage` (a previous factor's M of the same size, from a
-// pool), so that a driver reuses one buffer for every layer's factor.
+// options. H is read, never copied: M is built from it in one pass, in the storage of
+// `storage` when given (a previous factor's M of the same size, from a pool, so that a driver
+// reuses one buffer for every layer's factor).
 HessianFactor factor_hessian(const Eigen::Ref<const Matrix>& H, const GptqOptions& options,
-                             Matrix storage);
+                             Matrix storage = {});
 
 // Quantizes W [N, K] (out_features x in_features) given the layer's Hessian H [K, K]: the
 // factorization and the column loop together. Throws Error naming the layer for mismatched

@@ -7,9 +7,6 @@
 
 namespace gptqw {
 
-HessianAccumulator::HessianAccumulator(int64_t in_features, std::string layer, Backend& backend)
-    : H_(Matrix::Zero(in_features, in_features)), layer_(std::move(layer)), backend_(&backend) {}
-
 HessianAccumulator::HessianAccumulator(int64_t in_features, std::string layer, Backend& backend,
                                        Matrix storage)
     : H_(std::move(storage)), layer_(std::move(layer)), backend_(&backend) {

@@ -13,12 +13,11 @@ namespace gptqw {
 
 class HessianAccumulator {
  public:
-  // in_features: K; layer: name used in error messages ("model.layers.0.self_attn.q_proj").
+  // in_features: K; layer: name used in error messages ("model.layers.0.self_attn.q_proj");
+  // storage: where H lives when given (a matrix of in_features^2 elements from a pool), so that
+  // a driver reuses one buffer for every layer's Hessian.
   explicit HessianAccumulator(int64_t in_features, std::string layer = {},
-                              Backend& backend = best_backend());
-  // The same in the storage of `storage` (a matrix of in_features^2 elements from a pool, or
-  // empty), so that a driver reuses one buffer for every layer's Hessian.
-  HessianAccumulator(int64_t in_features, std::string layer, Backend& backend, Matrix storage);
+                              Backend& backend = best_backend(), Matrix storage = {});
 
   // Adds one batch: X [tokens, K] holds the inputs of n_sequences sequences (the reference's
   // `tmp = inp.shape[0]` before flattening, so n counts sequences, not tokens). Runs

@@ -28,7 +28,7 @@ struct PerplexityChart::Impl {
   };
   std::vector<Bar> bars;
   QString text;
-  bool hasOriginal = false;  // then bars.front() is the original model
+  PerplexitySummary summary;  // the values shown; with an original, bars.front() is it
   QBarSeries* series = nullptr;
   QBarCategoryAxis* x = nullptr;
   QValueAxis* y = nullptr;
@@ -63,9 +63,8 @@ PerplexityChart::PerplexityChart(QWidget* parent)
     const Impl::Bar& b = d->bars[size_t(i)];
     QString text = tr("<b>%1</b><br>perplexity %2").arg(b.name, QString::number(b.value, 'g', 8));
     // Relative to the original model, the number that says what quantization cost.
-    if (d->hasOriginal && i > 0)
-      text += tr("<br>%1% vs original")
-                  .arg(QString::number(100.0 * (b.value / d->bars.front().value - 1), 'f', 2));
+    if (const auto pct = d->summary.percent_over_original(b.value); pct && i > 0)
+      text += tr("<br>%1% vs original").arg(QString::number(*pct, 'f', 2));
     showToolTip(text);
   });
 
@@ -109,7 +108,7 @@ int PerplexityChart::pointCount() const {
 void PerplexityChart::clear() {
   d->bars.clear();
   d->text.clear();
-  d->hasOriginal = false;
+  d->summary = {};
   d->series->clear();
   d->x->clear();
   d->x->setTitleText(QString());
@@ -129,7 +128,7 @@ void PerplexityChart::setPerplexity(const std::optional<PerplexitySummary>& p) {
     d->bars.push_back(bar);
     d->bars.back().value = **value;
   }
-  d->hasOriginal = p->original.has_value();
+  d->summary = *p;
   d->text = QString::fromStdString(p->text);
   const QString where = tr("%1 windows of %2 tokens").arg(p->windows).arg(p->seqlen);
   if (d->bars.empty()) {
@@ -148,13 +147,11 @@ void PerplexityChart::setPerplexity(const std::optional<PerplexitySummary>& p) {
   for (size_t i = 0; i < d->bars.size(); ++i) {
     const Impl::Bar& b = d->bars[i];
     QString name = b.name;
-    if (d->hasOriginal && i > 0) {
-      const double orig = d->bars.front().value;
-      name += tr(" %1%2% (%3%4)")
-                  .arg(b.value >= orig ? "+" : "")
-                  .arg(QString::number(100.0 * (b.value / orig - 1), 'f', 2))
-                  .arg(b.value >= orig ? "+" : "")
-                  .arg(QString::number(b.value - orig, 'f', 3));
+    if (const auto pct = p->percent_over_original(b.value); pct && i > 0) {
+      auto with_sign = [](double v, int decimals) {
+        return (v >= 0 ? QStringLiteral("+") : QString()) + QString::number(v, 'f', decimals);
+      };
+      name += tr(" %1% (%2)").arg(with_sign(*pct, 2), with_sign(b.value - *p->original, 3));
     }
     auto* set = new QBarSet(name);
     set->append(b.value);
