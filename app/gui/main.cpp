@@ -2,12 +2,15 @@
 //   gptq-workbench [--model DIR|FILE.bin] [--calib FILE] [--eval FILE] [--report FILE.json] [--run]
 // opens with those inputs loaded; --run starts the GPTQ/RTN comparison once the model is loaded.
 #include <QApplication>
+#include <QBuffer>
 #include <QCommandLineParser>
 #include <QDir>
 #include <QIcon>
 #include <QThread>
 #include <cstdio>
 
+#include "common/error.h"
+#include "common/output_file.h"
 #include "main_window.h"
 #include "palette.h"
 
@@ -60,8 +63,19 @@ int main(int argc, char** argv) {
         QApplication::processEvents();
         QThread::msleep(200);
         QApplication::processEvents();
+        // Through the output rules (common/output_file.h): never through a link, never over an
+        // input, a temporary beside the file renamed into place.
         const QString file = QDir(dir).filePath(name + ".png");
-        if (!w.grab().save(file)) qWarning("cannot write %s", qPrintable(file));
+        QByteArray png;
+        QBuffer buffer(&png);
+        buffer.open(QIODevice::WriteOnly);
+        try {
+          if (!w.grab().save(&buffer, "PNG")) throw gptqw::Error("cannot encode the picture");
+          gptqw::write_file_atomically(file.toStdString(),
+                                       std::string_view(png.constData(), size_t(png.size())));
+        } catch (const gptqw::Error& e) {
+          qWarning("cannot write %s: %s", qPrintable(file), e.what());
+        }
       };
       // Each view in turn: switch, let it paint, grab the whole window.
       const QStringList names = {"layers", "error", "hessian", "memory", "perplexity", "log"};
