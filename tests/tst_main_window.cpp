@@ -5,6 +5,10 @@
 // files and a JSONL file, and show Llama 3's RoPE scaling and Qwen3's q/k norm in the summary.
 #include <QAbstractItemModelTester>
 #include <QAction>
+#include <QClipboard>
+#include <QKeyEvent>
+#include <QLineEdit>
+#include <QScreen>
 #include <QDir>
 #include <QFile>
 #include <QApplication>
@@ -27,6 +31,10 @@
 #include "layer_filter_model.h"
 #include "layer_table_model.h"
 #include "main_window.h"
+#include "inputs_panel.h"
+#include "results_pages.h"
+#include "results_view.h"
+#include "run_session.h"
 #include "model/model.h"
 #include "pipeline/perplexity.h"
 #include "plots/error_chart.h"
@@ -47,7 +55,7 @@ QString text(const char* name) { return qpath(test::data(std::string("text/") + 
 
 // The small run every test uses: 4-bit g32, 16 x 256 calibration tokens, 24 evaluation windows.
 void configure(MainWindow& w) {
-  SettingsForm* f = w.settingsForm();
+  SettingsForm* f = w.inputs()->settingsForm();
   f->setBits(4);
   f->setGroupSize(32);
   f->setActOrder(false);
@@ -58,10 +66,23 @@ void configure(MainWindow& w) {
 }
 
 void load(MainWindow& w, const QString& dir) {
-  QSignalSpy loaded(&w, &MainWindow::modelLoaded);
+  QSignalSpy loaded(w.session(), &RunSession::modelLoaded);
   w.openModel(dir);
   QVERIFY(loaded.wait(30000));
 }
+
+// A text field that takes every shortcut key for itself.
+class ClaimingEdit : public QLineEdit {
+ public:
+  using QLineEdit::QLineEdit;
+  bool event(QEvent* e) override {
+    if (e->type() == QEvent::ShortcutOverride) {
+      e->accept();
+      return true;
+    }
+    return QLineEdit::event(e);
+  }
+};
 
 // Closes the error dialogs a test provoked (they are non-modal).
 int close_message_boxes(QWidget& w) {
@@ -93,52 +114,77 @@ class TestMainWindow : public QObject {
     w.show();
     configure(w);
     load(w, model_dir());
-    QVERIFY(w.model().has_value());
-    QVERIFY(w.settingsForm()->runProblems().isEmpty());
+    QVERIFY(w.session()->model().has_value());
+    QVERIFY(w.inputs()->settingsForm()->runProblems().isEmpty());
 
-    QAbstractItemModelTester table_tester(w.layerModel(), QAbstractItemModelTester::FailureReportingMode::QtTest);
-    QAbstractItemModelTester filter_tester(w.layerFilter(), QAbstractItemModelTester::FailureReportingMode::QtTest);
+    QAbstractItemModelTester table_tester(w.results()->layers()->model(), QAbstractItemModelTester::FailureReportingMode::QtTest);
+    QAbstractItemModelTester filter_tester(w.results()->layers()->filter(), QAbstractItemModelTester::FailureReportingMode::QtTest);
     // Rows arrive one by one while the run is going, not all at the end.
     int rows_while_running = 0;
-    connect(w.layerModel(), &QAbstractItemModel::rowsInserted, this, [&] {
-      if (w.busy()) ++rows_while_running;
+    connect(w.results()->layers()->model(), &QAbstractItemModel::rowsInserted, this, [&] {
+      if (w.session()->busy()) ++rows_while_running;
     });
-    QSignalSpy finished(&w, &MainWindow::runFinished);
+    QSignalSpy finished(w.session(), &RunSession::runFinished);
     QVERIFY(w.startRun());
-    QVERIFY(w.busy());
+    QVERIFY(w.session()->busy());
     QVERIFY(finished.wait(600000));
     QCOMPARE(rows_while_running, 20);
 
     // One row per quantized linear layer: 5 blocks x the 4 attention modules (the MLP's
     // 172-wide modules stay in fp16: GPTQ loaders could not load them quantized).
-    const int rows = w.layerModel()->rowCount();
+    const int rows = w.results()->layers()->model()->rowCount();
     QCOMPARE(rows, 20);
-    QVERIFY(w.report().has_value());
-    const Report& r = *w.report();
+    QVERIFY(w.session()->report().has_value());
+    const Report& r = *w.session()->report();
     QCOMPARE(int(r.layers.size()), 20);
     // Results and form agree; a changed setting marks the results as made with other ones.
-    QVERIFY(w.staleText().isEmpty());
-    w.settingsForm()->setBits(3);
-    QVERIFY2(w.staleText().contains("4-bit"), qPrintable(w.staleText()));
-    w.settingsForm()->setBits(4);
-    QVERIFY(w.staleText().isEmpty());
+    QVERIFY(w.results()->staleText().isEmpty());
+    w.inputs()->settingsForm()->setBits(3);
+    QVERIFY2(w.results()->staleText().contains("4-bit"), qPrintable(w.results()->staleText()));
+    w.inputs()->settingsForm()->setBits(4);
+    QVERIFY(w.results()->staleText().isEmpty());
     QCOMPARE(int(r.kept_for_loaders.size()), 3);
     double gptq = 0, rtn = 0;
     for (const LayerReport& l : r.layers) gptq += l.gptq_rel_error, rtn += l.rtn_rel_error;
     QVERIFY2(gptq < rtn, qPrintable(QString("mean GPTQ error %1 vs RTN %2").arg(gptq / 20).arg(rtn / 20)));
-    QCOMPARE(w.errorChart()->pointCount(), 20);
-    QVERIFY(w.memoryChart()->pointCount() > 0);
-    QCOMPARE(w.hessianChart()->pointCount(), int(r.layers[0].in_features));
+    QCOMPARE(w.results()->errors()->chart()->pointCount(), 20);
+    QVERIFY(w.results()->memory()->chart()->pointCount() > 0);
+    QCOMPARE(w.results()->hessian()->chart()->pointCount(), int(r.layers[0].in_features));
 
     // Selecting a row selects that layer in the charts.
     const int row = 11;  // block 2, o_proj -> pick via the table
-    w.layerView()->selectRow(row);
-    const LayerReport& picked = w.layerModel()->layer(w.layerFilter()->mapToSource(w.layerFilter()->index(row, 0)).row());
-    QCOMPARE(w.hessianChart()->pointCount(), int(picked.in_features));
+    w.results()->layers()->view()->selectRow(row);
+    const LayerReport& picked = w.results()->layers()->model()->layer(w.results()->layers()->filter()->mapToSource(w.results()->layers()->filter()->index(row, 0)).row());
+    QCOMPARE(w.results()->hessian()->chart()->pointCount(), int(picked.in_features));
+
+    // Exported charts say what they show: the model and the settings, in their title.
+    const QString caption = w.results()->errors()->chart()->exportCaption();
+    QVERIFY2(caption.contains("stories260K") && caption.contains(QString::fromStdString(r.options.gptq.quant.describe())) &&
+                 caption.contains("16 x 256 tokens of tinystories-sample.txt"),
+             qPrintable(caption));
+    const QString svg = m_tmp.filePath("errors.svg");
+    QVERIFY(w.results()->errors()->chart()->saveSvg(svg));
+    QFile svg_file(svg);
+    QVERIFY(svg_file.open(QIODevice::ReadOnly));
+    QVERIFY(svg_file.readAll().contains("stories260K"));
+
+    // The menus' shortcuts win over a focused text field: Ctrl+E exports wherever the focus is.
+    // A field that claims the key for itself (a line edit does, as "end of line", under X11's
+    // key bindings) does not get it inside the window, and does outside (the control).
+    ClaimingEdit* inside = new ClaimingEdit(w.results()->layers());
+    QKeyEvent in_window(QEvent::ShortcutOverride, Qt::Key_E, Qt::ControlModifier);
+    in_window.ignore();
+    QApplication::sendEvent(inside, &in_window);
+    QVERIFY(!in_window.isAccepted());
+    ClaimingEdit alone;
+    QKeyEvent control(QEvent::ShortcutOverride, Qt::Key_E, Qt::ControlModifier);
+    control.ignore();
+    QApplication::sendEvent(&alone, &control);
+    QVERIFY(control.isAccepted());
 
     // Perplexity chart: original, RTN, GPTQ, the values of the run...
     QVERIFY(r.perplexity.has_value());
-    const QList<double> shown = w.perplexityChart()->values();
+    const QList<double> shown = w.results()->perplexity()->chart()->values();
     QCOMPARE(shown.size(), 3);
     QCOMPARE(shown[0], *r.perplexity->original);
     QCOMPARE(shown[1], *r.perplexity->rtn);
@@ -157,8 +203,8 @@ class TestMainWindow : public QObject {
 
     // Export writes a checkpoint that re-imports and evaluates to the GPTQ perplexity.
     const QString out = m_tmp.filePath("export");
-    QSignalSpy exported(&w, &MainWindow::exportFinished);
-    QVERIFY(w.canExport());
+    QSignalSpy exported(w.session(), &RunSession::exportFinished);
+    QVERIFY(w.session()->canExport());
     QVERIFY(w.exportCheckpoint(out, false));
     QVERIFY(exported.wait(120000));
     Model back = load_model(out.toStdString());
@@ -180,11 +226,11 @@ class TestMainWindow : public QObject {
       for (QPushButton* b : ckpt.findChildren<QPushButton*>())
         if (b->text().startsWith("Evaluate")) run = b;
       QVERIFY(run && run->isEnabled());
-      QSignalSpy evaluated(&ckpt, &MainWindow::evaluationFinished);
+      QSignalSpy evaluated(ckpt.session(), &RunSession::evaluationFinished);
       run->click();
       QVERIFY(evaluated.wait(120000));
       QCOMPARE(evaluated.first().first().toDouble(), reimported);
-      QCOMPARE(ckpt.perplexityChart()->values(), QList<double>{reimported});
+      QCOMPARE(ckpt.results()->perplexity()->chart()->values(), QList<double>{reimported});
     }
 
     // No silent overwrite: a second export to the same folder is refused with a dialog.
@@ -193,23 +239,23 @@ class TestMainWindow : public QObject {
     QVERIFY(errors.wait(60000));
     QVERIFY2(errors.first().first().toString().contains(out), qPrintable(errors.first().first().toString()));
     QCOMPARE(close_message_boxes(w), 1);
-    QTRY_VERIFY(!w.busy());
+    QTRY_VERIFY(!w.session()->busy());
 
     // The replace confirmation follows gptqw --force's rule: this export may be replaced; a
     // folder of other files, or a link, may not, and the window says why instead of asking.
     // (`out` itself was opened as a model above, so it is an input of this process now, and
     // never replaced; a copy of it is an export like any other.)
-    QVERIFY(w.exportReplaceRefusal(out).contains("source model folder"));
+    QVERIFY(w.session()->exportReplaceRefusal(out).contains("source model folder"));
     const QString copy = m_tmp.filePath("export-copy");
     QDir().mkpath(copy);
     for (const QString& f : QDir(out).entryList(QDir::Files)) QVERIFY(QFile::copy(out + "/" + f, copy + "/" + f));
-    QVERIFY2(w.exportReplaceRefusal(copy).isEmpty(), qPrintable(w.exportReplaceRefusal(copy)));
+    QVERIFY2(w.session()->exportReplaceRefusal(copy).isEmpty(), qPrintable(w.session()->exportReplaceRefusal(copy)));
     const QString docs = m_tmp.filePath("documents");
     QDir().mkpath(docs);
     { QFile f(docs + "/notes.txt"); QVERIFY(f.open(QIODevice::WriteOnly)); f.write("mine"); }
-    QVERIFY2(w.exportReplaceRefusal(docs).contains("is not replaced"), qPrintable(w.exportReplaceRefusal(docs)));
+    QVERIFY2(w.session()->exportReplaceRefusal(docs).contains("is not replaced"), qPrintable(w.session()->exportReplaceRefusal(docs)));
     QVERIFY(QFile::link(out, m_tmp.filePath("link-to-export")));
-    QVERIFY(w.exportReplaceRefusal(m_tmp.filePath("link-to-export")).contains("symbolic link"));
+    QVERIFY(w.session()->exportReplaceRefusal(m_tmp.filePath("link-to-export")).contains("symbolic link"));
     // The window's saves follow the output rules too: nothing is written into the model folder.
     errors.clear();
     QVERIFY(!w.exportTableCsv(model_dir() + "/layers.csv"));
@@ -221,22 +267,22 @@ class TestMainWindow : public QObject {
     // CSV of the table and the report, then the report opens in a fresh window as if run there.
     QVERIFY(w.exportTableCsv(m_tmp.filePath("layers.csv")));
     const QString report_file = m_tmp.filePath("report.json");
-    QSignalSpy saved(&w, &MainWindow::reportSaved);
+    QSignalSpy saved(w.session(), &RunSession::reportSaved);
     QVERIFY(w.saveReport(report_file));  // written on a worker thread
     QVERIFY(saved.wait(30000));
     MainWindow viewer;
     viewer.show();
-    QSignalSpy opened(&viewer, &MainWindow::reportOpened);
+    QSignalSpy opened(viewer.session(), &RunSession::reportOpened);
     viewer.openReport(report_file);
     QVERIFY(opened.wait(30000));
     // No model loaded: the summary shows the report's model and says where it comes from.
-    QVERIFY2(viewer.modelSummaryText().contains("From the report report.json"),
-             qPrintable(viewer.modelSummaryText()));
-    QCOMPARE(viewer.layerModel()->rowCount(), 20);
-    QCOMPARE(viewer.errorChart()->pointCount(), 20);
-    QCOMPARE(int(viewer.report()->kept_for_loaders.size()), 3);
-    QCOMPARE(viewer.perplexityChart()->values(), shown);
-    QVERIFY(!viewer.canExport());  // a report holds no weights
+    QVERIFY2(viewer.inputs()->modelSummaryText().contains("From the report report.json"),
+             qPrintable(viewer.inputs()->modelSummaryText()));
+    QCOMPARE(viewer.results()->layers()->model()->rowCount(), 20);
+    QCOMPARE(viewer.results()->errors()->chart()->pointCount(), 20);
+    QCOMPARE(int(viewer.session()->report()->kept_for_loaders.size()), 3);
+    QCOMPARE(viewer.results()->perplexity()->chart()->values(), shown);
+    QVERIFY(!viewer.session()->canExport());  // a report holds no weights
   }
 
   // A report's windows run again in another window, whatever that window's sample settings say.
@@ -244,49 +290,49 @@ class TestMainWindow : public QObject {
     MainWindow w;
     w.show();
     configure(w);
-    w.settingsForm()->setSamples(8, 128);
-    w.settingsForm()->setSeed(5);
-    QVERIFY(w.settingsForm()->setDevice(Device::cpu));
+    w.inputs()->settingsForm()->setSamples(8, 128);
+    w.inputs()->settingsForm()->setSeed(5);
+    QVERIFY(w.inputs()->settingsForm()->setDevice(Device::cpu));
     load(w, model_dir());
-    QSignalSpy finished(&w, &MainWindow::runFinished);
+    QSignalSpy finished(w.session(), &RunSession::runFinished);
     QVERIFY(w.startRun());
     QVERIFY(finished.wait(300000));
     // The Device box reached the run: asked for and used.
-    QCOMPARE(w.report()->options.device, Device::cpu);
-    QCOMPARE(w.report()->backend, std::string("cpu"));
+    QCOMPARE(w.session()->report()->options.device, Device::cpu);
+    QCOMPARE(w.session()->report()->backend, std::string("cpu"));
     const QString report_file = m_tmp.filePath("rerun-report.json");
-    QSignalSpy saved(&w, &MainWindow::reportSaved);
+    QSignalSpy saved(w.session(), &RunSession::reportSaved);
     QVERIFY(w.saveReport(report_file));
     QVERIFY(saved.wait(30000));
 
     MainWindow again;
     again.show();
     configure(again);
-    again.settingsForm()->setSamples(4, 64);
-    again.settingsForm()->setSeed(99);
+    again.inputs()->settingsForm()->setSamples(4, 64);
+    again.inputs()->settingsForm()->setSeed(99);
     load(again, model_dir());
-    QSignalSpy opened(&again, &MainWindow::reportOpened);
+    QSignalSpy opened(again.session(), &RunSession::reportOpened);
     again.openReport(report_file);
     QVERIFY(opened.wait(30000));
-    QTRY_VERIFY(!again.busy());
-    QSignalSpy again_finished(&again, &MainWindow::runFinished);
+    QTRY_VERIFY(!again.session()->busy());
+    QSignalSpy again_finished(again.session(), &RunSession::runFinished);
     QVERIFY(again.rerunOnReportWindows());
     QVERIFY(again_finished.wait(300000));
-    QCOMPARE(again.report()->calib_offsets, w.report()->calib_offsets);
-    QCOMPARE(again.report()->seqlen, 128);
-    QCOMPARE(again.report()->calib_sha256, w.report()->calib_sha256);
-    QCOMPARE(again.settingsForm()->spec().seqlen, 128);  // the form shows what ran
-    QCOMPARE(again.report()->perplexity->gptq, w.report()->perplexity->gptq);
+    QCOMPARE(again.session()->report()->calib_offsets, w.session()->report()->calib_offsets);
+    QCOMPARE(again.session()->report()->seqlen, 128);
+    QCOMPARE(again.session()->report()->calib_sha256, w.session()->report()->calib_sha256);
+    QCOMPARE(again.inputs()->settingsForm()->spec().seqlen, 128);  // the form shows what ran
+    QCOMPARE(again.session()->report()->perplexity->gptq, w.session()->report()->perplexity->gptq);
   }
 
   void cancelLeavesTheWindowUsable() {
     MainWindow w;
     w.show();
     configure(w);
-    w.settingsForm()->setSamples(128, 256);  // long enough to cancel in the middle
+    w.inputs()->settingsForm()->setSamples(128, 256);  // long enough to cancel in the middle
     load(w, model_dir());
-    QSignalSpy cancelled(&w, &MainWindow::runCancelled);
-    QSignalSpy inserted(w.layerModel(), &QAbstractItemModel::rowsInserted);
+    QSignalSpy cancelled(w.session(), &RunSession::runCancelled);
+    QSignalSpy inserted(w.results()->layers()->model(), &QAbstractItemModel::rowsInserted);
     QVERIFY(w.startRun());
     QVERIFY(inserted.wait(120000));  // the first layer is in
     QElapsedTimer t;
@@ -294,15 +340,15 @@ class TestMainWindow : public QObject {
     w.cancel();
     QVERIFY(cancelled.wait(10000));
     QVERIFY2(t.elapsed() < 5000, qPrintable(QString("cancel took %1 ms").arg(t.elapsed())));
-    QVERIFY(!w.busy());
-    QCOMPARE(w.layerModel()->rowCount(), 0);  // nothing half-shown is kept
-    QVERIFY(!w.report().has_value());
-    QVERIFY(!w.canExport());
+    QVERIFY(!w.session()->busy());
+    QCOMPARE(w.results()->layers()->model()->rowCount(), 0);  // nothing half-shown is kept
+    QVERIFY(!w.session()->report().has_value());
+    QVERIFY(!w.session()->canExport());
     // Usable: a new run starts (and is cancelled again at once to keep the test short).
     QVERIFY(w.startRun());
     w.cancel();
     QVERIFY(cancelled.wait(30000));
-    QVERIFY(!w.busy());
+    QVERIFY(!w.session()->busy());
   }
 
   // One bar for the whole run: it never goes back when a stage ends and the next begins
@@ -313,13 +359,13 @@ class TestMainWindow : public QObject {
     MainWindow w;
     w.show();
     configure(w);
-    w.settingsForm()->setEvalWindows(512, 0);  // the whole text: a long evaluation to cancel
+    w.inputs()->settingsForm()->setEvalWindows(512, 0);  // the whole text: a long evaluation to cancel
     load(w, model_dir());
     QProgressBar* bar = w.findChild<QProgressBar*>();
     QVERIFY(bar);
     QList<int> values;
     connect(bar, &QProgressBar::valueChanged, this, [&](int v) { values << v; });
-    QSignalSpy finished(&w, &MainWindow::runFinished);
+    QSignalSpy finished(w.session(), &RunSession::runFinished);
     QVERIFY(w.startRun());
     QTRY_VERIFY_WITH_TIMEOUT(w.statusText().startsWith("ppl"), 300000);
     const int at_eval = values.isEmpty() ? 0 : values.last();
@@ -331,19 +377,95 @@ class TestMainWindow : public QObject {
     for (int i = 1; i < values.size(); ++i)
       QVERIFY2(values[i] >= values[i - 1],
                qPrintable(QString("the bar went back from %1 to %2").arg(values[i - 1]).arg(values[i])));
-    QVERIFY(w.report().has_value());
-    QVERIFY(w.report()->evaluation_cancelled && !w.report()->perplexity);
-    QCOMPARE(int(w.report()->layers.size()), 20);
-    QVERIFY(w.canExport());
+    QVERIFY(w.session()->report().has_value());
+    QVERIFY(w.session()->report()->evaluation_cancelled && !w.session()->report()->perplexity);
+    QCOMPARE(int(w.session()->report()->layers.size()), 20);
+    QVERIFY(w.session()->canExport());
     QVERIFY2(w.statusText().contains("evaluation skipped"), qPrintable(w.statusText()));
 
     w.setEvalFile(QString());
     QVERIFY(w.startRun());
-    QCOMPARE(w.layerModel()->rowCount(), 20);  // still the previous run's rows
-    QVERIFY(w.report().has_value());
+    QCOMPARE(w.results()->layers()->model()->rowCount(), 20);  // still the previous run's rows
+    QVERIFY(w.session()->report().has_value());
     QVERIFY(finished.wait(300000));
-    QCOMPARE(w.layerModel()->rowCount(), 20);
-    QVERIFY(!w.report()->evaluation_cancelled);
+    QCOMPARE(w.results()->layers()->model()->rowCount(), 20);
+    QVERIFY(!w.session()->report()->evaluation_cancelled);
+  }
+
+  void sessionRunsWithoutAWindow() {
+    // The session owns the data and the jobs and needs no widget: it runs, streams its layers
+    // and hands the report over through signals alone.
+    RunSession session;
+    QSignalSpy loaded(&session, &RunSession::modelLoaded);
+    session.openModel(model_dir());
+    QVERIFY(loaded.wait(30000));
+    session.setCalibrationFile(text("tinystories-sample.txt"));
+    QSignalSpy layers(&session, &RunSession::layerAdded);
+    QSignalSpy ready(&session, &RunSession::reportReady);
+    QSignalSpy cleared(&session, &RunSession::resultsCleared);
+    QSignalSpy finished(&session, &RunSession::runFinished);
+    RunSpec spec;
+    spec.options.gptq.quant.group_size = 32;
+    spec.nsamples = 8;
+    spec.seqlen = 128;
+    QVERIFY(session.startRun(spec));
+    QVERIFY(!session.startRun(spec));  // one run at a time
+    QVERIFY(finished.wait(300000));
+    QCOMPARE(layers.count(), 20);
+    QCOMPARE(ready.count(), 1);
+    QVERIFY(session.report() && session.canExport());
+    QCOMPARE(int(session.report()->layers.size()), 20);
+    // A second run clears the first's results at its first layer, not before.
+    const int cleared_before = cleared.count();
+    QVERIFY(session.startRun(spec));
+    QCOMPARE(cleared.count(), cleared_before);
+    QVERIFY(session.report().has_value());
+    QVERIFY(finished.wait(300000));
+    QCOMPARE(cleared.count(), cleared_before + 1);
+    QCOMPARE(layers.count(), 40);
+  }
+
+  // The path fields take typing and pasting: the path is used when editing ends.
+  void pathFieldsAcceptTyping() {
+    MainWindow w;
+    w.show();
+    QLineEdit* model_field = nullptr;
+    for (QLineEdit* e : w.inputs()->findChildren<QLineEdit*>())
+      if (e->placeholderText().startsWith("Hugging Face folder")) model_field = e;
+    QVERIFY(model_field);
+    QVERIFY(!model_field->isReadOnly());
+    QSignalSpy loaded(w.session(), &RunSession::modelLoaded);
+    model_field->setFocus();
+    QTest::keyClicks(model_field, model_dir());
+    QTest::keyClick(model_field, Qt::Key_Return);
+    QVERIFY(loaded.wait(30000));
+    QCOMPARE(QString::fromStdString(w.session()->model()->path.string()), model_dir());
+    // Pasted text is used the same way.
+    QLineEdit* calib_field = nullptr;
+    for (QLineEdit* e : w.inputs()->findChildren<QLineEdit*>())
+      if (e->placeholderText().startsWith("text or JSONL")) calib_field = e;
+    QVERIFY(calib_field);
+    calib_field->setFocus();
+    QApplication::clipboard()->setText(text("tinystories-sample.txt"));
+    calib_field->paste();
+    QTest::keyClick(calib_field, Qt::Key_Return);
+    QCOMPARE(w.session()->calibrationFile(), text("tinystories-sample.txt"));
+    QTRY_VERIFY_WITH_TIMEOUT(w.inputs()->calibrationInfo().contains("tokens"), 30000);
+  }
+
+  // The window fits the screen it opens on, a geometry saved on a larger screen included.
+  void windowFitsTheScreen() {
+    {
+      MainWindow big;
+      big.resize(5000, 4000);
+      big.close();  // saves the geometry
+    }
+    MainWindow w;
+    w.show();
+    const QRect avail = w.screen()->availableGeometry();
+    QVERIFY2(w.width() <= avail.width() && w.height() <= avail.height(),
+             qPrintable(QString("%1x%2 on a %3x%4 screen").arg(w.width()).arg(w.height())
+                            .arg(avail.width()).arg(avail.height())));
   }
 
   // The lines under the texts follow the form: the calibration windows when seqlen changes, the
@@ -362,9 +484,9 @@ class TestMainWindow : public QObject {
     QTRY_VERIFY_WITH_TIMEOUT(!line("perplexity passes, about").isEmpty(), 30000);
     QVERIFY2(line("perplexity passes").contains("24 windows of 512; 3 perplexity passes"),
              qPrintable(line("perplexity passes")));
-    w.settingsForm()->setSamples(16, 128);
+    w.inputs()->settingsForm()->setSamples(16, 128);
     QTRY_VERIFY(!line("windows of 128").isEmpty());
-    w.settingsForm()->setEvalWindows(256, 10);
+    w.inputs()->settingsForm()->setEvalWindows(256, 10);
     QTRY_VERIFY(!line("10 windows of 256").isEmpty());
     const QString empty = m_tmp.filePath("empty.txt");
     { QFile f(empty); QVERIFY(f.open(QIODevice::WriteOnly)); }
@@ -397,7 +519,7 @@ class TestMainWindow : public QObject {
     w.show();
     configure(w);
     load(w, model_dir());
-    SettingsForm* f = w.settingsForm();
+    SettingsForm* f = w.inputs()->settingsForm();
     // Group size 128 (the default): no module of the sample model could be loaded quantized;
     // the form says so with its own controls, not the command line's flags.
     f->setGroupSize(128);
@@ -447,7 +569,7 @@ class TestMainWindow : public QObject {
     MainWindow w;
     configure(w);
     load(w, model_dir());
-    SettingsForm* f = w.settingsForm();
+    SettingsForm* f = w.inputs()->settingsForm();
     QVERIFY(f->runProblems().isEmpty());
     f->setGroupSize(0);
     QVERIFY(!f->runProblems().isEmpty());
@@ -464,7 +586,7 @@ class TestMainWindow : public QObject {
   void dropFolderOpensModelAndRemembersIt() {
     MainWindow w;
     w.show();
-    QSignalSpy loaded(&w, &MainWindow::modelLoaded);
+    QSignalSpy loaded(w.session(), &RunSession::modelLoaded);
     QMimeData mime;
     mime.setUrls({QUrl::fromLocalFile(model_dir())});
     QDragEnterEvent enter(QPoint(10, 10), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
@@ -473,7 +595,7 @@ class TestMainWindow : public QObject {
     QDropEvent drop(QPointF(10, 10), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
     QApplication::sendEvent(&w, &drop);
     QVERIFY(loaded.wait(30000));
-    QCOMPARE(w.model()->config().num_layers, 5);
+    QCOMPARE(w.session()->model()->config().num_layers, 5);
     QCOMPARE(QSettings().value("recentModels").toStringList().value(0), model_dir());
   }
 
@@ -501,26 +623,26 @@ class TestMainWindow : public QObject {
     MainWindow w;
     w.show();
     configure(w);
-    w.settingsForm()->setSamples(8, 128);
+    w.inputs()->settingsForm()->setSamples(8, 128);
     load(w, model_dir());
     w.setCalibrationFile(folder);
-    QTRY_VERIFY_WITH_TIMEOUT(w.calibrationInfo().contains("tokens:"), 30000);
-    QVERIFY2(w.calibrationInfo().contains("2 documents"), qPrintable(w.calibrationInfo()));
-    const QString folder_info = w.calibrationInfo();
-    QSignalSpy finished(&w, &MainWindow::runFinished);
+    QTRY_VERIFY_WITH_TIMEOUT(w.inputs()->calibrationInfo().contains("tokens:"), 30000);
+    QVERIFY2(w.inputs()->calibrationInfo().contains("2 documents"), qPrintable(w.inputs()->calibrationInfo()));
+    const QString folder_info = w.inputs()->calibrationInfo();
+    QSignalSpy finished(w.session(), &RunSession::runFinished);
     QVERIFY(w.startRun());
     QVERIFY(finished.wait(600000));
-    QCOMPARE(QString::fromStdString(w.report()->calib_format), QString("folder"));
-    QCOMPARE(w.report()->calib_documents, int64_t(2));
-    QCOMPARE(w.report()->calib_files, (std::vector<std::string>{"a.txt", "b.txt"}));
+    QCOMPARE(QString::fromStdString(w.session()->report()->calib_format), QString("folder"));
+    QCOMPARE(w.session()->report()->calib_documents, int64_t(2));
+    QCOMPARE(w.session()->report()->calib_files, (std::vector<std::string>{"a.txt", "b.txt"}));
 
-    w.settingsForm()->setCalibrationField("story");
+    w.inputs()->settingsForm()->setCalibrationField("story");
     w.setCalibrationFile(jsonl);
-    QTRY_VERIFY_WITH_TIMEOUT(w.calibrationInfo().contains("tokens:"), 30000);
-    QVERIFY2(w.calibrationInfo().contains("JSONL field \"story\""), qPrintable(w.calibrationInfo()));
+    QTRY_VERIFY_WITH_TIMEOUT(w.inputs()->calibrationInfo().contains("tokens:"), 30000);
+    QVERIFY2(w.inputs()->calibrationInfo().contains("JSONL field \"story\""), qPrintable(w.inputs()->calibrationInfo()));
     // The same two documents, joined the same way: the same token count.
     const auto tokens = [](const QString& info) { return info.section(", ", 1, 1); };
-    QCOMPARE(tokens(w.calibrationInfo()), tokens(folder_info));
+    QCOMPARE(tokens(w.inputs()->calibrationInfo()), tokens(folder_info));
   }
 
   // The summary names what sets Llama 3.x and Qwen3 apart: RoPE scaling, q/k norm, head_dim.
@@ -544,7 +666,7 @@ class TestMainWindow : public QObject {
       MainWindow w;
       load(w, dir);
       for (const QString& part : expect)
-        QVERIFY2(w.modelSummaryText().contains(part), qPrintable(w.modelSummaryText()));
+        QVERIFY2(w.inputs()->modelSummaryText().contains(part), qPrintable(w.inputs()->modelSummaryText()));
     }
   }
 
@@ -589,19 +711,19 @@ class TestMainWindow : public QObject {
     QVERIFY(errors.wait(30000));
     const QString message = errors.first().first().toString();
     QVERIFY2(message.contains("model.safetensors"), qPrintable(message));
-    QVERIFY(!w.model().has_value());
+    QVERIFY(!w.session()->model().has_value());
     QCOMPARE(close_message_boxes(w), 1);
     // Still usable: the real model loads afterwards.
     load(w, model_dir());
-    QVERIFY(w.model().has_value());
+    QVERIFY(w.session()->model().has_value());
     // A failed open leaves the field on the model that is still loaded, as the summary is.
-    const QString summary = w.modelSummaryText();
+    const QString summary = w.inputs()->modelSummaryText();
     w.openModel(dir);
     QVERIFY(errors.wait(30000));
     QCOMPARE(close_message_boxes(w), 1);
-    QTRY_VERIFY(!w.busy());
-    QCOMPARE(w.modelPathText(), model_dir());
-    QCOMPARE(w.modelSummaryText(), summary);
+    QTRY_VERIFY(!w.session()->busy());
+    QCOMPARE(w.inputs()->modelPathText(), model_dir());
+    QCOMPARE(w.inputs()->modelSummaryText(), summary);
   }
 };
 

@@ -20,4 +20,16 @@ QString formatCount(int64_t n) {
   return u == 0 ? QString::number(n) : QString::number(v, 'f', v < 10 ? 2 : 1) + units[u];
 }
 
+QString duration(double seconds) {
+  const int s = static_cast<int>(seconds + 0.5);
+  const auto two = [](int v) { return QString("%1").arg(v, 2, 10, QChar('0')); };
+  return s >= 3600 ? QString("%1:%2:%3").arg(s / 3600).arg(two(s / 60 % 60), two(s % 60))
+                   : QString("%1:%2").arg(s / 60).arg(two(s % 60));
+}
+
+QString fileProblem(const QString& file, const QString& message) {
+  const QString prefix = file + ": ";
+  return message.startsWith(prefix) ? message.mid(prefix.size()) : message;
+}
+
 }  // namespace gptqw::ui

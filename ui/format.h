@@ -1,8 +1,10 @@
-// Numbers as the window shows them: sizes in binary units, counts with a unit suffix.
+// Numbers, durations, paths and messages as the window shows them.
 #pragma once
 
 #include <QString>
 #include <cstdint>
+#include <filesystem>
+#include <string>
 
 namespace gptqw::ui {
 
@@ -10,5 +12,14 @@ namespace gptqw::ui {
 QString formatBytes(uint64_t bytes);
 // "6.74 B", "260.0 K".
 QString formatCount(int64_t n);
+// "4:05", "1:02:03".
+QString duration(double seconds);
+
+inline QString qstr(const std::string& s) { return QString::fromStdString(s); }
+inline std::filesystem::path fspath(const QString& s) { return std::filesystem::path(s.toStdString()); }
+
+// The reason a file could not be used, without the path the window shows beside it: "file is
+// empty", not "unreadable".
+QString fileProblem(const QString& file, const QString& message);
 
 }  // namespace gptqw::ui

@@ -12,6 +12,8 @@
 #include "common/error.h"
 #include "common/output_file.h"
 #include "main_window.h"
+#include "results_view.h"
+#include "run_session.h"
 #include "palette.h"
 
 int main(int argc, char** argv) {
@@ -48,8 +50,8 @@ int main(int argc, char** argv) {
   else if (cli.isSet(report)) w.openReport(cli.value(report));
   if (cli.isSet(run)) w.runWhenReady();
   if (cli.isSet(exit_loaded)) {
-    QObject::connect(&w, &gptqw::ui::MainWindow::modelLoaded, &app, [] { QApplication::exit(0); });
-    QObject::connect(&w, &gptqw::ui::MainWindow::reportOpened, &app, [] { QApplication::exit(0); });
+    QObject::connect(w.session(), &gptqw::ui::RunSession::modelLoaded, &app, [] { QApplication::exit(0); });
+    QObject::connect(w.session(), &gptqw::ui::RunSession::reportOpened, &app, [] { QApplication::exit(0); });
     QObject::connect(&w, &gptqw::ui::MainWindow::errorShown, &app, [](const QString& message) {
       std::fprintf(stderr, "gptq-workbench: %s\n", qPrintable(message));
       QApplication::exit(1);
@@ -80,23 +82,23 @@ int main(int argc, char** argv) {
       // Each view in turn: switch, let it paint, grab the whole window.
       const QStringList names = {"layers", "error", "hessian", "memory", "perplexity", "log"};
       for (int i = 0; i < names.size(); ++i) {
-        w.tabs()->setCurrentIndex(i);
+        w.results()->tabs()->setCurrentIndex(i);
         shoot(names[i]);
       }
       // A small screen (Run and Cancel must stay in view) and a dark palette.
-      w.tabs()->setCurrentIndex(0);
+      w.results()->tabs()->setCurrentIndex(0);
       w.resize(1024, 700);
       shoot("small-1024x700");
       app.setPalette(gptqw::ui::darkPalette());
       w.resize(1600, 1000);
-      w.tabs()->setCurrentIndex(4);
+      w.results()->tabs()->setCurrentIndex(4);
       shoot("perplexity-dark");
       QApplication::quit();
     };
     // Queued: the pictures are taken once the job has ended and the window is idle again.
-    QObject::connect(&w, &gptqw::ui::MainWindow::runFinished, &w, save_all, Qt::QueuedConnection);
-    QObject::connect(&w, &gptqw::ui::MainWindow::reportOpened, &w, save_all, Qt::QueuedConnection);
-    QObject::connect(&w, &gptqw::ui::MainWindow::runFailed, &app, [] { QApplication::exit(1); });
+    QObject::connect(w.session(), &gptqw::ui::RunSession::runFinished, &w, save_all, Qt::QueuedConnection);
+    QObject::connect(w.session(), &gptqw::ui::RunSession::reportOpened, &w, save_all, Qt::QueuedConnection);
+    QObject::connect(w.session(), &gptqw::ui::RunSession::runFailed, &app, [] { QApplication::exit(1); });
   }
   return app.exec();
 }

@@ -164,6 +164,10 @@ void ChartPanel::render(QPainter* painter, QSize size) const {
   // Pending layout (axis ranges changed, layers streamed in) must be done before painting.
   QCoreApplication::sendPostedEvents(m_chart, QEvent::LayoutRequest);
   const QSizeF old = m_chart->size();
+  const QString old_title = m_chart->title();
+  if (!m_caption.isEmpty())
+    m_chart->setTitle(old_title.isEmpty() ? m_caption.toHtmlEscaped()
+                                          : m_caption.toHtmlEscaped() + "<br>" + old_title);
   if (old != QSizeF(size)) m_chart->resize(size);
   if (m_chart->layout()) m_chart->layout()->activate();
   painter->setRenderHint(QPainter::Antialiasing);
@@ -174,6 +178,7 @@ void ChartPanel::render(QPainter* painter, QSize size) const {
   m_chart->scene()->render(painter, target, QRectF(m_chart->scenePos(), QSizeF(size)),
                            Qt::IgnoreAspectRatio);
   if (old != QSizeF(size)) m_chart->resize(old);
+  if (!m_caption.isEmpty()) m_chart->setTitle(old_title);
 }
 
 bool ChartPanel::savePng(const QString& file, QString* error) const {

@@ -32,6 +32,11 @@ class ChartPanel : public QWidget {
   // The logical size the chart is rendered at: the chart area's size (laid out if the panel
   // was never shown); the PNG has twice as many pixels in each direction.
   QSize exportSize() const;
+  // The line exported images carry as their title (the model and the settings the data were
+  // made with), so that a picture taken out of the window still says what it shows. Not shown
+  // in the window, where the panel beside it says the same.
+  void setExportCaption(const QString& caption) { m_caption = caption; }
+  const QString& exportCaption() const { return m_caption; }
 
   virtual int pointCount() const = 0;  // data points currently plotted
   virtual void clear() = 0;
@@ -65,6 +70,7 @@ class ChartPanel : public QWidget {
   QChartView* m_view = nullptr;
   QHBoxLayout* m_tools = nullptr;
   bool m_applyingTheme = false;
+  QString m_caption;
 };
 
 }  // namespace gptqw::ui::plots
