@@ -80,7 +80,7 @@ class TestModel : public QObject {
     for (const auto& [model, tok] : {std::pair{test::stories_dir(), fs::path()},
                                       std::pair{llama2c_bin(), llama2c_tok()}}) {
       Model m = load_model(model, tok);
-      std::vector<int32_t> ids = generate_greedy(*m.weights, {m.tokenizer->bos_id()}, 24,
+      std::vector<int32_t> ids = generate(*m.weights, {m.tokenizer->bos_id()}, 24,
                                                  {m.tokenizer->eos_id()});
       std::string text = m.tokenizer->decode(ids, true);
       QVERIFY2(text.rfind("Once upon a time, there was a little girl named Lily.", 0) == 0,

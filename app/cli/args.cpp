@@ -29,6 +29,13 @@ std::optional<std::string> Args::get(const std::string& name) const {
   return std::nullopt;
 }
 
+std::vector<std::string> Args::get_all(const std::string& name) const {
+  std::vector<std::string> all;
+  for (const auto& [key, value] : m_values)
+    if (key == name) all.push_back(value);
+  return all;
+}
+
 std::string Args::require(const std::string& name) const {
   auto v = get(name);
   if (!v) throw UsageError("missing required option " + name);

@@ -33,7 +33,8 @@ class Args {
   Args(const std::vector<std::string>& words, const std::set<std::string>& flags,
        const std::set<std::string>& valued);
   bool flag(const std::string& name) const { return m_flags.count(name) > 0; }
-  std::optional<std::string> get(const std::string& name) const;
+  std::optional<std::string> get(const std::string& name) const;  // the last one given
+  std::vector<std::string> get_all(const std::string& name) const;  // every one, in order
   std::string require(const std::string& name) const;  // UsageError when absent
   std::string get_or(const std::string& name, const std::string& fallback) const;
   // The option as an integer in [min, max] (the fallback when absent). Anything else, a value

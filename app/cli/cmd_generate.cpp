@@ -1,29 +1,95 @@
-// gptqw generate: greedy continuation of a prompt, a quick check that a model runs right.
+// gptqw generate: continuations of prompts, greedy or seeded sampled. With --with, the same
+// prompts continued by quantized checkpoints beside the model, each marked where it first
+// leaves the model's own continuation.
 #include <cstdio>
+#include <limits>
+
+#include <nlohmann/json.hpp>
 
 #include "cli_common.h"
+#include "common/error.h"
 #include "commands.h"
-#include "model/generate.h"
+#include "pipeline/generations.h"
 
 namespace gptqw::cli {
 
+namespace {
+
+// The continuation with "|>" where it first leaves the reference's.
+std::string marked(const Continuation& c) {
+  if (c.diverges_at_byte < 0) return c.text;
+  const size_t at = static_cast<size_t>(c.diverges_at_byte);
+  return c.text.substr(0, at) + "|>" + c.text.substr(at);
+}
+
+std::string describe(const SamplingOptions& s) {
+  if (s.greedy()) return "greedy";
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "sampled: temperature %g, top-k %d, top-p %g, seed %llu", s.temperature,
+                s.top_k, s.top_p, static_cast<unsigned long long>(s.seed));
+  return buf;
+}
+
+}  // namespace
+
 int cmd_generate(const std::vector<std::string>& words) {
-  Args args(words, {}, {"--model", "--tokenizer", "--prompt", "--tokens", "--threads"});
-  long n = args.get_int("--tokens", 64, 1, kMaxNewTokens);
-  apply_threads(args);
-  Model model = open_model(args);
-  std::string prompt = args.get_or("--prompt", "");
-  std::vector<int32_t> ids = model.tokenizer->encode(prompt, true);
-  if (ids.empty()) {
-    if (model.tokenizer->bos_id() < 0)
-      throw UsageError("the tokenizer has no BOS token: give a non-empty --prompt");
-    ids.push_back(model.tokenizer->bos_id());
+  Args args(words, {"--json", "--quiet"},
+            {"--model", "--tokenizer", "--prompt", "--prompts", "--tokens", "--threads", "--with",
+             "--temperature", "--top-k", "--top-p", "--seed"});
+  const std::vector<std::string> with = args.get_all("--with");
+  GenerationSpec spec;
+  spec.new_tokens = static_cast<int>(args.get_int("--tokens", 64, 1, kMaxNewTokens));
+  // Greedy always; a seeded sampled continuation too where asked, and by default when
+  // comparing models (the same draws for each, so they differ only where the models do).
+  SamplingOptions sampled;
+  sampled.temperature = args.get_double("--temperature", with.empty() ? 0.0 : 0.8, 0.0, 100.0);
+  sampled.top_k = static_cast<int>(args.get_int("--top-k", 0, 0, 1L << 30));
+  sampled.top_p = args.get_double("--top-p", 0.95, 1e-6, 1.0);
+  sampled.seed = static_cast<uint64_t>(args.get_int("--seed", 1, 0, std::numeric_limits<long>::max()));
+  spec.samplings = {SamplingOptions{}};
+  if (!sampled.greedy()) spec.samplings.push_back(sampled);
+  spec.prompts = args.get_all("--prompt");
+  if (auto file = args.get("--prompts")) {
+    for (std::string& p : read_prompts(*file)) spec.prompts.push_back(std::move(p));
   }
-  std::vector<int32_t> stop;
-  for (int32_t id : {model.tokenizer->eos_id(), model.tokenizer->bos_id(), model.config().eos_token_id})
-    if (id >= 0) stop.push_back(id);
-  std::vector<int32_t> out = generate_greedy(*model.weights, ids, static_cast<int>(n), stop);
-  std::printf("%s\n", model.tokenizer->decode(out, true).c_str());
+  if (spec.prompts.empty()) spec.prompts.push_back("");  // from BOS
+  apply_threads(args);
+  const bool json = args.flag("--json");
+
+  Model model = open_model(args);
+  // The checkpoints compared are read with the model's tokenizer: their vocabularies must agree.
+  std::vector<std::shared_ptr<const WeightSource>> others;
+  std::vector<NamedWeights> models = {{"original", model.weights.get()}};
+  for (const std::string& path : with) {
+    const auto& w = others.emplace_back(open_weights(path));
+    if (w->config().vocab_size != model.config().vocab_size)
+      throw ConfigError(file_msg(path, "has a vocabulary of " + std::to_string(w->config().vocab_size) +
+                                           " tokens, the model's has " +
+                                           std::to_string(model.config().vocab_size)));
+    models.push_back({std::filesystem::path(path).filename().string(), w.get()});
+  }
+
+  TerminalProgress bar(json || args.flag("--quiet") || models.size() == 1);
+  const std::vector<PromptGenerations> out =
+      generate_side_by_side(models, *model.tokenizer, spec, bar.callback());
+  bar.finish();
+  if (json) {
+    std::printf("%s\n", to_json(out).dump(2).c_str());
+    return 0;
+  }
+  if (models.size() == 1) {  // the plain continuation, prompt included
+    for (const PromptGenerations& g : out) std::printf("%s%s\n", g.prompt.c_str(), g.continuations[0].text.c_str());
+    return 0;
+  }
+  for (const PromptGenerations& g : out) {
+    std::printf("prompt \"%s\" (%s)\n", g.prompt.c_str(), describe(g.sampling).c_str());
+    for (const Continuation& c : g.continuations) {
+      std::string where = c.diverges_at_token < 0 ? "same as original"
+                                                  : "leaves it at token " + std::to_string(c.diverges_at_token + 1);
+      if (&c == &g.continuations.front()) where = "reference";
+      std::printf("  %-12s (%s)\n    %s\n", c.model.c_str(), where.c_str(), marked(c).c_str());
+    }
+  }
   return 0;
 }
 

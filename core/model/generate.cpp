@@ -1,7 +1,10 @@
 #include "model/generate.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
+#include <numeric>
+#include <random>
 
 #include "common/error.h"
 #include "linalg/gemm.h"
@@ -10,11 +13,46 @@
 
 namespace gptqw {
 
-std::vector<int32_t> generate_greedy(const WeightSource& weights, std::vector<int32_t> ids,
-                                     int n_new, const std::vector<int32_t>& stop_ids,
-                                     const ProgressFn& progress) {
+int32_t pick_token(const float* logits, int64_t vocab, const SamplingOptions& s, double u) {
+  if (vocab <= 0) throw ConfigError("cannot pick a token from an empty vocabulary");
+  if (s.greedy()) return static_cast<int32_t>(std::max_element(logits, logits + vocab) - logits);
+  // Tokens by decreasing logit, the lower id first on ties: an order that depends on the
+  // values only, never on the sort's implementation.
+  std::vector<int32_t> order(static_cast<size_t>(vocab));
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+    return logits[a] != logits[b] ? logits[a] > logits[b] : a < b;
+  });
+  size_t keep = order.size();
+  if (s.top_k > 0) keep = std::min(keep, static_cast<size_t>(s.top_k));
+  // Softmax of logit / temperature over the kept tokens, in float64, from the largest down.
+  std::vector<double> p(keep);
+  const double top = logits[order[0]];
+  double sum = 0;
+  for (size_t i = 0; i < keep; ++i) sum += p[i] = std::exp((logits[order[i]] - top) / s.temperature);
+  // Nucleus: the smallest prefix whose probability reaches top_p (at least one token).
+  if (s.top_p < 1) {
+    double acc = 0;
+    size_t n = 0;
+    while (n < keep && acc < s.top_p * sum) acc += p[n++];
+    keep = std::max<size_t>(n, 1);
+    sum = std::accumulate(p.begin(), p.begin() + static_cast<std::ptrdiff_t>(keep), 0.0);
+  }
+  double acc = 0;
+  for (size_t i = 0; i < keep; ++i) {
+    acc += p[i];
+    if (u * sum < acc) return order[i];
+  }
+  return order[keep - 1];  // u * sum at the very top of the range, by rounding
+}
+
+std::vector<int32_t> generate(const WeightSource& weights, std::vector<int32_t> ids, int n_new,
+                              const std::vector<int32_t>& stop_ids, const SamplingOptions& sampling,
+                              const ProgressFn& progress) {
   const ModelConfig& c = weights.config();
   if (ids.empty()) throw ConfigError("generation needs at least one token (BOS) to start from");
+  if (!sampling.greedy() && !(sampling.top_p > 0 && sampling.top_p <= 1))
+    throw ConfigError("top_p must be in (0, 1], got " + std::to_string(sampling.top_p));
   std::vector<BlockWeights> blocks;
   for (int b = 0; b < c.num_layers; ++b) blocks.push_back(weights.block(b));
   const Matrix embedding = weights.embedding();
@@ -31,6 +69,9 @@ std::vector<int32_t> generate_greedy(const WeightSource& weights, std::vector<in
   if (max_len > std::numeric_limits<int>::max())
     throw ConfigError("generation of " + std::to_string(max_len) + " positions is too long");
   const Rope rope = make_rope(c, static_cast<int>(max_len));
+  // mt19937_64 is specified bit for bit by the standard; the uniform draw is made from its top
+  // 53 bits here rather than by a distribution, whose algorithm each library chooses.
+  std::mt19937_64 rng(sampling.seed);
 
   for (int step = 0; step < n_new && static_cast<int64_t>(ids.size()) < max_len; ++step) {
     report_progress(progress, {"generate", -1, 0, "", double(step) / n_new});
@@ -40,10 +81,10 @@ std::vector<int32_t> generate_greedy(const WeightSource& weights, std::vector<in
     rms_norm(x.bottomRows(1), final_norm, c.rms_norm_eps, h);
     Matrix logits(1, lm_head.rows());
     linalg::matmul_nt(logits, h, lm_head);
-    Eigen::Index next;
-    logits.row(0).maxCoeff(&next);
+    const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53;
+    const int32_t next = pick_token(logits.data(), logits.cols(), sampling, u);
     if (std::find(stop_ids.begin(), stop_ids.end(), next) != stop_ids.end()) break;
-    ids.push_back(static_cast<int32_t>(next));
+    ids.push_back(next);
   }
   return ids;
 }
