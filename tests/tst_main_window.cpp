@@ -31,6 +31,7 @@
 #include "layer_filter_model.h"
 #include "layer_table_model.h"
 #include "main_window.h"
+#include "generate_page.h"
 #include "inputs_panel.h"
 #include "results_pages.h"
 #include "results_view.h"
@@ -423,6 +424,44 @@ class TestMainWindow : public QObject {
     QVERIFY(finished.wait(300000));
     QCOMPARE(cleared.count(), cleared_before + 1);
     QCOMPARE(layers.count(), 40);
+  }
+
+  // The Generate view continues prompts with the run's original, RTN and GPTQ models, side by
+  // side; the original's greedy text is the engine's.
+  void generateViewComparesTheRunsModels() {
+    MainWindow w;
+    w.show();
+    configure(w);
+    w.setEvalFile(QString());
+    load(w, model_dir());
+    GeneratePage* page = w.results()->generate();
+    QCOMPARE(w.session()->generationModels(), QStringList{"stories260K"});  // before a run
+    QSignalSpy finished(w.session(), &RunSession::runFinished);
+    QVERIFY(w.startRun());
+    QVERIFY(finished.wait(300000));
+    QCOMPARE(w.session()->generationModels(), (QStringList{"original", "RTN", "GPTQ"}));
+    page->setPrompts("Once upon a time\nThe dog");
+    QSignalSpy ready(w.session(), &RunSession::generationsReady);
+    QVERIFY(page->generate());
+    QVERIFY(ready.wait(120000));
+    QCOMPARE(w.results()->tabs()->currentIndex(), int(ResultsView::GenerateTab));
+    const auto& g = page->generations();
+    QCOMPARE(int(g.size()), 4);  // 2 prompts x greedy, sampled
+    for (const PromptGenerations& p : g) {
+      QCOMPARE(int(p.continuations.size()), 3);
+      QCOMPARE(QString::fromStdString(p.continuations[2].model), QString("GPTQ"));
+    }
+    const Model& m = *w.session()->model();
+    const auto ids = m.tokenizer->encode("Once upon a time", true);
+    const auto greedy = generate(*m.weights, ids, page->spec().new_tokens, stop_tokens(*m.tokenizer, m.config()));
+    QCOMPARE(g[0].continuations[0].tokens, std::vector<int32_t>(greedy.begin() + ids.size(), greedy.end()));
+    const QString html = page->resultsHtml();
+    QVERIFY(html.contains("reference") && html.contains("Once upon a time"));
+    bool parted = false;
+    for (const PromptGenerations& p : g)
+      for (const Continuation& c : p.continuations) parted |= c.diverges_at_token >= 0;
+    // Where a continuation parts from the original's, the view says at which token.
+    if (parted) QVERIFY(html.contains("parts at token"));
   }
 
   // The path fields take typing and pasting: the path is used when editing ends.

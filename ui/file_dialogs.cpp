@@ -48,6 +48,8 @@ Question question(PathKind kind) {
     case PathKind::TableCsv:
       return {Ask::Save, "paths/csv", QT_TRANSLATE_NOOP("gptqw::ui::FileDialogs", "Export layers table"),
               QT_TRANSLATE_NOOP("gptqw::ui::FileDialogs", "CSV (*.csv)")};
+    case PathKind::PromptsText:
+      return {Ask::Open, "paths/prompts", QT_TRANSLATE_NOOP("gptqw::ui::FileDialogs", "Prompts (one per line)"), texts};
   }
   return {Ask::Open, "paths/other", "", ""};
 }

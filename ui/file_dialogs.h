@@ -19,6 +19,7 @@ enum class PathKind {
   ReportToSave,
   ExportFolder,  // a new folder for a GPTQ checkpoint
   TableCsv,
+  PromptsText,  // one prompt per line
 };
 
 // Asks the user; empty when cancelled.

@@ -6,6 +6,7 @@
 #include <QVBoxLayout>
 
 #include "format.h"
+#include "generate_page.h"
 #include "layer_table_model.h"
 #include "plots/error_chart.h"
 #include "plots/hessian_chart.h"
@@ -51,12 +52,14 @@ ResultsView::ResultsView(RunSession* session, QWidget* parent) : QWidget(parent)
   m_hessian = new HessianPage(session);
   m_memory = new MemoryPage(session);
   m_perplexity = new PerplexityPage(session);
+  m_generate = new GeneratePage(session);
   m_log = new LogPage(session);
   m_tabs->addTab(m_layers, tr("Layers"));
   m_tabs->addTab(m_errors, tr("Reconstruction error"));
   m_tabs->addTab(m_hessian, tr("Hessian"));
   m_tabs->addTab(m_memory, tr("Memory"));
   m_tabs->addTab(m_perplexity, tr("Perplexity"));
+  m_tabs->addTab(m_generate, tr("Generate"));
   m_tabs->addTab(m_log, tr("Log"));
 
   // Above the results: a line that says when they were made with other settings than the
@@ -90,6 +93,7 @@ ResultsView::ResultsView(RunSession* session, QWidget* parent) : QWidget(parent)
     m_tabs->setCurrentIndex(PerplexityTab);
   });
   connect(session, &RunSession::resultsCleared, this, [this] { setCaption(QString()); });
+  connect(session, &RunSession::generationsReady, this, [this] { m_tabs->setCurrentIndex(GenerateTab); });
 }
 
 void ResultsView::setCaption(const QString& text) {

@@ -1,5 +1,5 @@
 // The right side of the window: the results pages in tabs (layers, reconstruction error,
-// Hessian, memory, perplexity, log) under a line that says when they were made with other
+// Hessian, memory, perplexity, generations, log) under a line that says when they were made with other
 // settings than the form's. The pages subscribe to the session themselves; the view only
 // keeps them on one selected layer, names the data in exported charts, and turns to the page
 // a new result concerns.
@@ -16,6 +16,7 @@ class QTabWidget;
 namespace gptqw::ui {
 
 class ErrorPage;
+class GeneratePage;
 class HessianPage;
 class LayersPage;
 class LogPage;
@@ -26,7 +27,7 @@ class RunSession;
 class ResultsView : public QWidget {
   Q_OBJECT
  public:
-  enum Tab { LayersTab, ErrorTab, HessianTab, MemoryTab, PerplexityTab, LogTab };
+  enum Tab { LayersTab, ErrorTab, HessianTab, MemoryTab, PerplexityTab, GenerateTab, LogTab };
 
   explicit ResultsView(RunSession* session, QWidget* parent = nullptr);
 
@@ -36,6 +37,7 @@ class ResultsView : public QWidget {
   HessianPage* hessian() const { return m_hessian; }
   MemoryPage* memory() const { return m_memory; }
   PerplexityPage* perplexity() const { return m_perplexity; }
+  GeneratePage* generate() const { return m_generate; }
   LogPage* log() const { return m_log; }
 
   // The line above the results when the settings now in the form (`spec`; null: settings that
@@ -57,6 +59,7 @@ class ResultsView : public QWidget {
   HessianPage* m_hessian;
   MemoryPage* m_memory;
   PerplexityPage* m_perplexity;
+  GeneratePage* m_generate;
   LogPage* m_log;
 };
 

@@ -191,6 +191,7 @@ void RunSession::scanEvaluation() {
 void RunSession::clearResults() {
   m_report.reset();
   m_kept.reset();
+  m_kept_rtn.reset();
   m_kept_model.reset();
   emit resultsCleared();
 }
@@ -269,21 +270,20 @@ bool RunSession::startRun(RunSpec spec, std::optional<CalibrationRecord> replay)
           .arg(spec.seed));
 
   const Model model = *m_model;
-  auto kept = std::make_shared<std::map<LayerId, QuantizedWeights>>();
+  auto gptq = std::make_shared<KeptLayers>(), rtn = std::make_shared<KeptLayers>();
   auto report = std::make_shared<Report>();
   Job* job = m_run;
-  m_run->start([this, job, model, spec, kept, report](const ProgressFn& progress) -> std::function<void()> {
+  m_run->start([this, job, model, spec, gptq, rtn, report](const ProgressFn& progress) -> std::function<void()> {
     set_threads(spec.threads);
     const RunInputs inputs = prepare_run(model, spec);
     LayerSink sink = [&](Method m, int block, LinearKind kind, QuantizedWeights&& w) {
-      if (m != Method::gptq) return;
-      w.Q = Matrix();  // export needs the codes and grids only
-      (*kept)[{block, kind}] = std::move(w);
+      w.Q = Matrix();  // export and generation need the codes and grids only
+      (*(m == Method::gptq ? gptq : rtn))[{block, kind}] = std::move(w);
     };
     *report = run_quantization(model, spec, inputs, sink, progress, [job, this](const LayerReport& r) {
       job->post([this, r] { addLayer(r); });
     });
-    return [this, kept, report, model] { finishRun(std::move(*report), kept, model); };
+    return [this, gptq, rtn, report, model] { finishRun(std::move(*report), gptq, rtn, model); };
   });
   auto* ctx = m_run->scope();
   connect(m_run, &Job::failed, ctx, [this](const QString& msg) {
@@ -306,10 +306,11 @@ bool RunSession::startRun(RunSpec spec, std::optional<CalibrationRecord> replay)
   return true;
 }
 
-void RunSession::finishRun(Report report, std::shared_ptr<std::map<LayerId, QuantizedWeights>> kept,
+void RunSession::finishRun(Report report, std::shared_ptr<KeptLayers> gptq, std::shared_ptr<KeptLayers> rtn,
                            const Model& model) {
   takeOverResults();
-  m_kept = std::move(kept);
+  m_kept = std::move(gptq);
+  m_kept_rtn = std::move(rtn);
   m_kept_model = model;
   m_report = std::move(report);
   const auto& t = m_report->timing;
@@ -395,6 +396,59 @@ void RunSession::cancel() {
   m_run->cancel();
   m_export->cancel();
   emit statusChanged(tr("Cancelling…"));
+}
+
+// --- generations --------------------------------------------------------------------------------
+
+QStringList RunSession::generationModels() const {
+  if (m_kept_model) {
+    QStringList names = {tr("original")};
+    if (m_kept_rtn && !m_kept_rtn->empty()) names << tr("RTN");
+    if (m_kept && !m_kept->empty()) names << tr("GPTQ");
+    return names;
+  }
+  if (m_model) return {QFileInfo(qstr(m_model->path.string())).fileName()};
+  return {};
+}
+
+bool RunSession::generate(const GenerationSpec& spec) {
+  if (busy()) return false;
+  const QStringList names = generationModels();
+  if (names.isEmpty()) {
+    fail(tr("No model"), tr("Open a model before generating."));
+    return false;
+  }
+  // After a run: the original and this run's RTN and GPTQ layers over it, each dequantized as
+  // the evaluation reads them. Otherwise the loaded model alone.
+  const Model model = m_kept_model ? *m_kept_model : *m_model;
+  if (!model.tokenizer) {
+    fail(tr("No tokenizer"), tr("%1 has no tokenizer to read the prompts with.").arg(qstr(model.path.string())));
+    return false;
+  }
+  auto gptq = m_kept, rtn = m_kept_rtn;
+  auto out = std::make_shared<std::vector<PromptGenerations>>();
+  log(tr("generating %1 prompt(s) with %2").arg(spec.prompts.size()).arg(names.join(", ")));
+  m_run->start([model, names, gptq, rtn, spec, out](const ProgressFn& progress) -> std::function<void()> {
+    std::vector<NamedWeights> models = {{names[0].toStdString(), model.weights.get()}};
+    std::vector<std::unique_ptr<QuantizedModel>> quantized;
+    for (const auto& [name, layers] : {std::pair{QStringLiteral("RTN"), rtn}, std::pair{QStringLiteral("GPTQ"), gptq}}) {
+      if (!layers || layers->empty()) continue;
+      auto& q = quantized.emplace_back(std::make_unique<QuantizedModel>(model.weights));
+      for (const auto& [id, w] : *layers) q->set(id.block, id.kind, w);
+      models.push_back({name.toStdString(), q.get()});
+    }
+    *out = generate_side_by_side(models, *model.tokenizer, spec, progress);
+    return {};
+  });
+  auto* ctx = m_run->scope();
+  connect(m_run, &Job::succeeded, ctx, [this, out] {
+    emit statusChanged(tr("Generated in %1.").arg(duration(m_run->elapsed())));
+    emit generationsReady(*out);
+  });
+  connect(m_run, &Job::failed, ctx, [this](const QString& msg) { fail(tr("Generation failed"), msg); });
+  connect(m_run, &Job::cancelled, ctx, [this] { emit statusChanged(tr("Generation cancelled.")); });
+  emit busyChanged();
+  return true;
 }
 
 // --- outputs ------------------------------------------------------------------------------------

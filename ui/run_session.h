@@ -18,6 +18,7 @@
 #include "job.h"
 #include "model/model.h"
 #include "model_summary.h"
+#include "pipeline/generations.h"
 #include "pipeline/report.h"
 #include "pipeline/run.h"
 #include "quant/quantizer.h"
@@ -53,6 +54,9 @@ class RunSession : public QObject {
   bool savingReport() const;
   bool canExport() const;       // this session ran GPTQ and kept its weights
   bool hasKeptWeights() const { return m_kept != nullptr; }
+  // The models generate() continues prompts with: the original and this session's RTN and GPTQ
+  // versions after a run, or the loaded model alone (a GPTQ checkpoint, say). Empty: no model.
+  QStringList generationModels() const;
   // Seconds the job now reporting progress has run (0 when none runs).
   double elapsed() const;
 
@@ -76,6 +80,8 @@ class RunSession : public QObject {
   bool evaluate(const PerplexityOptions& options);
   bool exportCheckpoint(const QString& dir, bool force);
   bool saveReport(const QString& file);
+  // Continues the prompts with every model of generationModels(), side by side.
+  bool generate(const GenerationSpec& spec);
   void cancel();
 
  signals:
@@ -103,6 +109,7 @@ class RunSession : public QObject {
   void runCancelled();
   void runFailed(const QString& message);
   void evaluationFinished(double perplexity);
+  void generationsReady(const std::vector<gptqw::PromptGenerations>& generations);
   void reportOpened(const QString& file);
   void reportSaved(const QString& file);
   void exportFinished(const QString& dir);
@@ -114,7 +121,8 @@ class RunSession : public QObject {
   void clearResults();
   void takeOverResults();
   void addLayer(const LayerReport& r);
-  void finishRun(Report report, std::shared_ptr<std::map<LayerId, QuantizedWeights>> kept,
+  using KeptLayers = std::map<LayerId, QuantizedWeights>;
+  void finishRun(Report report, std::shared_ptr<KeptLayers> gptq, std::shared_ptr<KeptLayers> rtn,
                  const Model& model);
   void fail(const QString& title, const QString& message);
   void log(const QString& line) { emit logLine(line); }
@@ -137,8 +145,10 @@ class RunSession : public QObject {
   std::optional<Report> m_report;
   bool m_replace_results = false;  // a run started; its first layer replaces what is shown
   // The finished run's GPTQ layers (codes, scales, zeros, g_idx; the fp32 Q dropped) and the
-  // model they came from, for Export. Empty after opening a report: a report holds no weights.
-  std::shared_ptr<const std::map<LayerId, QuantizedWeights>> m_kept;
+  // model they came from, for Export, and its RTN layers, for generations (a byte per weight
+  // each, as the run held them for its evaluation). Empty after opening a report: a report
+  // holds no weights.
+  std::shared_ptr<const KeptLayers> m_kept, m_kept_rtn;
   std::optional<Model> m_kept_model;
 };
 

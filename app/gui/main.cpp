@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "common/output_file.h"
 #include "main_window.h"
+#include "generate_page.h"
 #include "results_view.h"
 #include "run_session.h"
 #include "palette.h"
@@ -80,7 +81,7 @@ int main(int argc, char** argv) {
         }
       };
       // Each view in turn: switch, let it paint, grab the whole window.
-      const QStringList names = {"layers", "error", "hessian", "memory", "perplexity", "log"};
+      const QStringList names = {"layers", "error", "hessian", "memory", "perplexity", "generate", "log"};
       for (int i = 0; i < names.size(); ++i) {
         w.results()->tabs()->setCurrentIndex(i);
         shoot(names[i]);
@@ -96,7 +97,12 @@ int main(int argc, char** argv) {
       QApplication::quit();
     };
     // Queued: the pictures are taken once the job has ended and the window is idle again.
-    QObject::connect(w.session(), &gptqw::ui::RunSession::runFinished, &w, save_all, Qt::QueuedConnection);
+    // After a run, the Generate view gets its side-by-side continuations first.
+    QObject::connect(w.session(), &gptqw::ui::RunSession::runFinished, &w, [&w] {
+      w.results()->generate()->setPrompts("Once upon a time\nThe little dog");
+      w.results()->generate()->generate();
+    }, Qt::QueuedConnection);
+    QObject::connect(w.session(), &gptqw::ui::RunSession::generationsReady, &w, save_all, Qt::QueuedConnection);
     QObject::connect(w.session(), &gptqw::ui::RunSession::reportOpened, &w, save_all, Qt::QueuedConnection);
     QObject::connect(w.session(), &gptqw::ui::RunSession::runFailed, &app, [] { QApplication::exit(1); });
   }
