@@ -1,7 +1,8 @@
 #!/bin/bash
 # Starts the workbench under Xvfb on the sample data, runs the GPTQ/RTN comparison (4-bit, group
 # 32, 128 x 256 calibration tokens of TinyStories, perplexity on 64 windows of TinyStories at
-# seqlen 512) and saves a screenshot of every view into docs/screenshots/, then the window at
+# seqlen 512), continues two prompts in the Generate view, and saves a screenshot of every view
+# into docs/screenshots/, then the window at
 # 1024 x 700 and the perplexity view in a dark palette.
 #   tools/screenshots.sh [build-dir] [data-dir]
 set -euo pipefail
