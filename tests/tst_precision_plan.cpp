@@ -77,6 +77,18 @@ class TestPrecisionPlan : public QObject {
     QCOMPARE(PrecisionChoice({8, 64, true}).describe(), std::string("fp16"));
   }
 
+  void marlinsLimits() {
+    QVERIFY(marlin_problem(4096, 4096, {4, 128, false}, true).empty());
+    QVERIFY(marlin_problem(4096, 11008, {8, -1, false}, true).empty());
+    QVERIFY(marlin_problem(64, 172, {4, 32, true}, false).empty());  // fp16 always runs
+    QVERIFY(marlin_problem(4096, 4096, {3, 128, false}, true).find("3-bit") == 0);
+    QVERIFY(marlin_problem(4096, 4096, {4, 128, false}, false).find("asymmetric") == 0);
+    QVERIFY(marlin_problem(4096, 4096, {4, 256, false}, true).find("group size 256") == 0);
+    QVERIFY(marlin_problem(4096, 4160, {4, 128, false}, true).find("4160 inputs") == 0);  // 4160 % 128
+    QVERIFY(marlin_problem(100, 4096, {4, 128, false}, true).find("100 outputs") == 0);
+    QVERIFY(marlin_problem(64, 64, {4, 32, false}, true).find("64 inputs") == 0);  // the sample model
+  }
+
   void unitsAreWhatLoadersFuse() {
     const auto units = plan_unit_modules(2);
     QCOMPARE(int(units.size()), 8);

@@ -36,6 +36,13 @@ struct PrecisionChoice {
 // The bits a module of rows x cols (with a bias or not) stores with a choice.
 uint64_t stored_bits(int64_t rows, int64_t cols, bool bias, const PrecisionChoice& choice);
 
+// Why vLLM's Marlin kernel (gptq_marlin, the fast path for GPTQ checkpoints) cannot run a
+// module of rows x cols quantized with `choice`, or empty when it can: Marlin takes 4 and 8
+// bits, symmetric grids only, groups of 32, 64 or 128 or one per row, at least 64-wide output
+// tiles and 128-deep input tiles (vLLM's verify_marlin_supports_shape, read from its
+// marlin_utils.py). Others fall back to the slower gptq kernels. fp16 modules always run.
+std::string marlin_problem(int64_t rows, int64_t cols, const PrecisionChoice& choice, bool sym);
+
 // Modules that must share one choice: {q, k, v}, {o}, {gate, up}, {down} of each block.
 std::vector<std::vector<LayerId>> plan_unit_modules(int num_blocks);
 
