@@ -2,7 +2,8 @@
 // tokenized once with BOS at the start, cut into non-overlapping windows of seqlen tokens (the
 // tail dropped), mean next-token NLL per window (seqlen - 1 predictions), ppl = exp(mean over
 // windows). The model is walked block by block over all windows, so one block's weights are
-// converted at a time, as in the reference's llama_eval.
+// converted at a time, as in the reference's llama_eval (pipeline/window_walk.h, the walk the
+// divergence evaluator shares).
 #pragma once
 
 #include <cstdint>
@@ -26,6 +27,12 @@ struct PerplexityOptions {
 struct PerplexityResult {
   double ppl = 0;
   double nll_mean = 0;  // mean over windows of each window's mean NLL (nats)
+  // llama.cpp's "PPL = ppl +/- ppl_se" (pipeline/statistics.h): the standard error of the mean
+  // NLL over all N = windows x (seqlen - 1) predictions, sqrt((mean(nll^2) - nll_mean^2) /
+  // (N - 1)), and ppl_se = ppl x nll_se (first order). It treats predictions as independent;
+  // neighbouring ones are not, so it understates the uncertainty somewhat.
+  double nll_se = 0;
+  double ppl_se = 0;
   int64_t tokens = 0;   // tokens of the whole text, BOS included
   int windows = 0;
   int seqlen = 0;
