@@ -33,6 +33,9 @@
 #include "main_window.h"
 #include "generate_page.h"
 #include "inputs_panel.h"
+#include "plots/grouped_bar_chart.h"
+#include "quality_page.h"
+#include "quality_table_model.h"
 #include "results_pages.h"
 #include "results_view.h"
 #include "run_session.h"
@@ -120,6 +123,7 @@ class TestMainWindow : public QObject {
 
     QAbstractItemModelTester table_tester(w.results()->layers()->model(), QAbstractItemModelTester::FailureReportingMode::QtTest);
     QAbstractItemModelTester filter_tester(w.results()->layers()->filter(), QAbstractItemModelTester::FailureReportingMode::QtTest);
+    QAbstractItemModelTester quality_tester(w.results()->quality()->model(), QAbstractItemModelTester::FailureReportingMode::QtTest);
     // Rows arrive one by one while the run is going, not all at the end.
     int rows_while_running = 0;
     connect(w.results()->layers()->model(), &QAbstractItemModel::rowsInserted, this, [&] {
@@ -191,6 +195,18 @@ class TestMainWindow : public QObject {
     QCOMPARE(shown[1], *r.perplexity->rtn);
     QCOMPARE(shown[2], *r.perplexity->gptq);
     QVERIFY(*r.perplexity->gptq < *r.perplexity->rtn);
+    // The Quality view: the original, RTN and GPTQ rows of the text, the same perplexities, and
+    // each quantized model's KL divergence, by percentile and by position.
+    QualityTableModel* quality = w.results()->quality()->model();
+    QCOMPARE(quality->rowCount(), 3);
+    QCOMPARE(quality->index(2, QualityTableModel::Perplexity).data(QualityTableModel::SortRole).toDouble(),
+             *r.perplexity->gptq);
+    QVERIFY(quality->index(2, QualityTableModel::Perplexity).data().toString().contains(" ± "));
+    QCOMPARE(quality->index(1, QualityTableModel::KldMean).data(QualityTableModel::SortRole).toDouble(),
+             r.quality[0].find("rtn")->vs_original.kld.value);
+    QVERIFY(r.quality[0].find("gptq")->vs_original.kld.value < r.quality[0].find("rtn")->vs_original.kld.value);
+    QCOMPARE(w.results()->quality()->distributionChart()->pointCount(), 12);  // 2 models x 6 levels
+    QCOMPARE(w.results()->quality()->positionChart()->categories(), (QStringList{"0–127", "128–511"}));
     // ...which are the engine's: the CLI with the same settings prints the same numbers.
     auto cli = test::run_cli({"compare", "--model", model_dir(), "--calib", text("tinystories-sample.txt"),
                               "--bits", "4", "--group-size", "32", "--nsamples", "16", "--seqlen", "256",
@@ -368,7 +384,7 @@ class TestMainWindow : public QObject {
     connect(bar, &QProgressBar::valueChanged, this, [&](int v) { values << v; });
     QSignalSpy finished(w.session(), &RunSession::runFinished);
     QVERIFY(w.startRun());
-    QTRY_VERIFY_WITH_TIMEOUT(w.statusText().startsWith("ppl"), 300000);
+    QTRY_VERIFY_WITH_TIMEOUT(w.statusText().startsWith("evaluate"), 300000);
     const int at_eval = values.isEmpty() ? 0 : values.last();
     // The quantization's share is already on the bar (small here: the evaluation of the whole
     // text is most of this run's work).

@@ -381,6 +381,14 @@ class TestPlots : public QObject {
                  chart.legendNames().join("|").contains("GPTQ +0.18% (+0.029)"),
              qPrintable(chart.legendNames().join("|")));
     QVERIFY(chart.xTitle().startsWith("GPTQ recovers 73%"));
+    // With standard errors (reports of version 2), each entry gives its value ± its error.
+    close.original_se = 0.21;
+    close.gptq_se = 0.2346;
+    chart.setPerplexity(close);
+    QVERIFY2(chart.legendNames().join("|").contains("Original 16.407 ± 0.210") &&
+                 chart.legendNames().join("|").contains("GPTQ 16.436 ± 0.235, +0.18% (+0.029)") &&
+                 chart.legendNames().join("|").contains("RTN +0.65%"),
+             qPrintable(chart.legendNames().join("|")));
     QVERIFY(chart.axisRange().first > 16.0 && chart.axisRange().second < 17.0);
     checkExport(chart, "perplexity-close");
   }

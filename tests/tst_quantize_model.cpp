@@ -410,7 +410,15 @@ class TestQuantizeModel : public QObject {
     rep.calib_offsets = {1, 2, 3};
     rep.memory = memory_summary(fx().model.config(), r.result.layers);
     rep.layers = r.result.layers;
-    rep.perplexity = PerplexitySummary{"x.txt", 512, 3, 2000, 8.8, 10.2, std::nullopt, 1.5};
+    PerplexitySummary ps;
+    ps.text = "x.txt";
+    ps.seqlen = 512;
+    ps.windows = 3;
+    ps.tokens = 2000;
+    ps.original = 8.8;
+    ps.rtn = 10.2;
+    ps.seconds = 1.5;
+    rep.perplexity = ps;
     QTemporaryDir tmp;
     fs::path f = fs::path(tmp.path().toStdString()) / "report.json";
     save_report(rep, f);

@@ -7,10 +7,12 @@
 
 #include "format.h"
 #include "generate_page.h"
+#include "quality_page.h"
 #include "layer_table_model.h"
 #include "plots/error_chart.h"
 #include "plots/hessian_chart.h"
 #include "plots/memory_chart.h"
+#include "plots/grouped_bar_chart.h"
 #include "plots/perplexity_chart.h"
 #include "results_pages.h"
 #include "run_session.h"
@@ -52,6 +54,7 @@ ResultsView::ResultsView(RunSession* session, QWidget* parent) : QWidget(parent)
   m_hessian = new HessianPage(session);
   m_memory = new MemoryPage(session);
   m_perplexity = new PerplexityPage(session);
+  m_quality = new QualityPage(session);
   m_generate = new GeneratePage(session);
   m_log = new LogPage(session);
   m_tabs->addTab(m_layers, tr("Layers"));
@@ -59,6 +62,7 @@ ResultsView::ResultsView(RunSession* session, QWidget* parent) : QWidget(parent)
   m_tabs->addTab(m_hessian, tr("Hessian"));
   m_tabs->addTab(m_memory, tr("Memory"));
   m_tabs->addTab(m_perplexity, tr("Perplexity"));
+  m_tabs->addTab(m_quality, tr("Quality"));
   m_tabs->addTab(m_generate, tr("Generate"));
   m_tabs->addTab(m_log, tr("Log"));
 
@@ -98,7 +102,8 @@ ResultsView::ResultsView(RunSession* session, QWidget* parent) : QWidget(parent)
 
 void ResultsView::setCaption(const QString& text) {
   for (plots::ChartPanel* chart : std::initializer_list<plots::ChartPanel*>{
-           m_errors->chart(), m_hessian->chart(), m_memory->chart(), m_perplexity->chart()})
+           m_errors->chart(), m_hessian->chart(), m_memory->chart(), m_perplexity->chart(),
+           m_quality->distributionChart(), m_quality->positionChart()})
     chart->setExportCaption(text);
 }
 

@@ -1,5 +1,5 @@
 // The right side of the window: the results pages in tabs (layers, reconstruction error,
-// Hessian, memory, perplexity, generations, log) under a line that says when they were made with other
+// Hessian, memory, perplexity, quality, generations, log) under a line that says when they were made with other
 // settings than the form's. The pages subscribe to the session themselves; the view only
 // keeps them on one selected layer, names the data in exported charts, and turns to the page
 // a new result concerns.
@@ -22,12 +22,13 @@ class LayersPage;
 class LogPage;
 class MemoryPage;
 class PerplexityPage;
+class QualityPage;
 class RunSession;
 
 class ResultsView : public QWidget {
   Q_OBJECT
  public:
-  enum Tab { LayersTab, ErrorTab, HessianTab, MemoryTab, PerplexityTab, GenerateTab, LogTab };
+  enum Tab { LayersTab, ErrorTab, HessianTab, MemoryTab, PerplexityTab, QualityTab, GenerateTab, LogTab };
 
   explicit ResultsView(RunSession* session, QWidget* parent = nullptr);
 
@@ -37,6 +38,7 @@ class ResultsView : public QWidget {
   HessianPage* hessian() const { return m_hessian; }
   MemoryPage* memory() const { return m_memory; }
   PerplexityPage* perplexity() const { return m_perplexity; }
+  QualityPage* quality() const { return m_quality; }
   GeneratePage* generate() const { return m_generate; }
   LogPage* log() const { return m_log; }
 
@@ -59,6 +61,7 @@ class ResultsView : public QWidget {
   HessianPage* m_hessian;
   MemoryPage* m_memory;
   PerplexityPage* m_perplexity;
+  QualityPage* m_quality;
   GeneratePage* m_generate;
   LogPage* m_log;
 };

@@ -252,7 +252,7 @@ bool RunSession::startRun(RunSpec spec, std::optional<CalibrationRecord> replay)
     spec.seed = replay->seed;
     spec.replay = std::move(replay);
   }
-  if (!m_eval_file.isEmpty()) spec.eval_file = fspath(m_eval_file);
+  if (!m_eval_file.isEmpty()) spec.eval_files = {fspath(m_eval_file)};
   // A cancel during the perplexity passes keeps the finished quantization.
   spec.keep_quantization_on_cancel = true;
   // The previous results stay on screen until this run's first layer replaces them.

@@ -102,4 +102,14 @@ void TerminalProgress::finish() {
   m_drawn = false;
 }
 
+void print_generations(const PromptGenerations& g) {
+  std::printf("prompt \"%s\" (%s)\n", g.prompt.c_str(), g.sampling.describe().c_str());
+  for (const Continuation& c : g.continuations) {
+    const std::string where = &c == &g.continuations.front() ? "reference"
+                              : c.diverges_at_token < 0     ? "same as " + g.continuations.front().model
+                                                            : "leaves it at token " + std::to_string(c.diverges_at_token + 1);
+    std::printf("  %-12s (%s)\n    %s\n", c.model.c_str(), where.c_str(), marked_text(c).c_str());
+  }
+}
+
 }  // namespace gptqw::cli

@@ -8,6 +8,7 @@
 #include "args.h"
 #include "common/progress.h"
 #include "model/model.h"
+#include "pipeline/generations.h"
 
 namespace gptqw::cli {
 
@@ -40,5 +41,9 @@ class TerminalProgress {
 };
 
 std::string format_duration(double seconds);
+
+// One prompt's continuations side by side: the reference (the first model's) and each other
+// model's, marked "|>" where it leaves the reference's.
+void print_generations(const PromptGenerations& g);
 
 }  // namespace gptqw::cli

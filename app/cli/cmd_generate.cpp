@@ -13,25 +13,6 @@
 
 namespace gptqw::cli {
 
-namespace {
-
-// The continuation with "|>" where it first leaves the reference's.
-std::string marked(const Continuation& c) {
-  if (c.diverges_at_byte < 0) return c.text;
-  const size_t at = static_cast<size_t>(c.diverges_at_byte);
-  return c.text.substr(0, at) + "|>" + c.text.substr(at);
-}
-
-std::string describe(const SamplingOptions& s) {
-  if (s.greedy()) return "greedy";
-  char buf[128];
-  std::snprintf(buf, sizeof buf, "sampled: temperature %g, top-k %d, top-p %g, seed %llu", s.temperature,
-                s.top_k, s.top_p, static_cast<unsigned long long>(s.seed));
-  return buf;
-}
-
-}  // namespace
-
 int cmd_generate(const std::vector<std::string>& words) {
   Args args(words, {"--json", "--quiet"},
             {"--model", "--tokenizer", "--prompt", "--prompts", "--tokens", "--threads", "--with",
@@ -81,15 +62,7 @@ int cmd_generate(const std::vector<std::string>& words) {
     for (const PromptGenerations& g : out) std::printf("%s%s\n", g.prompt.c_str(), g.continuations[0].text.c_str());
     return 0;
   }
-  for (const PromptGenerations& g : out) {
-    std::printf("prompt \"%s\" (%s)\n", g.prompt.c_str(), describe(g.sampling).c_str());
-    for (const Continuation& c : g.continuations) {
-      std::string where = c.diverges_at_token < 0 ? "same as original"
-                                                  : "leaves it at token " + std::to_string(c.diverges_at_token + 1);
-      if (&c == &g.continuations.front()) where = "reference";
-      std::printf("  %-12s (%s)\n    %s\n", c.model.c_str(), where.c_str(), marked(c).c_str());
-    }
-  }
+  for (const PromptGenerations& g : out) print_generations(g);
   return 0;
 }
 

@@ -25,7 +25,8 @@ const std::set<std::string> kValued = {"--model", "--tokenizer", "--calib", "--m
                                        "--seqlen", "--seed", "--eval", "--eval-seqlen",
                                        "--eval-max-windows", "--report", "--threads", "--out",
                                        "--shard-size", "--skip-modules", "--calib-field",
-                                       "--calib-from", "--device"};
+                                       "--calib-from", "--device", "--eval-precision", "--prompt",
+                                       "--prompts", "--gen-tokens"};
 
 QuantizeOptions parse_options(const Args& args, bool compare) {
   QuantizeOptions o;
@@ -78,6 +79,51 @@ std::string fmt(double v, const char* f = "%.4g") {
   return buf;
 }
 
+// One evaluation text: each model's perplexity ±, and each quantized model against the original
+// (llama.cpp's statistics), then perplexity and KLD by position within the window.
+void print_quality(const TextQuality& q) {
+  // Cells padded by characters, not bytes ("±" is two bytes).
+  auto cell = [](const std::string& text, size_t width) {
+    size_t chars = 0;
+    for (unsigned char c : text) chars += (c & 0xC0) != 0x80;
+    return text + std::string(width > chars ? width - chars : 1, ' ');
+  };
+  auto pm = [](const char* format, double value, double se) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, format, value, se);
+    return std::string(buf);
+  };
+  std::printf("\nevaluation on %s (seqlen %d, %d of %d windows%s, %lld predictions):\n", q.text.c_str(),
+              q.seqlen, q.windows, q.windows_available,
+              q.stopped_early ? ", stopped early: --eval-precision reached" : "",
+              static_cast<long long>(q.quantized.empty() ? 0 : q.quantized[0].vs_original.tokens));
+  std::printf("  %s%s%s%s%s%s%s\n", cell("model", 10).c_str(), cell("PPL", 22).c_str(),
+              cell("ln(PPL/PPL orig)", 22).c_str(), cell("mean KLD", 24).c_str(), cell("KLD p99", 10).c_str(),
+              cell("same top-1", 18).c_str(), "top-5 same");
+  std::printf("  %s%s\n", cell("original", 10).c_str(),
+              pm("%.4f ± %.4f", q.ppl_original.value, q.ppl_original.se).c_str());
+  for (const QuantizedQuality& m : q.quantized) {
+    const DivergenceSummary& s = m.vs_original;
+    std::printf("  %s%s%s%s%s%s%.2f%%\n", cell(m.model, 10).c_str(),
+                cell(pm("%.4f ± %.4f", m.ppl.value, m.ppl.se), 22).c_str(),
+                cell(pm("%+.5f ± %.5f", s.ln_ppl_ratio.value, s.ln_ppl_ratio.se), 22).c_str(),
+                cell(pm("%.6f ± %.6f", s.kld.value, s.kld.se), 24).c_str(),
+                cell(pm("%.5f%.0s", s.kld_pct.p99, 0), 10).c_str(),
+                cell(pm("%.2f ± %.2f%%", 100 * s.top_agreement[0].value, 100 * s.top_agreement[0].se), 18).c_str(),
+                100 * s.top_agreement[kTopRanks - 1].value);
+  }
+  for (const QuantizedQuality& m : q.quantized) {
+    std::printf("  %s by position:", m.model.c_str());
+    for (const PositionBucketSummary& b : m.vs_original.by_position) {
+      if (b.tokens == 0) continue;
+      const std::string range = std::to_string(b.first) + "-" + (b.end < 0 ? std::string("") : std::to_string(b.end - 1));
+      std::printf("  [%s] PPL %.3f vs %.3f, KLD %.5f", range.c_str(), b.est.ppl_quant.value,
+                  b.est.ppl_orig.value, b.est.kld.value);
+    }
+    std::printf("\n");
+  }
+}
+
 void print_table(const Report& r) {
   bool g = r.options.run_gptq, t = r.options.run_rtn;
   std::printf("%-5s %-18s %-13s %10s %10s %7s %10s %8s %7s\n", "block", "module", "shape",
@@ -108,22 +154,9 @@ void print_table(const Report& r) {
               time.seconds_gptq,
               time.seconds_columns, time.seconds_lazy, time.seconds_rtn, time.seconds_metrics,
               time.seconds_forward, r.peak_rss_bytes / 1048576.0);
-  if (r.perplexity) {
-    const auto& p = *r.perplexity;
-    std::printf("\nperplexity on %s (seqlen %d, %d windows):\n", p.text.c_str(), p.seqlen, p.windows);
-    auto line = [&](const char* name, const std::optional<double>& v) {
-      if (!v) return;
-      std::printf("  %-9s %.4f", name, *v);
-      if (auto pct = p.percent_over_original(v); pct && v != p.original)
-        std::printf("  (%+.2f%%, %+.4f vs original)", *pct, *v - *p.original);
-      std::printf("\n");
-    };
-    line("original", p.original);
-    line("rtn", p.rtn);
-    line("gptq", p.gptq);
-    if (auto share = p.gptq_recovered_share())
-      std::printf("  GPTQ recovers %.0f%% of RTN's loss (in log-perplexity)\n", 100 * *share);
-  }
+  for (const TextQuality& q : r.quality) print_quality(q);
+  if (!r.generations.empty()) std::printf("\n");
+  for (const PromptGenerations& g : r.generations) print_generations(g);
 }
 
 int run(const std::vector<std::string>& words, bool compare) {
@@ -153,7 +186,14 @@ int run(const std::vector<std::string>& words, bool compare) {
     long seed = args.get_int("--seed", 0, 0, std::numeric_limits<long>::max());
     spec.seed = static_cast<uint64_t>(seed);
   }
-  if (auto eval = args.get("--eval")) spec.eval_file = *eval;
+  for (const std::string& eval : args.get_all("--eval")) spec.eval_files.push_back(eval);
+  if (args.get("--eval-precision"))
+    spec.eval_precision = args.get_double("--eval-precision", 0, 1e-9, 1.0);
+  spec.generation.prompts = args.get_all("--prompt");
+  if (auto file = args.get("--prompts"))
+    for (std::string& p : read_prompts(*file)) spec.generation.prompts.push_back(std::move(p));
+  spec.generation.new_tokens =
+      static_cast<int>(args.get_int("--gen-tokens", spec.generation.new_tokens, 1, kMaxNewTokens));
   spec.eval.seqlen = static_cast<int>(args.get_int("--eval-seqlen", spec.seqlen, 2, kMaxSeqlen));
   spec.eval.max_windows =
       static_cast<int>(args.get_int("--eval-max-windows", 0, 0, kMaxWindows));
@@ -182,7 +222,7 @@ int run(const std::vector<std::string>& words, bool compare) {
     ProtectedPaths inputs = {{args.require("--model"), "the source model"},
                              {spec.calib_file, "the calibration text"}};
     if (auto tok = args.get("--tokenizer")) inputs.push_back({*tok, "the tokenizer"});
-    if (spec.eval_file) inputs.push_back({*spec.eval_file, "the evaluation text"});
+    for (const auto& eval : spec.eval_files) inputs.push_back({eval, "an evaluation text"});
     // The export folder is replaced as a whole when it is done: a report inside would go too.
     if (out) inputs.push_back({*out, "the --out folder (replaced by the export)"});
     check_output_file(*file, inputs);

@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
         }
       };
       // Each view in turn: switch, let it paint, grab the whole window.
-      const QStringList names = {"layers", "error", "hessian", "memory", "perplexity", "generate", "log"};
+      const QStringList names = {"layers", "error", "hessian", "memory", "perplexity", "quality", "generate", "log"};
       for (int i = 0; i < names.size(); ++i) {
         w.results()->tabs()->setCurrentIndex(i);
         shoot(names[i]);

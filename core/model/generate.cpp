@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <numeric>
 #include <random>
@@ -12,6 +13,14 @@
 #include "model/rope_scaling.h"
 
 namespace gptqw {
+
+std::string SamplingOptions::describe() const {
+  if (greedy()) return "greedy";
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "sampled: temperature %g, top-k %d, top-p %g, seed %llu", temperature,
+                top_k, top_p, static_cast<unsigned long long>(seed));
+  return buf;
+}
 
 int32_t pick_token(const float* logits, int64_t vocab, const SamplingOptions& s, double u) {
   if (vocab <= 0) throw ConfigError("cannot pick a token from an empty vocabulary");

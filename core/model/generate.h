@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "common/progress.h"
@@ -20,6 +21,8 @@ struct SamplingOptions {
   uint64_t seed = 0;
 
   bool greedy() const { return temperature <= 0; }
+  // "greedy", "sampled: temperature 0.8, top-k 0, top-p 0.95, seed 1".
+  std::string describe() const;
 };
 
 // Appends up to n_new tokens to ids (which must not be empty: start with BOS), stopping early

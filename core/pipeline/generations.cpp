@@ -72,6 +72,13 @@ std::vector<PromptGenerations> generate_side_by_side(const std::vector<NamedWeig
   return out;
 }
 
+std::string marked_text(const Continuation& c, std::string_view mark) {
+  std::string text = c.text;
+  if (c.diverges_at_byte >= 0 && size_t(c.diverges_at_byte) <= text.size())
+    text.insert(size_t(c.diverges_at_byte), mark);
+  return text;
+}
+
 nlohmann::json to_json(const std::vector<PromptGenerations>& generations) {
   nlohmann::json out = nlohmann::json::array();
   for (const PromptGenerations& g : generations) {

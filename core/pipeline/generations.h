@@ -55,6 +55,9 @@ std::vector<PromptGenerations> generate_side_by_side(const std::vector<NamedWeig
                                                      const GenerationSpec& spec,
                                                      const ProgressFn& progress = {});
 
+// The continuation's text with `mark` inserted where it leaves the reference's.
+std::string marked_text(const Continuation& c, std::string_view mark = "|>");
+
 // The report's "generations": per prompt and sampling, each model's continuation.
 nlohmann::json to_json(const std::vector<PromptGenerations>& generations);
 

@@ -341,8 +341,14 @@ json to_json(const Report& r) {
     const auto& p = *r.perplexity;
     j["perplexity"] = {{"text", p.text},          {"seqlen", p.seqlen},   {"windows", p.windows},
                        {"tokens", p.tokens},      {"original", opt(p.original)},
-                       {"rtn", opt(p.rtn)},       {"gptq", opt(p.gptq)}, {"seconds", p.seconds}};
+                       {"rtn", opt(p.rtn)},       {"gptq", opt(p.gptq)}, {"seconds", p.seconds},
+                       {"original_se", opt(p.original_se)}, {"rtn_se", opt(p.rtn_se)},
+                       {"gptq_se", opt(p.gptq_se)}};
   }
+  // Version 2: every evaluation text's comparison with the original, and the generations.
+  j["quality"] = json::array();
+  for (const TextQuality& q : r.quality) j["quality"].push_back(to_json(q));
+  j["generations"] = to_json(r.generations);
   return j;
 }
 
@@ -351,9 +357,9 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
     if (!j.is_object() || j.value("schema", "") != "gptq-workbench-report")
       throw FormatError(file_msg(file, "not a GPTQ Workbench report (\"schema\" is not \"gptq-workbench-report\")"));
     int version = integer_at<int>(j, "schema_version");
-    if (version != kReportSchemaVersion)
+    if (version < 1 || version > kReportSchemaVersion)
       throw FormatError(file_msg(file, "report schema_version " + std::to_string(version) +
-                                           " is not supported (this version reads " +
+                                           " is not supported (this version reads 1 to " +
                                            std::to_string(kReportSchemaVersion) + ")"));
     Report r;
     r.tool_version = j.at("tool").at("version").get<std::string>();

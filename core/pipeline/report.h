@@ -14,12 +14,16 @@
 #include "common/environment.h"
 #include "io/gptq_export.h"
 #include "pipeline/calibration.h"
+#include "pipeline/generations.h"
 #include "pipeline/perplexity.h"
+#include "pipeline/quality.h"
 #include "pipeline/quantize.h"
 
 namespace gptqw {
 
-constexpr int kReportSchemaVersion = 1;
+// Version 2 added the evaluation's quality statistics, the perplexities' standard errors and
+// the generations; version-1 reports still open (without them).
+constexpr int kReportSchemaVersion = 2;
 
 struct ModelSummary {
   std::string path, format, model_type, architecture, dtype;
@@ -53,6 +57,8 @@ struct PerplexitySummary {
   int seqlen = 0, windows = 0;
   int64_t tokens = 0;
   std::optional<double> original, rtn, gptq;
+  // Their standard errors (llama.cpp's ±); absent in reports made before they were recorded.
+  std::optional<double> original_se, rtn_se, gptq_se;
   double seconds = 0;
 
   // How much worse a quantized model is than the original: in percent of the original's
@@ -90,7 +96,12 @@ struct Report {
   bool pad_unloadable = false;
   std::vector<LayerReport> layers;
   MemorySummary memory;
+  // The first evaluation text's perplexities (the chart's bars), and every text's whole
+  // comparison of the quantized models with the original (report version 2).
   std::optional<PerplexitySummary> perplexity;
+  std::vector<TextQuality> quality;
+  // Side-by-side continuations of the run's prompts (version 2; empty without prompts).
+  std::vector<PromptGenerations> generations;
   // The perplexity passes were cancelled after the quantization had finished (the window keeps
   // it: RunSpec::keep_quantization_on_cancel); perplexity is then empty. Not saved.
   bool evaluation_cancelled = false;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <numeric>
 
 #include "common/error.h"
 #include "common/text_file.h"
@@ -100,12 +101,12 @@ RunInputs prepare_run(const Model& model, const RunSpec& spec) {
     in.calib = sample_calibration(*model.tokenizer, spec.calib_file, spec.nsamples, spec.seqlen,
                                   spec.seed, spec.calib_options);
   }
-  if (spec.eval_file) {
-    in.eval_ids = model.tokenizer->encode(read_text_file(*spec.eval_file), true);
-    if (int64_t(in.eval_ids.size()) < spec.eval.seqlen)
-      throw ConfigError(file_msg(*spec.eval_file, "has " + std::to_string(in.eval_ids.size()) +
-                                                      " tokens, fewer than one window of seqlen " +
-                                                      std::to_string(spec.eval.seqlen)));
+  for (const std::filesystem::path& file : spec.eval_files) {
+    std::vector<int32_t>& ids = in.eval_ids.emplace_back(model.tokenizer->encode(read_text_file(file), true));
+    if (int64_t(ids.size()) < spec.eval.seqlen)
+      throw ConfigError(file_msg(file, "has " + std::to_string(ids.size()) +
+                                           " tokens, fewer than one window of seqlen " +
+                                           std::to_string(spec.eval.seqlen)));
   }
   return in;
 }
@@ -113,20 +114,23 @@ RunInputs prepare_run(const Model& model, const RunSpec& spec) {
 Report run_quantization(const Model& model, const RunSpec& spec, const RunInputs& inputs,
                         const LayerSink& sink, const ProgressFn& progress,
                         const std::function<void(const LayerReport&)>& on_layer) {
-  const bool evaluate = spec.eval_file.has_value();
+  const bool evaluate = !inputs.eval_ids.empty();
+  const bool generate = !spec.generation.prompts.empty();
   QuantizedModel gptq_model(model.weights), rtn_model(model.weights);
   LayerSink keep = [&](Method m, int block, LinearKind kind, QuantizedWeights&& w) {
     // Evaluated as exported: F16 scales, so that the exported checkpoint gives the same number.
     // Kept as codes (a byte per weight), dequantized block by block when evaluated.
-    if (evaluate) (m == Method::gptq ? gptq_model : rtn_model).set(block, kind, w);
+    if (evaluate || generate) (m == Method::gptq ? gptq_model : rtn_model).set(block, kind, w);
     if (sink) sink(m, block, kind, std::move(w));
   };
   // One fraction for the whole run: each stage's own fraction placed in its share of the
-  // estimated work.
-  const int64_t eval_windows =
-      evaluate ? perplexity_windows(int64_t(inputs.eval_ids.size()), spec.eval) : 0;
+  // estimated work, each text's evaluation in proportion to its evaluated tokens.
+  std::vector<int64_t> eval_tokens;
+  for (const auto& ids : inputs.eval_ids)
+    eval_tokens.push_back(perplexity_windows(int64_t(ids.size()), spec.eval) * spec.eval.seqlen);
+  const int64_t all_eval_tokens = std::accumulate(eval_tokens.begin(), eval_tokens.end(), int64_t(0));
   const RunCosts costs = run_stage_costs(model.config(), inputs.options, inputs.calib.tokens.size(),
-                                         eval_windows * spec.eval.seqlen);
+                                         all_eval_tokens);
   double done_before = 0, stage_share = costs.quantize;
   auto overall = [&](const Progress& p) {
     Progress q = p;
@@ -139,34 +143,37 @@ Report run_quantization(const Model& model, const RunSpec& spec, const RunInputs
   report.kept_for_loaders = inputs.kept_for_loaders;
   report.pad_unloadable = spec.pad_unloadable;
 
-  if (evaluate) {
-    PerplexitySummary ps;
-    ps.text = spec.eval_file->string();
+  // The quantized models that ran, by name, each compared with the original.
+  std::vector<const WeightSource*> quantized;
+  std::vector<std::string> names;
+  if (inputs.options.run_rtn) quantized.push_back(&rtn_model), names.push_back("rtn");
+  if (inputs.options.run_gptq) quantized.push_back(&gptq_model), names.push_back("gptq");
+  try {
     done_before = costs.quantize;
-    stage_share = costs.eval_pass;
-    auto eval = [&](const WeightSource& w, const char* stage) {
-      PerplexityResult r = perplexity(w, inputs.eval_ids, spec.eval, [&](const Progress& p) {
-        Progress q = p;
-        q.stage = stage;
-        return overall(q);
-      });
-      done_before += costs.eval_pass;
-      ps.seqlen = r.seqlen;
-      ps.windows = r.windows;
-      ps.tokens = r.tokens;
-      ps.seconds += r.seconds;
-      return r.ppl;
-    };
-    try {
-      ps.original = eval(*model.weights, "ppl original");
-      if (inputs.options.run_rtn) ps.rtn = eval(rtn_model, "ppl rtn");
-      rtn_model = QuantizedModel(model.weights);  // its memory back before GPTQ's evaluation
-      if (inputs.options.run_gptq) ps.gptq = eval(gptq_model, "ppl gptq");
-      report.perplexity = ps;
-    } catch (const Cancelled&) {
-      if (!spec.keep_quantization_on_cancel) throw;
-      report.evaluation_cancelled = true;  // the quantization stands; evaluation skipped
+    for (size_t t = 0; t < inputs.eval_ids.size(); ++t) {
+      const std::filesystem::path& file = spec.eval_files[t];
+      stage_share = all_eval_tokens > 0 ? costs.total() - costs.quantize : 0;
+      stage_share *= all_eval_tokens > 0 ? double(eval_tokens[t]) / double(all_eval_tokens) : 0;
+      DivergenceOptions options;
+      options.eval = spec.eval;
+      options.precision = spec.eval_precision;
+      options.stage = "evaluate " + file.filename().string();
+      report.quality.push_back(evaluate_quality(*model.weights, quantized, names, file.string(),
+                                                inputs.eval_ids[t], options, overall));
+      done_before += stage_share;
     }
+    if (!report.quality.empty()) report.perplexity = perplexity_summary(report.quality.front());
+    if (generate) {
+      std::vector<NamedWeights> models = {{"original", model.weights.get()}};
+      for (size_t i = 0; i < quantized.size(); ++i) models.push_back({names[i], quantized[i]});
+      report.generations = generate_side_by_side(models, *model.tokenizer, spec.generation);
+    }
+  } catch (const Cancelled&) {
+    if (!spec.keep_quantization_on_cancel) throw;
+    report.evaluation_cancelled = true;  // the quantization stands; evaluation skipped
+    report.quality.clear();
+    report.perplexity.reset();
+    report.generations.clear();
   }
   report.peak_rss_bytes = peak_rss_bytes();
   return report;

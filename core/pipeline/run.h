@@ -13,6 +13,7 @@
 #include "io/gptq_export.h"
 #include "model/model.h"
 #include "pipeline/calibration.h"
+#include "pipeline/generations.h"
 #include "pipeline/perplexity.h"
 #include "pipeline/quantize.h"
 #include "pipeline/report.h"
@@ -27,8 +28,17 @@ struct RunSpec {
   // Rerun on an earlier run's windows (a report's): calib_file must then be the recorded text
   // (checked by size and SHA-256), and nsamples, seqlen and seed are the record's.
   std::optional<CalibrationRecord> replay;
-  std::optional<std::filesystem::path> eval_file;  // no perplexity without one
+  // The evaluation texts (none: no evaluation). On each, the original, RTN and GPTQ models run
+  // in lockstep: their perplexities with standard errors and each quantized model's KL
+  // divergence and agreement with the original (report.quality, one entry per text).
+  std::vector<std::filesystem::path> eval_files;
   PerplexityOptions eval;
+  // Stop evaluating a text once the 95% interval of ln(PPL_q / PPL_original) is narrower than
+  // this share of its value for every quantized model (--eval-precision).
+  std::optional<double> eval_precision;
+  // Prompts the original, RTN and GPTQ models continue side by side after the evaluation
+  // (report.generations); none without prompts.
+  GenerationSpec generation;
   int threads = 0;  // recorded in the report; the caller has applied it
   CalibrationOptions calib_options;  // JSONL field; how a folder or JSONL file is read
   // Loader compatibility (see unloadable_modules in io/gptq_export.h): by default, modules that
@@ -63,14 +73,14 @@ QuantizeOptions effective_options(const RunSpec& spec, const ModelConfig& config
 // (a short corpus, too many samples, a short evaluation text) fails in seconds.
 struct RunInputs {
   CalibrationSet calib;
-  std::vector<int32_t> eval_ids;  // empty without an evaluation text
+  std::vector<std::vector<int32_t>> eval_ids;  // one per evaluation text
   QuantizeOptions options;        // effective_options(): what the driver runs with
   std::vector<UnloadableModule> kept_for_loaders;
 };
 RunInputs prepare_run(const Model& model, const RunSpec& spec);
 
 // Runs the driver and the evaluation. `sink` (optional) also receives every quantized layer,
-// for export. Perplexity stages report progress as "ppl original", "ppl rtn", "ppl gptq"; every
+// for export. The evaluation of each text reports progress as "evaluate <file name>"; every
 // report carries Progress::run_fraction, the whole run's share done (stages weighted by
 // run_stage_costs()). Throws Cancelled when progress asks to stop; nothing is kept then
 // (unless spec.keep_quantization_on_cancel and the quantization had finished).

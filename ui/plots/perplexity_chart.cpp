@@ -20,11 +20,16 @@ constexpr QRgb kGptqColor = 0x4e79a7;
 
 }  // namespace
 
+QColor modelColor(const std::string& model) {
+  return QColor(model == "rtn" ? kRtnColor : model == "gptq" ? kGptqColor : kOriginalColor);
+}
+
 struct PerplexityChart::Impl {
   struct Bar {
     QString name;
     QRgb color;
     double value;
+    std::optional<double> se;  // its standard error, where the report has one
   };
   std::vector<Bar> bars;
   QString text;
@@ -120,9 +125,9 @@ void PerplexityChart::setPerplexity(const std::optional<PerplexitySummary>& p) {
   clear();
   if (!p) return;
   const std::pair<const std::optional<double>*, Impl::Bar> candidates[] = {
-      {&p->original, {tr("Original"), kOriginalColor, 0}},
-      {&p->rtn, {tr("RTN"), kRtnColor, 0}},
-      {&p->gptq, {tr("GPTQ"), kGptqColor, 0}}};
+      {&p->original, {tr("Original"), kOriginalColor, 0, p->original_se}},
+      {&p->rtn, {tr("RTN"), kRtnColor, 0, p->rtn_se}},
+      {&p->gptq, {tr("GPTQ"), kGptqColor, 0, p->gptq_se}}};
   for (const auto& [value, bar] : candidates) {
     if (!value->has_value()) continue;
     d->bars.push_back(bar);
@@ -147,11 +152,12 @@ void PerplexityChart::setPerplexity(const std::optional<PerplexitySummary>& p) {
   for (size_t i = 0; i < d->bars.size(); ++i) {
     const Impl::Bar& b = d->bars[i];
     QString name = b.name;
+    if (b.se) name += tr(" %1 ± %2").arg(b.value, 0, 'f', 3).arg(*b.se, 0, 'f', 3);
     if (const auto pct = p->percent_over_original(b.value); pct && i > 0) {
       auto with_sign = [](double v, int decimals) {
         return (v >= 0 ? QStringLiteral("+") : QString()) + QString::number(v, 'f', decimals);
       };
-      name += tr(" %1% (%2)").arg(with_sign(*pct, 2), with_sign(b.value - *p->original, 3));
+      name += tr("%1 %2% (%3)").arg(b.se ? QStringLiteral(",") : QString()).arg(with_sign(*pct, 2), with_sign(b.value - *p->original, 3));
     }
     auto* set = new QBarSet(name);
     set->append(b.value);

@@ -2,6 +2,7 @@
 // text: one bar each, its value printed on it, the text named in the title.
 #pragma once
 
+#include <QColor>
 #include <QList>
 #include <memory>
 #include <optional>
@@ -10,6 +11,10 @@
 #include "plots/chart_panel.h"
 
 namespace gptqw::ui::plots {
+
+// The colour of a model wherever the workbench compares them: the original in neutral grey,
+// RTN in orange, GPTQ in blue ("original", "rtn", "gptq"; others grey).
+QColor modelColor(const std::string& model);
 
 class PerplexityChart : public ChartPanel {
   Q_OBJECT
