@@ -13,6 +13,7 @@
 #include "format.h"
 #include "plots/grouped_bar_chart.h"
 #include "plots/perplexity_chart.h"
+#include "calibration_matrix_model.h"
 #include "quality_table_model.h"
 #include "run_session.h"
 
@@ -46,6 +47,28 @@ QualityPage::QualityPage(RunSession* session, QWidget* parent) : QWidget(parent)
   m_distribution = new plots::GroupedBarChart(QStringLiteral("kld-distribution"));
   m_position = new plots::GroupedBarChart(QStringLiteral("kld-by-position"));
 
+  // The calibration heat map, shown for reports that hold a calibration matrix.
+  m_matrix = new CalibrationMatrixModel(this);
+  auto* matrix_view = new QTableView;
+  matrix_view->setModel(m_matrix);
+  matrix_view->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+  auto* quantity = new QComboBox;
+  quantity->addItems({tr("GPTQ: perplexity"), tr("GPTQ: mean KLD"), tr("RTN: perplexity"), tr("RTN: mean KLD")});
+  quantity->setCurrentIndex(1);
+  m_matrix->setQuantity(CalibrationMatrixModel::Quantity::GptqKld);
+  connect(quantity, &QComboBox::currentIndexChanged, this,
+          [this](int i) { m_matrix->setQuantity(static_cast<CalibrationMatrixModel::Quantity>(i)); });
+  m_matrix_box = new QWidget;
+  auto* matrix_layout = new QVBoxLayout(m_matrix_box);
+  matrix_layout->setContentsMargins(0, 0, 0, 0);
+  auto* matrix_bar = new QHBoxLayout;
+  matrix_bar->addWidget(new QLabel(tr("Calibration sensitivity (red: worse than the best corpus for that text):")));
+  matrix_bar->addWidget(quantity);
+  matrix_bar->addStretch(1);
+  matrix_layout->addLayout(matrix_bar);
+  matrix_layout->addWidget(matrix_view);
+  m_matrix_box->hide();
+
   auto* bar = new QHBoxLayout;
   bar->addWidget(new QLabel(tr("Text:")));
   bar->addWidget(m_text, 1);
@@ -54,6 +77,7 @@ QualityPage::QualityPage(RunSession* session, QWidget* parent) : QWidget(parent)
   charts->addWidget(m_position);
   auto* split = new QSplitter(Qt::Vertical);
   split->addWidget(m_table);
+  split->addWidget(m_matrix_box);
   split->addWidget(charts);
   split->setStretchFactor(1, 2);
   auto* layout = new QVBoxLayout(this);
@@ -61,8 +85,17 @@ QualityPage::QualityPage(RunSession* session, QWidget* parent) : QWidget(parent)
   layout->addLayout(bar);
   layout->addWidget(split, 1);
 
-  connect(session, &RunSession::reportReady, this, [this](const Report& r) { setQuality(r.quality); });
-  connect(session, &RunSession::resultsCleared, this, [this] { setQuality({}); });
+  connect(session, &RunSession::reportReady, this, [this](const Report& r) {
+    setQuality(r.quality);
+    m_matrix->setMatrix(r.calibration_matrix);
+    m_matrix_box->setVisible(r.calibration_matrix.has_value());
+    m_note->setVisible(r.quality.empty() && !r.calibration_matrix);
+  });
+  connect(session, &RunSession::resultsCleared, this, [this] {
+    setQuality({});
+    m_matrix->setMatrix(std::nullopt);
+    m_matrix_box->hide();
+  });
   setQuality({});
 }
 

@@ -349,6 +349,7 @@ json to_json(const Report& r) {
   j["quality"] = json::array();
   for (const TextQuality& q : r.quality) j["quality"].push_back(to_json(q));
   j["generations"] = to_json(r.generations);
+  if (r.calibration_matrix) j["calibration_matrix"] = to_json(*r.calibration_matrix);
   return j;
 }
 

@@ -14,6 +14,7 @@
 #include "common/environment.h"
 #include "io/gptq_export.h"
 #include "pipeline/calibration.h"
+#include "pipeline/calibration_matrix.h"
 #include "pipeline/generations.h"
 #include "pipeline/perplexity.h"
 #include "pipeline/quality.h"
@@ -102,6 +103,8 @@ struct Report {
   std::vector<TextQuality> quality;
   // Side-by-side continuations of the run's prompts (version 2; empty without prompts).
   std::vector<PromptGenerations> generations;
+  // `gptqw calibration-matrix`: the same settings with each corpus, on each text (version 2).
+  std::optional<CalibrationMatrix> calibration_matrix;
   // The perplexity passes were cancelled after the quantization had finished (the window keeps
   // it: RunSpec::keep_quantization_on_cancel); perplexity is then empty. Not saved.
   bool evaluation_cancelled = false;

@@ -1,0 +1,69 @@
+#include "pipeline/calibration_matrix.h"
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "pipeline/run.h"
+
+namespace gptqw {
+
+std::vector<std::vector<double>> CalibrationMatrix::values(const std::string& method,
+                                                           const std::string& quantity) const {
+  std::vector<std::vector<double>> out;
+  for (const auto& row : cells) {
+    std::vector<double>& r = out.emplace_back();
+    for (const TextQuality& q : row) {
+      const QuantizedQuality* m = q.find(method);
+      double v = std::numeric_limits<double>::quiet_NaN();
+      if (m && quantity == "ppl") v = m->ppl.value;
+      else if (m && quantity == "kld") v = m->vs_original.kld.value;
+      else if (m && quantity == "ln_ratio") v = m->vs_original.ln_ppl_ratio.value;
+      r.push_back(v);
+    }
+  }
+  return out;
+}
+
+CalibrationMatrix calibration_matrix(const Model& model, const RunSpec& base,
+                                     const std::vector<std::filesystem::path>& calibs,
+                                     const ProgressFn& progress) {
+  if (calibs.empty()) throw ConfigError("the calibration matrix needs at least one calibration corpus");
+  if (base.eval_files.empty()) throw ConfigError("the calibration matrix needs at least one evaluation text");
+  const auto t0 = std::chrono::steady_clock::now();
+  CalibrationMatrix m;
+  for (const auto& t : base.eval_files) m.texts.push_back(t.string());
+  for (size_t c = 0; c < calibs.size(); ++c) {
+    RunSpec spec = base;
+    spec.calib_file = calibs[c];
+    spec.generation.prompts.clear();
+    const std::string prefix = "calibration " + std::to_string(c + 1) + "/" + std::to_string(calibs.size()) + ": ";
+    auto share = [&](const Progress& p) {
+      Progress q = p;
+      q.stage = prefix + p.stage;
+      const double f = p.run_fraction >= 0 ? p.run_fraction : p.fraction;
+      q.run_fraction = (double(c) + f) / double(calibs.size());
+      return !progress || progress(q);
+    };
+    const RunInputs inputs = prepare_run(model, spec);
+    Report r = run_quantization(model, spec, inputs, {}, share);
+    m.calibs.push_back(calibs[c].string());
+    m.cells.push_back(std::move(r.quality));
+  }
+  m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return m;
+}
+
+nlohmann::json to_json(const CalibrationMatrix& m) {
+  nlohmann::json cells = nlohmann::json::array();
+  for (const auto& row : m.cells) {
+    nlohmann::json r = nlohmann::json::array();
+    for (const TextQuality& q : row) r.push_back(to_json(q));
+    cells.push_back(std::move(r));
+  }
+  return {{"calibs", m.calibs}, {"texts", m.texts}, {"cells", std::move(cells)}, {"seconds", m.seconds}};
+}
+
+}  // namespace gptqw
