@@ -46,7 +46,7 @@ struct Percentiles {
 // Sorts a copy of the values.
 Percentiles percentiles(std::span<const float> values);
 
-// The two perplexities, their ratio and the KLD over a set of positions.
+// The two perplexities, their ratio and the KLD over a set of positions (all 0 when empty).
 struct PairEstimates {
   Estimate ppl_orig, ppl_quant, ln_ppl_ratio, kld;
 };
