@@ -9,6 +9,8 @@
 #include <limits>
 #include <random>
 
+#include <omp.h>
+
 #include "common/error.h"
 #include "pipeline/divergence.h"
 #include "pipeline/perplexity.h"
@@ -38,17 +40,17 @@ TokenComparison nlls(double orig, double quant) {
 }
 
 // A small Llama-shaped model with random weights, in memory: 2 blocks, hidden 16, 2 heads of 8,
-// MLP 24, vocabulary 37, untied head.
+// MLP 24, vocabulary 37 (or as given), untied head.
 class RandomModel : public WeightSource {
  public:
-  explicit RandomModel(unsigned seed) {
+  explicit RandomModel(unsigned seed, int vocab = 37) {
     m_c.model_type = "llama";
     m_c.hidden_size = 16;
     m_c.num_layers = 2;
     m_c.num_heads = m_c.num_kv_heads = 2;
     m_c.head_dim = 8;
     m_c.intermediate_size = 24;
-    m_c.vocab_size = 37;
+    m_c.vocab_size = vocab;
     m_c.max_position_embeddings = 64;
     std::mt19937 rng(seed);
     std::normal_distribution<float> n(0.f, 0.3f);
@@ -455,6 +457,32 @@ class TestDivergence : public QObject {
     QVERIFY(!all.stopped_early);
     o.precision = 0;
     QVERIFY_EXCEPTION_THROWN(compare_models(*m, q, ids, o), ConfigError);
+  }
+
+  // A vocabulary large enough that the walk takes one window at a time (512 x 40,000 logits
+  // are above its 64 MB threshold) and the rows of a block are compared in parallel instead:
+  // the same sums with 1 thread as with all, and perplexity()'s perplexities.
+  void evaluatorLargeVocabularyRowsInParallel() {
+    auto m = std::make_shared<RandomModel>(4, 40000);
+    QuantizedModel qm(m);
+    Matrix W = m->block(1)[LinearKind::down].W * 1.1f;
+    qm.set(1, LinearKind::down, W);
+    const std::vector<int32_t> ids = random_tokens(512 * 2, 40000, 9);
+    DivergenceOptions o;
+    o.eval.seqlen = 512;
+    const WeightSource* q[] = {&qm};
+    const DivergenceResult all = compare_models(*m, q, ids, o);
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const DivergenceResult one = compare_models(*m, q, ids, o);
+    omp_set_num_threads(threads);
+    QCOMPARE(all.quantized[0].stats.sums().kld, one.quantized[0].stats.sums().kld);
+    QCOMPARE(all.quantized[0].stats.sums().dp2, one.quantized[0].stats.sums().dp2);
+    QCOMPARE(all.quantized[0].summary.top_agree_count, one.quantized[0].summary.top_agree_count);
+    QCOMPARE(all.quantized[0].perplexity.ppl, perplexity(qm, ids, o.eval).ppl);
+    QCOMPARE(all.original.ppl, perplexity(*m, ids, o.eval).ppl);
+    QCOMPARE(all.quantized[0].summary.tokens, int64_t(2 * 511));
+    QVERIFY(all.quantized[0].summary.kld.value > 0);
   }
 
   // A quantized model whose outputs are NaN: an error naming the window and the model.
