@@ -75,7 +75,9 @@ DivergenceOptions options() {
   return o;
 }
 
-double rel(double a, double b) { return std::abs(a / b - 1); }
+double rel(double a, double b) {
+  return std::abs(a / b - 1);
+}
 
 // Relative tolerances against the float64 reference, from the agreement measured (gptq, rtn,
 // checkpoint) with margin. The C++ forward pass is fp32, so its logits differ from float64 by
@@ -91,12 +93,13 @@ constexpr double kMeanTol = 1e-6, kSeTol = 5e-6, kPercentileTol = 2e-5;
 // Checks one model's statistics against the reference's.
 void check(const char* name, const ModelDivergence& d, const Pinned& p) {
   const DivergenceSummary& s = d.summary;
-  qDebug("%s: KLD %.9g (ref %.9g, rel %.1e), ln ratio %.9g (ref %.9g, rel %.1e), ppl %.10g "
-         "(ref %.10g, rel %.1e), same top-1 %lld (ref %lld), top-5 %lld (ref %lld)",
-         name, s.kld.value, p.kld, rel(s.kld.value, p.kld), s.ln_ppl_ratio.value, p.ln_ratio,
-         rel(s.ln_ppl_ratio.value, p.ln_ratio), d.perplexity.ppl, p.ppl_protocol,
-         rel(d.perplexity.ppl, p.ppl_protocol), (long long)s.top_agree_count[0],
-         (long long)p.top_agree[0], (long long)s.top_agree_count[4], (long long)p.top_agree[4]);
+  qDebug(
+      "%s: KLD %.9g (ref %.9g, rel %.1e), ln ratio %.9g (ref %.9g, rel %.1e), ppl %.10g "
+      "(ref %.10g, rel %.1e), same top-1 %lld (ref %lld), top-5 %lld (ref %lld)",
+      name, s.kld.value, p.kld, rel(s.kld.value, p.kld), s.ln_ppl_ratio.value, p.ln_ratio,
+      rel(s.ln_ppl_ratio.value, p.ln_ratio), d.perplexity.ppl, p.ppl_protocol,
+      rel(d.perplexity.ppl, p.ppl_protocol), (long long)s.top_agree_count[0],
+      (long long)p.top_agree[0], (long long)s.top_agree_count[4], (long long)p.top_agree[4]);
   const struct {
     const char* what;
     double got, want, tol;
@@ -115,14 +118,21 @@ void check(const char* name, const ModelDivergence& d, const Pinned& p) {
       {"RMS dp", s.dp_rms.value, p.dp_rms, kMeanTol},
   };
   for (const auto& v : values)
-    QVERIFY2(rel(v.got, v.want) < v.tol,
-             qPrintable(QString("%1 %2: %3, the reference's %4 (relative difference %5, tolerance %6)")
-                            .arg(name, v.what).arg(v.got, 0, 'g', 12).arg(v.want, 0, 'g', 12)
-                            .arg(rel(v.got, v.want)).arg(v.tol)));
+    QVERIFY2(
+        rel(v.got, v.want) < v.tol,
+        qPrintable(QString("%1 %2: %3, the reference's %4 (relative difference %5, tolerance %6)")
+                       .arg(name, v.what)
+                       .arg(v.got, 0, 'g', 12)
+                       .arg(v.want, 0, 'g', 12)
+                       .arg(rel(v.got, v.want))
+                       .arg(v.tol)));
   for (int k = 0; k < kTopRanks; ++k)
     QVERIFY2(s.top_agree_count[k] == p.top_agree[k],
              qPrintable(QString("%1 top-%2 agreement: %3 positions, the reference's %4")
-                            .arg(name).arg(k + 1).arg(s.top_agree_count[k]).arg(p.top_agree[k])));
+                            .arg(name)
+                            .arg(k + 1)
+                            .arg(s.top_agree_count[k])
+                            .arg(p.top_agree[k])));
 }
 
 }  // namespace
@@ -167,9 +177,19 @@ class TestDivergenceData : public QObject {
   // divergence_reference.py's values (float64), tinystories windows 0..63 of 512 tokens; the
   // exports of `gptqw quantize --method gptq|rtn` with the fixture's settings. Fields as in Pinned.
   static constexpr double kOriginalPpl = 8.4611206498945091;
-  static constexpr Pinned kGptq = {8.9416055595214399, 8.9416055595214363, 0.15461455394847287, 0.055233536476183343, 0.0022236221531758854, 0.052125239989362644, 0.00077386261829773565, 0.018166537541933443, 0.55249447370178684, 7.1262772812668569, -0.012718281432431843, 0.074184815901680454, {28889, 22480, 16007, 10784, 6949}};
-  static constexpr Pinned kRtn = {9.2940476159292302, 9.2940476159292356, 0.16251795556493337, 0.093892524575388769, 0.0032137107380246755, 0.1030777556526023, 0.0013151593002833693, 0.038620574608777068, 1.1184384889880612, 7.6583804286400046, -0.013474580461207914, 0.10091623582394284, {27281, 19270, 12245, 7187, 4013}};
-  static constexpr Pinned kCheckpoint = {8.9412501154079465, 8.9412501154079465, 0.15460103083686513, 0.055193783975799882, 0.00222288964142465, 0.052122910466797373, 0.0007737132463227352, 0.018160445364083538, 0.55332333084205199, 7.1236736528861035, -0.012737274559183932, 0.074190974633056642, {28889, 22477, 16010, 10778, 6929}};
+  // clang-format off
+  // Rows: ppl (protocol), PPL(Q), its se, ln(PPL(Q)/PPL(base)), its se; mean KLD, its se,
+  // median, p99 and max KLD; mean Δp, RMS Δp, top-K agreement counts for K = 1..5.
+  static constexpr Pinned kGptq = {8.9416055595214399, 8.9416055595214363, 0.15461455394847287, 0.055233536476183343, 0.0022236221531758854,
+                                   0.052125239989362644, 0.00077386261829773565, 0.018166537541933443, 0.55249447370178684, 7.1262772812668569,
+                                   -0.012718281432431843, 0.074184815901680454, {28889, 22480, 16007, 10784, 6949}};
+  static constexpr Pinned kRtn = {9.2940476159292302, 9.2940476159292356, 0.16251795556493337, 0.093892524575388769, 0.0032137107380246755,
+                                  0.1030777556526023, 0.0013151593002833693, 0.038620574608777068, 1.1184384889880612, 7.6583804286400046,
+                                  -0.013474580461207914, 0.10091623582394284, {27281, 19270, 12245, 7187, 4013}};
+  static constexpr Pinned kCheckpoint = {8.9412501154079465, 8.9412501154079465, 0.15460103083686513, 0.055193783975799882, 0.00222288964142465,
+                                         0.052122910466797373, 0.0007737132463227352, 0.018160445364083538, 0.55332333084205199, 7.1236736528861035,
+                                         -0.012737274559183932, 0.074190974633056642, {28889, 22477, 16010, 10778, 6929}};
+  // clang-format on
 };
 
 QTEST_GUILESS_MAIN(TestDivergenceData)

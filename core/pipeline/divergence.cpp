@@ -1,9 +1,9 @@
 #include "pipeline/divergence.h"
 
+#include <omp.h>
+
 #include <chrono>
 #include <exception>
-
-#include <omp.h>
 
 #include "common/error.h"
 #include "pipeline/window_walk.h"
@@ -37,10 +37,11 @@ DivergenceResult compare_models(const WeightSource& original,
   const int seqlen = opt.eval.seqlen;
   const DivergenceStats empty(opt.position_buckets);  // checks the buckets before any work
   if (opt.precision && !(*opt.precision > 0))
-    throw ConfigError("divergence: the precision must be above 0, got " + std::to_string(*opt.precision));
+    throw ConfigError("divergence: the precision must be above 0, got " +
+                      std::to_string(*opt.precision));
   const WindowPlan plan =
-      plan_windows(original.config(), static_cast<int64_t>(tokens.size()), opt.eval, static_cast<int>(M),
-                   opt.precision ? std::max(1, opt.check_chunk) : 0);
+      plan_windows(original.config(), static_cast<int64_t>(tokens.size()), opt.eval,
+                   static_cast<int>(M), opt.precision ? std::max(1, opt.check_chunk) : 0);
 
   DivergenceResult r;
   r.windows_available = static_cast<int>(plan.windows);
@@ -113,7 +114,8 @@ DivergenceResult compare_models(const WeightSource& original,
       ++r.windows;
       if (!opt.precision) continue;
       bool all = true;
-      for (const DivergenceStats& s : stats) all = all && precision_reached(s, opt.precision_of, *opt.precision);
+      for (const DivergenceStats& s : stats)
+        all = all && precision_reached(s, opt.precision_of, *opt.precision);
       if (all) {
         r.stopped_early = w + 1 < plan.windows;
         return false;
@@ -131,7 +133,8 @@ DivergenceResult compare_models(const WeightSource& original,
   r.original = perplexity_result(losses[0], n_tokens, seqlen, opt.stage + ": " + model_label(0));
   for (size_t q = 0; q + 1 < M; ++q) {
     ModelDivergence d;
-    d.perplexity = perplexity_result(losses[q + 1], n_tokens, seqlen, opt.stage + ": " + model_label(q + 1));
+    d.perplexity =
+        perplexity_result(losses[q + 1], n_tokens, seqlen, opt.stage + ": " + model_label(q + 1));
     d.summary = summarize(stats[q]);
     d.stats = std::move(stats[q]);
     r.quantized.push_back(std::move(d));

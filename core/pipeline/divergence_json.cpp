@@ -4,18 +4,21 @@ namespace gptqw {
 
 using nlohmann::json;
 
-json to_json(const Estimate& e) { return {{"value", e.value}, {"se", e.se}}; }
+json to_json(const Estimate& e) {
+  return {{"value", e.value}, {"se", e.se}};
+}
 
 json to_json(const Percentiles& p) {
-  return {{"min", p.min},   {"p0_1", p.p0_1},     {"p1", p.p1},   {"p5", p.p5},   {"p10", p.p10},
-          {"p25", p.p25},   {"median", p.median}, {"p75", p.p75}, {"p90", p.p90}, {"p95", p.p95},
-          {"p99", p.p99},   {"p99_9", p.p99_9},   {"max", p.max}};
+  return {{"min", p.min}, {"p0_1", p.p0_1},     {"p1", p.p1},   {"p5", p.p5},   {"p10", p.p10},
+          {"p25", p.p25}, {"median", p.median}, {"p75", p.p75}, {"p90", p.p90}, {"p95", p.p95},
+          {"p99", p.p99}, {"p99_9", p.p99_9},   {"max", p.max}};
 }
 
 json to_json(const DivergenceSummary& s) {
   json top = json::array();
   for (int k = 0; k < kTopRanks; ++k)
-    top.push_back({{"k", k + 1}, {"count", s.top_agree_count[k]}, {"share", to_json(s.top_agreement[k])}});
+    top.push_back(
+        {{"k", k + 1}, {"count", s.top_agree_count[k]}, {"share", to_json(s.top_agreement[k])}});
   json positions = json::array();
   for (const PositionBucketSummary& b : s.by_position)
     positions.push_back({{"first", b.first},
@@ -27,8 +30,12 @@ json to_json(const DivergenceSummary& s) {
                          {"kld", to_json(b.est.kld)}});
   json confidence = json::array();
   for (const ConfidenceBucketSummary& c : s.by_confidence)
-    confidence.push_back({{"low", c.low}, {"high", c.high}, {"tokens", c.tokens}, {"share", c.share},
-                          {"kld_mean", c.kld_mean}, {"kld_median", c.kld_median}});
+    confidence.push_back({{"low", c.low},
+                          {"high", c.high},
+                          {"tokens", c.tokens},
+                          {"share", c.share},
+                          {"kld_mean", c.kld_mean},
+                          {"kld_median", c.kld_median}});
   return {{"tokens", s.tokens},
           {"windows", s.windows},
           {"ppl_orig", to_json(s.ppl_orig)},

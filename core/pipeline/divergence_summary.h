@@ -40,8 +40,8 @@
 namespace gptqw {
 
 struct Percentiles {
-  double min = 0, p0_1 = 0, p1 = 0, p5 = 0, p10 = 0, p25 = 0, median = 0, p75 = 0, p90 = 0,
-         p95 = 0, p99 = 0, p99_9 = 0, max = 0;
+  double min = 0, p0_1 = 0, p1 = 0, p5 = 0, p10 = 0, p25 = 0, median = 0, p75 = 0, p90 = 0, p95 = 0,
+         p99 = 0, p99_9 = 0, max = 0;
 };
 // Sorts a copy of the values.
 Percentiles percentiles(std::span<const float> values);
