@@ -51,6 +51,55 @@ class TestCli : public QObject {
     QVERIFY(r.err.isEmpty());  // --json is quiet
   }
 
+  // eval --against: an RTN export against its original; the original against itself gives
+  // exactly zero divergence; an early stop says so; the precision needs an original.
+  void evalAgainstOriginal() {
+    QTemporaryDir tmp;
+    const QString out = tmp.filePath("rtn");
+    auto q = run_cli({"quantize", "--model", model(), "--calib", text("tinystories-sample.txt"),
+                      "--nsamples", "4", "--seqlen", "128", "--group-size", "32", "--method", "rtn",
+                      "--out", out, "--quiet"});
+    QCOMPARE(q.exit_code, 0);
+    const QStringList common = {"--against", model(), "--text", text("tinystories-sample.txt"),
+                                "--seqlen", "256", "--max-windows", "6"};
+    auto r = run_cli(QStringList{"eval", "--model", out, "--json"} + common);
+    QCOMPARE(r.exit_code, 0);
+    QJsonObject j = json_of(r);
+    QCOMPARE(j["windows"].toInt(), 6);
+    QVERIFY(!j["stopped_early"].toBool());
+    const QJsonObject d = j["quantized"].toArray()[0].toObject()["divergence"].toObject();
+    QCOMPARE(d["tokens"].toInt(), 6 * 255);
+    QVERIFY(d["kld"].toObject()["value"].toDouble() > 0.01 && d["kld"].toObject()["se"].toDouble() > 0);
+    const double same = d["top_agreement"].toArray()[0].toObject()["share"].toObject()["value"].toDouble();
+    QVERIFY(same > 0.5 && same < 1);
+    QVERIFY(d["ln_ppl_ratio"].toObject()["value"].toDouble() > 0);
+    const double ppl = j["original"].toObject()["perplexity"].toObject()["ppl"].toDouble();
+    auto plain = run_cli({"eval", "--model", model(), "--text", text("tinystories-sample.txt"),
+                          "--seqlen", "256", "--max-windows", "6", "--json"});
+    QCOMPARE(ppl, json_of(plain)["ppl"].toDouble());  // perplexity()'s number, to the bit
+    QVERIFY(json_of(plain)["ppl_se"].toDouble() > 0);
+
+    auto self = run_cli(QStringList{"eval", "--model", model(), "--json"} + common);
+    QCOMPARE(self.exit_code, 0);
+    const QJsonObject s = json_of(self)["quantized"].toArray()[0].toObject()["divergence"].toObject();
+    QCOMPARE(s["kld"].toObject()["value"].toDouble(), 0.0);
+    QCOMPARE(s["kld_percentiles"].toObject()["max"].toDouble(), 0.0);
+
+    auto text_out = run_cli(QStringList{"eval", "--model", out, "--eval-precision", "1000"} + common);
+    QCOMPARE(text_out.exit_code, 0);
+    for (const char* line : {"stopped early after 2 of 6 windows", "Mean    KLD:", "Same top p:",
+                             "Mean ln(PPL(Q)/PPL(base))     :", "99.9%   KLD:", "RMS Δp    :"})
+      QVERIFY2(text_out.out.contains(line), line);
+    QVERIFY(!text_out.out.contains("nan"));
+
+    auto bad = run_cli({"eval", "--model", out, "--text", text("tinystories-sample.txt"), "--eval-precision", "0.01"});
+    QCOMPARE(bad.exit_code, 2);
+    QVERIFY2(bad.err.contains("--against"), bad.err.constData());
+    bad = run_cli(QStringList{"eval", "--model", out, "--precision-of", "ppl"} + common);
+    QCOMPARE(bad.exit_code, 2);
+    QVERIFY2(bad.err.contains("--precision-of must be ln-ppl-ratio or kld"), bad.err.constData());
+  }
+
   void llama2cModelWorksWhereverAModelIsTaken() {
     QString bin = qpath(test::stories_dir() / "llama2c/stories260K.bin");
     QString tok = qpath(test::stories_dir() / "llama2c/tok512.bin");

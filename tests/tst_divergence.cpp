@@ -4,6 +4,8 @@
 // and the lockstep evaluator on a small random in-memory model: identical models give exactly
 // zero divergence, each model's perplexity is perplexity()'s to the bit, chunking changes no
 // bit, and the early stop ends after the window where the precision is reached.
+#include <omp.h>
+
 #include <QTest>
 #include <cmath>
 #include <limits>
@@ -23,7 +25,9 @@ namespace {
 const double ln2 = std::log(2.0);
 
 // Relative closeness for values worked out by hand from logits rounded to float (about 1e-7).
-bool near(double a, double b, double rel = 1e-6) { return std::abs(a - b) <= rel * std::max(1.0, std::abs(b)); }
+bool near(double a, double b, double rel = 1e-6) {
+  return std::abs(a - b) <= rel * std::max(1.0, std::abs(b));
+}
 
 TokenComparison compare(std::vector<float> x, std::vector<float> y, int32_t target) {
   return compare_tokens(TokenDistribution(x), TokenDistribution(y), target);
@@ -38,17 +42,17 @@ TokenComparison nlls(double orig, double quant) {
 }
 
 // A small Llama-shaped model with random weights, in memory: 2 blocks, hidden 16, 2 heads of 8,
-// MLP 24, vocabulary 37, untied head.
+// MLP 24, vocabulary 37 (or as given), untied head.
 class RandomModel : public WeightSource {
  public:
-  explicit RandomModel(unsigned seed) {
+  explicit RandomModel(unsigned seed, int vocab = 37) {
     m_c.model_type = "llama";
     m_c.hidden_size = 16;
     m_c.num_layers = 2;
     m_c.num_heads = m_c.num_kv_heads = 2;
     m_c.head_dim = 8;
     m_c.intermediate_size = 24;
-    m_c.vocab_size = 37;
+    m_c.vocab_size = vocab;
     m_c.max_position_embeddings = 64;
     std::mt19937 rng(seed);
     std::normal_distribution<float> n(0.f, 0.3f);
@@ -147,7 +151,8 @@ class TestDivergence : public QObject {
   // 1.609437912. Top: original (0, 1, 2, 3) (2 and 3 tie: lower id first), quantized (3, 0, 1,
   // 2): they differ at rank 1, so no K agrees. The original's confidence is .5.
   void handMadeFourTokens() {
-    const TokenComparison c = compare({float(2 * ln2), float(ln2), 0.f, 0.f}, {0.f, 0.f, 0.f, float(ln2)}, 2);
+    const TokenComparison c =
+        compare({float(2 * ln2), float(ln2), 0.f, 0.f}, {0.f, 0.f, 0.f, float(ln2)}, 2);
     QVERIFY2(near(c.kld, 0.3097869488842029), qPrintable(QString::number(c.kld, 'g', 17)));
     QVERIFY(near(c.p_orig, 0.125));
     QVERIFY(near(c.p_quant, 0.2));
@@ -157,12 +162,14 @@ class TestDivergence : public QObject {
     QCOMPARE(c.top_agree, 0);
     QVERIFY(near(c.orig_top_prob, 0.5));
     // Correct token 0 instead: p_c = .5, q_c = .2, Δp = -.3; the KLD does not depend on it.
-    const TokenComparison d = compare({float(2 * ln2), float(ln2), 0.f, 0.f}, {0.f, 0.f, 0.f, float(ln2)}, 0);
+    const TokenComparison d =
+        compare({float(2 * ln2), float(ln2), 0.f, 0.f}, {0.f, 0.f, 0.f, float(ln2)}, 0);
     QCOMPARE(d.kld, c.kld);
     QVERIFY(near(d.dp, -0.3));
     // Reversed: KL(q || p) = .2 ln(.2/.5) + .2 ln(.2/.25) + .2 ln(.2/.125) + .4 ln(.4/.125)
     //   = -.183258146 - .044628710 + .094000726 + .465260324 = 0.331374193: not symmetric.
-    const TokenComparison e = compare({0.f, 0.f, 0.f, float(ln2)}, {float(2 * ln2), float(ln2), 0.f, 0.f}, 2);
+    const TokenComparison e =
+        compare({0.f, 0.f, 0.f, float(ln2)}, {float(2 * ln2), float(ln2), 0.f, 0.f}, 2);
     QVERIFY2(near(e.kld, 0.33137419313374655), qPrintable(QString::number(e.kld, 'g', 17)));
   }
 
@@ -185,9 +192,11 @@ class TestDivergence : public QObject {
     // Ties rank by token id: all-equal logits give (0, 1, 2, 3, 4); raising token 5 alone
     // gives (5, 0, 1, 2, 3), which agrees at no K.
     const TokenDistribution flat(std::vector<float>(6, 1.f));
-    QCOMPARE(std::vector<int32_t>(flat.top().begin(), flat.top().end()), (std::vector<int32_t>{0, 1, 2, 3, 4}));
+    QCOMPARE(std::vector<int32_t>(flat.top().begin(), flat.top().end()),
+             (std::vector<int32_t>{0, 1, 2, 3, 4}));
     const TokenDistribution raised(std::vector<float>{1, 1, 1, 1, 1, 1.5f});
-    QCOMPARE(std::vector<int32_t>(raised.top().begin(), raised.top().end()), (std::vector<int32_t>{5, 0, 1, 2, 3}));
+    QCOMPARE(std::vector<int32_t>(raised.top().begin(), raised.top().end()),
+             (std::vector<int32_t>{5, 0, 1, 2, 3}));
     QCOMPARE(compare_tokens(flat, raised, 0).top_agree, 0);
     // Fewer than 5 tokens: the ranks that exist are compared, so identical 3-token rows agree
     // at every K.
@@ -235,7 +244,7 @@ class TestDivergence : public QObject {
     const Estimate p = proportion_estimate(3, 4);  // sqrt(.75 x .25 / 3) = .25
     QCOMPARE(p.value, 0.75);
     QVERIFY(near(p.se, 0.25, 1e-12));
-    QCOMPARE(mean_estimate(5, 25, 1).se, 0.0);  // one value: no spread to measure
+    QCOMPARE(mean_estimate(5, 25, 1).se, 0.0);              // one value: no spread to measure
     const Estimate e = exp_estimate({std::log(8.0), 0.1});  // 8 +- .8
     QVERIFY(near(e.value, 8, 1e-12) && near(e.se, 0.8, 1e-12));
     const Estimate r = sqrt_estimate({4, 0.2});  // 2 +- .2 / 4
@@ -246,11 +255,13 @@ class TestDivergence : public QObject {
     for (int i = 0; i < 4; ++i) s.add(nlls(x[i], y[i]), i);
     const DivergenceSummary d = summarize(s);
     QVERIFY(near(d.ln_ppl_ratio.value, 2.75, 1e-12));
-    QVERIFY2(near(d.ln_ppl_ratio.se, 0.8539125638299665, 1e-12), qPrintable(QString::number(d.ln_ppl_ratio.se, 'g', 17)));
+    QVERIFY2(near(d.ln_ppl_ratio.se, 0.8539125638299665, 1e-12),
+             qPrintable(QString::number(d.ln_ppl_ratio.se, 'g', 17)));
     QVERIFY(near(d.ppl_orig.value, std::exp(2.5), 1e-12));
     QVERIFY(near(d.ppl_orig.se, std::exp(2.5) * 0.6454972243679028, 1e-12));
     QVERIFY(near(d.ppl_quant.se, std::exp(5.25) * 1.4930394055974097, 1e-12));
-    QVERIFY(near(d.nll_correlation, 0.9583333333333334 / (0.6454972243679028 * 1.4930394055974097), 1e-12));
+    QVERIFY(near(d.nll_correlation, 0.9583333333333334 / (0.6454972243679028 * 1.4930394055974097),
+                 1e-12));
     QVERIFY(near(d.ppl_ratio.value, std::exp(2.75), 1e-12));
     QVERIFY(near(d.ppl_diff.value, std::exp(5.25) - std::exp(2.5), 1e-12));
 
@@ -327,7 +338,8 @@ class TestDivergence : public QObject {
     s.add(nlls(0, 0.4), 1);
     const PrecisionCheck c = precision_check(s, PrecisionOf::ln_ppl_ratio);
     QVERIFY(near(c.value, 0.25, 1e-12));
-    QVERIFY2(near(c.half_width, 0.6353102500000001, 1e-9), qPrintable(QString::number(c.half_width, 'g', 17)));
+    QVERIFY2(near(c.half_width, 0.6353102500000001, 1e-9),
+             qPrintable(QString::number(c.half_width, 'g', 17)));
     QVERIFY(near(c.relative, 2.5412410000000003, 1e-9));
     QVERIFY(!precision_reached(s, PrecisionOf::ln_ppl_ratio, 2.5));
     QVERIFY(precision_reached(s, PrecisionOf::ln_ppl_ratio, 2.6));
@@ -341,7 +353,9 @@ class TestDivergence : public QObject {
 
   void nonFiniteIsAnError() {
     const float nan = std::numeric_limits<float>::quiet_NaN();
-    const std::string e = test::error_of([&] { TokenDistribution d(std::vector<float>{0, nan, 1}); });
+    const std::string e = test::error_of([&] {
+      TokenDistribution d(std::vector<float>{0, nan, 1});
+    });
     QVERIFY2(test::contains(e, "logit of token 1"), e.c_str());
     DivergenceStats s;
     TokenComparison c;
@@ -457,6 +471,32 @@ class TestDivergence : public QObject {
     QVERIFY_EXCEPTION_THROWN(compare_models(*m, q, ids, o), ConfigError);
   }
 
+  // A vocabulary large enough that the walk takes one window at a time (512 x 40,000 logits
+  // are above its 64 MB threshold) and the rows of a block are compared in parallel instead:
+  // the same sums with 1 thread as with all, and perplexity()'s perplexities.
+  void evaluatorLargeVocabularyRowsInParallel() {
+    auto m = std::make_shared<RandomModel>(4, 40000);
+    QuantizedModel qm(m);
+    Matrix W = m->block(1)[LinearKind::down].W * 1.1f;
+    qm.set(1, LinearKind::down, W);
+    const std::vector<int32_t> ids = random_tokens(512 * 2, 40000, 9);
+    DivergenceOptions o;
+    o.eval.seqlen = 512;
+    const WeightSource* q[] = {&qm};
+    const DivergenceResult all = compare_models(*m, q, ids, o);
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const DivergenceResult one = compare_models(*m, q, ids, o);
+    omp_set_num_threads(threads);
+    QCOMPARE(all.quantized[0].stats.sums().kld, one.quantized[0].stats.sums().kld);
+    QCOMPARE(all.quantized[0].stats.sums().dp2, one.quantized[0].stats.sums().dp2);
+    QCOMPARE(all.quantized[0].summary.top_agree_count, one.quantized[0].summary.top_agree_count);
+    QCOMPARE(all.quantized[0].perplexity.ppl, perplexity(qm, ids, o.eval).ppl);
+    QCOMPARE(all.original.ppl, perplexity(*m, ids, o.eval).ppl);
+    QCOMPARE(all.quantized[0].summary.tokens, int64_t(2 * 511));
+    QVERIFY(all.quantized[0].summary.kld.value > 0);
+  }
+
   // A quantized model whose outputs are NaN: an error naming the window and the model.
   void evaluatorNonFiniteNamesTheWindow() {
     const RandomModel m(1);
@@ -471,7 +511,8 @@ class TestDivergence : public QObject {
                  test::contains(e, "logit of token 5"),
              e.c_str());
     const WeightSource* none[] = {&m};
-    QVERIFY_EXCEPTION_THROWN(compare_models(m, std::span<const WeightSource* const>(none, 0), ids, o), ConfigError);
+    QVERIFY_EXCEPTION_THROWN(
+        compare_models(m, std::span<const WeightSource* const>(none, 0), ids, o), ConfigError);
     o.eval.seqlen = 64;  // longer than the text
     QVERIFY_EXCEPTION_THROWN(compare_models(m, none, ids, o), ConfigError);
   }

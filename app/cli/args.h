@@ -21,6 +21,7 @@ constexpr long kMaxWindows = 1L << 30;     // --max-windows, --eval-max-windows 
 constexpr long kMaxNewTokens = 1L << 20;   // generate --tokens
 constexpr long kMaxChars = 1L << 40;       // tokenize --max-chars
 constexpr double kMinShardGB = 0.001, kMaxShardGB = 1e6;  // --shard-size, in 10^9 bytes
+constexpr double kMinPrecision = 1e-9, kMaxPrecision = 1e6;  // eval --eval-precision (relative)
 
 class UsageError : public std::runtime_error {
  public:

@@ -25,7 +25,9 @@ const Command kCommands[] = {
      "--tokenizer PATH --text FILE [--max-chars N] [--no-special] [--json]"},
     {"eval", gptqw::cli::cmd_eval,
      "--model DIR|FILE.bin [--tokenizer FILE] --text FILE [--seqlen N] [--max-windows N] "
-     "[--threads N] [--json] [--quiet]   perplexity"},
+     "[--against ORIGINAL [--eval-precision P] [--precision-of ln-ppl-ratio|kld]] "
+     "[--threads N] [--json] [--quiet]   perplexity; with --against, KL divergence and the "
+     "other statistics against the original"},
     {"quantize", gptqw::cli::cmd_quantize,
      "--model M (--calib FILE [--nsamples 128] [--seqlen 2048] [--seed 0] | --calib-from "
      "REPORT.json [--calib FILE]) [--method gptq|rtn] [--bits 4] [--group-size 128] [--act-order] "

@@ -60,11 +60,11 @@ struct ModelDivergence {
 };
 
 struct DivergenceResult {
-  PerplexityResult original;              // as ModelDivergence::perplexity
+  PerplexityResult original;               // as ModelDivergence::perplexity
   std::vector<ModelDivergence> quantized;  // in the order given
-  int windows = 0;            // windows evaluated
-  int windows_available = 0;  // windows of the text (perplexity_windows())
-  bool stopped_early = false;  // the precision was reached after `windows` windows
+  int windows = 0;                         // windows evaluated
+  int windows_available = 0;               // windows of the text (perplexity_windows())
+  bool stopped_early = false;              // the precision was reached after `windows` windows
   double seconds = 0;
 };
 

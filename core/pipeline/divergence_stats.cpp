@@ -30,10 +30,10 @@ void DivergenceSums::add(const TokenComparison& c) {
 
 void DivergenceSums::add(const DivergenceSums& o) {
   static constexpr double DivergenceSums::*kSums[] = {
-      &DivergenceSums::nll_orig,  &DivergenceSums::nll_orig2, &DivergenceSums::nll_quant,
+      &DivergenceSums::nll_orig,   &DivergenceSums::nll_orig2, &DivergenceSums::nll_quant,
       &DivergenceSums::nll_quant2, &DivergenceSums::nll_cross, &DivergenceSums::dnll2,
-      &DivergenceSums::kld,       &DivergenceSums::kld2,      &DivergenceSums::dp,
-      &DivergenceSums::dp2,       &DivergenceSums::dp4};
+      &DivergenceSums::kld,        &DivergenceSums::kld2,      &DivergenceSums::dp,
+      &DivergenceSums::dp2,        &DivergenceSums::dp4};
   // A field added to DivergenceSums must be added to the list above.
   static_assert(sizeof(DivergenceSums) ==
                 sizeof(int64_t) + std::size(kSums) * sizeof(double) + sizeof(top_agree));
@@ -49,7 +49,9 @@ DivergenceStats::DivergenceStats(std::vector<int> starts) : m_bucket_starts(std:
   m_buckets.resize(m_bucket_starts.size());
 }
 
-void DivergenceStats::start_window() { m_windows.emplace_back(); }
+void DivergenceStats::start_window() {
+  m_windows.emplace_back();
+}
 
 void DivergenceStats::add(const TokenComparison& c, int position) {
   const double values[] = {c.kld, c.nll_orig, c.nll_quant, c.dp, c.orig_top_prob};

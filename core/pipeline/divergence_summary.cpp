@@ -40,6 +40,7 @@ double nll_cov(const DivergenceSums& s) {
 }  // namespace
 
 PairEstimates pair_estimates(const DivergenceSums& s) {
+  if (s.n == 0) return {};  // an empty bucket: zeros, not exp(0) = 1
   const Estimate a = mean_estimate(s.nll_orig, s.nll_orig2, s.n);
   const Estimate b = mean_estimate(s.nll_quant, s.nll_quant2, s.n);
   PairEstimates e;

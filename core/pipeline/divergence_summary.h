@@ -40,13 +40,13 @@
 namespace gptqw {
 
 struct Percentiles {
-  double min = 0, p0_1 = 0, p1 = 0, p5 = 0, p10 = 0, p25 = 0, median = 0, p75 = 0, p90 = 0,
-         p95 = 0, p99 = 0, p99_9 = 0, max = 0;
+  double min = 0, p0_1 = 0, p1 = 0, p5 = 0, p10 = 0, p25 = 0, median = 0, p75 = 0, p90 = 0, p95 = 0,
+         p99 = 0, p99_9 = 0, max = 0;
 };
 // Sorts a copy of the values.
 Percentiles percentiles(std::span<const float> values);
 
-// The two perplexities, their ratio and the KLD over a set of positions.
+// The two perplexities, their ratio and the KLD over a set of positions (all 0 when empty).
 struct PairEstimates {
   Estimate ppl_orig, ppl_quant, ln_ppl_ratio, kld;
 };

@@ -44,7 +44,9 @@ void TokenDistribution::set(std::span<const float> x) {
   }
 }
 
-double TokenDistribution::top_prob() const { return std::exp(m_logp[static_cast<size_t>(m_top[0])]); }
+double TokenDistribution::top_prob() const {
+  return std::exp(m_logp[static_cast<size_t>(m_top[0])]);
+}
 
 TokenComparison compare_tokens(const TokenDistribution& orig, const TokenDistribution& quant,
                                int32_t target) {
@@ -69,7 +71,8 @@ TokenComparison compare_tokens(const TokenDistribution& orig, const TokenDistrib
   c.p_quant = std::exp(lq[target]);
   c.dp = c.p_quant - c.p_orig;
   const std::span<const int32_t> a = orig.top(), b = quant.top();
-  while (c.top_agree < static_cast<int>(a.size()) && a[c.top_agree] == b[c.top_agree]) ++c.top_agree;
+  while (c.top_agree < static_cast<int>(a.size()) && a[c.top_agree] == b[c.top_agree])
+    ++c.top_agree;
   c.orig_top_prob = orig.top_prob();
   return c;
 }

@@ -56,7 +56,7 @@ struct TokenComparison {
   double nll_orig = 0, nll_quant = 0;
   double p_orig = 0, p_quant = 0;  // of the correct token
   double dp = 0;                   // p_quant - p_orig
-  int top_agree = 0;  // the longest K (0..5) for which the top-K lists agree
+  int top_agree = 0;               // the longest K (0..5) for which the top-K lists agree
   double orig_top_prob = 0;
 };
 

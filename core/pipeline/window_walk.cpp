@@ -16,13 +16,15 @@ namespace gptqw {
 
 WindowPlan plan_windows(const ModelConfig& c, int64_t n_tokens, const PerplexityOptions& opt,
                         int n_models, int64_t max_per_chunk) {
-  if (opt.seqlen < 2) throw ConfigError("seqlen must be at least 2, got " + std::to_string(opt.seqlen));
+  if (opt.seqlen < 2)
+    throw ConfigError("seqlen must be at least 2, got " + std::to_string(opt.seqlen));
   WindowPlan p;
   p.windows = perplexity_windows(n_tokens, opt);
   if (p.windows == 0)
     throw ConfigError("the text has " + std::to_string(n_tokens) +
                       " tokens, fewer than one window of seqlen " + std::to_string(opt.seqlen));
-  const size_t window_bytes = size_t(opt.seqlen) * c.hidden_size * sizeof(float) * std::max(1, n_models);
+  const size_t window_bytes =
+      size_t(opt.seqlen) * c.hidden_size * sizeof(float) * std::max(1, n_models);
   p.per_chunk = std::max<int64_t>(1, static_cast<int64_t>(opt.activation_budget / window_bytes));
   if (max_per_chunk > 0) p.per_chunk = std::min(p.per_chunk, max_per_chunk);
   p.chunks = (p.windows + p.per_chunk - 1) / p.per_chunk;
@@ -32,7 +34,8 @@ WindowPlan plan_windows(const ModelConfig& c, int64_t n_tokens, const Perplexity
 namespace {
 
 // A matrix equal to one already held is shared instead of held twice.
-std::shared_ptr<const Matrix> share_equal(Matrix m, const std::vector<std::shared_ptr<const Matrix>>& held) {
+std::shared_ptr<const Matrix> share_equal(Matrix m,
+                                          const std::vector<std::shared_ptr<const Matrix>>& held) {
   for (const auto& h : held)
     if (h && h->rows() == m.rows() && h->cols() == m.cols() && *h == m) return h;
   return std::make_shared<const Matrix>(std::move(m));
@@ -42,7 +45,8 @@ std::shared_ptr<const Matrix> share_equal(Matrix m, const std::vector<std::share
 
 void walk_windows(std::span<const WeightSource* const> models, std::span<const int32_t> tokens,
                   const PerplexityOptions& opt, const WindowPlan& plan, const std::string& stage,
-                  const ProgressFn& progress, const WindowFn& on_window, const ChunkFn& after_chunk) {
+                  const ProgressFn& progress, const WindowFn& on_window,
+                  const ChunkFn& after_chunk) {
   const size_t M = models.size();
   if (M == 0) throw ConfigError(stage + ": no model to evaluate");
   const ModelConfig& c = models[0]->config();
@@ -50,11 +54,11 @@ void walk_windows(std::span<const WeightSource* const> models, std::span<const i
     const ModelConfig& o = models[m]->config();
     if (o.vocab_size != c.vocab_size || o.hidden_size != c.hidden_size ||
         o.num_layers != c.num_layers)
-      throw ConfigError(stage + ": model " + std::to_string(m) + " (vocab " +
-                        std::to_string(o.vocab_size) + ", hidden " + std::to_string(o.hidden_size) +
-                        ", " + std::to_string(o.num_layers) + " layers) does not match model 0 (vocab " +
-                        std::to_string(c.vocab_size) + ", hidden " + std::to_string(c.hidden_size) +
-                        ", " + std::to_string(c.num_layers) + " layers)");
+      throw ConfigError(
+          stage + ": model " + std::to_string(m) + " (vocab " + std::to_string(o.vocab_size) +
+          ", hidden " + std::to_string(o.hidden_size) + ", " + std::to_string(o.num_layers) +
+          " layers) does not match model 0 (vocab " + std::to_string(c.vocab_size) + ", hidden " +
+          std::to_string(c.hidden_size) + ", " + std::to_string(c.num_layers) + " layers)");
   }
   const Rope rope = make_rope(c, opt.seqlen);
   std::vector<std::shared_ptr<const Matrix>> embeddings, heads;
@@ -78,7 +82,8 @@ void walk_windows(std::span<const WeightSource* const> models, std::span<const i
     std::vector<Matrix> x(M);
     for (size_t m = 0; m < M; ++m) x[m] = embed(*embeddings[m], ids);
     for (int b = 0; b < c.num_layers; ++b) {
-      report_progress(progress, {stage, b, c.num_layers, "", (chunk * (c.num_layers + 1) + b) / steps});
+      report_progress(progress,
+                      {stage, b, c.num_layers, "", (chunk * (c.num_layers + 1) + b) / steps});
       for (size_t m = 0; m < M; ++m) block_forward(c, models[m]->block(b), rope, x[m], opt.seqlen);
     }
     report_progress(progress, {stage, c.num_layers, c.num_layers, "lm_head",

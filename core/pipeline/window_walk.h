@@ -46,9 +46,9 @@ WindowPlan plan_windows(const ModelConfig& c, int64_t n_tokens, const Perplexity
 // h[m]: model m's final-normed hidden states [seqlen, hidden]; heads[m]: its output head
 // [vocab, hidden]. An exception it throws is rethrown by walk_windows after the chunk (the
 // lowest window's first), never across the thread pool.
-using WindowFn = std::function<void(int64_t window, std::span<const int32_t> ids,
-                                    const std::vector<Matrix>& h,
-                                    const std::vector<const Matrix*>& heads)>;
+using WindowFn =
+    std::function<void(int64_t window, std::span<const int32_t> ids, const std::vector<Matrix>& h,
+                       const std::vector<const Matrix*>& heads)>;
 // Called after each chunk with its windows [first, end); returning false ends the walk there.
 using ChunkFn = std::function<bool(int64_t first, int64_t end)>;
 
