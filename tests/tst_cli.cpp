@@ -301,6 +301,13 @@ class TestCli : public QObject {
       QJsonObject p = j["perplexity"].toObject();
       p.remove("seconds");
       j["perplexity"] = p;
+      QJsonArray quality;
+      for (const auto& v : j["quality"].toArray()) {
+        QJsonObject q = v.toObject();
+        q.remove("seconds");
+        quality.append(q);
+      }
+      j["quality"] = quality;
       QJsonArray layers;
       for (const auto& v : j["layers"].toArray()) {
         QJsonObject l = v.toObject();

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "pipeline/divergence_json.h"
 #include "pipeline/report.h"
 
 namespace gptqw {
@@ -52,63 +53,10 @@ PerplexitySummary perplexity_summary(const TextQuality& q) {
   return p;
 }
 
-namespace {
-
-nlohmann::json est(const Estimate& e) { return {{"value", e.value}, {"se", e.se}}; }
-
-nlohmann::json pct(const Percentiles& p) {
-  return {{"min", p.min},   {"p0.1", p.p0_1}, {"p1", p.p1},   {"p5", p.p5},     {"p10", p.p10},
-          {"p25", p.p25},   {"median", p.median}, {"p75", p.p75}, {"p90", p.p90}, {"p95", p.p95},
-          {"p99", p.p99},   {"p99.9", p.p99_9},   {"max", p.max}};
-}
-
-}  // namespace
-
-nlohmann::json to_json(const DivergenceSummary& s) {
-  nlohmann::json top = nlohmann::json::array();
-  for (size_t k = 0; k < s.top_agreement.size(); ++k)
-    top.push_back({{"k", k + 1}, {"share", est(s.top_agreement[k])}, {"count", s.top_agree_count[k]}});
-  nlohmann::json by_position = nlohmann::json::array();
-  for (const PositionBucketSummary& b : s.by_position)
-    by_position.push_back({{"first", b.first},
-                           {"end", b.end},
-                           {"tokens", b.tokens},
-                           {"ppl_original", est(b.est.ppl_orig)},
-                           {"ppl", est(b.est.ppl_quant)},
-                           {"ln_ppl_ratio", est(b.est.ln_ppl_ratio)},
-                           {"kld", est(b.est.kld)}});
-  nlohmann::json by_confidence = nlohmann::json::array();
-  for (const ConfidenceBucketSummary& b : s.by_confidence)
-    by_confidence.push_back({{"low", b.low},
-                             {"high", b.high},
-                             {"tokens", b.tokens},
-                             {"share", b.share},
-                             {"kld_mean", b.kld_mean},
-                             {"kld_median", b.kld_median}});
-  return {{"tokens", s.tokens},
-          {"windows", s.windows},
-          {"ppl", est(s.ppl_quant)},
-          {"ppl_original", est(s.ppl_orig)},
-          {"ln_ppl_ratio", est(s.ln_ppl_ratio)},
-          {"ppl_ratio", est(s.ppl_ratio)},
-          {"ppl_difference", est(s.ppl_diff)},
-          {"nll_correlation", s.nll_correlation},
-          {"kld", est(s.kld)},
-          {"kld_percentiles", pct(s.kld_pct)},
-          {"delta_p", est(s.dp)},
-          {"delta_p_rms", est(s.dp_rms)},
-          {"delta_p_percentiles", pct(s.dp_pct)},
-          {"top_agreement", std::move(top)},
-          {"by_position", std::move(by_position)},
-          {"by_confidence", std::move(by_confidence)}};
-}
-
 nlohmann::json to_json(const TextQuality& q) {
   nlohmann::json models = nlohmann::json::object();
-  for (const QuantizedQuality& m : q.quantized) {
-    models[m.model] = to_json(m.vs_original);
-    models[m.model]["ppl"] = est(m.ppl);
-  }
+  for (const QuantizedQuality& m : q.quantized)
+    models[m.model] = {{"ppl", to_json(m.ppl)}, {"divergence", to_json(m.vs_original)}};
   nlohmann::json j = {{"text", q.text},
                       {"seqlen", q.seqlen},
                       {"windows", q.windows},
@@ -116,7 +64,7 @@ nlohmann::json to_json(const TextQuality& q) {
                       {"tokens", q.tokens},
                       {"stopped_early", q.stopped_early},
                       {"seconds", q.seconds},
-                      {"ppl_original", est(q.ppl_original)},
+                      {"ppl_original", to_json(q.ppl_original)},
                       {"models", std::move(models)}};
   if (q.precision) j["precision"] = *q.precision;
   return j;

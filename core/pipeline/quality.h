@@ -47,7 +47,7 @@ TextQuality evaluate_quality(const WeightSource& original, const std::vector<con
 struct PerplexitySummary;
 PerplexitySummary perplexity_summary(const TextQuality& q);
 
+// The report's layout of one text (the summaries as divergence_json.h writes them).
 nlohmann::json to_json(const TextQuality& q);
-nlohmann::json to_json(const DivergenceSummary& s);
 
 }  // namespace gptqw
