@@ -651,7 +651,7 @@ void MainWindow::updateStaleMark() {
       stale = qa.bits != qb.bits || qa.group_size != qb.group_size || qa.sym != qb.sym ||
               qa.mse != qb.mse || a.gptq.act_order != b.gptq.act_order ||
               a.gptq.static_groups != b.gptq.static_groups ||
-              a.gptq.percdamp != b.gptq.percdamp || a.gptq.blocksize != b.gptq.blocksize ||
+              a.gptq.damp_fraction != b.gptq.damp_fraction || a.gptq.blocksize != b.gptq.blocksize ||
               a.true_sequential != b.true_sequential || s.nsamples != m_report->nsamples ||
               s.seqlen != m_report->seqlen || s.seed != m_report->seed;
     } catch (const Error&) {
@@ -858,7 +858,7 @@ bool MainWindow::startRunWith(std::optional<CalibrationRecord> replay) {
           .arg(q.group_size)
           .arg(q.sym ? "sym" : "asym")
           .arg(spec.options.gptq.act_order ? "on" : "off")
-          .arg(spec.options.gptq.percdamp)
+          .arg(spec.options.gptq.damp_fraction)
           .arg(spec.nsamples)
           .arg(spec.seqlen)
           .arg(QFileInfo(m_calib_file).fileName())

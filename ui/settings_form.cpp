@@ -174,7 +174,7 @@ RunSpec SettingsForm::spec() const {
   o.gptq.quant.mse = m_mse->isChecked();
   o.gptq.act_order = m_act_order->isChecked();
   o.gptq.static_groups = m_static_groups->isChecked();
-  o.gptq.percdamp = m_damp->value();
+  o.gptq.damp_fraction = m_damp->value();
   o.gptq.blocksize = m_blocksize->value();
   o.true_sequential = m_true_seq->isChecked();
   for (const QString& name : m_skip->text().split(',', Qt::SkipEmptyParts))

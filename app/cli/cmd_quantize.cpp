@@ -38,7 +38,7 @@ QuantizeOptions parse_options(const Args& args, bool compare) {
   q.exact_ties = args.flag("--exact-ties");
   o.gptq.act_order = args.flag("--act-order");
   o.gptq.static_groups = args.flag("--static-groups");
-  o.gptq.percdamp = args.get_double("--damp", 0.01, 0.0, 1.0);
+  o.gptq.damp_fraction = args.get_double("--damp", 0.01, 0.0, 1.0);
   o.gptq.blocksize = static_cast<int>(args.get_int("--block-size", 128, 1, kMaxBlockSize));
   o.true_sequential = !args.flag("--no-true-sequential");
   try {

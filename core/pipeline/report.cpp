@@ -79,6 +79,12 @@ LinearKind kind_from_name(const std::string& module) {
                     linear_names_list() + ")");
 }
 
+// The damping fraction's key: reports written before it was renamed call it "damp_percent"
+// (holding the same fraction, as GPTQ's quantize_config.json does).
+const char* damp_key(const json& obj) {
+  return obj.contains("damp_fraction") ? "damp_fraction" : "damp_percent";
+}
+
 // Optional numbers are written as null.
 json opt(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
 std::optional<double> opt_at(const json& obj, const char* key) {
@@ -104,7 +110,7 @@ json layer_json(const LayerReport& r) {
             {"note", r.note}};
   if (r.gptq_rel_error >= 0)
     j["gptq"] = {{"rel_error", r.gptq_rel_error}, {"loss", r.gptq_loss},
-                 {"damp_percent", r.damp_fraction}, {"damp_abs", r.damp_abs},
+                 {"damp_fraction", r.damp_fraction}, {"damp_abs", r.damp_abs},
                  {"damp_raises", r.damp_raises},    {"fell_back_to_rtn", r.fell_back_to_rtn},
                  {"seconds", r.gptq_seconds},       {"perm", r.perm}};
   if (r.rtn_rel_error >= 0) j["rtn"] = {{"rel_error", r.rtn_rel_error}, {"seconds", r.rtn_seconds}};
@@ -133,7 +139,7 @@ LayerReport layer_from(const json& j) {
     const json& g = j["gptq"];
     r.gptq_rel_error = real_at(g, "rel_error");
     r.gptq_loss = real_at(g, "loss");
-    r.damp_fraction = real_at(g, "damp_percent");
+    r.damp_fraction = real_at(g, damp_key(g));
     r.damp_abs = real_at<float>(g, "damp_abs");
     r.damp_raises = integer_at<int>(g, "damp_raises");
     r.fell_back_to_rtn = g.at("fell_back_to_rtn").get<bool>();
@@ -293,7 +299,7 @@ json to_json(const Report& r) {
         {"exact_ties", q.exact_ties},
         {"act_order", r.options.gptq.act_order},
         {"static_groups", r.options.gptq.static_groups},
-        {"damp_percent", r.options.gptq.percdamp},
+        {"damp_fraction", r.options.gptq.damp_fraction},
         {"block_size", r.options.gptq.blocksize},
         {"true_sequential", r.options.true_sequential},
         {"device", device_name(r.options.device)},
@@ -386,7 +392,7 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
     if (s.contains("exact_ties")) o.gptq.quant.exact_ties = s.at("exact_ties").get<bool>();
     o.gptq.act_order = s.at("act_order").get<bool>();
     o.gptq.static_groups = s.at("static_groups").get<bool>();
-    o.gptq.percdamp = real_at(s, "damp_percent");
+    o.gptq.damp_fraction = real_at(s, damp_key(s));
     o.gptq.blocksize = integer_at<int>(s, "block_size");
     o.true_sequential = s.at("true_sequential").get<bool>();
     if (s.contains("device")) o.device = parse_device(s.at("device").get<std::string>());
