@@ -74,12 +74,12 @@ double rel(const Eigen::Ref<const Matrix>& a, const Eigen::Ref<const Matrix>& b)
   return den > 0 ? num / den : num;
 }
 
-// H = (2 / T) X^T X through the CPU backend, plus damping percdamp * mean(diag) like gptq.
-Matrix damped_hessian(const Matrix& X, double percdamp = 0.01) {
+// H = (2 / T) X^T X through the CPU backend, plus damping damp_fraction * mean(diag) like gptq.
+Matrix damped_hessian(const Matrix& X, double damp_fraction = 0.01) {
   Matrix H = Matrix::Zero(X.cols(), X.cols());
   cpu_backend().accumulate_hessian(H, X, float(std::sqrt(2.0 / double(X.rows()))));
   const float mean = float(H.diagonal().cast<double>().mean());
-  H.diagonal().array() += float(percdamp) * mean;
+  H.diagonal().array() += float(damp_fraction) * mean;
   return H;
 }
 

@@ -113,7 +113,7 @@ class TestGptq : public QObject {
     GptqOptions o;
     o.quant = test::quant_config(2, false);
     o.fixed_grid = fixed_grid(0.5f, 1.0f, 3);
-    o.percdamp = 0;
+    o.damp_fraction = 0;
     o.layer = "hand";
 
     const float levels[] = {-0.5f, 0.0f, 0.5f, 1.0f};
@@ -144,7 +144,7 @@ class TestGptq : public QObject {
     // Column 2 after the update is w2 = -0.5, quantized exactly: loss = 0.04 / 0.4 / 2 = 0.05.
     QVERIFY(std::abs(g.loss - 0.05) < 1e-5);
     // The default damping (1% of mean diag) does not change the choice.
-    o.percdamp = 0.01;
+    o.damp_fraction = 0.01;
     QVERIFY(gptq_quantize(W, H, o).weights.Q == g.weights.Q);
   }
 
@@ -162,7 +162,7 @@ class TestGptq : public QObject {
     GptqOptions o;
     o.quant = test::quant_config(2, false);
     o.fixed_grid = fixed_grid(0.5f, 1.0f, 3);
-    o.percdamp = 0;
+    o.damp_fraction = 0;
     const GptqResult g = gptq_quantize(W, X.transpose() * X, o);
     QCOMPARE(g.weights.Q(0, 0), 0.5f);
     QCOMPARE(g.weights.Q(0, 1), 0.0f);

@@ -116,7 +116,7 @@ LayerReport handPicked() {
   r.damp_fraction = 0.03;
   r.damp_abs = 0.25f;
   r.damp_raises = 2;
-  r.note = "Cholesky failed at damp_percent 0.01; raised to 0.03";
+  r.note = "Cholesky failed at damp_fraction 0.01; raised to 0.03";
   r.hessian = {0.0f, 0.1f, 1234.75f, 2.0f, 0.125};
   r.gptq_seconds = 1.5;
   r.rtn_seconds = 0.25;
@@ -372,7 +372,7 @@ class TestLayerTable : public QObject {
     QCOMPARE(lines.last(), QString());
     QCOMPARE(lines[0],
              QStringLiteral("block,module,shape,gptq_rel_error,rtn_rel_error,gptq_rtn_ratio,"
-                            "gptq_loss,damp_percent,hessian_min,hessian_median,hessian_max,"
+                            "gptq_loss,damp_fraction,hessian_min,hessian_median,hessian_max,"
                             "seconds,bytes_fp16,bytes_quantized"));
     QVERIFY2(lines[1].startsWith(QStringLiteral("12,mlp.down_proj,")), qPrintable(lines[1]));
     // Full precision from the sort role, empty where RTN did not run, a float's digits for a

@@ -453,6 +453,22 @@ class TestQuantizeModel : public QObject {
     QVERIFY(old_back.environment.cpu_model.empty());
     QCOMPARE(old_back.layers.size(), size_t(35));
     QCOMPARE(old_back.calib_offsets, rep.calib_offsets);
+    // Reports made before the damping's rename call it damp_percent (holding the same fraction),
+    // in the settings and in every layer's gptq object: read as damp_fraction.
+    nlohmann::json percent = to_json(rep);
+    auto rename = [](nlohmann::json& obj) {
+      obj["damp_percent"] = obj["damp_fraction"];
+      obj.erase("damp_fraction");
+    };
+    rename(percent["settings"]);
+    for (auto& l : percent["layers"]) rename(l["gptq"]);
+    QVERIFY(percent.dump().find("damp_fraction") == std::string::npos);
+    const Report percent_back = report_from_json(percent, f);
+    QCOMPARE(percent_back.options.gptq.damp_fraction, rep.options.gptq.damp_fraction);
+    QCOMPARE(percent_back.layers.size(), rep.layers.size());
+    for (size_t i = 0; i < rep.layers.size(); ++i)
+      QCOMPARE(percent_back.layers[i].damp_fraction, rep.layers[i].damp_fraction);
+    QCOMPARE(to_json(percent_back).dump(), to_json(rep).dump());
     nlohmann::json j = to_json(rep);
     j["layers"][0]["hessian"]["diag"][0] = 1e308;
     refused(j.dump(), "'diag'");

@@ -143,7 +143,7 @@ int main(int argc, char** argv) {
                                      {"static_groups", c.stat},
                                      {"mse", c.mse},
                                      {"blocksize", o.blocksize},
-                                     {"percdamp", o.percdamp},
+                                     {"damp_fraction", o.damp_fraction},
                                      {"damp_used", r.damp_fraction},
                                      {"fell_back_to_rtn", r.fell_back_to_rtn},
                                      {"loss", r.loss},

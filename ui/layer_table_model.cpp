@@ -76,10 +76,11 @@ const std::array<ColumnInfo, LayerTableModel::ColumnCount> kColumns = {{
      QT_TRANSLATE_NOOP("gptqw::ui::LayerTableModel",
                        "The error the reference implementation prints for the layer\n"
                        "(sum of the per-column losses / 2); compare with its logs.")},
-    {QT_TRANSLATE_NOOP("gptqw::ui::LayerTableModel", "Damping"), "damp_percent",
+    {QT_TRANSLATE_NOOP("gptqw::ui::LayerTableModel", "Damping"), "damp_fraction",
      QT_TRANSLATE_NOOP("gptqw::ui::LayerTableModel",
-                       "damp_percent that succeeded: the fraction of mean(diag(H)) added to the\n"
-                       "Hessian's diagonal. Raised when the Cholesky factorisation failed.")},
+                       "The damping that succeeded, as a fraction of mean(diag(H)) added to the\n"
+                       "Hessian's diagonal (0.01: 1%). Raised when the Cholesky factorisation\n"
+                       "failed.")},
     {QT_TRANSLATE_NOOP("gptqw::ui::LayerTableModel", "H min"), "hessian_min",
      QT_TRANSLATE_NOOP("gptqw::ui::LayerTableModel",
                        "Smallest Hessian diagonal entry (before damping): 0 means an input\n"
@@ -287,8 +288,10 @@ QString LayerTableModel::toolTip(const LayerReport& r, int column) const {
       break;
     case Damping:
       if (gptqRan(r))
-        lines << tr("damp_percent %1: added %2 to the diagonal; raised %3 times")
-                     .arg(exactNumber(r.damp_fraction), exactNumber(r.damp_abs))
+        lines << tr("Damping %1 (%2% of mean diag(H)): added %3 to the diagonal; raised %4 "
+                    "times")
+                     .arg(exactNumber(r.damp_fraction), QString::number(100 * r.damp_fraction, 'g', 3),
+                          exactNumber(r.damp_abs))
                      .arg(r.damp_raises);
       else
         lines << tr("GPTQ did not run");

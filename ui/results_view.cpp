@@ -40,7 +40,7 @@ bool sameResultSettings(const RunSpec& s, const Report& r) {
   const QuantConfig &qa = a.gptq.quant, &qb = b.gptq.quant;
   return qa.bits == qb.bits && qa.group_size == qb.group_size && qa.sym == qb.sym && qa.mse == qb.mse &&
          a.gptq.act_order == b.gptq.act_order && a.gptq.static_groups == b.gptq.static_groups &&
-         a.gptq.percdamp == b.gptq.percdamp && a.gptq.blocksize == b.gptq.blocksize &&
+         a.gptq.damp_fraction == b.gptq.damp_fraction && a.gptq.blocksize == b.gptq.blocksize &&
          a.true_sequential == b.true_sequential && s.nsamples == r.nsamples && s.seqlen == r.seqlen &&
          s.seed == r.seed;
 }

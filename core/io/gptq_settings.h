@@ -24,6 +24,8 @@ struct GptqSettings {
   bool desc_act = false;        // act-order: g_idx is a permutation-style map, not k / gs
   bool static_groups = false;
   bool true_sequential = true;
+  // GptqOptions::damp_fraction under the name AutoGPTQ and GPTQModel give it in
+  // quantize_config.json: a fraction (0.01 for 1%) despite the name, kept for their readers.
   double damp_percent = 0.01;
   // qzeros convention; unset: "gptq" (v1) for symmetric grids, "gptq_v2" for asymmetric ones
   // (v1 cannot store zero 0, see packing.h).

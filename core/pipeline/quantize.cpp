@@ -45,7 +45,7 @@ GptqSettings checkpoint_settings(const QuantizeOptions& o) {
   s.desc_act = o.gptq.act_order;
   s.static_groups = o.gptq.static_groups;
   s.true_sequential = o.true_sequential;
-  s.damp_percent = o.gptq.percdamp;
+  s.damp_percent = o.gptq.damp_fraction;
   for (LinearKind k : o.skip) s.modules_not_quantized.emplace_back(linear_name(k));
   return s;
 }

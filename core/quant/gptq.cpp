@@ -52,8 +52,8 @@ void GptqOptions::validate() const {
   quant.validate();
   if (blocksize < 1)
     throw ConfigError("gptq: blocksize must be >= 1, got " + std::to_string(blocksize));
-  if (!(percdamp >= 0) || !std::isfinite(percdamp))
-    throw ConfigError("gptq: damp_percent must be >= 0, got " + std::to_string(percdamp));
+  if (!(damp_fraction >= 0) || !std::isfinite(damp_fraction))
+    throw ConfigError("gptq: damp_fraction must be >= 0, got " + std::to_string(damp_fraction));
   if (!(damp_step >= 0) || !(damp_max > 0))
     throw ConfigError("gptq: damping step must be >= 0 and its bound > 0");
   if (fixed_grid && quant.group_size != -1)
@@ -123,10 +123,10 @@ HessianFactor factor_hessian(const Eigen::Ref<const Matrix>& H, const GptqOption
   double mean = 0;  // in double, in quantization order
   for (Index a = 0; a < K; ++a) mean += diag[p[a]];
   const float mean_diag = static_cast<float>(mean / double(K));
-  double percdamp = options.percdamp;
+  double fraction = options.damp_fraction;
   for (;;) {
     // torch: percdamp (a Python float) * mean (an fp32 tensor) is computed in fp32.
-    const float damp = static_cast<float>(percdamp) * mean_diag;
+    const float damp = static_cast<float>(fraction) * mean_diag;
     // M = J (P^T H' P + damp I) J: M[i, j] = H'[p[K-1-i], p[K-1-j]], plus damp on the diagonal.
     f.M.resize(K, K);
 #pragma omp parallel for schedule(static) if (K > 512)
@@ -144,22 +144,22 @@ HessianFactor factor_hessian(const Eigen::Ref<const Matrix>& H, const GptqOption
       f.damp_abs = damp;
       break;
     }
-    if (options.damp_step <= 0 || !(percdamp + options.damp_step < options.damp_max)) {
+    if (options.damp_step <= 0 || !(fraction + options.damp_step < options.damp_max)) {
       f.failed = true;
       f.M = Matrix();
       break;
     }
-    percdamp += options.damp_step;
+    fraction += options.damp_step;
     ++f.damp_raises;
   }
-  f.damp_fraction = percdamp;
+  f.damp_fraction = fraction;
   std::ostringstream note;
   if (f.failed) {
-    note << where << "Cholesky factorisation failed for every damp_percent from "
-         << options.percdamp << " to " << percdamp << " (mean diag(H) " << mean_diag << ")";
+    note << where << "Cholesky factorisation failed for every damp_fraction from "
+         << options.damp_fraction << " to " << fraction << " (mean diag(H) " << mean_diag << ")";
   } else if (f.damp_raises > 0) {
-    note << where << "Cholesky failed at damp_percent " << options.percdamp << "; raised "
-         << f.damp_raises << " time(s) to " << percdamp;
+    note << where << "Cholesky failed at damp_fraction " << options.damp_fraction << "; raised "
+         << f.damp_raises << " time(s) to " << fraction;
   }
   f.note = note.str();
   f.seconds = now_seconds() - t_start;

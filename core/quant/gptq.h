@@ -18,11 +18,11 @@ namespace gptqw {
 struct GptqOptions {
   QuantConfig quant;
   int blocksize = 128;         // columns per lazy-batch block (the reference's default)
-  double percdamp = 0.01;      // damping: percdamp * mean(diag(H)) added to the diagonal
+  double damp_fraction = 0.01;  // damping: damp_fraction * mean(diag(H)) added to the diagonal
   bool act_order = false;      // quantize columns in order of decreasing H[i,i] (desc_act)
   bool static_groups = false;  // group grids from the original W, before any update (needs
                                // group_size > 0; without groups it changes nothing)
-  // When the Cholesky factorisation fails, raise percdamp by damp_step (GPTQModel's
+  // When the Cholesky factorisation fails, raise damp_fraction by damp_step (GPTQModel's
   // damp_auto_increment) while it stays below damp_max; 0 disables the raise.
   double damp_step = 0.01;
   double damp_max = 1.0;
@@ -49,7 +49,7 @@ struct GptqResult {
   // (gptq.py's Losses / 2 summed over blocks). AutoGPTQ and GPTQModel print this divided by
   // the number of calibration samples; we report it undivided, like the reference.
   double loss = 0;
-  double damp_fraction = 0;  // the percdamp that succeeded (options.percdamp unless raised)
+  double damp_fraction = 0;  // the damping that succeeded (options.damp_fraction unless raised)
   float damp_abs = 0;        // the value added to the diagonal: damp_fraction * mean(diag(H))
   int damp_raises = 0;       // how many times the damping was raised
   bool fell_back_to_rtn = false;

@@ -222,7 +222,7 @@ def load(path, dtype, shape):
 def compare(d, cfg, W, X, H, N, K):
     name = cfg['name']
     ref = fasterquant(W, H, cfg['bits'], cfg['sym'], cfg['mse'], blocksize=cfg['blocksize'],
-                      percdamp=cfg['percdamp'], groupsize=cfg['group_size'],
+                      percdamp=cfg['damp_fraction'], groupsize=cfg['group_size'],
                       actorder=cfg['act_order'], static_groups=cfg['static_groups'])
     G = 1 if cfg['group_size'] == -1 else (K + cfg['group_size'] - 1) // cfg['group_size']
     codes = load(os.path.join(d, name + '.codes.u8'), np.uint8, (N, K))

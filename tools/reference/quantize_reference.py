@@ -161,10 +161,10 @@ def gptq(W, H, s):
     retry while it stays below 1; only then give up and use RTN (GPTQModel would raise)."""
     raises = 0
     while True:
-        percdamp = s["damp_percent"] + 0.01 * raises
+        percdamp = s["damp_fraction"] + 0.01 * raises
         if percdamp >= 1:
             r = rtn(W, s)
-            r.update(loss=float("nan"), fell_back_to_rtn=True, damp_percent=None, damp_abs=None,
+            r.update(loss=float("nan"), fell_back_to_rtn=True, damp_fraction=None, damp_abs=None,
                      damp_raises=raises)
             return r
         try:
@@ -176,7 +176,7 @@ def gptq(W, H, s):
             raises += 1
     d = torch.diag(H).clone()
     d[d == 0] = 1  # fasterquant's dead-input fix happens before the damping is computed
-    r.update(fell_back_to_rtn=False, damp_percent=percdamp, damp_abs=(percdamp * d.mean()).item(),
+    r.update(fell_back_to_rtn=False, damp_fraction=percdamp, damp_abs=(percdamp * d.mean()).item(),
              damp_raises=raises)
     return r
 
@@ -410,6 +410,8 @@ def main():
     t_start = time.perf_counter()
     rep = json.load(open(a.report))
     s, cal = rep["settings"], rep["calibration"]
+    # Reports written before the rename call the damping fraction damp_percent.
+    s.setdefault("damp_fraction", s.get("damp_percent"))
     methods = [x for x in (a.methods.split(",") if a.methods else s["methods"]) if x in s["methods"]]
     calib_ids = lr.read_ids(a.calib_ids)
     if len(calib_ids) != cal["text_tokens"]:
@@ -432,7 +434,7 @@ def main():
           "%s; forward in %s" % (a.model, m["n_layers"], len(offsets), seqlen, "+".join(methods), s["bits"],
                                  s["group_size"], "sym" if s["sym"] else "asym", ", act-order" if s["act_order"] else "",
                                  ", static groups" if s["static_groups"] else "", ", mse" if s["mse"] else "",
-                                 s["damp_percent"], s["block_size"],
+                                 s["damp_fraction"], s["block_size"],
                                  "true-sequential" if s["true_sequential"] else "not true-sequential", a.dtype),
           file=sys.stderr)
 
@@ -470,11 +472,11 @@ def main():
                  if cd is not None and cd.shape == r["H_diag"].shape else None)
         if "gptq" in r:
             g, cg = r["gptq"], c.get("gptq", {})
-            e["gptq"] = dict(loss=g["loss"], rel_error=g["rel_error"], damp_percent=g["damp_percent"],
+            e["gptq"] = dict(loss=g["loss"], rel_error=g["rel_error"], damp_fraction=g["damp_fraction"],
                              damp_abs=g["damp_abs"], damp_raises=g["damp_raises"],
                              fell_back_to_rtn=g["fell_back_to_rtn"], seconds=g["seconds"],
                              cpp_loss=cg.get("loss"), cpp_rel_error=cg.get("rel_error"),
-                             cpp_damp_percent=cg.get("damp_percent"), cpp_damp_raises=cg.get("damp_raises"),
+                             cpp_damp_fraction=cg.get("damp_fraction", cg.get("damp_percent")), cpp_damp_raises=cg.get("damp_raises"),
                              loss_rel_diff=rel(g["loss"], cg.get("loss")))
             if s["act_order"] and cg.get("perm") is not None and g["perm"] is not None:
                 e["gptq"]["perm_same_as_cpp"] = g["perm"].tolist() == cg["perm"]
@@ -567,7 +569,7 @@ def main():
             if x["exact_ties"]:
                 xs += "; exact ties %d: c++ %d up, %d down" % (x["exact_ties"], x["exact_ties_export_up"],
                                                                x["exact_ties_export_down"])
-        damp = "%g%s" % (g["damp_percent"], "+" if g["damp_raises"] else "") if g.get("damp_percent") else \
+        damp = "%g%s" % (g["damp_fraction"], "+" if g["damp_raises"] else "") if g.get("damp_fraction") else \
             ("rtn!" if g.get("fell_back_to_rtn") else "-")
         print("%-34s %9s %12s %12s %9s %6s %11s %11s %s" % (
             e["name"], fmt(e["hessian_diag_max_rel_diff"], "%.1e"), fmt(g.get("loss"), "%.6g"),
