@@ -8,12 +8,28 @@
 #include <QTest>
 
 #include "backend/backend.h"
+#include "common/error.h"
 #include "io/synthetic_model.h"
+#include "pipeline/report.h"
 #include "test_support.h"
 
 using namespace gptqw;
 using test::qpath;
 using test::run_cli;
+
+namespace {
+
+QByteArray read_all(const QString& file) {
+  QFile f(file);
+  return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
+}
+
+void write_all(const QString& file, const QByteArray& bytes) {
+  QFile f(file);
+  if (f.open(QIODevice::WriteOnly)) f.write(bytes);
+}
+
+}  // namespace
 
 namespace {
 
@@ -230,6 +246,65 @@ class TestCli : public QObject {
     QVERIFY2(again.err.contains("exists"), again.err.constData());
     QCOMPARE(QFileInfo(out + "/model.safetensors").lastModified(), before.lastModified());
     QCOMPARE(QDir(tmp.path()).entryList(QDir::AllEntries | QDir::NoDotAndDotDot | QDir::Hidden).size(), 2);
+  }
+
+  // Report version 2: every evaluation text's comparison with the original and the prompts'
+  // generations, written and read back unchanged; a version-1 report still opens; a damaged
+  // statistic is refused naming the file and the field.
+  void reportVersion2() {
+    QTemporaryDir tmp;
+    const QString report = tmp.filePath("r.json");
+    auto r = run_cli({"compare", "--model", model(), "--calib", text("tinystories-sample.txt"), "--nsamples", "8",
+                      "--seqlen", "128", "--group-size", "32", "--eval", text("tinystories-sample.txt"), "--eval",
+                      text("code-sample.txt"), "--eval-seqlen", "256", "--eval-max-windows", "6", "--prompt",
+                      "Once upon a time", "--gen-tokens", "8", "--report", report, "--json", "--quiet"});
+    QVERIFY2(r.exit_code == 0, r.err.constData());
+    const QJsonObject j = json_of(r);
+    QCOMPARE(j["schema_version"].toInt(), 2);
+    const QJsonArray quality = j["quality"].toArray();
+    QCOMPARE(quality.size(), qsizetype(2));
+    QVERIFY(quality[1].toObject()["text"].toString().endsWith("code-sample.txt"));
+    for (const auto& q : quality) {
+      const QJsonObject models = q.toObject()["models"].toObject();
+      const double rtn = models["rtn"].toObject()["divergence"].toObject()["kld"].toObject()["value"].toDouble();
+      const double gptq = models["gptq"].toObject()["divergence"].toObject()["kld"].toObject()["value"].toDouble();
+      QVERIFY2(gptq > 0 && rtn > gptq, qPrintable(QString("KLD rtn %1, gptq %2").arg(rtn).arg(gptq)));
+      QCOMPARE(q.toObject()["windows"].toInt(), 6);
+    }
+    // The chart's perplexities are the first text's, with their errors.
+    QCOMPARE(j["perplexity"].toObject()["gptq"].toDouble(),
+             quality[0].toObject()["models"].toObject()["gptq"].toObject()["ppl"].toObject()["value"].toDouble());
+    QVERIFY(j["perplexity"].toObject()["gptq_se"].toDouble() > 0);
+    const QJsonArray gen = j["generations"].toArray();
+    QCOMPARE(gen.size(), qsizetype(2));  // greedy and sampled
+    QCOMPARE(gen[0].toObject()["continuations"].toArray().size(), qsizetype(3));
+
+    const nlohmann::json file = nlohmann::json::parse(read_all(report).toStdString());
+    const Report back = load_report(report.toStdString());
+    QCOMPARE(int(back.quality.size()), 2);
+    QCOMPARE(int(back.generations.size()), 2);
+    QCOMPARE(QString::fromStdString(to_json(back).dump()), QString::fromStdString(file.dump()));
+
+    nlohmann::json v1 = file;
+    v1["schema_version"] = 1;
+    for (const char* key : {"quality", "generations"}) v1.erase(key);
+    for (const char* key : {"original_se", "rtn_se", "gptq_se"}) v1["perplexity"].erase(key);
+    const QString v1_file = tmp.filePath("v1.json");
+    write_all(v1_file, QByteArray::fromStdString(v1.dump()));
+    const Report old = load_report(v1_file.toStdString());
+    QVERIFY(old.quality.empty() && old.perplexity && !old.perplexity->gptq_se);
+    QCOMPARE(*old.perplexity->gptq, *back.perplexity->gptq);
+
+    nlohmann::json bad = file;
+    bad["quality"][0]["models"]["gptq"]["divergence"]["kld"]["value"] = "x";
+    const QString bad_file = tmp.filePath("bad.json");
+    write_all(bad_file, QByteArray::fromStdString(bad.dump()));
+    try {
+      load_report(bad_file.toStdString());
+      QFAIL("a damaged report opened");
+    } catch (const FormatError& e) {
+      QVERIFY2(QString(e.what()).contains("bad.json") && QString(e.what()).contains("value"), e.what());
+    }
   }
 
   // --device: cpu runs on the CPU backend and the report says so; cuda where no CUDA backend

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/json_fields.h"
 #include "pipeline/run.h"
 
 namespace gptqw {
@@ -64,6 +65,27 @@ nlohmann::json to_json(const CalibrationMatrix& m) {
     cells.push_back(std::move(r));
   }
   return {{"calibs", m.calibs}, {"texts", m.texts}, {"cells", std::move(cells)}, {"seconds", m.seconds}};
+}
+
+CalibrationMatrix calibration_matrix_from_json(const JsonFields& f) {
+  CalibrationMatrix m;
+  m.calibs = f.strings("calibs");
+  m.texts = f.strings("texts");
+  m.seconds = f.real("seconds");
+  const nlohmann::json* cells = f.find("cells");
+  if (!cells || !cells->is_array() || cells->size() != m.calibs.size())
+    f.fail("cells", "must hold one row per calibration corpus (" + std::to_string(m.calibs.size()) + ")");
+  for (size_t c = 0; c < cells->size(); ++c) {
+    const nlohmann::json& row = (*cells)[c];
+    if (!row.is_array() || row.size() != m.texts.size())
+      f.fail("cells", "row " + std::to_string(c) + " must hold one entry per text (" + std::to_string(m.texts.size()) + ")");
+    std::vector<TextQuality>& out = m.cells.emplace_back();
+    for (size_t t = 0; t < row.size(); ++t) {
+      if (!row[t].is_object()) f.fail("cells", "entry " + std::to_string(c) + "," + std::to_string(t) + " must be an object");
+      out.push_back(text_quality_from_json(f.nested(row[t], "cells." + std::to_string(c) + "." + std::to_string(t) + ".")));
+    }
+  }
+  return m;
 }
 
 }  // namespace gptqw

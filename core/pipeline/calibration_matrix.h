@@ -36,5 +36,7 @@ CalibrationMatrix calibration_matrix(const Model& model, const RunSpec& base,
                                      const ProgressFn& progress = {});
 
 nlohmann::json to_json(const CalibrationMatrix& m);
+class JsonFields;
+CalibrationMatrix calibration_matrix_from_json(const JsonFields& f);
 
 }  // namespace gptqw

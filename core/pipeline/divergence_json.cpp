@@ -78,4 +78,45 @@ json to_json(const DivergenceResult& r, const std::vector<std::string>& names) {
           {"quantized", models}};
 }
 
+Estimate estimate_from_json(const JsonFields& f) { return {f.real("value"), f.real("se")}; }
+
+Percentiles percentiles_from_json(const JsonFields& f) {
+  return {f.real("min"),   f.real("p0_1"), f.real("p1"),  f.real("p5"),  f.real("p10"),
+          f.real("p25"),   f.real("median"), f.real("p75"), f.real("p90"), f.real("p95"),
+          f.real("p99"),   f.real("p99_9"), f.real("max")};
+}
+
+DivergenceSummary summary_from_json(const JsonFields& f) {
+  DivergenceSummary s;
+  s.tokens = f.integer<int64_t>("tokens", 0);
+  s.windows = f.integer<int>("windows", 0);
+  s.ppl_orig = estimate_from_json(f.object("ppl_orig"));
+  s.ppl_quant = estimate_from_json(f.object("ppl_quant"));
+  s.ln_ppl_ratio = estimate_from_json(f.object("ln_ppl_ratio"));
+  s.ppl_ratio = estimate_from_json(f.object("ppl_ratio"));
+  s.ppl_diff = estimate_from_json(f.object("ppl_diff"));
+  s.nll_correlation = f.real("nll_correlation");
+  s.kld = estimate_from_json(f.object("kld"));
+  s.kld_pct = percentiles_from_json(f.object("kld_percentiles"));
+  s.dp = estimate_from_json(f.object("dp"));
+  s.dp_rms = estimate_from_json(f.object("dp_rms"));
+  s.dp_pct = percentiles_from_json(f.object("dp_percentiles"));
+  const std::vector<JsonFields> top = f.objects("top_agreement");
+  if (top.size() != size_t(kTopRanks))
+    f.fail("top_agreement", "must list " + std::to_string(kTopRanks) + " ranks, got " + std::to_string(top.size()));
+  for (int k = 0; k < kTopRanks; ++k) {
+    s.top_agreement[size_t(k)] = estimate_from_json(top[size_t(k)].object("share"));
+    s.top_agree_count[size_t(k)] = top[size_t(k)].integer<int64_t>("count", 0);
+  }
+  for (const JsonFields& b : f.objects("by_position"))
+    s.by_position.push_back({b.integer<int>("first", 0), b.integer_or<int>("end", -1, -1),
+                             b.integer<int64_t>("tokens", 0),
+                             {estimate_from_json(b.object("ppl_orig")), estimate_from_json(b.object("ppl_quant")),
+                              estimate_from_json(b.object("ln_ppl_ratio")), estimate_from_json(b.object("kld"))}});
+  for (const JsonFields& c : f.objects("by_confidence"))
+    s.by_confidence.push_back({c.real("low"), c.real("high"), c.integer<int64_t>("tokens", 0), c.real("share"),
+                               c.real("kld_mean"), c.real("kld_median")});
+  return s;
+}
+
 }  // namespace gptqw

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_fields.h"
 #include "pipeline/divergence.h"
 
 namespace gptqw {
@@ -16,5 +17,10 @@ nlohmann::json to_json(const DivergenceSummary& s);
 // quantized model's perplexity with its standard error, each one's summary under `names`
 // (names.size() == r.quantized.size()).
 nlohmann::json to_json(const DivergenceResult& r, const std::vector<std::string>& names);
+
+// Read back (a report's): every field checked, a problem names the file and the field.
+Estimate estimate_from_json(const JsonFields& f);
+Percentiles percentiles_from_json(const JsonFields& f);
+DivergenceSummary summary_from_json(const JsonFields& f);
 
 }  // namespace gptqw

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/error.h"
+#include "common/json_fields.h"
 #include "common/text_file.h"
 
 #include <nlohmann/json.hpp>
@@ -95,6 +96,23 @@ nlohmann::json to_json(const std::vector<PromptGenerations>& generations) {
                    {"continuations", std::move(models)}});
   }
   return out;
+}
+
+PromptGenerations prompt_generations_from_json(const JsonFields& f) {
+  PromptGenerations g;
+  g.prompt = f.string("prompt");
+  const JsonFields s = f.object("sampling");
+  g.sampling = {s.real("temperature"), s.integer<int>("top_k", 0), s.real("top_p"), s.integer<uint64_t>("seed")};
+  for (const JsonFields& c : f.objects("continuations")) {
+    Continuation k;
+    k.model = c.string("model");
+    k.tokens = c.integers<int32_t>("tokens");
+    k.text = c.string("text");
+    k.diverges_at_token = c.integer<int>("diverges_at_token", -1);
+    k.diverges_at_byte = c.integer<int64_t>("diverges_at_byte", -1, int64_t(k.text.size()));
+    g.continuations.push_back(std::move(k));
+  }
+  return g;
 }
 
 std::vector<std::string> read_prompts(const std::filesystem::path& file) {

@@ -60,6 +60,8 @@ std::string marked_text(const Continuation& c, std::string_view mark = "|>");
 
 // The report's "generations": per prompt and sampling, each model's continuation.
 nlohmann::json to_json(const std::vector<PromptGenerations>& generations);
+class JsonFields;
+PromptGenerations prompt_generations_from_json(const JsonFields& f);
 
 // The prompts of a file, one per non-empty line ("\n" written as \n in a line is a newline).
 std::vector<std::string> read_prompts(const std::filesystem::path& file);

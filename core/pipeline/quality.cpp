@@ -70,4 +70,26 @@ nlohmann::json to_json(const TextQuality& q) {
   return j;
 }
 
+TextQuality text_quality_from_json(const JsonFields& f) {
+  TextQuality q;
+  q.text = f.string("text");
+  q.seqlen = f.integer<int>("seqlen", 0);
+  q.windows = f.integer<int>("windows", 0);
+  q.windows_available = f.integer<int>("windows_available", 0);
+  q.tokens = f.integer<int64_t>("tokens", 0);
+  q.stopped_early = f.boolean("stopped_early");
+  q.seconds = f.real("seconds");
+  if (f.has("precision")) q.precision = f.real("precision");
+  q.ppl_original = estimate_from_json(f.object("ppl_original"));
+  // The models in the order written (nlohmann's object keeps its keys sorted: rtn, gptq read
+  // back as gptq, rtn would reorder the window's rows; the order of the methods is fixed).
+  const JsonFields models = f.object("models");
+  for (const char* name : {"rtn", "gptq"}) {
+    if (!models.has(name)) continue;
+    const JsonFields m = models.object(name, std::string("models.") + name + ".");
+    q.quantized.push_back({name, estimate_from_json(m.object("ppl")), summary_from_json(m.object("divergence"))});
+  }
+  return q;
+}
+
 }  // namespace gptqw

@@ -47,7 +47,9 @@ TextQuality evaluate_quality(const WeightSource& original, const std::vector<con
 struct PerplexitySummary;
 PerplexitySummary perplexity_summary(const TextQuality& q);
 
-// The report's layout of one text (the summaries as divergence_json.h writes them).
+// The report's layout of one text (the summaries as divergence_json.h writes them), and back.
 nlohmann::json to_json(const TextQuality& q);
+class JsonFields;
+TextQuality text_quality_from_json(const JsonFields& f);
 
 }  // namespace gptqw

@@ -418,8 +418,19 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
       ps.rtn = opt_at(p, "rtn");
       ps.gptq = opt_at(p, "gptq");
       ps.seconds = p.real("seconds");
+      ps.original_se = opt_at(p, "original_se");
+      ps.rtn_se = opt_at(p, "rtn_se");
+      ps.gptq_se = opt_at(p, "gptq_se");
       r.perplexity = ps;
     }
+    // Version 2.
+    if (f.has("quality"))
+      for (const JsonFields& q : f.objects("quality", "quality.")) r.quality.push_back(text_quality_from_json(q));
+    if (f.has("generations"))
+      for (const JsonFields& g : f.objects("generations", "generations."))
+        r.generations.push_back(prompt_generations_from_json(g));
+    if (f.has("calibration_matrix"))
+      r.calibration_matrix = calibration_matrix_from_json(f.object("calibration_matrix", "calibration_matrix."));
     return r;
   } catch (const json::exception& e) {
     throw FormatError(file_msg(file, std::string("malformed report: ") + e.what()));
