@@ -307,6 +307,44 @@ class TestCli : public QObject {
     }
   }
 
+  // gptqw calibration-matrix: each corpus's GPTQ on each text, each cell what `compare` with that
+  // corpus measures on that text; the report holds the matrix and the window opens it.
+  void calibrationMatrix() {
+    QTemporaryDir tmp;
+    const QString report = tmp.filePath("m.json");
+    const QStringList common = {"--model", model(), "--nsamples", "8", "--seqlen", "128", "--group-size", "32",
+                                "--eval", text("tinystories-sample.txt"), "--eval", text("code-sample.txt"),
+                                "--eval-seqlen", "256", "--eval-max-windows", "4", "--quiet"};
+    auto m = run_cli(QStringList{"calibration-matrix", "--calib", text("tinystories-sample.txt"), "--calib",
+                                 text("code-sample.txt"), "--report", report} + common);
+    QVERIFY2(m.exit_code == 0, m.err.constData());
+    QVERIFY(m.out.contains("GPTQ mean KLD") && m.out.contains("RTN (no calibration)"));
+    const Report r = load_report(report.toStdString());
+    QVERIFY(r.calibration_matrix.has_value());
+    const CalibrationMatrix& cm = *r.calibration_matrix;
+    QCOMPARE(int(cm.calibs.size()), 2);
+    QCOMPARE(int(cm.texts.size()), 2);
+    auto c = run_cli(QStringList{"compare", "--calib", text("code-sample.txt"), "--json"} + common);
+    QVERIFY2(c.exit_code == 0, c.err.constData());
+    const QJsonArray quality = json_of(c)["quality"].toArray();
+    for (int t = 0; t < 2; ++t) {
+      const QJsonObject gptq = quality[t].toObject()["models"].toObject()["gptq"].toObject();
+      QCOMPARE(cm.cells[1][size_t(t)].find("gptq")->ppl.value, gptq["ppl"].toObject()["value"].toDouble());
+      QCOMPARE(cm.values("gptq", "kld")[1][size_t(t)],
+               gptq["divergence"].toObject()["kld"].toObject()["value"].toDouble());
+    }
+    // RTN uses no calibration: the same in both rows.
+    QCOMPARE(cm.values("rtn", "kld")[0], cm.values("rtn", "kld")[1]);
+    auto refused = run_cli(QStringList{"calibration-matrix", "--calib", text("code-sample.txt"), "--out",
+                                       tmp.filePath("x")} + common);
+    QCOMPARE(refused.exit_code, 2);
+    QVERIFY(refused.err.contains("--out"));
+    auto twice = run_cli(QStringList{"compare", "--calib", text("code-sample.txt"), "--calib",
+                                     text("tinystories-sample.txt")} + common);
+    QCOMPARE(twice.exit_code, 2);
+    QVERIFY(twice.err.contains("calibration-matrix"));
+  }
+
   // --device: cpu runs on the CPU backend and the report says so; cuda where no CUDA backend
   // answers is refused before anything runs, with the reason; any other word is a usage error.
   void deviceChoice() {

@@ -32,6 +32,7 @@
 #include "layer_table_model.h"
 #include "main_window.h"
 #include "generate_page.h"
+#include "calibration_matrix_model.h"
 #include "inputs_panel.h"
 #include "plots/grouped_bar_chart.h"
 #include "quality_page.h"
@@ -478,6 +479,41 @@ class TestMainWindow : public QObject {
       for (const Continuation& c : p.continuations) parted |= c.diverges_at_token >= 0;
     // Where a continuation parts from the original's, the view says at which token.
     if (parted) QVERIFY(html.contains("parts at token"));
+  }
+
+  // A report of gptqw calibration-matrix opens with its heat map: a row per corpus, a column per
+  // text, white for each text's best corpus.
+  void qualityViewShowsTheCalibrationMatrix() {
+    const QString report = m_tmp.filePath("matrix.json");
+    auto m = test::run_cli({"calibration-matrix", "--model", model_dir(), "--calib", text("tinystories-sample.txt"),
+                            "--calib", text("code-sample.txt"), "--nsamples", "8", "--seqlen", "128",
+                            "--group-size", "32", "--eval", text("tinystories-sample.txt"), "--eval",
+                            text("code-sample.txt"), "--eval-seqlen", "256", "--eval-max-windows", "4",
+                            "--report", report, "--quiet"});
+    QVERIFY2(m.exit_code == 0, m.err.constData());
+    MainWindow w;
+    QSignalSpy opened(w.session(), &RunSession::reportOpened);
+    w.openReport(report);
+    QVERIFY(opened.wait(30000));
+    CalibrationMatrixModel* heat = w.results()->quality()->matrix();
+    QAbstractItemModelTester tester(heat, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    QCOMPARE(heat->rowCount(), 2);
+    QCOMPARE(heat->columnCount(), 2);
+    QVERIFY(heat->headerData(1, Qt::Vertical).toString().contains("code-sample.txt"));
+    const CalibrationMatrix& cm = *w.session()->report()->calibration_matrix;
+    for (int t = 0; t < 2; ++t) {
+      const double a = heat->index(0, t).data(CalibrationMatrixModel::ValueRole).toDouble();
+      const double b = heat->index(1, t).data(CalibrationMatrixModel::ValueRole).toDouble();
+      QCOMPARE(a, cm.values("gptq", "kld")[0][size_t(t)]);
+      // The better corpus of the text is white (shade 0), the other shaded by how much worse.
+      QCOMPARE(heat->index(a <= b ? 0 : 1, t).data(CalibrationMatrixModel::ShadeRole).toDouble(), 0.0);
+      QVERIFY(heat->index(a <= b ? 1 : 0, t).data(CalibrationMatrixModel::ShadeRole).toDouble() > 0);
+    }
+    heat->setQuantity(CalibrationMatrixModel::Quantity::GptqPerplexity);
+    QCOMPARE(heat->index(1, 1).data(CalibrationMatrixModel::ValueRole).toDouble(),
+             cm.cells[1][1].find("gptq")->ppl.value);
+    // The first corpus's run is the report's: its per-text table is there too.
+    QCOMPARE(w.results()->quality()->model()->rowCount(), 6);
   }
 
   // The path fields take typing and pasting: the path is used when editing ends.

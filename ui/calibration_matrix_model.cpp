@@ -29,9 +29,9 @@ void CalibrationMatrixModel::recompute() {
   m_values.clear();
   m_best.clear();
   if (!m_matrix) return;
-  const bool gptq = m_quantity == Quantity::GptqPerplexity || m_quantity == Quantity::GptqKld;
-  const bool kld = m_quantity == Quantity::GptqKld || m_quantity == Quantity::RtnKld;
-  m_values = m_matrix->values(gptq ? "gptq" : "rtn", kld ? "kld" : "ppl");
+  m_values = m_matrix->values("gptq", m_quantity == Quantity::GptqPerplexity ? "ppl"
+                                      : m_quantity == Quantity::GptqKld      ? "kld"
+                                                                             : "ln_ratio");
   m_best.assign(m_matrix->texts.size(), std::numeric_limits<double>::infinity());
   for (const auto& row : m_values)
     for (size_t t = 0; t < row.size() && t < m_best.size(); ++t)
@@ -52,13 +52,15 @@ QVariant CalibrationMatrixModel::data(const QModelIndex& index, int role) const 
     return {};
   const double v = m_values[size_t(index.row())][size_t(index.column())];
   const double best = m_best[size_t(index.column())];
-  // The shade: the ratio to the column's best on a log scale, 0 at the best, 1 at twice.
-  const double shade = std::isfinite(v) && best > 0 ? std::clamp(std::log2(v / best), 0.0, 1.0) : 0.0;
+  // The shade: the ratio to the column's best on a log scale, 0 at the best, 1 at twice (a ln
+  // ratio can be 0 or negative: measured from the best by its distance instead).
+  const double shade = !std::isfinite(v)  ? 0.0
+                       : best > 0         ? std::clamp(std::log2(v / best), 0.0, 1.0)
+                                          : std::clamp((v - best) / std::max(std::abs(best), 1e-3), 0.0, 1.0);
   switch (role) {
     case Qt::DisplayRole:
       if (!std::isfinite(v)) return tr("—");
-      return m_quantity == Quantity::GptqKld || m_quantity == Quantity::RtnKld ? QString::number(v, 'f', 5)
-                                                                                : QString::number(v, 'f', 3);
+      return m_quantity == Quantity::GptqPerplexity ? QString::number(v, 'f', 3) : QString::number(v, 'f', 5);
     case ValueRole: return v;
     case ShadeRole: return shade;
     case Qt::BackgroundRole: {

@@ -1,5 +1,6 @@
 // The calibration heat map: one row per calibration corpus, one column per evaluation text, each
-// cell one method's perplexity or KL divergence after calibrating on that corpus. The cell's
+// cell GPTQ's perplexity, mean KL divergence or ln PPL ratio after calibrating on that corpus
+// (RTN uses no calibration: its row would be the same for every corpus). The cell's
 // colour says how much worse it is than the best corpus for that text (white: the best; the
 // deeper the red, the worse), so an unrepresentative corpus stands out as a red row.
 #pragma once
@@ -14,7 +15,7 @@ namespace gptqw::ui {
 class CalibrationMatrixModel : public QAbstractTableModel {
   Q_OBJECT
  public:
-  enum class Quantity { GptqPerplexity, GptqKld, RtnPerplexity, RtnKld };
+  enum class Quantity { GptqPerplexity, GptqKld, GptqLnRatio };
   // SortRole: the raw value of a cell; ShadeRole: its shade, 0 (the column's best) to 1 (twice
   // as bad or worse, in ratio to the best).
   static constexpr int ValueRole = Qt::UserRole + 1;

@@ -53,7 +53,7 @@ QualityPage::QualityPage(RunSession* session, QWidget* parent) : QWidget(parent)
   matrix_view->setModel(m_matrix);
   matrix_view->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
   auto* quantity = new QComboBox;
-  quantity->addItems({tr("GPTQ: perplexity"), tr("GPTQ: mean KLD"), tr("RTN: perplexity"), tr("RTN: mean KLD")});
+  quantity->addItems({tr("GPTQ: perplexity"), tr("GPTQ: mean KLD"), tr("GPTQ: ln(PPL/PPL original)")});
   quantity->setCurrentIndex(1);
   m_matrix->setQuantity(CalibrationMatrixModel::Quantity::GptqKld);
   connect(quantity, &QComboBox::currentIndexChanged, this,

@@ -3,7 +3,9 @@
 // windows and prints them side by side; both can evaluate perplexity and write the report.
 #include <cstdio>
 #include <limits>
+#include <cmath>
 #include <optional>
+#include <tuple>
 
 #include "cli_common.h"
 #include "commands.h"
@@ -163,7 +165,42 @@ void print_table(const Report& r) {
   for (const PromptGenerations& g : r.generations) print_generations(g);
 }
 
-int run(const std::vector<std::string>& words, bool compare) {
+// One method, both side by side, or both with each of several calibration corpora.
+enum class Mode { quantize, compare, calibration_matrix };
+
+// The calibration matrix as tables: GPTQ's perplexity and mean KLD, a row per corpus, a column
+// per text, the best corpus of each text starred; RTN, which uses no calibration, below as the
+// baseline (and the original's perplexity).
+void print_matrix(const CalibrationMatrix& m) {
+  auto name = [](const std::string& path) { return std::filesystem::path(path).filename().string(); };
+  auto row = [](const std::string& label, const std::vector<double>& values, const std::vector<double>& best) {
+    std::printf("  %-26.26s", label.c_str());
+    for (size_t t = 0; t < values.size(); ++t)
+      std::printf(" %15.5g%s", values[t], !best.empty() && values[t] == best[t] ? "*" : " ");
+    std::printf("\n");
+  };
+  for (const auto& [quantity, title] : {std::pair{"ppl", "perplexity"}, std::pair{"kld", "mean KLD"}}) {
+    const auto gptq = m.values("gptq", quantity), rtn = m.values("rtn", quantity);
+    std::printf("\nGPTQ %s (rows: calibration corpus, columns: evaluation text; * the best corpus for the text):\n",
+                title);
+    std::printf("  %-26s", "");
+    for (const std::string& t : m.texts) std::printf(" %16.16s", name(t).c_str());
+    std::printf("\n");
+    std::vector<double> best(m.texts.size(), std::numeric_limits<double>::infinity());
+    for (const auto& r : gptq)
+      for (size_t t = 0; t < r.size(); ++t) best[t] = std::min(best[t], r[t]);
+    for (size_t c = 0; c < gptq.size(); ++c) row(name(m.calibs[c]), gptq[c], best);
+    if (!rtn.empty() && std::isfinite(rtn[0][0])) row("RTN (no calibration)", rtn[0], {});
+    if (std::string(quantity) == "ppl" && !m.cells.empty()) {
+      std::vector<double> original;
+      for (const TextQuality& q : m.cells[0]) original.push_back(q.ppl_original.value);
+      row("original", original, {});
+    }
+  }
+}
+
+int run(const std::vector<std::string>& words, Mode mode) {
+  const bool compare = mode != Mode::quantize;
   Args args(words, kFlags, kValued);
   RunSpec spec;
   spec.options = parse_options(args, compare);
@@ -185,6 +222,8 @@ int run(const std::vector<std::string>& words, bool compare) {
     spec.seed = earlier.seed;
   } else {
     spec.calib_file = args.require("--calib");
+    if (mode != Mode::calibration_matrix && args.get_all("--calib").size() > 1)
+      throw UsageError("--calib given more than once: one corpus per run (gptqw calibration-matrix takes several)");
     spec.nsamples = static_cast<int>(args.get_int("--nsamples", spec.nsamples, 1, kMaxSamples));
     spec.seqlen = static_cast<int>(args.get_int("--seqlen", spec.seqlen, 2, kMaxSeqlen));
     long seed = args.get_int("--seed", long(spec.seed), 0, std::numeric_limits<long>::max());
@@ -225,8 +264,9 @@ int run(const std::vector<std::string>& words, bool compare) {
     check_export_destination(eo);
   }
   if (auto file = args.get("--report")) {
-    ProtectedPaths inputs = {{args.require("--model"), "the source model"},
-                             {spec.calib_file, "the calibration text"}};
+    ProtectedPaths inputs = {{args.require("--model"), "the source model"}};
+    for (const std::string& calib : args.get_all("--calib")) inputs.push_back({calib, "a calibration text"});
+    if (args.get_all("--calib").empty()) inputs.push_back({spec.calib_file, "the calibration text"});
     if (auto tok = args.get("--tokenizer")) inputs.push_back({*tok, "the tokenizer"});
     for (const auto& eval : spec.eval_files) inputs.push_back({eval, "an evaluation text"});
     // The export folder is replaced as a whole when it is done: a report inside would go too.
@@ -266,13 +306,27 @@ int run(const std::vector<std::string>& words, bool compare) {
                         "precision with --skip-modules, or run without --out)");
     writer = std::make_unique<GptqWriter>(*model.weights, eo);
   }
+  TerminalProgress bar(json_out || args.flag("--quiet"));
+  if (mode == Mode::calibration_matrix) {
+    if (out) throw UsageError("--out: the calibration matrix runs several quantizations and exports none");
+    if (spec.eval_files.empty()) throw UsageError("missing required option --eval (one or more texts)");
+    std::vector<std::filesystem::path> calibs;
+    for (const std::string& c : args.get_all("--calib")) calibs.push_back(c);
+    Report report;
+    CalibrationMatrix m = calibration_matrix(model, spec, calibs, bar.callback(), &report);
+    bar.finish();
+    report.calibration_matrix = std::move(m);
+    if (auto file = args.get("--report")) save_report(report, *file);
+    if (json_out) std::printf("%s\n", to_json(report).dump().c_str());
+    else print_matrix(*report.calibration_matrix);
+    return 0;
+  }
   const RunInputs inputs = prepare_run(model, spec);
   LayerSink sink;
   if (writer)
     sink = [&](Method m, int block, LinearKind kind, QuantizedWeights&& w) {
       if (m == exported) writer->add(block, kind, w);
     };
-  TerminalProgress bar(json_out || args.flag("--quiet"));
   Report report = run_quantization(model, spec, inputs, sink, bar.callback());
   bar.finish();
   if (auto file = args.get("--report")) save_report(report, *file);
@@ -292,7 +346,8 @@ int run(const std::vector<std::string>& words, bool compare) {
 
 }  // namespace
 
-int cmd_quantize(const std::vector<std::string>& words) { return run(words, false); }
-int cmd_compare(const std::vector<std::string>& words) { return run(words, true); }
+int cmd_quantize(const std::vector<std::string>& words) { return run(words, Mode::quantize); }
+int cmd_compare(const std::vector<std::string>& words) { return run(words, Mode::compare); }
+int cmd_calibration_matrix(const std::vector<std::string>& words) { return run(words, Mode::calibration_matrix); }
 
 }  // namespace gptqw::cli

@@ -33,13 +33,19 @@ const Command kCommands[] = {
      "REPORT.json [--calib FILE]) [--method gptq|rtn] [--bits 4] [--group-size 128] [--act-order] "
      "[--sym|--asym] [--static-groups] [--mse] [--exact-ties] [--damp 0.01] [--block-size 128] "
      "[--no-true-sequential] [--skip-modules M[,M]] [--pad-unloadable] [--calib-field NAME] "
-     "[--eval FILE] [--eval-seqlen N] [--eval-max-windows N] [--report FILE.json] "
+     "[--eval FILE]... [--eval-seqlen N] [--eval-max-windows N] [--eval-precision P] "
+     "[--prompt TEXT]... [--prompts FILE] [--gen-tokens N] [--report FILE.json] "
      "[--out DIR [--force] [--shard-size GB]] [--device auto|cpu|cuda] [--threads N] [--json] "
      "[--quiet]"},
     {"compare", gptqw::cli::cmd_compare,
      "(the options of quantize but --method)   GPTQ and RTN side by side; --out exports GPTQ"},
+    {"calibration-matrix", gptqw::cli::cmd_calibration_matrix,
+     "--model M --calib FILE --calib FILE... --eval FILE... (the options of compare but --out)   "
+     "GPTQ and RTN with each corpus, evaluated on each text: perplexity and KL divergence"},
     {"generate", gptqw::cli::cmd_generate,
-     "--model DIR|FILE.bin [--tokenizer FILE] [--prompt TEXT] [--tokens N]   greedy decoding"},
+     "--model DIR|FILE.bin [--tokenizer FILE] [--prompt TEXT]... [--prompts FILE] [--tokens N] "
+     "[--temperature T] [--top-k K] [--top-p P] [--seed S] [--with CKPT]... [--json]   "
+     "continuations, side by side with --with"},
 };
 
 void print_usage(FILE* out) {

@@ -30,7 +30,7 @@ std::vector<std::vector<double>> CalibrationMatrix::values(const std::string& me
 
 CalibrationMatrix calibration_matrix(const Model& model, const RunSpec& base,
                                      const std::vector<std::filesystem::path>& calibs,
-                                     const ProgressFn& progress) {
+                                     const ProgressFn& progress, Report* first) {
   if (calibs.empty()) throw ConfigError("the calibration matrix needs at least one calibration corpus");
   if (base.eval_files.empty()) throw ConfigError("the calibration matrix needs at least one evaluation text");
   const auto t0 = std::chrono::steady_clock::now();
@@ -51,7 +51,8 @@ CalibrationMatrix calibration_matrix(const Model& model, const RunSpec& base,
     const RunInputs inputs = prepare_run(model, spec);
     Report r = run_quantization(model, spec, inputs, {}, share);
     m.calibs.push_back(calibs[c].string());
-    m.cells.push_back(std::move(r.quality));
+    m.cells.push_back(r.quality);
+    if (c == 0 && first) *first = std::move(r);
   }
   m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return m;

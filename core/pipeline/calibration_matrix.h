@@ -15,6 +15,7 @@
 
 namespace gptqw {
 
+struct Report;
 struct RunSpec;
 
 struct CalibrationMatrix {
@@ -31,9 +32,10 @@ struct CalibrationMatrix {
 
 // Runs `base` (its settings, windows counts and evaluation options; base.eval_files are the
 // texts) once per corpus. Progress: "calibration i/n: <stage>", each corpus an equal share.
+// `first` (optional) receives the first corpus's whole report (layers, memory, timing).
 CalibrationMatrix calibration_matrix(const Model& model, const RunSpec& base,
                                      const std::vector<std::filesystem::path>& calibs,
-                                     const ProgressFn& progress = {});
+                                     const ProgressFn& progress = {}, Report* first = nullptr);
 
 nlohmann::json to_json(const CalibrationMatrix& m);
 class JsonFields;
