@@ -1,7 +1,7 @@
 // Unit tests of core/common: half and bfloat16 casts (checked against values worked out by
 // hand from the IEEE formats), UTF-8 validation, text-file error messages, and the rules of
-// reading inputs (input_file), writing outputs (output_file), parsing JSON (json) and
-// cancelling (cancel).
+// reading inputs (input_file), writing outputs (output_file), parsing JSON (json), reading its
+// fields (json_fields) and cancelling (cancel).
 #include <QTest>
 #include <cmath>
 #include <fstream>
@@ -16,6 +16,7 @@
 #include "common/half.h"
 #include "common/input_file.h"
 #include "common/json.h"
+#include "common/json_fields.h"
 #include "common/output_file.h"
 #include "common/sha256.h"
 #include "common/text_file.h"
@@ -235,6 +236,73 @@ class TestCommon : public QObject {
     QVERIFY(error_of("[1e400]", {}).find("not valid JSON") != std::string::npos);
     QVERIFY(error_of("{\"a\": }", {"header", true}).find("header is not valid JSON") != std::string::npos);
     QCOMPARE(parse_json(R"({"a": 1, "a": 2})", "f.json")["a"].get<int>(), 2);  // the last, as nlohmann
+  }
+
+  // Every problem is one line naming the file, the field (with its object's prefix, and the
+  // entry of a list) and what is wrong; integers are checked against their type and range.
+  void jsonFields() {
+    const nlohmann::json j = parse_json(R"({"n": 7, "big": 18446744073709551615, "neg": -3,
+        "x": 2.5, "f": 4.0, "huge": 1e300, "s": "text", "b": true, "nothing": null,
+        "list": [1, 2, "three"], "reals": [1.5, 1e300], "inner": {"k": "v"},
+        "objs": [{"k": 1}, 2], "long": [0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,
+        22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39]})", "f.json");
+    const JsonFields f(j, "f.json", "q.");
+    auto error_of = [&](auto read) -> std::string {
+      try {
+        read();
+      } catch (const FormatError& e) {
+        return e.what();
+      }
+      return "";
+    };
+    QCOMPARE(f.integer<int>("n"), 7);
+    QCOMPARE(f.integer<uint64_t>("big"), std::numeric_limits<uint64_t>::max());
+    QCOMPARE(f.integer<int64_t>("neg"), int64_t(-3));
+    QCOMPARE(f.real("x"), 2.5);
+    QCOMPARE(f.string("s"), std::string("text"));
+    QVERIFY(f.boolean("b"));
+    QCOMPARE(f.integers<int>("long").size(), size_t(40));
+    QCOMPARE(f.object("inner").string("k"), std::string("v"));
+    // Optional: absent and null give the fallback.
+    QCOMPARE(f.integer_or<int>("absent", 5), 5);
+    QCOMPARE(f.integer_or<int>("nothing", 5), 5);
+    QCOMPARE(f.string_or("nothing", "d"), std::string("d"));
+    QVERIFY(!f.has("nothing") && f.has("n"));
+    QCOMPARE(error_of([&] { f.integer<int>("absent"); }),
+             std::string("f.json: field 'q.absent' is missing"));
+    QCOMPARE(error_of([&] { f.integer<int>("f"); }),
+             std::string("f.json: field 'q.f' must be an integer, got 4.0"));
+    QCOMPARE(error_of([&] { f.integer<int>("nothing"); }),
+             std::string("f.json: field 'q.nothing' must be an integer, got null"));
+    QCOMPARE(error_of([&] { f.integer<int64_t>("big"); }),
+             std::string("f.json: field 'q.big' must be an integer from -9223372036854775808 to "
+                         "9223372036854775807, got 18446744073709551615"));
+    QCOMPARE(error_of([&] { f.integer<uint32_t>("neg"); }),
+             std::string("f.json: field 'q.neg' must be an integer from 0 to 4294967295, got -3"));
+    QCOMPARE(error_of([&] { f.integer<int>("n", 1, 4); }),
+             std::string("f.json: field 'q.n' must be an integer from 1 to 4, got 7"));
+    QCOMPARE(error_of([&] { f.real<float>("huge"); }),
+             std::string("f.json: field 'q.huge' must be a finite number within ±3.40282e+38, got 1e+300"));
+    QCOMPARE(f.real("huge"), 1e300);
+    QCOMPARE(error_of([&] { f.reals<float>("reals"); }),
+             std::string("f.json: field 'q.reals' entry 1 must be a finite number within "
+                         "±3.40282e+38, got 1e+300"));
+    QCOMPARE(error_of([&] { f.integers<int>("list"); }),
+             std::string("f.json: field 'q.list' entry 2 must be an integer, got \"three\""));
+    QCOMPARE(error_of([&] { f.boolean("s"); }),
+             std::string("f.json: field 'q.s' must be true or false, got \"text\""));
+    QCOMPARE(error_of([&] { f.string("n"); }),
+             std::string("f.json: field 'q.n' must be a string, got 7"));
+    QCOMPARE(error_of([&] { f.objects("objs"); }),
+             std::string("f.json: field 'q.objs' entry 1 must be an object, got 2"));
+    // A large value is described, never copied into the message.
+    QCOMPARE(error_of([&] { f.string("long"); }),
+             std::string("f.json: field 'q.long' must be a string, got an array of 40 entries"));
+    // Nested readers name their prefix; ConfigError where asked.
+    QCOMPARE(error_of([&] { f.object("inner", "q.inner.").integer<int>("k"); }),
+             std::string("f.json: field 'q.inner.k' must be an integer, got \"v\""));
+    const JsonFields config(j, "config.json", "", JsonFields::Throws::config);
+    QVERIFY_THROWS_EXCEPTION(ConfigError, config.string("n"));
   }
 
   void cancellation() {

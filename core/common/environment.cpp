@@ -86,25 +86,16 @@ nlohmann::json to_json(const Environment& e) {
           {"build_flags", e.build_flags},   {"threads", e.threads}};
 }
 
-Environment environment_from_json(const nlohmann::json& j) {
+Environment environment_from_json(const JsonFields& f) {
   Environment e;
-  if (!j.is_object()) return e;
-  auto text = [&](const char* key) {
-    const auto it = j.find(key);
-    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-  };
-  e.version = text("version");
-  e.cpu_model = text("cpu_model");
-  e.cpu_features = text("cpu_features");
-  e.build_target = text("build_target");
-  e.kernels = text("kernels");
-  e.compiler = text("compiler");
-  e.build_flags = text("build_flags");
-  const auto t = j.find("threads");
-  if (t != j.end() && t->is_number_integer()) {
-    const int64_t v = t->get<int64_t>();
-    e.threads = v >= 0 && v <= 1 << 20 ? static_cast<int>(v) : 0;
-  }
+  e.version = f.string_or("version", "");
+  e.cpu_model = f.string_or("cpu_model", "");
+  e.cpu_features = f.string_or("cpu_features", "");
+  e.build_target = f.string_or("build_target", "");
+  e.kernels = f.string_or("kernels", "");
+  e.compiler = f.string_or("compiler", "");
+  e.build_flags = f.string_or("build_flags", "");
+  e.threads = f.integer_or<int>("threads", 0, 0, 1 << 20);
   return e;
 }
 

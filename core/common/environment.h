@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_fields.h"
+
 namespace gptqw {
 
 struct Environment {
@@ -24,7 +26,8 @@ struct Environment {
 Environment current_environment(int threads);
 
 nlohmann::json to_json(const Environment& e);
-// Missing fields are left empty (reports written before they existed).
-Environment environment_from_json(const nlohmann::json& j);
+// Missing fields are left empty (reports written before they existed); a field of the wrong
+// type or range is an error naming it.
+Environment environment_from_json(const JsonFields& fields);
 
 }  // namespace gptqw

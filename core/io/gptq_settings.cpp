@@ -5,6 +5,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/json_fields.h"
 
 namespace gptqw {
 
@@ -13,43 +14,12 @@ using nlohmann::json;
 
 namespace {
 
-// Field access naming the file (and the object inside it) in every error.
-struct SettingsFields {
-  const json& j;
-  const fs::path& file;
-  std::string where;  // "" or "quantization_config."
-
-  [[noreturn]] void fail(const std::string& field, const std::string& what) const {
-    throw FormatError(file_msg(file, "field '" + where + field + "' " + what));
-  }
-  bool has(const std::string& f) const { return j.contains(f) && !j[f].is_null(); }
-  bool get_bool(const std::string& f, bool fallback) const {
-    if (!has(f)) return fallback;
-    if (!j[f].is_boolean()) fail(f, "must be true or false, got " + j[f].dump());
-    return j[f].get<bool>();
-  }
-  long long get_int(const std::string& f) const {
-    if (!j[f].is_number_integer()) fail(f, "must be an integer, got " + j[f].dump());
-    return j[f].get<long long>();
-  }
-  double get_number(const std::string& f, double fallback) const {
-    if (!has(f)) return fallback;
-    if (!j[f].is_number()) fail(f, "must be a number, got " + j[f].dump());
-    return j[f].get<double>();
-  }
-  std::string get_string(const std::string& f) const {
-    if (!j[f].is_string()) fail(f, "must be a string, got " + j[f].dump());
-    return j[f].get<std::string>();
-  }
-};
-
-
 // One module name of modules_not_quantized / modules_in_block_to_quantize: exactly one of the
 // seven, so that a typo cannot silently leave a layer quantized (or not).
-LinearKind module_kind(const SettingsFields& f, const std::string& field, const json& entry,
+LinearKind module_kind(const JsonFields& f, const std::string& field, const json& entry,
                        const std::string& position) {
   if (!entry.is_string())
-    f.fail(field, position + " must be a module name (a string), got " + entry.dump());
+    f.fail(field, position + " must be a module name (a string), got " + JsonFields::shown(entry));
   const std::string name = entry.get<std::string>();
   auto kind = linear_kind_of(name);
   if (!kind)
@@ -145,42 +115,42 @@ json GptqSettings::to_json() const {
 GptqSettings GptqSettings::from_json(const json& j, const fs::path& file) {
   const std::string where = file.filename() == "config.json" ? "quantization_config." : "";
   if (!j.is_object()) throw FormatError(file_msg(file, where + "expected a JSON object"));
-  SettingsFields f{j, file, where};
+  const JsonFields f(j, file, where);
   GptqSettings s;
   if (f.has("quant_method")) {
-    const std::string m = f.get_string("quant_method");
+    const std::string m = f.string("quant_method");
     if (m != "gptq")
       f.fail("quant_method", "is \"" + m + "\": only GPTQ checkpoints (\"gptq\") are read here");
   }
   if (!f.has("bits")) f.fail("bits", "is missing");
-  const long long bits = f.get_int("bits");
+  const int64_t bits = f.integer<int64_t>("bits");
   if (bits != 2 && bits != 3 && bits != 4 && bits != 8)
     f.fail("bits", "is " + std::to_string(bits) +
                        ": the GPTQ packing holds 2, 3, 4 or 8 bits per weight");
   s.quant.bits = static_cast<int>(bits);
   if (f.has("group_size")) {
-    const long long gs = f.get_int("group_size");
+    const int64_t gs = f.integer<int64_t>("group_size");
     if (gs != -1 && (gs <= 0 || gs > (1LL << 30)))
       f.fail("group_size", "is " + std::to_string(gs) + ": expected -1 (no groups) or > 0");
     s.quant.group_size = static_cast<int>(gs);
   }
-  s.quant.sym = f.get_bool("sym", true);
-  s.desc_act = f.get_bool("desc_act", false);
-  s.static_groups = f.get_bool("static_groups", false);
-  s.true_sequential = f.get_bool("true_sequential", true);
-  s.damp_percent = f.get_number("damp_percent", 0.01);
+  s.quant.sym = f.boolean_or("sym", true);
+  s.desc_act = f.boolean_or("desc_act", false);
+  s.static_groups = f.boolean_or("static_groups", false);
+  s.true_sequential = f.boolean_or("true_sequential", true);
+  s.damp_percent = f.number_or("damp_percent", 0.01);
   // GPTQModel 1.x-5.x keep the run's settings under "meta" instead.
   if (f.has("meta") && j["meta"].is_object()) {
-    SettingsFields m{j["meta"], file, where + "meta."};
-    if (!f.has("damp_percent")) s.damp_percent = m.get_number("damp_percent", s.damp_percent);
-    if (!f.has("static_groups")) s.static_groups = m.get_bool("static_groups", s.static_groups);
+    const JsonFields m = f.nested(j["meta"], where + "meta.");
+    if (!f.has("damp_percent")) s.damp_percent = m.number_or("damp_percent", s.damp_percent);
+    if (!f.has("static_groups")) s.static_groups = m.boolean_or("static_groups", s.static_groups);
     if (!f.has("true_sequential"))
-      s.true_sequential = m.get_bool("true_sequential", s.true_sequential);
+      s.true_sequential = m.boolean_or("true_sequential", s.true_sequential);
   }
   // Everything this reader does not interpret is kept, and written back on re-export.
   for (const auto& [k, v] : j.items())
     if (!kInterpretedSettingsKeys.count(k)) s.extra[k] = v;
-  if (f.get_bool("is_marlin_format", false))
+  if (f.boolean_or("is_marlin_format", false))
     f.fail("is_marlin_format", "is true: Marlin-repacked checkpoints are not read here, only "
                                "the plain GPTQ layout");
   // GPTQModel writes "format" in quantize_config.json and "checkpoint_format" in config.json
@@ -188,29 +158,29 @@ GptqSettings GptqSettings::from_json(const json& j, const fs::path& file) {
   // checkpoint_format existed wrote v1 without saying so. Two that disagree are refused: the
   // readers would dequantize differently.
   if (f.has("checkpoint_format") && f.has("format") &&
-      f.get_string("checkpoint_format") != f.get_string("format"))
-    f.fail("format", "is \"" + f.get_string("format") + "\" but checkpoint_format is \"" +
-                         f.get_string("checkpoint_format") + "\"; loaders read one or the other");
+      f.string("checkpoint_format") != f.string("format"))
+    f.fail("format", "is \"" + f.string("format") + "\" but checkpoint_format is \"" +
+                         f.string("checkpoint_format") + "\"; loaders read one or the other");
   std::string key = f.has("checkpoint_format") ? "checkpoint_format" : f.has("format") ? "format" : "";
   s.format = ZeroFormat::v1;
   if (!key.empty()) {
-    const std::string name = f.get_string(key);
+    const std::string name = f.string(key);
     auto parsed = parse_checkpoint_format(name);
     if (!parsed)
       f.fail(key, "is \"" + name + "\": known are \"gptq\" (zero points stored minus 1) and "
                                    "\"gptq_v2\" (stored as is)");
     s.format = parsed;
   }
-  if (f.has("pack_dtype") && f.get_string("pack_dtype") != "int32")
-    f.fail("pack_dtype", "is " + j["pack_dtype"].dump() + ": only int32 packing is read here");
-  if (f.has("model_file_base_name")) s.model_file_base_name = f.get_string("model_file_base_name");
+  if (f.has("pack_dtype") && f.string("pack_dtype") != "int32")
+    f.fail("pack_dtype", "is " + JsonFields::shown(j["pack_dtype"]) + ": only int32 packing is read here");
+  s.model_file_base_name = f.string_or("model_file_base_name", s.model_file_base_name);
 
   // Modules left unquantized: our own list, and/or optimum's list of the quantized ones.
   std::optional<std::array<bool, kNumLinears>> listed, from_in_block;
   if (f.has("modules_not_quantized")) {
     const json& a = j["modules_not_quantized"];
     if (!a.is_array())
-      f.fail("modules_not_quantized", "must be a list of module names, got " + a.dump());
+      f.fail("modules_not_quantized", "must be a list of module names, got " + JsonFields::shown(a));
     listed.emplace();
     for (size_t i = 0; i < a.size(); ++i)
       (*listed)[static_cast<int>(module_kind(f, "modules_not_quantized", a[i],
@@ -221,7 +191,8 @@ GptqSettings GptqSettings::from_json(const json& j, const fs::path& file) {
   if (f.has("modules_in_block_to_quantize") && !j["modules_in_block_to_quantize"].empty()) {
     const std::string field = "modules_in_block_to_quantize";
     const json& a = j[field];
-    if (!a.is_array()) f.fail(field, "must be a list of lists of module names, got " + a.dump());
+    if (!a.is_array())
+      f.fail(field, "must be a list of lists of module names, got " + JsonFields::shown(a));
     std::array<bool, kNumLinears> quantized{};
     for (size_t i = 0; i < a.size(); ++i) {
       const std::string pos = "entry " + std::to_string(i);

@@ -10,59 +10,35 @@
 #include "common/error.h"
 #include "common/input_file.h"
 #include "common/json.h"
+#include "common/json_fields.h"
 
 namespace gptqw {
 
 namespace {
 
-// Field access that names the file and the field in every error.
-struct Fields {
-  const nlohmann::json& j;
-  const std::filesystem::path& file;
+// Dimensions: at least 1, and small enough that the products parameter_count() forms fit.
+constexpr int kMaxDimension = 1 << 30;
 
-  [[noreturn]] void fail(const std::string& field, const std::string& what) const {
-    throw ConfigError(file_msg(file, "field '" + field + "' " + what));
-  }
-  int get_int(const std::string& field) const {
-    if (!j.contains(field)) fail(field, "is missing");
-    const auto& v = j[field];
-    if (!v.is_number_integer()) fail(field, "must be an integer, got " + v.dump());
-    long long x = v.get<long long>();
-    if (x <= 0 || x > (1LL << 30)) fail(field, "must be a positive integer, got " + v.dump());
-    return static_cast<int>(x);
-  }
-  int get_int_or(const std::string& field, int fallback) const {
-    if (!j.contains(field) || j[field].is_null()) return fallback;
-    return get_int(field);
-  }
-  double get_number_or(const std::string& field, double fallback) const {
-    if (!j.contains(field) || j[field].is_null()) return fallback;
-    if (!j[field].is_number()) fail(field, "must be a number, got " + j[field].dump());
-    return j[field].get<double>();
-  }
-  // A real number that must be > 0 and finite as an fp32 (the engine computes in fp32): a
-  // rope_theta or rms_norm_eps of 0, below 0 or beyond fp32 only yields NaN activations.
-  float get_positive_float_or(const std::string& field, double fallback) const {
-    const double v = get_number_or(field, fallback);
-    if (!(v > 0) || !(v <= double(std::numeric_limits<float>::max())) ||
-        static_cast<float>(v) == 0.0f)
-      fail(field, "must be a positive number that fits in fp32, got " + j[field].dump());
-    return static_cast<float>(v);
-  }
-  bool get_bool_or(const std::string& field, bool fallback) const {
-    if (!j.contains(field) || j[field].is_null()) return fallback;
-    if (!j[field].is_boolean()) fail(field, "must be true or false, got " + j[field].dump());
-    return j[field].get<bool>();
-  }
-  // eos_token_id may be a list (Llama 3); the first entry is the one generation stops on.
-  int get_token_id_or(const std::string& field, int fallback) const {
-    if (!j.contains(field) || j[field].is_null()) return fallback;
-    const auto& v = j[field];
-    if (v.is_array() && !v.empty() && v[0].is_number_integer()) return v[0].get<int>();
-    if (v.is_number_integer()) return v.get<int>();
-    fail(field, "must be a token id, got " + v.dump());
-  }
-};
+// A real number that must be > 0 and finite as an fp32 (the engine computes in fp32): a
+// rope_theta or rms_norm_eps of 0, below 0 or beyond fp32 only yields NaN activations.
+float positive_float_or(const JsonFields& f, std::string_view field, double fallback) {
+  const nlohmann::json* v = f.find(field);
+  if (!v) return static_cast<float>(fallback);
+  const double d = v->is_number() ? v->get<double>() : 0.0;
+  if (!(d > 0) || !(d <= double(std::numeric_limits<float>::max())) ||
+      static_cast<float>(d) == 0.0f)
+    f.fail(field, "must be a positive number that fits in fp32, got " + JsonFields::shown(*v));
+  return static_cast<float>(d);
+}
+
+// eos_token_id may be a list (Llama 3); the first entry is the one generation stops on.
+int token_id_or(const JsonFields& f, std::string_view field, int fallback) {
+  const nlohmann::json* v = f.find(field);
+  if (!v) return fallback;
+  const nlohmann::json& id = v->is_array() && !v->empty() ? v->front() : *v;
+  if (!id.is_number_integer()) f.fail(field, "must be a token id, got " + JsonFields::shown(*v));
+  return f.integer_value<int>(id, field);
+}
 
 }  // namespace
 
@@ -122,49 +98,44 @@ std::string number_str(double v) {
 }
 
 // rope_scaling (or rope_parameters) into c.rope_scaling. `field` names the object in errors.
-void parse_rope_scaling(const Fields& f, const nlohmann::json& r, const std::string& field,
+void parse_rope_scaling(const JsonFields& config, const nlohmann::json& r, const std::string& field,
                         ModelConfig& c) {
-  if (!r.is_object()) f.fail(field, "must be an object, got " + r.dump());
-  auto key = [&](const std::string& k) { return field + "." + k; };
+  if (!r.is_object()) config.fail(field, "must be an object, got " + JsonFields::shown(r));
+  const JsonFields f = config.nested(r, field + ".");
   std::string type;
   for (const char* k : {"rope_type", "type"})  // "type" is the older spelling
-    if (r.contains(k) && !r[k].is_null()) {
-      if (!r[k].is_string()) f.fail(key(k), "must be a string, got " + r[k].dump());
-      type = r[k].get<std::string>();
+    if (f.has(k)) {
+      type = f.string(k);
       break;
     }
-  if (type.empty()) f.fail(key("rope_type"), "is missing");
+  if (type.empty()) f.fail("rope_type", "is missing");
   if (type == "default") return;
   if (type != "linear" && type != "dynamic" && type != "llama3" && type != "yarn")
-    f.fail(key("rope_type"), "is \"" + type +
-                                 "\": supported RoPE scalings are \"linear\", \"dynamic\", "
-                                 "\"llama3\" and \"yarn\"");
+    f.fail("rope_type", "is \"" + type +
+                            "\": supported RoPE scalings are \"linear\", \"dynamic\", "
+                            "\"llama3\" and \"yarn\"");
   RopeScaling& s = c.rope_scaling;
   s.type = type;
-  auto number = [&](const std::string& k, bool required, double fallback) {
-    if (!r.contains(k) || r[k].is_null()) {
-      if (required) f.fail(key(k), "is missing (rope_type \"" + type + "\" needs it)");
-      return fallback;
-    }
-    if (!r[k].is_number()) f.fail(key(k), "must be a number, got " + r[k].dump());
-    double v = r[k].get<double>();
-    if (!std::isfinite(v)) f.fail(key(k), "must be finite, got " + r[k].dump());
-    return v;
+  auto number = [&](const char* k, bool required, double fallback) {
+    if (required && !f.has(k)) f.fail(k, "is missing (rope_type \"" + type + "\" needs it)");
+    return f.real_or(k, fallback);
   };
   s.factor = number("factor", true, 1.0);
   if (s.factor < 1.0)
-    f.fail(key("factor"), "is " + number_str(s.factor) + ": a RoPE scaling factor is at least 1");
+    f.fail("factor", "is " + number_str(s.factor) + ": a RoPE scaling factor is at least 1");
   if (type == "llama3") {
     s.low_freq_factor = number("low_freq_factor", true, 1.0);
     s.high_freq_factor = number("high_freq_factor", true, 4.0);
     if (!(s.high_freq_factor > s.low_freq_factor) || s.low_freq_factor <= 0)
-      f.fail(key("high_freq_factor"), "(" + number_str(s.high_freq_factor) +
-                                          ") must be greater than low_freq_factor (" +
-                                          number_str(s.low_freq_factor) + "), both positive");
+      f.fail("high_freq_factor", "(" + number_str(s.high_freq_factor) +
+                                     ") must be greater than low_freq_factor (" +
+                                     number_str(s.low_freq_factor) + "), both positive");
+    // transformers reads it as a number: 8192.0 is as good as 8192.
     const double o = number("original_max_position_embeddings", true, 0);
-    if (o < 1 || o > (1 << 30) || o != std::floor(o))
-      f.fail(key("original_max_position_embeddings"),
-             "must be a positive integer, got " + r["original_max_position_embeddings"].dump());
+    if (o < 1 || o > kMaxDimension || o != std::floor(o))
+      f.fail("original_max_position_embeddings",
+             "must be a positive integer, got " +
+                 JsonFields::shown(*f.find("original_max_position_embeddings")));
     s.original_max_position_embeddings = static_cast<int>(o);
   }
   if (type == "yarn") {
@@ -173,14 +144,14 @@ void parse_rope_scaling(const Fields& f, const nlohmann::json& r, const std::str
     // mscale / mscale_all_dim / truncate exist only in the newer code. A result that depends
     // on the transformers version cannot be checked, so such configs are refused.
     for (const char* k : {"original_max_position_embeddings", "mscale", "mscale_all_dim", "truncate"})
-      if (r.contains(k) && !r[k].is_null())
-        f.fail(key(k), "is set: YaRN with " + std::string(k) +
+      if (f.has(k))
+        f.fail(k, "is set: YaRN with " + std::string(k) +
                            " is computed differently by different transformers versions and is "
                            "not supported (YaRN with factor, attention_factor, beta_fast and "
                            "beta_slow is)");
-    if (r.contains("attention_factor") && !r["attention_factor"].is_null()) {
+    if (f.has("attention_factor")) {
       s.attention_factor = number("attention_factor", false, 1.0);
-      if (*s.attention_factor <= 0) f.fail(key("attention_factor"), "must be positive");
+      if (*s.attention_factor <= 0) f.fail("attention_factor", "must be positive");
     }
     // transformers: `beta_fast or 32`, so 0 means the default too.
     s.beta_fast = number("beta_fast", false, 32.0);
@@ -188,7 +159,7 @@ void parse_rope_scaling(const Fields& f, const nlohmann::json& r, const std::str
     if (s.beta_fast == 0) s.beta_fast = 32.0;
     if (s.beta_slow == 0) s.beta_slow = 1.0;
     if (s.beta_fast <= 0 || s.beta_slow <= 0)
-      f.fail(key("beta_fast"), "and beta_slow must be positive");
+      f.fail("beta_fast", "and beta_slow must be positive");
   }
   const std::set<std::string> known = rope_keys(type);
   for (const auto& [k, v] : r.items())
@@ -238,12 +209,12 @@ std::string describe_rope(const ModelConfig& c) {
 
 ModelConfig parse_hf_config(const nlohmann::json& j, const std::filesystem::path& file) {
   if (!j.is_object()) throw ConfigError(file_msg(file, "expected a JSON object"));
-  Fields f{j, file};
+  const JsonFields f(j, file, {}, JsonFields::Throws::config);
   ModelConfig c;
   // Mixture-of-experts first: Mixtral and Qwen3-MoE are named by what makes them unsupported.
   for (const std::string& k : kMoeKeys)
-    if (j.contains(k) && !j[k].is_null() && !(j[k].is_number() && j[k].get<double>() == 0))
-      f.fail(k, "is " + j[k].dump() +
+    if (f.has(k) && !(j[k].is_number() && j[k].get<double>() == 0))
+      f.fail(k, "is " + JsonFields::shown(j[k]) +
                     ": mixture-of-experts models (Mixtral, Qwen2-MoE, Qwen3-MoE) are not "
                     "supported; GPTQ Workbench quantizes dense Llama-family decoders");
   if (!j.contains("model_type") || !j["model_type"].is_string())
@@ -257,47 +228,50 @@ ModelConfig parse_hf_config(const nlohmann::json& j, const std::filesystem::path
   if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
       j["architectures"][0].is_string())
     c.architecture = j["architectures"][0].get<std::string>();
-  c.hidden_size = f.get_int("hidden_size");
-  c.num_layers = f.get_int("num_hidden_layers");
-  c.num_heads = f.get_int("num_attention_heads");
-  c.num_kv_heads = f.get_int_or("num_key_value_heads", c.num_heads);
-  c.intermediate_size = f.get_int("intermediate_size");
-  c.vocab_size = f.get_int("vocab_size");
-  c.max_position_embeddings = f.get_int_or("max_position_embeddings", 2048);
+  auto dimension = [&](const char* k) { return f.integer<int>(k, 1, kMaxDimension); };
+  auto dimension_or = [&](const char* k, int fallback) {
+    return f.integer_or<int>(k, fallback, 1, kMaxDimension);
+  };
+  c.hidden_size = dimension("hidden_size");
+  c.num_layers = dimension("num_hidden_layers");
+  c.num_heads = dimension("num_attention_heads");
+  c.num_kv_heads = dimension_or("num_key_value_heads", c.num_heads);
+  c.intermediate_size = dimension("intermediate_size");
+  c.vocab_size = dimension("vocab_size");
+  c.max_position_embeddings = dimension_or("max_position_embeddings", 2048);
   // Qwen3Config's head_dim defaults to 128 whatever hidden_size / heads is; the others derive it.
-  const bool has_head_dim = j.contains("head_dim") && !j["head_dim"].is_null();
-  if (!qwen3 && c.hidden_size % c.num_heads != 0 && !has_head_dim)
+  if (!qwen3 && c.hidden_size % c.num_heads != 0 && !f.has("head_dim"))
     f.fail("hidden_size", "(" + std::to_string(c.hidden_size) +
                               ") is not a multiple of num_attention_heads (" +
                               std::to_string(c.num_heads) + ")");
-  c.head_dim = f.get_int_or("head_dim", qwen3 ? 128 : c.hidden_size / c.num_heads);
+  c.head_dim = dimension_or("head_dim", qwen3 ? 128 : c.hidden_size / c.num_heads);
   if (c.head_dim % 2) f.fail("head_dim", "must be even for rotary embeddings");
   if (c.num_heads % c.num_kv_heads != 0)
     f.fail("num_key_value_heads", "(" + std::to_string(c.num_kv_heads) +
                                       ") must divide num_attention_heads (" +
                                       std::to_string(c.num_heads) + ")");
-  c.rms_norm_eps = f.get_positive_float_or("rms_norm_eps", 1e-6);
-  c.rope_theta = f.get_positive_float_or("rope_theta", 10000.0);
+  c.rms_norm_eps = positive_float_or(f, "rms_norm_eps", 1e-6);
+  c.rope_theta = positive_float_or(f, "rope_theta", 10000.0);
   // LlamaConfig, MistralConfig, Qwen2Config and Qwen3Config all default to an untied lm_head.
-  c.tie_word_embeddings = f.get_bool_or("tie_word_embeddings", false);
+  c.tie_word_embeddings = f.boolean_or("tie_word_embeddings", false);
   // Qwen2 always has q/k/v biases and no o bias; Llama's and Qwen3's attention_bias cover q, k,
   // v and o; Mistral's attention has no biases (MistralConfig has no such key).
-  bool attention_bias = f.get_bool_or("attention_bias", false);
+  bool attention_bias = f.boolean_or("attention_bias", false);
   c.qkv_bias = qwen2 || ((c.model_type == "llama" || qwen3) && attention_bias);
   c.o_bias = (c.model_type == "llama" || qwen3) && attention_bias;
-  c.mlp_bias = c.model_type == "llama" && f.get_bool_or("mlp_bias", false);
+  c.mlp_bias = c.model_type == "llama" && f.boolean_or("mlp_bias", false);
   c.qk_norm = qwen3;
-  c.bos_token_id = f.get_token_id_or("bos_token_id", -1);
-  c.eos_token_id = f.get_token_id_or("eos_token_id", -1);
+  c.bos_token_id = token_id_or(f, "bos_token_id", -1);
+  c.eos_token_id = token_id_or(f, "eos_token_id", -1);
   for (const char* k : {"torch_dtype", "dtype"})  // "dtype" is transformers 5's name
     if (c.torch_dtype.empty() && j.contains(k) && j[k].is_string()) c.torch_dtype = j[k].get<std::string>();
   if (j.contains("hidden_act") && j["hidden_act"] != "silu")
-    f.fail("hidden_act", "is " + j["hidden_act"].dump() + ": only \"silu\" (SwiGLU) is supported");
+    f.fail("hidden_act", "is " + JsonFields::shown(j["hidden_act"]) + ": only \"silu\" (SwiGLU) is supported");
   if (j.contains("partial_rotary_factor") && !j["partial_rotary_factor"].is_null() &&
       !(j["partial_rotary_factor"].is_number() && j["partial_rotary_factor"].get<double>() == 1.0))
-    f.fail("partial_rotary_factor", "is " + j["partial_rotary_factor"].dump() +
+    f.fail("partial_rotary_factor", "is " + JsonFields::shown(j["partial_rotary_factor"]) +
                                         ": only RoPE over the whole head (1.0) is supported");
-  if (f.get_bool_or("use_mrope", false))
+  if (f.boolean_or("use_mrope", false))
     f.fail("use_mrope", "is true: multimodal RoPE (Qwen2-VL) is not supported");
 
   // RoPE scaling: rope_scaling, or transformers 5's rope_parameters (which also holds theta).
@@ -305,11 +279,8 @@ ModelConfig parse_hf_config(const nlohmann::json& j, const std::filesystem::path
     parse_rope_scaling(f, j["rope_scaling"], "rope_scaling", c);
   } else if (j.contains("rope_parameters") && !j["rope_parameters"].is_null()) {
     const nlohmann::json& rp = j["rope_parameters"];
-    if (rp.is_object() && rp.contains("rope_theta") && !j.contains("rope_theta")) {
-      if (!rp["rope_theta"].is_number())
-        f.fail("rope_parameters.rope_theta", "must be a number, got " + rp["rope_theta"].dump());
-      c.rope_theta = rp["rope_theta"].get<float>();
-    }
+    if (rp.is_object() && !j.contains("rope_theta"))
+      c.rope_theta = positive_float_or(f.nested(rp, "rope_parameters."), "rope_theta", c.rope_theta);
     parse_rope_scaling(f, rp, "rope_parameters", c);
   }
 
@@ -317,14 +288,14 @@ ModelConfig parse_hf_config(const nlohmann::json& j, const std::filesystem::path
   // Qwen3 only with use_sliding_window (their configs carry a sliding_window either way), and
   // then on the layers that layer_types (or max_window_layers) mark; every layer is treated as
   // windowed here, which is exact for any sequence up to the window.
-  bool windowed = c.model_type == "mistral" || f.get_bool_or("use_sliding_window", false);
+  bool windowed = c.model_type == "mistral" || f.boolean_or("use_sliding_window", false);
   if (j.contains("layer_types") && j["layer_types"].is_array())
     for (const auto& t : j["layer_types"])
       if (t == "sliding_attention") windowed = true;
   if (windowed && c.model_type != "llama") {
     // Absent: the config class's default (Qwen: 4096, Mistral: none); null: no window.
     if (!j.contains("sliding_window")) c.sliding_window = c.model_type == "mistral" ? 0 : 4096;
-    else c.sliding_window = f.get_int_or("sliding_window", 0);
+    else c.sliding_window = dimension_or("sliding_window", 0);
   }
 
   // Every other key: known to be irrelevant to the forward pass, or reported.

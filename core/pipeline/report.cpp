@@ -4,11 +4,11 @@
 #include <ctime>
 #include <sys/resource.h>
 #include <fstream>
-#include <limits>
-#include <type_traits>
+#include <tuple>
 
 #include "common/error.h"
 #include "common/json.h"
+#include "common/json_fields.h"
 #include "common/output_file.h"
 
 namespace gptqw {
@@ -17,79 +17,31 @@ using nlohmann::json;
 
 namespace {
 
-// An integer field: a JSON integer that fits T. nlohmann's get<int>() converts a float such as
-// 1e300 with a bare static_cast (undefined behaviour) and wraps an integer that does not fit.
-template <class T>
-T to_integer(const json& v, const std::string& field) {
-  auto bad = [&](const std::string& what) { return FormatError("field '" + field + "' " + what); };
-  if (!v.is_number_integer())
-    throw bad(std::string("must be an integer, got ") + v.type_name());
-  if (v.is_number_unsigned()) {
-    const uint64_t u = v.get<uint64_t>();
-    if (u > static_cast<uint64_t>(std::numeric_limits<T>::max()))
-      throw bad(std::to_string(u) + " is out of range");
-    return static_cast<T>(u);
-  }
-  const int64_t i = v.get<int64_t>();
-  bool fits;
-  if constexpr (std::is_signed_v<T>)
-    fits = i >= std::numeric_limits<T>::min() && i <= std::numeric_limits<T>::max();
-  else
-    fits = i >= 0 && static_cast<uint64_t>(i) <= std::numeric_limits<T>::max();
-  if (!fits) throw bad(std::to_string(i) + " is out of range");
-  return static_cast<T>(i);
-}
-
-template <class T>
-T integer_at(const json& obj, const char* key) {
-  return to_integer<T>(obj.at(key), key);
-}
-
-template <class T>
-std::vector<T> integers_at(const json& obj, const char* key) {
-  const json& a = obj.at(key);
-  if (!a.is_array())
-    throw FormatError(std::string("field '") + key + "' must be a list of integers");
-  std::vector<T> out;
-  out.reserve(a.size());
-  for (const json& v : a) out.push_back(to_integer<T>(v, key));
-  return out;
-}
-
-// A real-number field: a finite JSON number that fits T. A float field given 1e308 would
-// otherwise become infinity, which the next save writes as null and no reader accepts.
-template <class T>
-T to_real(const json& v, const std::string& field) {
-  if (!v.is_number())
-    throw FormatError("field '" + field + "' must be a number, got " + v.type_name());
-  const double d = v.get<double>();
-  if (!std::isfinite(d) || std::abs(d) > std::numeric_limits<T>::max())
-    throw FormatError("field '" + field + "' " + v.dump() + " is out of range");
-  return static_cast<T>(d);
-}
-
-template <class T = double>
-T real_at(const json& obj, const char* key) {
-  return to_real<T>(obj.at(key), key);
-}
-
-LinearKind kind_from_name(const std::string& module) {
+// A module named as linear_name() writes it ("self_attn.q_proj").
+LinearKind module_at(const JsonFields& f, const char* key) {
+  const std::string module = f.string(key);
   if (auto k = linear_kind_of(module)) return *k;
-  throw FormatError("unknown module '" + module + "' (the linear modules are " +
-                    linear_names_list() + ")");
+  f.fail(key, "is \"" + module + "\", not a linear module (" + linear_names_list() + ")");
+}
+
+// A layer's shape, [out_features, in_features].
+std::pair<int64_t, int64_t> shape_at(const JsonFields& f) {
+  const std::vector<int64_t> shape = f.integers<int64_t>("shape");
+  if (shape.size() != 2)
+    f.fail("shape", "must be [out, in], got " + std::to_string(shape.size()) + " numbers");
+  return {shape[0], shape[1]};
 }
 
 // The damping fraction's key: reports written before it was renamed call it "damp_percent"
 // (holding the same fraction, as GPTQ's quantize_config.json does).
-const char* damp_key(const json& obj) {
-  return obj.contains("damp_fraction") ? "damp_fraction" : "damp_percent";
+const char* damp_key(const JsonFields& f) {
+  return f.has("damp_fraction") ? "damp_fraction" : "damp_percent";
 }
 
 // Optional numbers are written as null.
 json opt(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
-std::optional<double> opt_at(const json& obj, const char* key) {
-  const json& j = obj.at(key);
-  return j.is_null() ? std::nullopt : std::optional<double>(to_real<double>(j, key));
+std::optional<double> opt_at(const JsonFields& f, const char* key) {
+  return f.has(key) ? std::optional<double>(f.real(key)) : std::nullopt;
 }
 
 json layer_json(const LayerReport& r) {
@@ -117,38 +69,35 @@ json layer_json(const LayerReport& r) {
   return j;
 }
 
-LayerReport layer_from(const json& j) {
+LayerReport layer_from(const JsonFields& f) {
   LayerReport r;
-  r.block = integer_at<int>(j, "block");
-  r.kind = kind_from_name(j.at("module").get<std::string>());
-  r.name = j.at("name").get<std::string>();
-  r.out_features = to_integer<int64_t>(j.at("shape").at(0), "shape");
-  r.in_features = to_integer<int64_t>(j.at("shape").at(1), "shape");
-  const json& h = j.at("hessian");
-  r.hessian = {real_at<float>(h, "min"), real_at<float>(h, "median"), real_at<float>(h, "max"),
-               real_at<float>(h, "mean"), real_at(h, "dead_fraction")};
-  const json& diag = h.at("diag");
-  if (!diag.is_array()) throw FormatError("field 'diag' must be a list of numbers");
-  r.hessian_diag.reserve(diag.size());
-  for (const json& v : diag) r.hessian_diag.push_back(to_real<float>(v, "diag"));
-  r.bytes_fp16 = integer_at<uint64_t>(j, "bytes_fp16");
-  r.bytes_quantized = integer_at<uint64_t>(j, "bytes_quantized");
-  r.bits_per_weight = real_at(j, "bits_per_weight");
-  r.note = j.value("note", "");
-  if (j.contains("gptq")) {
-    const json& g = j["gptq"];
-    r.gptq_rel_error = real_at(g, "rel_error");
-    r.gptq_loss = real_at(g, "loss");
-    r.damp_fraction = real_at(g, damp_key(g));
-    r.damp_abs = real_at<float>(g, "damp_abs");
-    r.damp_raises = integer_at<int>(g, "damp_raises");
-    r.fell_back_to_rtn = g.at("fell_back_to_rtn").get<bool>();
-    r.gptq_seconds = real_at(g, "seconds");
-    r.perm = integers_at<int32_t>(g, "perm");
+  r.block = f.integer<int>("block");
+  r.kind = module_at(f, "module");
+  r.name = f.string("name");
+  std::tie(r.out_features, r.in_features) = shape_at(f);
+  const JsonFields h = f.object("hessian");
+  r.hessian = {h.real<float>("min"), h.real<float>("median"), h.real<float>("max"),
+               h.real<float>("mean"), h.real("dead_fraction")};
+  r.hessian_diag = h.reals<float>("diag");
+  r.bytes_fp16 = f.integer<uint64_t>("bytes_fp16");
+  r.bytes_quantized = f.integer<uint64_t>("bytes_quantized");
+  r.bits_per_weight = f.real("bits_per_weight");
+  r.note = f.string_or("note", "");
+  if (f.has("gptq")) {
+    const JsonFields g = f.object("gptq");
+    r.gptq_rel_error = g.real("rel_error");
+    r.gptq_loss = g.real("loss");
+    r.damp_fraction = g.real(damp_key(g));
+    r.damp_abs = g.real<float>("damp_abs");
+    r.damp_raises = g.integer<int>("damp_raises");
+    r.fell_back_to_rtn = g.boolean("fell_back_to_rtn");
+    r.gptq_seconds = g.real("seconds");
+    r.perm = g.integers<int32_t>("perm");
   }
-  if (j.contains("rtn")) {
-    r.rtn_rel_error = real_at(j["rtn"], "rel_error");
-    r.rtn_seconds = real_at(j["rtn"], "seconds");
+  if (f.has("rtn")) {
+    const JsonFields t = f.object("rtn");
+    r.rtn_rel_error = t.real("rel_error");
+    r.rtn_seconds = t.real("seconds");
   }
   return r;
 }
@@ -354,118 +303,115 @@ json to_json(const Report& r) {
 
 Report report_from_json(const json& j, const std::filesystem::path& file) {
   try {
-    if (!j.is_object() || j.value("schema", "") != "gptq-workbench-report")
+    // The fields of every object in the report are named bare in messages ("field 'max'").
+    const JsonFields f(j, file);
+    const json* schema = f.find("schema");
+    if (!schema || *schema != "gptq-workbench-report")
       throw FormatError(file_msg(file, "not a GPTQ Workbench report (\"schema\" is not \"gptq-workbench-report\")"));
-    int version = integer_at<int>(j, "schema_version");
+    int version = f.integer<int>("schema_version");
     if (version != kReportSchemaVersion)
       throw FormatError(file_msg(file, "report schema_version " + std::to_string(version) +
                                            " is not supported (this version reads " +
                                            std::to_string(kReportSchemaVersion) + ")"));
     Report r;
-    r.tool_version = j.at("tool").at("version").get<std::string>();
-    r.created = j.at("created").get<std::string>();
-    r.backend = j.at("backend").get<std::string>();
-    r.threads = integer_at<int>(j, "threads");
-    if (j.contains("environment")) r.environment = environment_from_json(j["environment"]);
-    const json& m = j.at("model");
-    r.model = {m.at("path").get<std::string>(),   m.at("format").get<std::string>(),
-               m.at("model_type").get<std::string>(), m.at("architecture").get<std::string>(),
-               m.at("dtype").get<std::string>(),  integer_at<int>(m, "num_layers"),
-               integer_at<int>(m, "hidden_size"), integer_at<int>(m, "intermediate_size"),
-               integer_at<int>(m, "num_heads"),   integer_at<int>(m, "num_kv_heads"),
-               integer_at<int>(m, "vocab_size"),  integer_at<int64_t>(m, "parameters"),
-               integer_at<uint64_t>(m, "bytes_on_disk"), 0, {}, false, false, {}};
+    r.tool_version = f.object("tool").string("version");
+    r.created = f.string("created");
+    r.backend = f.string("backend");
+    r.threads = f.integer<int>("threads");
+    if (f.has("environment")) r.environment = environment_from_json(f.object("environment"));
+    const JsonFields m = f.object("model");
+    r.model = {m.string("path"),          m.string("format"),
+               m.string("model_type"),    m.string("architecture"),
+               m.string("dtype"),         m.integer<int>("num_layers"),
+               m.integer<int>("hidden_size"), m.integer<int>("intermediate_size"),
+               m.integer<int>("num_heads"), m.integer<int>("num_kv_heads"),
+               m.integer<int>("vocab_size"), m.integer<int64_t>("parameters"),
+               m.integer<uint64_t>("bytes_on_disk"), 0, {}, false, false, {}};
     // Fields added later: optional, so that older reports still open.
-    if (m.contains("head_dim")) r.model.head_dim = integer_at<int>(m, "head_dim");
-    if (m.contains("rope")) r.model.rope = m.at("rope").get<std::string>();
-    if (m.contains("qk_norm")) r.model.qk_norm = m.at("qk_norm").get<bool>();
-    if (m.contains("tie_word_embeddings"))
-      r.model.tie_word_embeddings = m.at("tie_word_embeddings").get<bool>();
-    if (m.contains("unrecognized_config_keys"))
-      r.model.unrecognized_config_keys = m.at("unrecognized_config_keys").get<std::vector<std::string>>();
-    const json& s = j.at("settings");
+    r.model.head_dim = m.integer_or<int>("head_dim", 0);
+    r.model.rope = m.string_or("rope", "");
+    r.model.qk_norm = m.boolean_or("qk_norm", false);
+    r.model.tie_word_embeddings = m.boolean_or("tie_word_embeddings", false);
+    if (m.has("unrecognized_config_keys"))
+      r.model.unrecognized_config_keys = m.strings("unrecognized_config_keys");
+    const JsonFields s = f.object("settings");
     QuantizeOptions& o = r.options;
-    o.gptq.quant.bits = integer_at<int>(s, "bits");
-    o.gptq.quant.group_size = integer_at<int>(s, "group_size");
-    o.gptq.quant.sym = s.at("sym").get<bool>();
-    o.gptq.quant.mse = s.at("mse").get<bool>();
-    if (s.contains("exact_ties")) o.gptq.quant.exact_ties = s.at("exact_ties").get<bool>();
-    o.gptq.act_order = s.at("act_order").get<bool>();
-    o.gptq.static_groups = s.at("static_groups").get<bool>();
-    o.gptq.damp_fraction = real_at(s, damp_key(s));
-    o.gptq.blocksize = integer_at<int>(s, "block_size");
-    o.true_sequential = s.at("true_sequential").get<bool>();
-    if (s.contains("device")) o.device = parse_device(s.at("device").get<std::string>());
-    auto methods = s.at("methods").get<std::vector<std::string>>();
+    o.gptq.quant.bits = s.integer<int>("bits");
+    o.gptq.quant.group_size = s.integer<int>("group_size");
+    o.gptq.quant.sym = s.boolean("sym");
+    o.gptq.quant.mse = s.boolean("mse");
+    o.gptq.quant.exact_ties = s.boolean_or("exact_ties", o.gptq.quant.exact_ties);
+    o.gptq.act_order = s.boolean("act_order");
+    o.gptq.static_groups = s.boolean("static_groups");
+    o.gptq.damp_fraction = s.real(damp_key(s));
+    o.gptq.blocksize = s.integer<int>("block_size");
+    o.true_sequential = s.boolean("true_sequential");
+    if (s.has("device")) o.device = parse_device(s.string("device"));
+    const std::vector<std::string> methods = s.strings("methods");
     o.run_gptq = std::find(methods.begin(), methods.end(), "gptq") != methods.end();
     o.run_rtn = std::find(methods.begin(), methods.end(), "rtn") != methods.end();
     // Fields added later are optional: older reports still open.
-    if (s.contains("skip_modules"))
-      for (const auto& n : s.at("skip_modules").get<std::vector<std::string>>())
-        o.skip.insert(parse_linear_name(n));
-    if (s.contains("kept_for_loaders"))
-      for (const auto& k : s.at("kept_for_loaders")) {
-        UnloadableModule m;
-        m.kind = parse_linear_name(k.at("module").get<std::string>());
-        const auto shape = integers_at<int64_t>(k, "shape");
-        if (shape.size() != 2) throw FormatError("kept_for_loaders: shape must be [out, in]");
-        m.out_features = shape[0];
-        m.in_features = shape[1];
-        m.reason = k.at("reason").get<std::string>();
-        r.kept_for_loaders.push_back(std::move(m));
+    if (s.has("skip_modules"))
+      for (const auto& n : s.strings("skip_modules")) o.skip.insert(parse_linear_name(n));
+    if (s.has("kept_for_loaders"))
+      for (const JsonFields& k : s.objects("kept_for_loaders")) {
+        UnloadableModule km;
+        km.kind = module_at(k, "module");
+        std::tie(km.out_features, km.in_features) = shape_at(k);
+        km.reason = k.string("reason");
+        r.kept_for_loaders.push_back(std::move(km));
       }
-    if (s.contains("pad_unloadable")) r.pad_unloadable = s.at("pad_unloadable").get<bool>();
-    const json& c = j.at("calibration");
-    r.calib_file = c.at("file").get<std::string>();
-    if (c.contains("sha256")) {  // older reports lack the fingerprint
-      r.calib_file_bytes = integer_at<uint64_t>(c, "file_bytes");
-      r.calib_sha256 = c.at("sha256").get<std::string>();
+    r.pad_unloadable = s.boolean_or("pad_unloadable", false);
+    const JsonFields c = f.object("calibration");
+    r.calib_file = c.string("file");
+    if (c.has("sha256")) {  // older reports lack the fingerprint
+      r.calib_file_bytes = c.integer<uint64_t>("file_bytes");
+      r.calib_sha256 = c.string("sha256");
       if (!r.calib_sha256.empty() && (r.calib_sha256.size() != 64 ||
                                       r.calib_sha256.find_first_not_of("0123456789abcdef") != std::string::npos))
-        throw FormatError("field 'sha256' must be 64 lowercase hexadecimal digits");
+        c.fail("sha256", "must be 64 lowercase hexadecimal digits");
     }
-    r.nsamples = integer_at<int>(c, "nsamples");
-    r.seqlen = integer_at<int>(c, "seqlen");
-    r.seed = integer_at<uint64_t>(c, "seed");
-    r.calib_text_tokens = integer_at<int64_t>(c, "text_tokens");
-    r.calib_offsets = integers_at<int64_t>(c, "offsets");
-    if (c.contains("format")) r.calib_format = c.at("format").get<std::string>();
-    if (c.contains("field") && !c["field"].is_null()) r.calib_field = c.at("field").get<std::string>();
-    if (c.contains("documents")) r.calib_documents = integer_at<int64_t>(c, "documents");
-    if (c.contains("files")) r.calib_files = c.at("files").get<std::vector<std::string>>();
-    for (const auto& l : j.at("layers")) r.layers.push_back(layer_from(l));
-    const json& mem = j.at("memory");
-    r.memory = {integer_at<int64_t>(mem, "parameters"),
-                integer_at<int64_t>(mem, "quantized_parameters"),
-                integer_at<uint64_t>(mem, "fp16_bytes"),
-                integer_at<uint64_t>(mem, "quantized_bytes"),
-                real_at(mem, "bits_per_weight"),
-                real_at(mem, "saving_percent")};
-    const json& t = j.at("timing");
-    r.timing.seconds = real_at(t, "total");
-    r.timing.seconds_forward = real_at(t, "forward");
-    r.timing.seconds_hessian = real_at(t, "hessian");
-    r.timing.seconds_gptq = real_at(t, "gptq");
-    r.timing.seconds_rtn = real_at(t, "rtn");
-    r.timing.seconds_metrics = real_at(t, "metrics");
+    r.nsamples = c.integer<int>("nsamples");
+    r.seqlen = c.integer<int>("seqlen");
+    r.seed = c.integer<uint64_t>("seed");
+    r.calib_text_tokens = c.integer<int64_t>("text_tokens");
+    r.calib_offsets = c.integers<int64_t>("offsets");
+    r.calib_format = c.string_or("format", r.calib_format);
+    r.calib_field = c.string_or("field", "");
+    r.calib_documents = c.integer_or<int64_t>("documents", r.calib_documents);
+    if (c.has("files")) r.calib_files = c.strings("files");
+    for (const JsonFields& l : f.objects("layers")) r.layers.push_back(layer_from(l));
+    const JsonFields mem = f.object("memory");
+    r.memory = {mem.integer<int64_t>("parameters"),
+                mem.integer<int64_t>("quantized_parameters"),
+                mem.integer<uint64_t>("fp16_bytes"),
+                mem.integer<uint64_t>("quantized_bytes"),
+                mem.real("bits_per_weight"),
+                mem.real("saving_percent")};
+    const JsonFields t = f.object("timing");
+    r.timing.seconds = t.real("total");
+    r.timing.seconds_forward = t.real("forward");
+    r.timing.seconds_hessian = t.real("hessian");
+    r.timing.seconds_gptq = t.real("gptq");
+    r.timing.seconds_rtn = t.real("rtn");
+    r.timing.seconds_metrics = t.real("metrics");
     // Split out later; older reports count calibration in hessian and factor in gptq.
-    for (auto [key, field] : {std::pair{"calibration", &QuantizeResult::seconds_calibration},
-                              {"factor", &QuantizeResult::seconds_factor},
-                              {"columns", &QuantizeResult::seconds_columns},
-                              {"lazy", &QuantizeResult::seconds_lazy}})
-      if (t.contains(key)) r.timing.*field = real_at(t, key);
-    r.peak_rss_bytes = j.contains("peak_rss_bytes") ? integer_at<uint64_t>(j, "peak_rss_bytes") : 0;
-    if (j.contains("perplexity") && !j["perplexity"].is_null()) {
-      const json& p = j["perplexity"];
+    r.timing.seconds_calibration = t.real_or("calibration", 0.0);
+    r.timing.seconds_factor = t.real_or("factor", 0.0);
+    r.timing.seconds_columns = t.real_or("columns", 0.0);
+    r.timing.seconds_lazy = t.real_or("lazy", 0.0);
+    r.peak_rss_bytes = f.integer_or<uint64_t>("peak_rss_bytes", 0);
+    if (f.has("perplexity")) {
+      const JsonFields p = f.object("perplexity");
       PerplexitySummary ps;
-      ps.text = p.at("text").get<std::string>();
-      ps.seqlen = integer_at<int>(p, "seqlen");
-      ps.windows = integer_at<int>(p, "windows");
-      ps.tokens = integer_at<int64_t>(p, "tokens");
+      ps.text = p.string("text");
+      ps.seqlen = p.integer<int>("seqlen");
+      ps.windows = p.integer<int>("windows");
+      ps.tokens = p.integer<int64_t>("tokens");
       ps.original = opt_at(p, "original");
       ps.rtn = opt_at(p, "rtn");
       ps.gptq = opt_at(p, "gptq");
-      ps.seconds = real_at(p, "seconds");
+      ps.seconds = p.real("seconds");
       r.perplexity = ps;
     }
     return r;
