@@ -30,6 +30,7 @@
 #include "io/hf_checkpoint.h"
 #include "quant/quantizer.h"
 #include "quant/rtn.h"
+#include "settings_words.h"
 #include "test_support.h"
 #include "test_matrices.h"
 
@@ -724,7 +725,7 @@ class TestGptqExport : public QObject {
     QVERIFY(find(v, "mlp.up_proj", "out_features 172"));
     QVERIFY(!find(v, "self_attn.q_proj", "multiple of 32"));
     QVERIFY(find(v, "self_attn.q_proj", "Marlin"));  // K = 64 < 128
-    for (const auto& i : v) QVERIFY(!describe(i).empty());
+    for (const auto& i : v) QVERIFY(!cli::describe(i).empty());
     // 3-bit asym: Marlin cannot take it at all (one model-wide warning), no error.
     v = check_exportable(c, settings_for(test::quant_config(3, false, -1), false));
     QCOMPARE(errors(v), 0);
@@ -948,7 +949,7 @@ class TestGptqExport : public QObject {
                     const std::string& text) -> QString {
       for (const auto& i : v)
         if (i.module == module && i.message.find(text) != std::string::npos)
-          return QString::fromStdString(describe(i));
+          return QString::fromStdString(cli::describe(i));
       return {};
     };
     auto find_kind = [](const std::vector<ExportIssue>& v, const std::string& module,
@@ -989,7 +990,7 @@ class TestGptqExport : public QObject {
              qPrintable(m));
     const ExportIssue* over = find_kind(v, "self_attn.q_proj", Kind::group_over_input);
     QVERIFY(over && over->fix_group_sizes == (std::vector<int>{64, 32}));
-    for (const auto& i : v) QVERIFY2(i.module != "mlp.down_proj", describe(i).c_str());
+    for (const auto& i : v) QVERIFY2(i.module != "mlp.down_proj", cli::describe(i).c_str());
     // Names are checked; all seven is nothing to quantize.
     v = check_exportable(c, settings_skipping(test::quant_config(4, true, 32), {"down_proj"}));
     QVERIFY2(errors(v).contains("modules_not_quantized") && errors(v).contains("'down_proj'"),

@@ -16,7 +16,6 @@
 
 #include "backend/backend.h"
 #include "common/error.h"
-#include "io/gptq_export.h"
 
 namespace gptqw::ui {
 
@@ -26,17 +25,22 @@ QString qs(std::string_view s) { return QString::fromUtf8(s.data(), qsizetype(s.
 
 const QString kPerRow = QStringLiteral("per row");
 
-QSpinBox* spin(int lo, int hi, int value, const QString& tip) {
+// A first run evaluates this many windows, not the whole text (RunSpec's default, which the
+// command line keeps): its three perplexity passes then take seconds to minutes (a whole
+// WikiText-2 pass of even the 3.4M-parameter sample model took 12 minutes); the line under the
+// evaluation text says what a choice costs.
+constexpr int kFirstRunEvalWindows = 32;
+
+// The fields' values come from setSpec().
+QSpinBox* spin(int lo, int hi, const QString& tip) {
   auto* s = new QSpinBox;
   s->setRange(lo, hi);
-  s->setValue(value);
   s->setToolTip(tip);
   return s;
 }
 
-QCheckBox* check(const QString& text, bool on, const QString& tip) {
+QCheckBox* check(const QString& text, const QString& tip) {
   auto* c = new QCheckBox(text);
-  c->setChecked(on);
   c->setToolTip(tip);
   return c;
 }
@@ -46,51 +50,46 @@ QCheckBox* check(const QString& text, bool on, const QString& tip) {
 SettingsForm::SettingsForm(QWidget* parent) : QWidget(parent) {
   m_bits = new QComboBox;
   for (int b : {2, 3, 4, 8}) m_bits->addItem(QString::number(b), b);
-  m_bits->setCurrentIndex(2);
   m_bits->setToolTip(tr("Bits per weight of the quantized linear layers"));
   m_group = new QComboBox;
   m_group->setEditable(true);
-  m_group->addItems({kPerRow, "32", "64", "128"});
-  m_group->setCurrentText("128");
+  m_group->addItem(kPerRow);
+  for (auto g = kKernelGroupSizes.rbegin(); g != kKernelGroupSizes.rend(); ++g)
+    m_group->addItem(QString::number(*g));
   m_group->setToolTip(tr("Input columns sharing one scale and zero point; 'per row' for one grid "
                          "per output row. Any positive size is allowed (the last group may be "
                          "shorter)."));
-  m_sym = check(tr("Symmetric grid"), true, tr("Zero point fixed at the middle of the grid"));
-  m_mse = check(tr("MSE grid search"), false,
+  m_sym = check(tr("Symmetric grid"), tr("Zero point fixed at the middle of the grid"));
+  m_mse = check(tr("MSE grid search"),
                 tr("Shrink each grid's range to minimise the rounding error (slower)"));
-  m_act_order = check(tr("Act-order"), false,
+  m_act_order = check(tr("Act-order"),
                       tr("Quantize columns in order of decreasing Hessian diagonal (desc_act)"));
-  m_static_groups = check(tr("Static groups"), false,
+  m_static_groups = check(tr("Static groups"),
                           tr("With act-order: find all group grids before the column loop"));
-  m_true_seq = check(tr("True sequential"), true,
+  m_true_seq = check(tr("True sequential"),
                      tr("Calibrate [q,k,v], [o], [gate,up], [down] one after another, each "
                         "through the already quantized ones"));
   m_damp = new QDoubleSpinBox;
   m_damp->setDecimals(4);
   m_damp->setRange(0.0, 1.0);
   m_damp->setSingleStep(0.005);
-  m_damp->setValue(0.01);
-  m_damp->setToolTip(tr("Fraction of the mean Hessian diagonal added to the diagonal"));
-  m_blocksize = spin(1, 8192, 128, tr("Columns per lazy-batch block"));
-  m_nsamples = spin(1, 1 << 20, 128, tr("Calibration windows"));
-  m_seqlen = spin(2, 1 << 20, 2048, tr("Tokens per calibration window"));
-  m_seed = spin(0, std::numeric_limits<int>::max(), 0, tr("Seed of the window sampler"));
-  m_eval_seqlen = spin(2, 1 << 20, 2048, tr("Tokens per perplexity window"));
-  // 32 windows by default: a first run's three perplexity passes then take seconds to minutes
-  // (a whole WikiText-2 pass of even the 3.4M-parameter sample model took 12 minutes); the
-  // line under the evaluation text says what a choice costs.
-  m_eval_windows = spin(0, 1 << 20, 32, tr("Perplexity windows to evaluate (0: the whole text)"));
-  const int cores = std::max(1, QThread::idealThreadCount());
-  m_threads = spin(1, cores, cores, tr("Worker threads for the engine"));
+  m_damp->setToolTip(tr("Fraction of the mean Hessian diagonal added to the diagonal (0.01: 1%)"));
+  m_blocksize = spin(1, 8192, tr("Columns per lazy-batch block"));
+  m_nsamples = spin(1, 1 << 20, tr("Calibration windows"));
+  m_seqlen = spin(2, 1 << 20, tr("Tokens per calibration window"));
+  m_seed = spin(0, std::numeric_limits<int>::max(), tr("Seed of the window sampler"));
+  m_eval_seqlen = spin(2, 1 << 20, tr("Tokens per perplexity window"));
+  m_eval_windows = spin(0, 1 << 20, tr("Perplexity windows to evaluate (0: the whole text)"));
+  m_threads = spin(1, std::max(1, QThread::idealThreadCount()), tr("Worker threads for the engine"));
   m_skip = new QLineEdit;
   m_skip->setPlaceholderText(tr("none (e.g. mlp.down_proj)"));
   m_skip->setToolTip(tr("Modules kept in full precision in every block, comma-separated"));
-  m_pad_unloadable = check(tr("Quantize modules loaders cannot read"), false,
+  m_pad_unloadable = check(tr("Quantize modules loaders cannot read"),
                            tr("Off: modules whose shapes GPTQModel, AutoGPTQ and vLLM cannot load "
                               "quantized stay in fp16 (listed under the form). On: they are "
                               "quantized and exported zero-padded, which no mainstream loader reads"));
   m_calib_field = new QLineEdit;
-  m_calib_field->setPlaceholderText(QStringLiteral("text"));
+  m_calib_field->setPlaceholderText(qs(CalibrationOptions().jsonl_field));
   m_calib_field->setToolTip(tr("The string field holding each document of a JSONL calibration file"));
   m_device = new QComboBox;
   m_device->addItem(tr("Auto"));
@@ -147,6 +146,10 @@ SettingsForm::SettingsForm(QWidget* parent) : QWidget(parent) {
   form->addRow(tr("Device"), m_device);
   form->addRow(m_problems);
 
+  RunSpec first;
+  first.eval.max_windows = kFirstRunEvalWindows;
+  setSpec(first);
+
   auto edited = [this] { revalidate(); };
   for (QComboBox* c : {m_bits, m_group, m_device})
     connect(c, &QComboBox::currentTextChanged, this, edited);
@@ -179,7 +182,6 @@ RunSpec SettingsForm::spec() const {
   o.true_sequential = m_true_seq->isChecked();
   for (const QString& name : m_skip->text().split(',', Qt::SkipEmptyParts))
     o.skip.insert(parse_linear_name(name.trimmed().toStdString()));
-  o.gptq.validate();
   s.nsamples = m_nsamples->value();
   s.seqlen = m_seqlen->value();
   s.seed = static_cast<uint64_t>(m_seed->value());
@@ -192,9 +194,36 @@ RunSpec SettingsForm::spec() const {
   return s;
 }
 
+void SettingsForm::setSpec(const RunSpec& s) {
+  const QuantizeOptions& o = s.options;
+  setBits(o.gptq.quant.bits);
+  setGroupSize(o.gptq.quant.group_size);
+  m_sym->setChecked(o.gptq.quant.sym);
+  m_mse->setChecked(o.gptq.quant.mse);
+  m_act_order->setChecked(o.gptq.act_order);
+  m_static_groups->setChecked(o.gptq.static_groups);
+  m_true_seq->setChecked(o.true_sequential);
+  m_damp->setValue(o.gptq.damp_fraction);
+  m_blocksize->setValue(o.gptq.blocksize);
+  QStringList skip;
+  for (LinearKind k : kAllLinears)
+    if (o.skip.count(k)) skip << qs(linear_name(k));
+  m_skip->setText(skip.join(", "));
+  setSamples(s.nsamples, s.seqlen);
+  setSeed(static_cast<int>(s.seed));
+  setEvalWindows(s.eval.seqlen, s.eval.max_windows);
+  // 0 threads: all of them.
+  m_threads->setValue(s.threads > 0 ? s.threads : m_threads->maximum());
+  setDevice(o.device);
+  m_pad_unloadable->setChecked(s.pad_unloadable);
+  // The default field shows as the placeholder.
+  const bool default_field = s.calib_options.jsonl_field == CalibrationOptions().jsonl_field;
+  m_calib_field->setText(default_field ? QString() : qs(s.calib_options.jsonl_field));
+}
+
 std::string SettingsForm::calibrationField() const {
   const QString f = m_calib_field->text().trimmed();
-  return f.isEmpty() ? std::string("text") : f.toStdString();
+  return f.isEmpty() ? CalibrationOptions().jsonl_field : f.toStdString();
 }
 
 void SettingsForm::setPadUnloadable(bool on) { m_pad_unloadable->setChecked(on); }
@@ -262,50 +291,64 @@ void SettingsForm::setEvalWindows(int seqlen, int max_windows) {
 void SettingsForm::revalidate() {
   m_run_problems.clear();
   m_notes.clear();
+  m_static_groups->setEnabled(m_act_order->isChecked());
   std::optional<RunSpec> s;
   try {
     s = spec();
   } catch (const Error& e) {
     m_run_problems << QString::fromStdString(e.what());
   }
-  m_static_groups->setEnabled(m_act_order->isChecked());
-  if (s && m_calib_tokens >= 0) {
-    const int64_t windows = m_calib_tokens / s->seqlen;
-    if (m_calib_tokens < s->seqlen + 1)
-      m_run_problems << tr("the calibration text has %1 tokens, fewer than one window of %2")
-                            .arg(m_calib_tokens).arg(s->seqlen + 1);
-    else if (s->nsamples > windows)
-      m_run_problems << tr("the calibration text allows at most %1 windows of %2 tokens, not %3")
-                            .arg(windows).arg(s->seqlen).arg(s->nsamples);
-  }
-  if (s && m_config) {
-    if (s->options.skip.size() == kNumLinears)
-      m_run_problems << tr("every module is kept in fp16: nothing to quantize");
-    // The options the run will really use: the modules GPTQ loaders cannot load stay in fp16.
-    QuantizeOptions effective = s->options;
-    std::vector<UnloadableModule> kept;
-    try {
-      effective = effective_options(*s, *m_config, &kept);
-    } catch (const NothingLoadable& e) {
-      QStringList modules;
-      for (const UnloadableModule& m : e.modules) modules << qs(linear_short_name(m.kind));
-      m_run_problems << tr("GPTQ loaders could not load any module of this model quantized with "
-                           "these settings (%1: %2). Choose another Group size, or tick "
-                           "\"Quantize modules loaders cannot read\" to quantize them anyway, "
-                           "zero-padded.")
-                            .arg(QString::fromStdString(s->options.gptq.quant.describe()),
-                                 modules.join(", "));
-    } catch (const Error& e) {
-      m_run_problems << QString::fromStdString(e.what());
-    }
-    m_notes = groupedNotes(kept, check_exportable(*m_config, checkpoint_settings(effective)),
-                           kNumLinears - int(effective.skip.size()));
+  if (s) {
+    const RunSettingsCheck check =
+        check_run_settings(*s, m_config ? &*m_config : nullptr, m_calib_tokens);
+    for (const SettingsProblem& p : check.problems)
+      if (p.severity == SettingsProblem::Severity::blocks_run) m_run_problems << stopText(p, *s);
+    m_notes = notesOf(check.problems);
   }
   renderProblems();
   emit changed();
 }
 
 namespace {
+
+QString shortNames(const std::vector<LinearKind>& modules) {
+  QStringList names;
+  for (LinearKind k : modules) names << qs(linear_short_name(k));
+  return names.join(", ");
+}
+
+// The ways out of a problem in the window's words: the form's own fields.
+QString remedies(const std::vector<SettingsRemedy>& remedies) {
+  using R = SettingsRemedy::Kind;
+  QStringList sizes, ways;
+  for (const SettingsRemedy& r : remedies) switch (r.kind) {
+      case R::use_group_size:
+        sizes << (r.value == -1 ? SettingsForm::tr("per row") : QString::number(r.value));
+        break;
+      case R::keep_in_fp16: {
+        QStringList names;
+        for (LinearKind k : r.modules) names << qs(linear_name(k));
+        ways << SettingsForm::tr("add %1 to \"Keep in fp16\"").arg(names.join(", "));
+        break;
+      }
+      case R::quantize_padded:
+        ways << SettingsForm::tr("tick \"Quantize modules loaders cannot read\" to quantize them "
+                                 "anyway, zero-padded");
+        break;
+      case R::fewer_samples:
+        ways << SettingsForm::tr("set Samples to %1 or fewer").arg(r.value);
+        break;
+      case R::shorter_windows:
+        ways << SettingsForm::tr("set Sequence length to %1 or less").arg(r.value);
+        break;
+    }
+  if (!sizes.isEmpty()) {
+    const QString last = sizes.takeLast();
+    const QString all = sizes.isEmpty() ? last : SettingsForm::tr("%1 or %2").arg(sizes.join(", "), last);
+    ways.prepend(SettingsForm::tr("set Group size to %1").arg(all));
+  }
+  return ways.join(SettingsForm::tr(", or "));
+}
 
 // One kind of export problem in the window's words, for the line that gathers its modules.
 QString kindSummary(ExportIssue::Kind kind) {
@@ -340,22 +383,37 @@ QString moduleLine(std::string_view module, int64_t out, int64_t in, const std::
       .arg(QString::fromStdString(why));
 }
 
-// The ways out of an issue in the window's words (the form's own fields). Keeping every module
-// that is still quantized in fp16 is no way out: nothing would be left to quantize.
-QString remedy(const ExportIssue& i, const QStringList& modules, int quantized_modules) {
-  QStringList ways;
-  if (!i.fix_group_sizes.empty()) {
-    QStringList sizes;
-    for (int g : i.fix_group_sizes)
-      sizes << (g == -1 ? SettingsForm::tr("per row") : QString::number(g));
-    ways << SettingsForm::tr("set Group size to %1").arg(sizes.join(SettingsForm::tr(" or ")));
-  }
-  if (i.fix_by_keeping_module && modules.size() < quantized_modules)
-    ways << SettingsForm::tr("add %1 to \"Keep in fp16\"").arg(modules.join(", "));
-  return ways.join(SettingsForm::tr(", or "));
-}
-
 }  // namespace
+
+QString SettingsForm::stopText(const SettingsProblem& p, const RunSpec& s) const {
+  using K = SettingsProblem::Kind;
+  QString text;
+  switch (p.kind) {
+    case K::calibration_too_short:
+      text = tr("the calibration text has %1 tokens, fewer than one window of %2")
+                 .arg(p.tokens)
+                 .arg(s.seqlen + 1);
+      break;
+    case K::too_few_windows:
+      text = tr("the calibration text allows at most %1 windows of %2 tokens, not %3")
+                 .arg(p.windows)
+                 .arg(s.seqlen)
+                 .arg(s.nsamples);
+      break;
+    case K::every_module_kept:
+      text = tr("every module is kept in fp16: nothing to quantize");
+      break;
+    case K::nothing_loadable:
+      text = tr("GPTQ loaders could not load any module of this model quantized with these "
+                "settings (%1: %2)")
+                 .arg(QString::fromStdString(s.options.gptq.quant.describe()), shortNames(p.modules));
+      break;
+    default:  // the options' own error, in core's words
+      text = QString::fromStdString(p.message);
+  }
+  const QString ways = remedies(p.remedies);
+  return ways.isEmpty() ? text : tr("%1. To go on: %2.").arg(text, ways);
+}
 
 QStringList SettingsForm::noteSummaries(bool errors) const {
   QStringList out;
@@ -364,50 +422,31 @@ QStringList SettingsForm::noteSummaries(bool errors) const {
   return out;
 }
 
-QList<SettingsForm::Note> SettingsForm::groupedNotes(const std::vector<UnloadableModule>& kept,
-                                                     const std::vector<ExportIssue>& issues,
-                                                     int quantized_modules) const {
+QList<SettingsForm::Note> SettingsForm::notesOf(const std::vector<SettingsProblem>& problems) const {
   QList<Note> notes;
-  if (!kept.empty()) {
+  for (const SettingsProblem& p : problems) {
+    if (p.severity == SettingsProblem::Severity::blocks_run) continue;
     Note n;
-    n.key = "kept";
-    QStringList names;
-    for (const UnloadableModule& m : kept) {
-      names << qs(linear_short_name(m.kind));
-      n.details << moduleLine(linear_name(m.kind), m.out_features, m.in_features, m.reason);
+    n.error = p.severity == SettingsProblem::Severity::blocks_export;
+    const QString ways = remedies(p.remedies);
+    if (p.kind == SettingsProblem::Kind::kept_for_loaders) {
+      n.key = "kept";
+      for (const UnloadableModule& m : p.unloadable)
+        n.details << moduleLine(linear_name(m.kind), m.out_features, m.in_features, m.reason);
+      n.summary = tr("%n module(s) stay in fp16, as GPTQ loaders could not load them quantized: "
+                     "%1 (\"Quantize modules loaders cannot read\" quantizes them anyway)",
+                     nullptr, int(p.unloadable.size()))
+                      .arg(shortNames(p.modules));
+    } else if (p.modules.empty()) {  // an export issue of the whole model: its own sentence
+      n.key = QString("issue-%1-%2").arg(int(p.export_kind)).arg(notes.size());
+      n.summary = QString::fromStdString(p.message);
+    } else {  // an export issue of some modules: one line, the modules behind "details"
+      n.key = QString("kind-%1").arg(int(p.export_kind));
+      for (const ExportIssue& i : p.issues)
+        n.details << moduleLine(i.module, i.out_features, i.in_features, i.message);
+      n.summary = tr("%1 (%2)").arg(kindSummary(p.export_kind), shortNames(p.modules)) +
+                  (ways.isEmpty() ? QString() : tr(". To avoid it: %1.").arg(ways));
     }
-    n.summary = tr("%n module(s) stay in fp16, as GPTQ loaders could not load them quantized: "
-                   "%1 (\"Quantize modules loaders cannot read\" quantizes them anyway)",
-                   nullptr, int(kept.size()))
-                    .arg(names.join(", "));
-    notes << n;
-  }
-  // Issues of one kind (the same problem in several modules) share a line.
-  std::map<int, QList<const ExportIssue*>> by_kind;
-  for (const ExportIssue& i : issues) {
-    if (i.module.empty()) {
-      Note n;
-      n.key = QString("issue-%1-%2").arg(int(i.kind)).arg(notes.size());
-      n.error = i.severity == ExportIssue::Severity::error;
-      n.summary = QString::fromStdString(i.message);
-      notes << n;
-    } else {
-      by_kind[int(i.kind)] << &i;
-    }
-  }
-  for (const auto& [kind, list] : by_kind) {
-    Note n;
-    n.key = QString("kind-%1").arg(kind);
-    n.error = list.front()->severity == ExportIssue::Severity::error;
-    QStringList modules, short_names;
-    for (const ExportIssue* i : list) {
-      modules << QString::fromStdString(i->module);
-      short_names << qs(linear_short_name(*linear_kind_of(i->module)));
-      n.details << moduleLine(i->module, i->out_features, i->in_features, i->message);
-    }
-    const QString fix = remedy(*list.front(), modules, quantized_modules);
-    n.summary = tr("%1 (%2)").arg(kindSummary(ExportIssue::Kind(kind)), short_names.join(", ")) +
-                (fix.isEmpty() ? QString() : tr(". To avoid it: %1.").arg(fix));
     notes << n;
   }
   return notes;

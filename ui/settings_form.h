@@ -1,9 +1,11 @@
 // The run settings form: quantizer (bits, group size, symmetric, MSE search), GPTQ (act-order,
 // static groups, damping, block size), calibration (samples, sequence length, seed, the JSONL
 // text field), evaluation, modules kept in fp16 (by name, and whether modules GPTQ loaders cannot
-// load are kept in fp16 or quantized zero-padded), threads and device. It checks the combination as it is edited, against the loaded model's
-// dimensions and the calibration corpus's length, and lists what is wrong before Run is pressed
-// (errors block Run; export problems block Export; warnings only inform).
+// load are kept in fp16 or quantized zero-padded), threads and device. Its fields start from the
+// core's defaults (a default-constructed RunSpec). It checks the combination as it is edited
+// (check_run_settings, against the loaded model's dimensions and the calibration corpus's
+// length) and lists what is wrong before Run is pressed, in the form's own words (errors block
+// Run; export problems block Export; warnings only inform).
 #pragma once
 
 #include <QSet>
@@ -13,8 +15,8 @@
 #include <vector>
 
 #include "model/config.h"
-#include "io/gptq_export.h"
 #include "pipeline/run.h"
+#include "pipeline/run_settings.h"
 
 class QCheckBox;
 class QComboBox;
@@ -32,8 +34,11 @@ class SettingsForm : public QWidget {
   explicit SettingsForm(QWidget* parent = nullptr);
 
   // The run these settings describe (calibration and evaluation files are the window's).
-  // Throws ConfigError for a combination that cannot run (see runProblems()).
+  // Throws ConfigError for a field that does not read as a setting (a group size, a module
+  // name); runProblems() says what else stops the run.
   RunSpec spec() const;
+  // Every field from `spec` (its files aside).
+  void setSpec(const RunSpec& spec);
   int threads() const;
   // Where GPTQ runs (spec().options.device): Auto, CPU or GPU. The GPU entry is enabled once a
   // probe on another thread has found a CUDA device; gpuProbed() says the probe has answered.
@@ -79,8 +84,9 @@ class SettingsForm : public QWidget {
     QString summary;
     QStringList details;
   };
-  QList<Note> groupedNotes(const std::vector<UnloadableModule>& kept,
-                           const std::vector<ExportIssue>& issues, int quantized_modules) const;
+  QList<Note> notesOf(const std::vector<SettingsProblem>& problems) const;
+  // A problem that stops the run, with its ways out, in the form's words.
+  QString stopText(const SettingsProblem& problem, const RunSpec& spec) const;
   void renderProblems();
   QStringList noteSummaries(bool errors) const;
   void revalidate();

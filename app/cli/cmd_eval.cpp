@@ -12,9 +12,9 @@ int cmd_eval(const std::vector<std::string>& words) {
   Args args(words, {"--json", "--quiet"},
             {"--model", "--tokenizer", "--text", "--seqlen", "--max-windows", "--threads"});
   std::string text = args.require("--text");
-  PerplexityOptions opt;
-  opt.seqlen = static_cast<int>(args.get_int("--seqlen", 2048, 2, kMaxSeqlen));
-  opt.max_windows = static_cast<int>(args.get_int("--max-windows", 0, 0, kMaxWindows));
+  PerplexityOptions opt;  // the core's defaults for what is not given
+  opt.seqlen = static_cast<int>(args.get_int("--seqlen", opt.seqlen, 2, kMaxSeqlen));
+  opt.max_windows = static_cast<int>(args.get_int("--max-windows", opt.max_windows, 0, kMaxWindows));
   int threads = apply_threads(args);
   bool json = args.flag("--json");
   Model model = open_model(args);

@@ -12,6 +12,8 @@
 #include "common/output_file.h"
 #include "io/gptq_export.h"
 #include "pipeline/run.h"
+#include "pipeline/run_settings.h"
+#include "settings_words.h"
 
 namespace gptqw::cli {
 
@@ -27,22 +29,24 @@ const std::set<std::string> kValued = {"--model", "--tokenizer", "--calib", "--m
                                        "--shard-size", "--skip-modules", "--calib-field",
                                        "--calib-from", "--device"};
 
+// Every option not given keeps the core's default (a default-constructed RunSpec's).
 QuantizeOptions parse_options(const Args& args, bool compare) {
-  QuantizeOptions o;
+  QuantizeOptions o = RunSpec().options;
   QuantConfig& q = o.gptq.quant;
-  q.bits = static_cast<int>(args.get_int("--bits", 4, 2, 8));
-  q.group_size = static_cast<int>(args.get_int("--group-size", 128, -1, kMaxGroupSize));
+  q.bits = static_cast<int>(args.get_int("--bits", q.bits, 2, 8));
+  q.group_size = static_cast<int>(args.get_int("--group-size", q.group_size, -1, kMaxGroupSize));
   if (args.flag("--sym") && args.flag("--asym")) throw UsageError("--sym and --asym exclude each other");
-  q.sym = !args.flag("--asym");
-  q.mse = args.flag("--mse");
-  q.exact_ties = args.flag("--exact-ties");
-  o.gptq.act_order = args.flag("--act-order");
-  o.gptq.static_groups = args.flag("--static-groups");
-  o.gptq.damp_fraction = args.get_double("--damp", 0.01, 0.0, 1.0);
-  o.gptq.blocksize = static_cast<int>(args.get_int("--block-size", 128, 1, kMaxBlockSize));
-  o.true_sequential = !args.flag("--no-true-sequential");
+  if (args.flag("--sym")) q.sym = true;
+  if (args.flag("--asym")) q.sym = false;
+  q.mse = q.mse || args.flag("--mse");
+  q.exact_ties = q.exact_ties || args.flag("--exact-ties");
+  o.gptq.act_order = o.gptq.act_order || args.flag("--act-order");
+  o.gptq.static_groups = o.gptq.static_groups || args.flag("--static-groups");
+  o.gptq.damp_fraction = args.get_double("--damp", o.gptq.damp_fraction, 0.0, 1.0);
+  o.gptq.blocksize = static_cast<int>(args.get_int("--block-size", o.gptq.blocksize, 1, kMaxBlockSize));
+  o.true_sequential = o.true_sequential && !args.flag("--no-true-sequential");
   try {
-    o.device = parse_device(args.get_or("--device", "auto"));
+    o.device = parse_device(args.get_or("--device", std::string(device_name(o.device))));
   } catch (const ConfigError& e) {
     throw UsageError(std::string("--device: ") + e.what());
   }
@@ -148,15 +152,16 @@ int run(const std::vector<std::string>& words, bool compare) {
     spec.seed = earlier.seed;
   } else {
     spec.calib_file = args.require("--calib");
-    spec.nsamples = static_cast<int>(args.get_int("--nsamples", 128, 1, kMaxSamples));
-    spec.seqlen = static_cast<int>(args.get_int("--seqlen", 2048, 2, kMaxSeqlen));
-    long seed = args.get_int("--seed", 0, 0, std::numeric_limits<long>::max());
+    spec.nsamples = static_cast<int>(args.get_int("--nsamples", spec.nsamples, 1, kMaxSamples));
+    spec.seqlen = static_cast<int>(args.get_int("--seqlen", spec.seqlen, 2, kMaxSeqlen));
+    long seed = args.get_int("--seed", long(spec.seed), 0, std::numeric_limits<long>::max());
     spec.seed = static_cast<uint64_t>(seed);
   }
   if (auto eval = args.get("--eval")) spec.eval_file = *eval;
+  // The evaluation windows are as long as the calibration windows unless asked otherwise.
   spec.eval.seqlen = static_cast<int>(args.get_int("--eval-seqlen", spec.seqlen, 2, kMaxSeqlen));
-  spec.eval.max_windows =
-      static_cast<int>(args.get_int("--eval-max-windows", 0, 0, kMaxWindows));
+  spec.eval.max_windows = static_cast<int>(
+      args.get_int("--eval-max-windows", spec.eval.max_windows, 0, kMaxWindows));
   const bool json_out = args.flag("--json");
   spec.threads = apply_threads(args);
   try {  // --device cuda where none answers: refused before anything loads, with the reason
@@ -175,7 +180,8 @@ int run(const std::vector<std::string>& words, bool compare) {
     eo.output_dir = *out;
     eo.force = args.flag("--force");
     eo.max_shard_bytes = static_cast<uint64_t>(
-        args.get_double("--shard-size", 4.0, kMinShardGB, kMaxShardGB) * 1e9);
+        args.get_double("--shard-size", double(eo.max_shard_bytes) / 1e9, kMinShardGB, kMaxShardGB) *
+        1e9);
     check_export_destination(eo);
   }
   if (auto file = args.get("--report")) {
@@ -189,36 +195,31 @@ int run(const std::vector<std::string>& words, bool compare) {
   }
 
   Model model = open_model(args);
-  // Modules the GPTQ loaders could not read quantized stay in fp16 (unless --pad-unloadable).
-  std::vector<UnloadableModule> kept;
-  const QuantizeOptions effective = [&] {
-    try {
-      return effective_options(spec, model.config(), &kept);
-    } catch (const NothingLoadable& e) {
-      throw ConfigError(std::string(e.what()) +
-                        "\n(choose another --group-size, or quantize them anyway with "
-                        "--pad-unloadable: an export then writes them zero-padded)");
-    }
-  }();
-  if (!args.flag("--quiet"))
-    for (const UnloadableModule& m : kept)
-      std::fprintf(stderr, "note: %s [%lld, %lld] stays in fp16: %s (GPTQModel, AutoGPTQ and vLLM "
-                           "could not load it quantized; --pad-unloadable quantizes it anyway)\n",
-                   std::string(linear_name(m.kind)).c_str(), static_cast<long long>(m.out_features),
-                   static_cast<long long>(m.in_features), m.reason.c_str());
-  // Export: the format's limits are checked against the architecture before anything runs,
-  // and the destination rules again (the writer makes its temporary folder now).
+  // The settings against the model (the calibration text's length is checked once it is
+  // tokenized): what stops the run first; the export's problems only with --out. Modules the
+  // GPTQ loaders could not read quantized stay in fp16 (unless --pad-unloadable).
+  const RunSettingsCheck check = check_run_settings(spec, &model.config(), -1);
+  std::string stops;
+  for (const SettingsProblem& p : check.problems)
+    if (p.severity == SettingsProblem::Severity::blocks_run)
+      for (const std::string& line : describe(p)) stops += (stops.empty() ? "" : "\n") + line;
+  if (!stops.empty()) throw ConfigError(stops);
+  std::string errors;
+  for (const SettingsProblem& p : check.problems) {
+    if (p.kind == SettingsProblem::Kind::export_issue && !out) continue;
+    for (const std::string& line : describe(p))
+      if (p.severity == SettingsProblem::Severity::blocks_export)
+        errors += "\n  " + line;
+      else if (!args.flag("--quiet"))
+        std::fprintf(stderr, "%s\n", line.c_str());
+  }
+  // Export: the format's limits were checked against the architecture above, before anything
+  // runs, and the destination rules are checked again (the writer makes its temporary folder
+  // now).
   std::unique_ptr<GptqWriter> writer;
   const Method exported = options.run_gptq ? Method::gptq : Method::rtn;
   if (out) {
-    eo.settings = checkpoint_settings(effective);
-    std::string errors;
-    for (const ExportIssue& issue : check_exportable(model.config(), eo.settings)) {
-      if (issue.severity == ExportIssue::Severity::error)
-        errors += "\n  " + describe(issue);
-      else if (!args.flag("--quiet"))
-        std::fprintf(stderr, "%s\n", describe(issue).c_str());
-    }
+    eo.settings = checkpoint_settings(check.effective);
     if (!errors.empty())
       throw ConfigError("these settings cannot be exported as a GPTQ checkpoint:" + errors +
                         "\n(choose another --bits / --group-size, leave the module in full "

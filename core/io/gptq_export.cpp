@@ -145,7 +145,7 @@ std::vector<ExportIssue> check_exportable(const ModelConfig& config, const GptqS
   // group size is one setting for the whole model, so a size that fixes one module but splits
   // another is no way out. -1 (one group per row) always gives whole groups.
   std::vector<int> whole_groups;
-  for (int cand : {128, 64, 32}) {
+  for (int cand : kKernelGroupSizes) {
     bool fits = cand != gs;
     for (LinearKind kind : kAllLinears)
       if (!skip[int(kind)]) fits = fits && linear_shape(config, kind).second % cand == 0;
@@ -242,30 +242,6 @@ std::vector<UnloadableModule> unloadable_modules(const ModelConfig& config, cons
   return out;
 }
 
-std::string describe(const ExportIssue& i) {
-  std::string s = i.severity == ExportIssue::Severity::error ? "error: " : "warning: ";
-  if (!i.module.empty()) s += i.module + " " + shape2(i.out_features, i.in_features) + ": ";
-  s += i.message;
-  const std::string keep = "leave the module unquantized with --skip-modules " + i.module +
-                           " (stored as a float weight, listed in modules_not_quantized)";
-  if (!i.fix_group_sizes.empty()) {
-    std::string sizes;
-    for (int g : i.fix_group_sizes) sizes += (sizes.empty() ? "" : " or ") + std::to_string(g);
-    s += ". Use --group-size " + sizes +
-         (i.fix_group_sizes.front() == -1
-              ? " (one group per row; no group size of 32, 64 or 128 divides the in_features "
-                "of every quantized module)"
-              : " (whole groups in every quantized module)");
-    if (i.fix_by_keeping_module) s += ", or " + keep;
-    s += ".";
-  } else if (i.fix_by_keeping_module) {
-    s += ". No group size changes this; " + keep + ".";
-  } else if (i.kind == ExportIssue::Kind::fused_partly_kept) {
-    s += " (--skip-modules)";
-  }
-  return s;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Destination
 
@@ -347,7 +323,7 @@ GptqWriter::GptqWriter(const WeightSource& source, GptqExportOptions options)
   // Everything that can be refused is refused before anything is created.
   std::string errors;
   for (const ExportIssue& i : check_exportable(source.config(), m_opt.settings))
-    if (i.severity == ExportIssue::Severity::error) errors += "\n  " + describe(i);
+    if (i.severity == ExportIssue::Severity::error) errors += "\n  " + i.message;
   if (!errors.empty()) throw ConfigError("GPTQ export to " + m_opt.output_dir.string() +
                                          " refused:" + errors);
   m_skip = m_opt.settings.skipped_kinds();  // the names were checked just above

@@ -83,11 +83,15 @@ std::string why_not_an_export(const std::filesystem::path& dir);
 // to replace). Returns the absolute destination; throws IoError / ConfigError with the reason.
 std::filesystem::path check_export_destination(const GptqExportOptions& options);
 
+// The group sizes GPTQ kernels are written for (ExLlama, vLLM's Marlin), besides -1 (one group
+// per row): the ones a way out of a group problem proposes.
+constexpr std::array<int, 3> kKernelGroupSizes = {128, 64, 32};
+
 // A problem export or a loader would have with these settings on this architecture. Modules
 // listed in settings.modules_not_quantized are not checked (they are stored as plain weights);
-// every problem of a quantized module names the two ways out in its message: a group size
-// under which it goes away (or that none does), and --skip-modules <module> (the CLI option
-// that lists the module in modules_not_quantized).
+// every problem of a quantized module carries its ways out as settings: the group sizes under
+// which it goes away (or that none does), and whether leaving the module unquantized (listed in
+// modules_not_quantized) does.
 struct ExportIssue {
   enum class Severity { error, warning };
   // What is wrong, so that a front end can gather the issues of one kind into one line.
@@ -110,8 +114,8 @@ struct ExportIssue {
   std::string module;  // "mlp.down_proj" (the same in every block), or empty for the whole model
   int64_t out_features = 0, in_features = 0;
   std::string message;  // the problem as a sentence: the shapes and who cannot take them
-  // The ways out, as settings; each front end words them its own way (describe() for the
-  // command line). Group sizes that give whole groups in every quantized module (-1: one group
+  // The ways out, as settings; each front end words them its own way (pipeline/run_settings.h
+  // gathers them). Group sizes that give whole groups in every quantized module (-1: one group
   // per row); whether leaving `module` unquantized avoids the problem.
   std::vector<int> fix_group_sizes;
   bool fix_by_keeping_module = false;
@@ -126,9 +130,6 @@ struct ExportIssue {
 // K % 128, N % 64; only some of q/k/v or of gate/up left unquantized, which vLLM's fused layers
 // refuse). One issue per linear kind, since every block has the same shapes.
 std::vector<ExportIssue> check_exportable(const ModelConfig& config, const GptqSettings& settings);
-// In the command line's words: "error: mlp.down_proj [64, 172]: <message>. Use --group-size 64,
-// or leave the module unquantized with --skip-modules mlp.down_proj (...)."
-std::string describe(const ExportIssue& issue);
 
 // A linear module that mainstream GPTQ loaders cannot load in quantized form with a given bit
 // width and group size, and why. The rule (unloadable_modules) is the union of the loaders'

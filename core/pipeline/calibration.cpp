@@ -23,19 +23,31 @@ CalibrationSet calibration_from_offsets(const std::vector<int32_t>& ids,
   return set;
 }
 
+CalibrationShortfall calibration_shortfall(int64_t n, int nsamples, int seqlen) {
+  CalibrationShortfall s;
+  s.windows = seqlen > 0 ? n / seqlen : 0;
+  if (n < int64_t(seqlen) + 1) {
+    s.kind = CalibrationShortfall::Kind::shorter_than_a_window;
+    s.message = "the calibration text has " + std::to_string(n) +
+                " tokens, fewer than one window of seqlen " + std::to_string(seqlen) + " + 1";
+  } else if (int64_t(nsamples) * seqlen > n) {
+    s.kind = CalibrationShortfall::Kind::too_few_windows;
+    s.message = "nsamples " + std::to_string(nsamples) + " x seqlen " + std::to_string(seqlen) +
+                " needs " + std::to_string(int64_t(nsamples) * seqlen) +
+                " tokens, the calibration text has " + std::to_string(n) + " (at most " +
+                std::to_string(s.windows) + " windows of this length)";
+  }
+  return s;
+}
+
 CalibrationSet sample_calibration(const std::vector<int32_t>& ids, int nsamples, int seqlen,
                                   uint64_t seed) {
   if (nsamples < 1) throw ConfigError("nsamples must be at least 1, got " + std::to_string(nsamples));
   if (seqlen < 2) throw ConfigError("seqlen must be at least 2, got " + std::to_string(seqlen));
   const int64_t n = static_cast<int64_t>(ids.size());
-  if (n < int64_t(seqlen) + 1)
-    throw ConfigError("the calibration text has " + std::to_string(n) +
-                      " tokens, fewer than one window of seqlen " + std::to_string(seqlen) + " + 1");
-  if (int64_t(nsamples) * seqlen > n)
-    throw ConfigError("nsamples " + std::to_string(nsamples) + " x seqlen " + std::to_string(seqlen) +
-                      " needs " + std::to_string(int64_t(nsamples) * seqlen) +
-                      " tokens, the calibration text has " + std::to_string(n) + " (at most " +
-                      std::to_string(n / seqlen) + " windows of this length)");
+  if (const CalibrationShortfall s = calibration_shortfall(n, nsamples, seqlen);
+      s.kind != CalibrationShortfall::Kind::none)
+    throw ConfigError(s.message);
   // The reference draws i = random.randint(0, n - seqlen - 1) for each sample. mt19937_64 is
   // specified bit for bit by the standard, uniform_int_distribution is not, so the offset is
   // taken modulo the range (its bias is below 2^-40 for any real text) to give the same

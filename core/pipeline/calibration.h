@@ -33,9 +33,20 @@ struct CalibrationSet {
   int nsamples() const { return static_cast<int>(offsets.size()); }
 };
 
-// Windows from already tokenized text. Throws ConfigError when the text is shorter than one
-// window plus one token, or when nsamples * seqlen exceeds the text's tokens (the windows
-// would mostly repeat the same text).
+// Whether a text of `tokens` tokens holds nsamples windows of seqlen tokens: not when it is
+// shorter than one window plus one token, nor when nsamples * seqlen exceeds its tokens (the
+// windows would mostly repeat the same text). The run's settings check (run_settings.h) and
+// sample_calibration ask this one question.
+struct CalibrationShortfall {
+  enum class Kind { none, shorter_than_a_window, too_few_windows };
+  Kind kind = Kind::none;
+  int64_t windows = 0;  // windows of seqlen tokens the text holds
+  std::string message;  // why not, in words ("" for none)
+};
+CalibrationShortfall calibration_shortfall(int64_t tokens, int nsamples, int seqlen);
+
+// Windows from already tokenized text. Throws ConfigError with calibration_shortfall()'s
+// message when the text cannot hold them.
 CalibrationSet sample_calibration(const std::vector<int32_t>& text_ids, int nsamples, int seqlen,
                                   uint64_t seed);
 

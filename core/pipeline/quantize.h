@@ -24,8 +24,16 @@ namespace gptqw {
 enum class Method { gptq, rtn };
 std::string_view method_name(Method m);
 
+// A run's options. Their defaults are both front ends' (pipeline/run.h: RunSpec).
 struct QuantizeOptions {
-  GptqOptions gptq;              // quantizer config, blocksize, damping, act-order, groups
+  // Quantizer config, blocksize, damping, act-order, groups: GptqOptions' defaults, which are
+  // the reference's, except groups of 128 columns, the default of AutoGPTQ and GPTQModel (the
+  // reference's is one group per row).
+  GptqOptions gptq = [] {
+    GptqOptions o;
+    o.quant.group_size = 128;
+    return o;
+  }();
   bool true_sequential = true;   // groups [q,k,v], [o], [gate,up], [down] (the reference's -ts)
   bool run_gptq = true;
   bool run_rtn = true;           // the baseline, from the same calibration inputs

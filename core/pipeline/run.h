@@ -19,6 +19,9 @@
 
 namespace gptqw {
 
+// One run's settings. Default-constructed, they are the defaults of both front ends (the
+// command line's flags and the window's settings form), with QuantizeOptions' and
+// PerplexityOptions'.
 struct RunSpec {
   QuantizeOptions options;
   std::filesystem::path calib_file;
