@@ -5,10 +5,8 @@
 #include <optional>
 
 #include "common/error.h"
-#include "linalg/reduce.h"
 #include "model/llama.h"
 #include "model/rope_scaling.h"
-#include "pipeline/layer_metrics.h"
 #include "quant/hessian.h"
 #include "quant/packing.h"
 #include "quant/rtn.h"
@@ -48,32 +46,6 @@ GptqSettings checkpoint_settings(const QuantizeOptions& o) {
   s.damp_percent = o.gptq.damp_fraction;
   for (LinearKind k : o.skip) s.modules_not_quantized.emplace_back(linear_name(k));
   return s;
-}
-
-DiagStats diag_stats(const std::vector<float>& diag) {
-  DiagStats s;
-  if (diag.empty()) return s;
-  std::vector<float> v = diag;
-  std::sort(v.begin(), v.end());
-  s.min = v.front();
-  s.max = v.back();
-  size_t n = v.size();
-  s.median = n % 2 ? v[n / 2] : 0.5f * (v[n / 2 - 1] + v[n / 2]);
-  double sum = 0;
-  size_t dead = 0;
-  for (float x : v) sum += x, dead += x == 0;
-  s.mean = static_cast<float>(sum / n);
-  s.dead_fraction = double(dead) / n;
-  return s;
-}
-
-uint64_t quantized_layer_bytes(int64_t N, int64_t K, const QuantConfig& q, bool bias) {
-  int64_t G = group_count(K, q.group_size);
-  uint64_t qweight = uint64_t(packed_words(K, q.bits)) * N * 4;
-  uint64_t qzeros = uint64_t(G) * packed_words(N, q.bits) * 4;
-  uint64_t scales = uint64_t(G) * N * 2;
-  uint64_t g_idx = uint64_t(K) * 4;
-  return qweight + qzeros + scales + g_idx + (bias ? uint64_t(N) * 2 : 0);
 }
 
 void QuantizedModel::set(int block, LinearKind kind, const QuantizedWeights& w) {
@@ -178,48 +150,24 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
         HessianFactor factor = factor_hessian(H, go, pool.take(H.rows(), H.cols()));
         result.seconds_factor += since(tf);
 
-        // RTN and the errors that need the Cholesky factor, then GPTQ on its inverse.
+        // RTN, and the measurements that need the Cholesky factor, then GPTQ on its inverse.
+        LayerMeasurement measure(H, factor, pool, backend, result);
         struct Module {
           Matrix W;
           LayerReport r;
-          double reference = 0;
+          double reference = 0;  // tr(W H W^T)
           std::optional<QuantizedWeights> rtn_w;
         };
         std::vector<Module> mods;
         for (LinearKind k : modules) {
           Module& m = mods.emplace_back();
           m.W = std::move(stream[k].W);
-          LayerReport& r = m.r;
-          r.block = b;
-          r.kind = k;
-          r.name = linear_module(b, k);
-          r.out_features = m.W.rows();
-          r.in_features = m.W.cols();
-          // Copied element by element: the diagonal of a matrix is strided, its data() is not
-          // a contiguous vector.
-          r.hessian_diag.resize(H.rows());
-          for (Eigen::Index i = 0; i < H.rows(); ++i) r.hessian_diag[i] = H(i, i);
-          r.hessian = diag_stats(r.hessian_diag);
-          const bool bias = stream[k].b.size() > 0;
-          r.bytes_fp16 = uint64_t(m.W.size()) * 2 + (bias ? uint64_t(m.W.rows()) * 2 : 0);
-          r.bytes_quantized = quantized_layer_bytes(m.W.rows(), m.W.cols(), opt.gptq.quant, bias);
-          r.bits_per_weight = r.bytes_quantized * 8.0 / double(m.W.size());
-          // tr(D H D^T) of the factor, or of H itself where the factorization failed.
-          auto trace = [&](const Matrix* Q) {
-            auto tm = Clock::now();
-            const double v = !factor.failed ? weighted_square(m.W, Q, factor, pool)
-                             : Q            ? weighted_square_direct(m.W - *Q, H, backend)
-                                            : weighted_square_direct(m.W, H, backend);
-            result.seconds_metrics += since(tm);
-            return v;
-          };
-          m.reference = trace(nullptr);
+          m.r = describe_layer({b, k}, m.W, stream[k].b.size() > 0, H, opt.gptq.quant);
+          m.reference = measure.reference(m.W);
           if (opt.run_rtn) {
             auto tr = Clock::now();
             m.rtn_w = rtn_quantize(m.W, opt.gptq.quant);
-            r.rtn_seconds = since(tr);
-            result.seconds_rtn += r.rtn_seconds;
-            r.rtn_rel_error = m.reference > 0 ? trace(&m.rtn_w->Q) / m.reference : 0.0;
+            measure.rtn(m.r, m.W, m.reference, *m.rtn_w, since(tr));
           }
         }
         auto ti = Clock::now();
@@ -235,22 +183,7 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
             go.layer = r.name;
             auto tg = Clock::now();
             GptqResult g = gptq_quantize(m.W, factor, go, backend);
-            r.gptq_seconds = since(tg);
-            result.seconds_gptq += r.gptq_seconds;
-            result.seconds_columns += g.seconds_blocks;
-            result.seconds_lazy += g.seconds_lazy;
-            r.gptq_loss = g.loss;
-            r.damp_fraction = g.damp_fraction;
-            r.damp_abs = g.damp_abs;
-            r.damp_raises = g.damp_raises;
-            r.fell_back_to_rtn = g.fell_back_to_rtn;
-            r.note = g.note;
-            r.perm = g.perm;
-            auto tm = Clock::now();
-            const double err = g.fell_back_to_rtn ? weighted_square_direct(m.W - g.weights.Q, H, backend)
-                                                  : gptq_weighted_square(g, m.W, factor);
-            result.seconds_metrics += since(tm);
-            r.gptq_rel_error = m.reference > 0 ? std::max(err, 0.0) / m.reference : 0.0;
+            measure.gptq(r, m.W, m.reference, g, since(tg));
             gptq_w = std::move(g.weights);
           }
           stream[k].W = gptq_w ? gptq_w->Q : m.rtn_w->Q;  // before the sink takes the results

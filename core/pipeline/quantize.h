@@ -17,6 +17,7 @@
 #include "io/gptq_checkpoint.h"
 #include "model/weights.h"
 #include "pipeline/calibration.h"
+#include "pipeline/layer_measurement.h"
 #include "quant/gptq.h"
 
 namespace gptqw {
@@ -56,14 +57,8 @@ struct QuantizeOptions {
 // damping, skipped modules), for export.
 GptqSettings checkpoint_settings(const QuantizeOptions& options);
 
-// Summary statistics of a layer's Hessian diagonal (which input channels matter).
-struct DiagStats {
-  float min = 0, median = 0, max = 0, mean = 0;
-  double dead_fraction = 0;  // H[i,i] == 0: inputs that never fired
-};
-DiagStats diag_stats(const std::vector<float>& diag);
-
-// Everything measured on one linear layer: what the workbench plots.
+// Everything measured on one linear layer (pipeline/layer_measurement.h): what the workbench
+// plots.
 struct LayerReport {
   int block = 0;
   LinearKind kind = LinearKind::q;
@@ -109,11 +104,6 @@ struct QuantizeResult {
   // every group re-ran it from its start.
   bool staged = false;
 };
-
-// Bytes of one layer in the GPTQ checkpoint format (spec section 6), with packed dimensions
-// rounded up to whole 32-bit words as the exporter writes them.
-uint64_t quantized_layer_bytes(int64_t out_features, int64_t in_features, const QuantConfig& q,
-                               bool bias);
 
 // Runs the driver. on_layer (optional) sees each layer's report as soon as it is measured, so
 // that a window can stream results; progress may cancel between modules (throws Cancelled).

@@ -27,7 +27,8 @@ LinearKind module_at(const JsonFields& f, const char* key) {
 // A layer's shape, [out_features, in_features].
 std::pair<int64_t, int64_t> shape_at(const JsonFields& f) {
   const std::vector<int64_t> shape = f.integers<int64_t>("shape");
-  if (shape.size() != 2) f.fail("shape", "must be [out, in], got " + std::to_string(shape.size()) + " numbers");
+  if (shape.size() != 2)
+    f.fail("shape", "must be [out, in], got " + std::to_string(shape.size()) + " numbers");
   return {shape[0], shape[1]};
 }
 
@@ -312,7 +313,7 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
     // The fields of every object in the report are named bare in messages ("field 'max'").
     const JsonFields f(j, file);
     const json* schema = f.find("schema");
-    if (!j.is_object() || !schema || *schema != "gptq-workbench-report")
+    if (!schema || *schema != "gptq-workbench-report")
       throw FormatError(file_msg(file, "not a GPTQ Workbench report (\"schema\" is not \"gptq-workbench-report\")"));
     int version = f.integer<int>("schema_version");
     if (version < 1 || version > kReportSchemaVersion)
