@@ -265,10 +265,13 @@ int run(const std::vector<std::string>& words, Mode mode) {
   }
   if (auto file = args.get("--report")) {
     ProtectedPaths inputs = {{args.require("--model"), "the source model"}};
-    for (const std::string& calib : args.get_all("--calib")) inputs.push_back({calib, "a calibration text"});
-    if (args.get_all("--calib").empty()) inputs.push_back({spec.calib_file, "the calibration text"});
+    const std::vector<std::string> calibs = args.get_all("--calib");
+    for (const std::string& calib : calibs)
+      inputs.push_back({calib, calibs.size() > 1 ? "a calibration text" : "the calibration text"});
+    if (calibs.empty()) inputs.push_back({spec.calib_file, "the calibration text"});
     if (auto tok = args.get("--tokenizer")) inputs.push_back({*tok, "the tokenizer"});
-    for (const auto& eval : spec.eval_files) inputs.push_back({eval, "an evaluation text"});
+    for (const auto& eval : spec.eval_files)
+      inputs.push_back({eval, spec.eval_files.size() > 1 ? "an evaluation text" : "the evaluation text"});
     // The export folder is replaced as a whole when it is done: a report inside would go too.
     if (out) inputs.push_back({*out, "the --out folder (replaced by the export)"});
     check_output_file(*file, inputs);
