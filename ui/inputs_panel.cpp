@@ -116,18 +116,23 @@ InputsPanel::InputsPanel(RunSession* session, QWidget* parent) : QWidget(parent)
 
   // What the form says reaches the session (how JSONL is read, the evaluation's window length)
   // and the lines that depend on it.
-  connect(m_form, &SettingsForm::changed, this, [this] {
-    try {
-      const RunSpec spec = m_form->spec();
-      m_session->setCalibrationOptions(spec.calib_options);
-      m_session->setEvaluationSeqlen(spec.eval.seqlen);
-    } catch (const Error&) {
-      // Settings that cannot run: the form lists the problem; the session keeps its options.
-    }
-    updateInfoLines();
-    updateButtons();
-  });
+  connect(m_form, &SettingsForm::changed, this, &InputsPanel::readSpec);
+  readSpec();
   updateButtons();
+}
+
+void InputsPanel::readSpec() {
+  try {
+    m_spec = m_form->spec();
+    // What the form says reaches the session: how JSONL is read, the evaluation's window length.
+    m_session->setCalibrationOptions(m_spec->calib_options);
+    m_session->setEvaluationSeqlen(m_spec->eval.seqlen);
+  } catch (const Error&) {
+    m_spec.reset();  // the form lists the problem; the session keeps its options
+  }
+  updateInfoLines();
+  updateButtons();
+  emit settingsChanged();
 }
 
 QWidget* InputsPanel::buildPanel() {
@@ -215,11 +220,7 @@ void InputsPanel::updateButtons() {
 void InputsPanel::updateInfoLines() {
   // The lines under the texts follow the form: windows of the seqlen now set, and what the
   // evaluation will cost with the windows now set.
-  std::optional<RunSpec> spec;
-  try {
-    spec = m_form->spec();
-  } catch (const Error&) {
-  }
+  const RunSpec* spec = currentSpec();
   const int64_t calib_tokens = m_session->calibrationTokens();
   if (m_session->calibrationFile().isEmpty()) m_calib_info->clear();
   else if (calib_tokens < 0) m_calib_info->setText(m_session->model() ? tr("counting tokens…") : QString());

@@ -6,6 +6,7 @@
 
 #include <QString>
 #include <QWidget>
+#include <optional>
 
 #include "pipeline/run.h"
 
@@ -28,6 +29,9 @@ class InputsPanel : public QWidget {
   QString modelSummaryText() const;  // rich text
   QString calibrationInfo() const;   // the line under the calibration path
   QString evaluationInfo() const;    // the line under the evaluation path
+  // The form's settings as of its last edit, read once per edit; null while a field does not
+  // read as a setting (the form says which).
+  const RunSpec* currentSpec() const { return m_spec ? &*m_spec : nullptr; }
 
   // Whether Run may start now and, when not, why (for tooltips); a GPTQ checkpoint can only be
   // evaluated, which Run then does.
@@ -42,14 +46,18 @@ class InputsPanel : public QWidget {
   void runClicked();
   void cancelClicked();
   void readinessChanged();
+  void settingsChanged();  // after each edit of the form, currentSpec() updated
 
  private:
   QWidget* buildPanel();
   void updateInfoLines();
   void updateButtons();
 
+  void readSpec();
+
   RunSession* m_session;
   SettingsForm* m_form;
+  std::optional<RunSpec> m_spec;
   QLineEdit *m_model_edit, *m_calib_edit, *m_eval_edit;
   QLabel *m_summary, *m_calib_info, *m_eval_info;
   QPushButton *m_run_button, *m_cancel_button;

@@ -67,7 +67,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_session(new Run
   connect(m_inputs, &InputsPanel::runClicked, this, &MainWindow::startRun);
   connect(m_inputs, &InputsPanel::cancelClicked, this, &MainWindow::cancel);
   connect(m_inputs, &InputsPanel::readinessChanged, this, &MainWindow::updateActions);
-  connect(m_inputs->settingsForm(), &SettingsForm::changed, this, &MainWindow::updateStaleMark);
+  connect(m_inputs, &InputsPanel::settingsChanged, this, &MainWindow::updateStaleMark);
 
   connect(m_session, &RunSession::statusChanged, m_status, &QLabel::setText);
   connect(m_session, &RunSession::errorOccurred, this, &MainWindow::showError);
@@ -203,14 +203,7 @@ void MainWindow::updateActions() {
   m_act_csv->setEnabled(m_results->layers()->model()->rowCount() > 0);
 }
 
-void MainWindow::updateStaleMark() {
-  std::optional<RunSpec> spec;
-  try {
-    spec = m_inputs->settingsForm()->spec();
-  } catch (const Error&) {
-  }
-  m_results->compareWithSettings(spec ? &*spec : nullptr);
-}
+void MainWindow::updateStaleMark() { m_results->compareWithSettings(m_inputs->currentSpec()); }
 
 void MainWindow::showError(const QString& title, const QString& message) {
   m_status->setText(title);
