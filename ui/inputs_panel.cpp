@@ -179,11 +179,8 @@ QWidget* InputsPanel::buildPanel() {
   auto* settings_box = new QGroupBox(tr("Quantization"));
   auto* settings_layout = new QVBoxLayout(settings_box);
   m_form = new SettingsForm;
-  connect(m_form, &SettingsForm::calibrationFieldChanged, this, [this] {
-    CalibrationOptions options;
-    options.jsonl_field = m_form->calibrationField();
-    m_session->setCalibrationOptions(options);
-  });
+  // The JSONL field is read when its editing ends (it does not signal changed()).
+  connect(m_form, &SettingsForm::calibrationFieldChanged, this, &InputsPanel::readSpec);
   settings_layout->addWidget(m_form);
   layout->addWidget(settings_box);
   layout->addStretch(1);
