@@ -325,12 +325,19 @@ void RunSession::finishRun(Report report, std::shared_ptr<KeptLayers> gptq, std:
           .arg(t.seconds_metrics, 0, 'f', 2)
           .arg(t.seconds_forward, 0, 'f', 2)
           .arg(formatBytes(m_report->peak_rss_bytes)));
-  if (const auto& p = m_report->perplexity)
-    log(tr("perplexity on %1: original %2, RTN %3, GPTQ %4")
-            .arg(QFileInfo(qstr(p->text)).fileName())
-            .arg(p->original.value_or(0), 0, 'f', 4)
-            .arg(p->rtn.value_or(0), 0, 'f', 4)
-            .arg(p->gptq.value_or(0), 0, 'f', 4));
+  for (const TextQuality& q : m_report->quality) {
+    QString line = tr("on %1: original perplexity %2 ± %3")
+                       .arg(QFileInfo(qstr(q.text)).fileName())
+                       .arg(q.ppl_original.value, 0, 'f', 4)
+                       .arg(q.ppl_original.se, 0, 'f', 4);
+    for (const QuantizedQuality& m : q.quantized)
+      line += tr("; %1 %2 ± %3, mean KLD %4")
+                  .arg(qstr(m.model).toUpper())
+                  .arg(m.ppl.value, 0, 'f', 4)
+                  .arg(m.ppl.se, 0, 'f', 4)
+                  .arg(m.vs_original.kld.value, 0, 'f', 5);
+    log(line);
+  }
   for (const UnloadableModule& k : m_report->kept_for_loaders)
     log(tr("%1 kept in fp16: %2 (GPTQ loaders could not load it quantized)")
             .arg(qstr(std::string(linear_name(k.kind))), qstr(k.reason)));
@@ -374,14 +381,17 @@ bool RunSession::evaluate(const PerplexityOptions& options) {
     ps.tokens = result->tokens;
     ps.seconds = result->seconds;
     (quantized ? ps.gptq : ps.original) = result->ppl;
-    log(tr("perplexity %1 on %2 (%3 windows of %4 tokens)")
+    (quantized ? ps.gptq_se : ps.original_se) = result->ppl_se;
+    log(tr("perplexity %1 ± %2 on %3 (%4 windows of %5 tokens)")
             .arg(result->ppl, 0, 'f', 4)
+            .arg(result->ppl_se, 0, 'f', 4)
             .arg(QFileInfo(text).fileName())
             .arg(result->windows)
             .arg(result->seqlen));
-    emit statusChanged(tr("Evaluated in %1: perplexity %2.")
+    emit statusChanged(tr("Evaluated in %1: perplexity %2 ± %3.")
                            .arg(duration(m_run->elapsed()))
-                           .arg(result->ppl, 0, 'f', 4));
+                           .arg(result->ppl, 0, 'f', 4)
+                           .arg(result->ppl_se, 0, 'f', 4));
     emit perplexityEvaluated(ps);
     emit evaluationFinished(result->ppl);
   });

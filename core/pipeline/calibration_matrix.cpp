@@ -1,13 +1,11 @@
 #include "pipeline/calibration_matrix.h"
 
-#include <chrono>
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "common/json_fields.h"
-#include "pipeline/run.h"
 
 namespace gptqw {
 
@@ -26,36 +24,6 @@ std::vector<std::vector<double>> CalibrationMatrix::values(const std::string& me
     }
   }
   return out;
-}
-
-CalibrationMatrix calibration_matrix(const Model& model, const RunSpec& base,
-                                     const std::vector<std::filesystem::path>& calibs,
-                                     const ProgressFn& progress, Report* first) {
-  if (calibs.empty()) throw ConfigError("the calibration matrix needs at least one calibration corpus");
-  if (base.eval_files.empty()) throw ConfigError("the calibration matrix needs at least one evaluation text");
-  const auto t0 = std::chrono::steady_clock::now();
-  CalibrationMatrix m;
-  for (const auto& t : base.eval_files) m.texts.push_back(t.string());
-  for (size_t c = 0; c < calibs.size(); ++c) {
-    RunSpec spec = base;
-    spec.calib_file = calibs[c];
-    spec.generation.prompts.clear();
-    const std::string prefix = "calibration " + std::to_string(c + 1) + "/" + std::to_string(calibs.size()) + ": ";
-    auto share = [&](const Progress& p) {
-      Progress q = p;
-      q.stage = prefix + p.stage;
-      const double f = p.run_fraction >= 0 ? p.run_fraction : p.fraction;
-      q.run_fraction = (double(c) + f) / double(calibs.size());
-      return !progress || progress(q);
-    };
-    const RunInputs inputs = prepare_run(model, spec);
-    Report r = run_quantization(model, spec, inputs, {}, share);
-    m.calibs.push_back(calibs[c].string());
-    m.cells.push_back(r.quality);
-    if (c == 0 && first) *first = std::move(r);
-  }
-  m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return m;
 }
 
 nlohmann::json to_json(const CalibrationMatrix& m) {

@@ -166,7 +166,8 @@ Report run_quantization(const Model& model, const RunSpec& spec, const RunInputs
     if (generate) {
       std::vector<NamedWeights> models = {{"original", model.weights.get()}};
       for (size_t i = 0; i < quantized.size(); ++i) models.push_back({names[i], quantized[i]});
-      report.generations = generate_side_by_side(models, *model.tokenizer, spec.generation);
+      stage_share = 0;  // short next to the rest; its progress is there to let it be cancelled
+      report.generations = generate_side_by_side(models, *model.tokenizer, spec.generation, overall);
     }
   } catch (const Cancelled&) {
     if (!spec.keep_quantization_on_cancel) throw;
@@ -177,6 +178,36 @@ Report run_quantization(const Model& model, const RunSpec& spec, const RunInputs
   }
   report.peak_rss_bytes = peak_rss_bytes();
   return report;
+}
+
+CalibrationMatrix calibration_matrix(const Model& model, const RunSpec& base,
+                                     const std::vector<std::filesystem::path>& calibs,
+                                     const ProgressFn& progress, Report* first) {
+  if (calibs.empty()) throw ConfigError("the calibration matrix needs at least one calibration corpus");
+  if (base.eval_files.empty()) throw ConfigError("the calibration matrix needs at least one evaluation text");
+  const auto t0 = std::chrono::steady_clock::now();
+  CalibrationMatrix m;
+  for (const auto& t : base.eval_files) m.texts.push_back(t.string());
+  for (size_t c = 0; c < calibs.size(); ++c) {
+    RunSpec spec = base;
+    spec.calib_file = calibs[c];
+    spec.generation.prompts.clear();
+    const std::string prefix = "calibration " + std::to_string(c + 1) + "/" + std::to_string(calibs.size()) + ": ";
+    auto share = [&](const Progress& p) {
+      Progress q = p;
+      q.stage = prefix + p.stage;
+      const double f = p.run_fraction >= 0 ? p.run_fraction : p.fraction;
+      q.run_fraction = (double(c) + f) / double(calibs.size());
+      return !progress || progress(q);
+    };
+    const RunInputs inputs = prepare_run(model, spec);
+    Report r = run_quantization(model, spec, inputs, {}, share);
+    m.calibs.push_back(calibs[c].string());
+    m.cells.push_back(r.quality);
+    if (c == 0 && first) *first = std::move(r);
+  }
+  m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return m;
 }
 
 }  // namespace gptqw

@@ -111,4 +111,13 @@ RunCosts run_stage_costs(const ModelConfig& config, const QuantizeOptions& optio
 // batches them) of constant activations. With run_stage_costs() it says before a run what the
 // evaluation will take.
 double measure_forward_rate(const Model& model, int seqlen);
+
+// Calibration sensitivity: `base` (its settings, window counts and evaluation options;
+// base.eval_files are the texts) run once per corpus. Progress: "calibration i/n: <stage>", each
+// corpus an equal share. `first` (optional) receives the first corpus's whole report (layers,
+// memory, timing).
+CalibrationMatrix calibration_matrix(const Model& model, const RunSpec& base,
+                                     const std::vector<std::filesystem::path>& calibs,
+                                     const ProgressFn& progress = {}, Report* first = nullptr);
+
 }  // namespace gptqw
