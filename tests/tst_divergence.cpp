@@ -99,6 +99,38 @@ std::vector<int32_t> random_tokens(int n, int vocab, unsigned seed) {
   return t;
 }
 
+// A random model, a copy with one linear layer scaled as a QuantizedModel overlay (the way a
+// run's quantized models sit over the original), and random text of `windows` windows.
+struct Perturbed {
+  std::shared_ptr<RandomModel> model;
+  QuantizedModel quant;
+  std::vector<int32_t> ids;
+  DivergenceOptions opt;
+  Perturbed(unsigned seed, int vocab, int block, LinearKind kind, float factor, int seqlen,
+            int windows)
+      : model(std::make_shared<RandomModel>(seed, vocab)),
+        quant(model),
+        ids(random_tokens(seqlen * windows, vocab, seed + 100)) {
+    quant.set(block, kind, Matrix(model->block(block)[kind].W * factor));
+    opt.eval.seqlen = seqlen;
+  }
+  DivergenceResult compare(const DivergenceOptions& o) const {
+    const WeightSource* q[] = {&quant};
+    return compare_models(*model, q, ids, o);
+  }
+  DivergenceResult compare() const { return compare(opt); }
+  // perplexity() of the original and the copy, on the first `windows` windows (0: all).
+  double ppl_orig(int windows = 0) const { return ppl_of(*model, windows); }
+  double ppl_quant(int windows = 0) const { return ppl_of(quant, windows); }
+
+ private:
+  double ppl_of(const WeightSource& w, int windows) const {
+    PerplexityOptions p = opt.eval;
+    p.max_windows = windows;
+    return perplexity(w, ids, p).ppl;
+  }
+};
+
 }  // namespace
 
 class TestDivergence : public QObject {
@@ -408,30 +440,22 @@ class TestDivergence : public QObject {
   // perplexity()'s to the bit, the KLD is positive, and neither changes when the activation
   // budget cuts the windows into chunks of one, or when a second quantized model is added.
   void evaluatorPerturbedAndChunked() {
-    auto m = std::make_shared<RandomModel>(1);
-    QuantizedModel qm(m);
-    Matrix W = m->block(1)[LinearKind::up].W;
-    W *= 1.1f;
-    qm.set(1, LinearKind::up, W);
-    const std::vector<int32_t> ids = random_tokens(16 * 6, 37, 5);
-    DivergenceOptions o;
-    o.eval.seqlen = 16;
-    const WeightSource* q[] = {&qm};
-    const DivergenceResult a = compare_models(*m, q, ids, o);
-    QCOMPARE(a.quantized[0].perplexity.ppl, perplexity(qm, ids, o.eval).ppl);
-    QCOMPARE(a.original.ppl, perplexity(*m, ids, o.eval).ppl);
+    const Perturbed p(1, 37, 1, LinearKind::up, 1.1f, 16, 6);
+    const DivergenceResult a = p.compare();
+    QCOMPARE(a.quantized[0].perplexity.ppl, p.ppl_quant());
+    QCOMPARE(a.original.ppl, p.ppl_orig());
     QVERIFY(a.quantized[0].summary.kld.value > 0);
     QVERIFY(a.quantized[0].summary.kld.se > 0);
 
-    DivergenceOptions small = o;
+    DivergenceOptions small = p.opt;
     small.eval.activation_budget = 1;  // one window per chunk
-    const DivergenceResult b = compare_models(*m, q, ids, small);
+    const DivergenceResult b = p.compare(small);
     QCOMPARE(b.quantized[0].perplexity.ppl, a.quantized[0].perplexity.ppl);
     QCOMPARE(b.quantized[0].stats.sums().kld, a.quantized[0].stats.sums().kld);
     QCOMPARE(b.quantized[0].summary.kld_pct.p99, a.quantized[0].summary.kld_pct.p99);
 
-    const WeightSource* two[] = {m.get(), &qm};
-    const DivergenceResult c = compare_models(*m, two, ids, o);
+    const WeightSource* two[] = {p.model.get(), &p.quant};
+    const DivergenceResult c = compare_models(*p.model, two, p.ids, p.opt);
     QCOMPARE(c.quantized.size(), size_t(2));
     QCOMPARE(c.quantized[0].summary.kld.value, 0.0);
     QCOMPARE(c.quantized[1].stats.sums().kld, a.quantized[0].stats.sums().kld);
@@ -441,58 +465,43 @@ class TestDivergence : public QObject {
   // between-window spread exists), and says so; its perplexities are those of 2 windows.
   // A precision never reached runs every window, not "stopped early".
   void evaluatorEarlyStop() {
-    auto m = std::make_shared<RandomModel>(1);
-    QuantizedModel qm(m);
-    Matrix W = m->block(0)[LinearKind::q].W * 1.2f;
-    qm.set(0, LinearKind::q, W);
-    const std::vector<int32_t> ids = random_tokens(16 * 20, 37, 7);
-    DivergenceOptions o;
-    o.eval.seqlen = 16;
+    const Perturbed p(1, 37, 0, LinearKind::q, 1.2f, 16, 20);
+    DivergenceOptions o = p.opt;
     o.precision = 1e6;
     o.precision_of = PrecisionOf::kld;
     o.check_chunk = 3;
-    const WeightSource* q[] = {&qm};
-    const DivergenceResult r = compare_models(*m, q, ids, o);
+    const DivergenceResult r = p.compare(o);
     QCOMPARE(r.windows, 2);
     QCOMPARE(r.windows_available, 20);
     QVERIFY(r.stopped_early);
     QCOMPARE(r.quantized[0].summary.windows, 2);
-    PerplexityOptions two = o.eval;
-    two.max_windows = 2;
-    QCOMPARE(r.original.ppl, perplexity(*m, ids, two).ppl);
-    QCOMPARE(r.quantized[0].perplexity.ppl, perplexity(qm, ids, two).ppl);
+    QCOMPARE(r.original.ppl, p.ppl_orig(2));
+    QCOMPARE(r.quantized[0].perplexity.ppl, p.ppl_quant(2));
     QVERIFY(r.quantized[0].summary.kld.value > 0);
 
     o.precision = 1e-12;
-    const DivergenceResult all = compare_models(*m, q, ids, o);
+    const DivergenceResult all = p.compare(o);
     QCOMPARE(all.windows, 20);
     QVERIFY(!all.stopped_early);
     o.precision = 0;
-    QVERIFY_EXCEPTION_THROWN(compare_models(*m, q, ids, o), ConfigError);
+    QVERIFY_EXCEPTION_THROWN(p.compare(o), ConfigError);
   }
 
   // A vocabulary large enough that the walk takes one window at a time (512 x 40,000 logits
   // are above its 64 MB threshold) and the rows of a block are compared in parallel instead:
   // the same sums with 1 thread as with all, and perplexity()'s perplexities.
   void evaluatorLargeVocabularyRowsInParallel() {
-    auto m = std::make_shared<RandomModel>(4, 40000);
-    QuantizedModel qm(m);
-    Matrix W = m->block(1)[LinearKind::down].W * 1.1f;
-    qm.set(1, LinearKind::down, W);
-    const std::vector<int32_t> ids = random_tokens(512 * 2, 40000, 9);
-    DivergenceOptions o;
-    o.eval.seqlen = 512;
-    const WeightSource* q[] = {&qm};
-    const DivergenceResult all = compare_models(*m, q, ids, o);
+    const Perturbed p(4, 40000, 1, LinearKind::down, 1.1f, 512, 2);
+    const DivergenceResult all = p.compare();
     const int threads = omp_get_max_threads();
     omp_set_num_threads(1);
-    const DivergenceResult one = compare_models(*m, q, ids, o);
+    const DivergenceResult one = p.compare();
     omp_set_num_threads(threads);
     QCOMPARE(all.quantized[0].stats.sums().kld, one.quantized[0].stats.sums().kld);
     QCOMPARE(all.quantized[0].stats.sums().dp2, one.quantized[0].stats.sums().dp2);
     QCOMPARE(all.quantized[0].summary.top_agree_count, one.quantized[0].summary.top_agree_count);
-    QCOMPARE(all.quantized[0].perplexity.ppl, perplexity(qm, ids, o.eval).ppl);
-    QCOMPARE(all.original.ppl, perplexity(*m, ids, o.eval).ppl);
+    QCOMPARE(all.quantized[0].perplexity.ppl, p.ppl_quant());
+    QCOMPARE(all.original.ppl, p.ppl_orig());
     QCOMPARE(all.quantized[0].summary.tokens, int64_t(2 * 511));
     QVERIFY(all.quantized[0].summary.kld.value > 0);
   }
