@@ -27,6 +27,12 @@ QString duration(double seconds) {
                    : QString("%1:%2").arg(s / 60).arg(two(s % 60));
 }
 
+QString methodTitle(const std::string& method) {
+  if (method == "rtn") return QStringLiteral("RTN");
+  if (method == "gptq") return QStringLiteral("GPTQ");
+  return qstr(method);
+}
+
 QString fileProblem(const QString& file, const QString& message) {
   const QString prefix = file + ": ";
   return message.startsWith(prefix) ? message.mid(prefix.size()) : message;

@@ -18,6 +18,9 @@ QString duration(double seconds);
 inline QString qstr(const std::string& s) { return QString::fromStdString(s); }
 inline std::filesystem::path fspath(const QString& s) { return std::filesystem::path(s.toStdString()); }
 
+// A quantization method's name as the window shows it: "RTN", "GPTQ" (others as given).
+QString methodTitle(const std::string& method);
+
 // The reason a file could not be used, without the path the window shows beside it: "file is
 // empty", not "unreadable".
 QString fileProblem(const QString& file, const QString& message);

@@ -11,7 +11,6 @@
 #include <QVBoxLayout>
 
 #include "common/error.h"
-#include "common/text_file.h"
 #include "file_dialogs.h"
 #include "format.h"
 #include "run_session.h"
@@ -28,6 +27,7 @@ GeneratePage::GeneratePage(RunSession* session, QWidget* parent) : QWidget(paren
     const QString file = askForPath(this, PathKind::PromptsText);
     if (file.isEmpty()) return;
     try {
+      // One per line, newlines written back as \n: what spec() reads (parse_prompts) again.
       QStringList lines;
       for (const std::string& p : read_prompts(fspath(file))) lines << qstr(p).replace('\n', "\\n");
       setPrompts(lines.join('\n'));
@@ -99,9 +99,7 @@ void GeneratePage::setPrompts(const QString& text) { m_prompts->setPlainText(tex
 GenerationSpec GeneratePage::spec() const {
   GenerationSpec s;
   s.new_tokens = m_tokens->value();
-  s.prompts.clear();
-  for (const QString& line : m_prompts->toPlainText().split('\n'))
-    if (!line.trimmed().isEmpty()) s.prompts.push_back(QString(line).replace("\\n", "\n").toStdString());
+  s.prompts = parse_prompts(m_prompts->toPlainText().toStdString());
   s.samplings = {SamplingOptions{}};
   if (m_temperature->value() > 0)
     s.samplings.push_back({m_temperature->value(), 0, m_top_p->value(), uint64_t(m_seed->value())});

@@ -19,14 +19,6 @@
 
 namespace gptqw::ui {
 
-namespace {
-
-QString modelTitle(const std::string& m) {
-  return m == "rtn" ? QObject::tr("RTN") : m == "gptq" ? QObject::tr("GPTQ") : qstr(m);
-}
-
-}  // namespace
-
 QualityPage::QualityPage(RunSession* session, QWidget* parent) : QWidget(parent) {
   m_model = new QualityTableModel(this);
   auto* sorted = new QSortFilterProxyModel(this);
@@ -123,7 +115,7 @@ void QualityPage::showText(int index) {
   std::vector<plots::GroupedBarChart::Series> kld;
   for (const QuantizedQuality& m : q.quantized) {
     const Percentiles& p = m.vs_original.kld_pct;
-    kld.push_back({modelTitle(m.model) + tr(" (mean %1)").arg(m.vs_original.kld.value, 0, 'f', 4),
+    kld.push_back({methodTitle(m.model) + tr(" (mean %1)").arg(m.vs_original.kld.value, 0, 'f', 4),
                    plots::modelColor(m.model),
                    {p.median, p.p90, p.p95, p.p99, p.p99_9, p.max}});
   }
@@ -133,7 +125,7 @@ void QualityPage::showText(int index) {
   QStringList buckets;
   std::vector<plots::GroupedBarChart::Series> by_position;
   for (const QuantizedQuality& m : q.quantized) {
-    plots::GroupedBarChart::Series s{modelTitle(m.model), plots::modelColor(m.model), {}};
+    plots::GroupedBarChart::Series s{methodTitle(m.model), plots::modelColor(m.model), {}};
     QStringList names;
     for (const PositionBucketSummary& b : m.vs_original.by_position) {
       if (b.tokens == 0) continue;

@@ -15,12 +15,6 @@ QString pm(const Estimate& e, int digits, double scale = 1, const char* suffix =
       .arg(QLatin1String(suffix));
 }
 
-QString modelName(const std::string& m) {
-  if (m == "rtn") return QObject::tr("RTN");
-  if (m == "gptq") return QObject::tr("GPTQ");
-  return qstr(m);
-}
-
 }  // namespace
 
 QualityTableModel::QualityTableModel(QObject* parent) : QAbstractTableModel(parent) {}
@@ -76,7 +70,7 @@ QVariant QualityTableModel::data(const QModelIndex& index, int role) const {
   const QuantizedQuality& m = q.quantized[size_t(row.model)];
   const DivergenceSummary& s = m.vs_original;
   switch (col) {
-    case Model: return modelName(m.model);
+    case Model: return methodTitle(m.model);
     case Perplexity: return sort ? QVariant(m.ppl.value) : QVariant(pm(m.ppl, 4));
     case LnRatio: return sort ? QVariant(s.ln_ppl_ratio.value) : QVariant(pm(s.ln_ppl_ratio, 5));
     case KldMean: return sort ? QVariant(s.kld.value) : QVariant(pm(s.kld, 5));

@@ -332,7 +332,7 @@ void RunSession::finishRun(Report report, std::shared_ptr<KeptLayers> gptq, std:
                        .arg(q.ppl_original.se, 0, 'f', 4);
     for (const QuantizedQuality& m : q.quantized)
       line += tr("; %1 %2 ± %3, mean KLD %4")
-                  .arg(qstr(m.model).toUpper())
+                  .arg(methodTitle(m.model))
                   .arg(m.ppl.value, 0, 'f', 4)
                   .arg(m.ppl.se, 0, 'f', 4)
                   .arg(m.vs_original.kld.value, 0, 'f', 5);

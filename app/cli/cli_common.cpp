@@ -102,6 +102,13 @@ void TerminalProgress::finish() {
   m_drawn = false;
 }
 
+std::vector<std::string> prompts_of(const Args& args) {
+  std::vector<std::string> prompts = args.get_all("--prompt");
+  if (auto file = args.get("--prompts"))
+    for (std::string& p : read_prompts(*file)) prompts.push_back(std::move(p));
+  return prompts;
+}
+
 void print_generations(const PromptGenerations& g) {
   std::printf("prompt \"%s\" (%s)\n", g.prompt.c_str(), g.sampling.describe().c_str());
   for (const Continuation& c : g.continuations) {

@@ -42,6 +42,9 @@ class TerminalProgress {
 
 std::string format_duration(double seconds);
 
+// --prompt TEXT (repeatable) and the lines of --prompts FILE, in that order.
+std::vector<std::string> prompts_of(const Args& args);
+
 // One prompt's continuations side by side: the reference (the first model's) and each other
 // model's, marked "|>" where it leaves the reference's.
 void print_generations(const PromptGenerations& g);

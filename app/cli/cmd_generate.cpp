@@ -29,10 +29,7 @@ int cmd_generate(const std::vector<std::string>& words) {
   sampled.seed = static_cast<uint64_t>(args.get_int("--seed", 1, 0, std::numeric_limits<long>::max()));
   spec.samplings = {SamplingOptions{}};
   if (!sampled.greedy()) spec.samplings.push_back(sampled);
-  spec.prompts = args.get_all("--prompt");
-  if (auto file = args.get("--prompts")) {
-    for (std::string& p : read_prompts(*file)) spec.prompts.push_back(std::move(p));
-  }
+  spec.prompts = prompts_of(args);
   if (spec.prompts.empty()) spec.prompts.push_back("");  // from BOS
   apply_threads(args);
   const bool json = args.flag("--json");

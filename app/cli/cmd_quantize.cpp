@@ -232,9 +232,7 @@ int run(const std::vector<std::string>& words, Mode mode) {
   for (const std::string& eval : args.get_all("--eval")) spec.eval_files.push_back(eval);
   if (args.get("--eval-precision"))
     spec.eval_precision = args.get_double("--eval-precision", 0, 1e-9, 1.0);
-  spec.generation.prompts = args.get_all("--prompt");
-  if (auto file = args.get("--prompts"))
-    for (std::string& p : read_prompts(*file)) spec.generation.prompts.push_back(std::move(p));
+  spec.generation.prompts = prompts_of(args);
   spec.generation.new_tokens =
       static_cast<int>(args.get_int("--gen-tokens", spec.generation.new_tokens, 1, kMaxNewTokens));
   // The evaluation windows are as long as the calibration windows unless asked otherwise.

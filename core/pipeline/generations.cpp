@@ -115,15 +115,14 @@ PromptGenerations prompt_generations_from_json(const JsonFields& f) {
   return g;
 }
 
-std::vector<std::string> read_prompts(const std::filesystem::path& file) {
-  const std::string text = read_text_file(file);
+std::vector<std::string> parse_prompts(std::string_view text) {
   std::vector<std::string> prompts;
   size_t start = 0;
   while (start <= text.size()) {
     size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(start, end - start);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(start, end - start);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     std::string prompt;
     for (size_t i = 0; i < line.size(); ++i) {
       if (line[i] == '\\' && i + 1 < line.size() && line[i + 1] == 'n') {
@@ -133,9 +132,14 @@ std::vector<std::string> read_prompts(const std::filesystem::path& file) {
         prompt += line[i];
       }
     }
-    if (prompt.find_first_not_of(" \t") != std::string::npos) prompts.push_back(prompt);
+    if (prompt.find_first_not_of(" \t") != std::string::npos) prompts.push_back(std::move(prompt));
     start = end + 1;
   }
+  return prompts;
+}
+
+std::vector<std::string> read_prompts(const std::filesystem::path& file) {
+  std::vector<std::string> prompts = parse_prompts(read_text_file(file));
   if (prompts.empty()) throw ConfigError(file_msg(file, "holds no prompt (one per line)"));
   return prompts;
 }

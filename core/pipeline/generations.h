@@ -63,7 +63,10 @@ nlohmann::json to_json(const std::vector<PromptGenerations>& generations);
 class JsonFields;
 PromptGenerations prompt_generations_from_json(const JsonFields& f);
 
-// The prompts of a file, one per non-empty line ("\n" written as \n in a line is a newline).
+// Prompts one per non-empty line ("\n" written as \n in a line is a newline; CRLF lines and
+// lines of blanks allowed), as typed in the window or read from a file.
+std::vector<std::string> parse_prompts(std::string_view text);
+// The prompts of a file; ConfigError naming it when it holds none.
 std::vector<std::string> read_prompts(const std::filesystem::path& file);
 
 }  // namespace gptqw
