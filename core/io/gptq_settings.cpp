@@ -230,4 +230,14 @@ GptqSettings GptqSettings::from_json(const json& j, const fs::path& file) {
   return s;
 }
 
+bool GptqSettings::is_quantized(LayerId id) const {
+  auto it = per_module.find(id);
+  return !is_skipped(id.kind) && (it == per_module.end() || !it->second.fp16);
+}
+
+QuantConfig GptqSettings::quant_of(LayerId id) const {
+  auto it = per_module.find(id);
+  return it == per_module.end() || it->second.fp16 ? quant : it->second.applied_to(quant);
+}
+
 }  // namespace gptqw

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,6 +39,11 @@ struct GptqSettings {
   // paths, because every loader matches them against the full module name by suffix
   // (optimum) or substring (vLLM).
   std::vector<std::string> modules_not_quantized;
+  // Single modules whose setting differs from `quant` (a mixed-precision plan), as GPTQModel's
+  // "dynamic" stores them: "+:" rules override bits and group_size, "-:" rules leave a module
+  // unquantized (choice.fp16). Keyed by (block, kind); a module not listed takes `quant` (or is
+  // skipped by modules_not_quantized).
+  std::map<LayerId, PrecisionChoice> per_module;
   // The keys of a read quantize_config that this program does not interpret (optimum's
   // "dataset", "use_exllama", "exllama_config", AutoGPTQ's "model_name_or_path", ...), kept
   // verbatim so that a re-export writes them back; to_json never lets them override its own.
@@ -50,6 +56,10 @@ struct GptqSettings {
   // and the valid names for a name that is not one of the seven.
   std::array<bool, kNumLinears> skipped_kinds() const;
   bool is_skipped(LinearKind kind) const { return skipped_kinds()[static_cast<int>(kind)]; }
+  // Whether the module is stored quantized, and with which config (`quant` with its per-module
+  // bits and group size).
+  bool is_quantized(LayerId id) const;
+  QuantConfig quant_of(LayerId id) const;
 
   // The quantize_config.json object: bits, group_size, desc_act, sym, true_sequential,
   // damp_percent, static_groups, quant_method "gptq", checkpoint_format and the same value as

@@ -10,11 +10,6 @@
 
 namespace gptqw {
 
-std::string PrecisionChoice::describe() const {
-  if (fp16) return "fp16";
-  return std::to_string(bits) + "-bit " + (group_size > 0 ? "g" + std::to_string(group_size) : "per-row");
-}
-
 uint64_t stored_bits(int64_t rows, int64_t cols, bool bias, const PrecisionChoice& c) {
   if (c.fp16) return (uint64_t(rows) * uint64_t(cols) + (bias ? uint64_t(rows) : 0)) * 16;
   QuantConfig q;

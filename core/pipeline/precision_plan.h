@@ -21,17 +21,9 @@
 #include <vector>
 
 #include "model/layers.h"
+#include "quant/quantizer.h"
 
 namespace gptqw {
-
-// One setting a module can be given.
-struct PrecisionChoice {
-  int bits = 4;
-  int group_size = 128;  // -1: one grid per row
-  bool fp16 = false;     // kept in fp16 (bits and group size unused)
-  bool operator==(const PrecisionChoice&) const = default;
-  std::string describe() const;  // "4-bit g128", "3-bit per-row", "fp16"
-};
 
 // The bits a module of rows x cols (with a bias or not) stores with a choice.
 uint64_t stored_bits(int64_t rows, int64_t cols, bool bias, const PrecisionChoice& choice);

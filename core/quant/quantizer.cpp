@@ -169,4 +169,9 @@ Eigen::VectorXd grid_error(const Eigen::Ref<const Matrix>& x, const Grid& grid, 
   return err;
 }
 
+std::string PrecisionChoice::describe() const {
+  if (fp16) return "fp16";
+  return std::to_string(bits) + "-bit " + (group_size > 0 ? "g" + std::to_string(group_size) : "per-row");
+}
+
 }  // namespace gptqw

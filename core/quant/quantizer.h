@@ -42,6 +42,24 @@ struct QuantConfig {
   std::string describe() const;
 };
 
+// One module's setting in a mixed-precision run (a plan, GPTQModel's per-module "dynamic"
+// overrides): its bits and group size, or kept in fp16. The other QuantConfig fields (sym, mse,
+// ties) are the run's.
+struct PrecisionChoice {
+  int bits = 4;
+  int group_size = 128;  // -1: one grid per row
+  bool fp16 = false;     // kept in fp16 (bits and group size unused)
+  bool operator==(const PrecisionChoice&) const = default;
+  auto operator<=>(const PrecisionChoice&) const = default;
+  std::string describe() const;  // "4-bit g128", "3-bit per-row", "fp16"
+  // The run's config with this choice's bits and group size.
+  QuantConfig applied_to(QuantConfig base) const {
+    base.bits = bits;
+    base.group_size = group_size;
+    return base;
+  }
+};
+
 // One grid per row of the matrix it was found on.
 struct Grid {
   Vector scale;  // [rows]
