@@ -13,6 +13,8 @@
 #include "common/error.h"
 #include "common/output_file.h"
 #include "io/gptq_export.h"
+#include "pipeline/advice_json.h"
+#include "pipeline/advisor.h"
 #include "pipeline/run.h"
 #include "pipeline/run_settings.h"
 #include "settings_words.h"
@@ -23,14 +25,16 @@ namespace {
 
 const std::set<std::string> kFlags = {"--act-order", "--sym", "--asym", "--static-groups", "--mse",
                                       "--exact-ties", "--no-true-sequential", "--json", "--quiet",
-                                      "--force", "--pad-unloadable"};
+                                      "--force", "--pad-unloadable", "--check", "--curve"};
 const std::set<std::string> kValued = {"--model", "--tokenizer", "--calib", "--method", "--bits",
                                        "--group-size", "--damp", "--block-size", "--nsamples",
                                        "--seqlen", "--seed", "--eval", "--eval-seqlen",
                                        "--eval-max-windows", "--report", "--threads", "--out",
                                        "--shard-size", "--skip-modules", "--calib-field",
                                        "--calib-from", "--device", "--eval-precision", "--prompt",
-                                       "--prompts", "--gen-tokens"};
+                                       "--prompts", "--gen-tokens", "--budget", "--try-bits",
+                                       "--try-groups", "--held-out", "--measure", "--anchor",
+                                       "--keep", "--plan"};
 
 // Every option not given keeps the core's default (a default-constructed RunSpec's).
 QuantizeOptions parse_options(const Args& args, bool compare) {
@@ -166,7 +170,127 @@ void print_table(const Report& r) {
 }
 
 // One method, both side by side, or both with each of several calibration corpora.
-enum class Mode { quantize, compare, calibration_matrix };
+enum class Mode { quantize, compare, calibration_matrix, advise };
+
+// A comma-separated list of integers ("2,3,4,8").
+std::vector<int> int_list(const Args& args, const char* flag, const std::string& fallback) {
+  std::vector<int> out;
+  const std::string text = args.get_or(flag, fallback);
+  for (size_t pos = 0; pos <= text.size();) {
+    const size_t comma = std::min(text.find(',', pos), text.size());
+    try {
+      size_t used = 0;
+      out.push_back(std::stoi(text.substr(pos, comma - pos), &used));
+      if (used != comma - pos) throw std::invalid_argument(text);
+    } catch (const std::exception&) {
+      throw UsageError(std::string(flag) + ": '" + text + "' is not a list of integers");
+    }
+    pos = comma + 1;
+  }
+  return out;
+}
+
+// gptqw advise's own options: candidates, budgets, hand edits, what to check.
+AdviceSpec advice_spec(const Args& args, const RunSpec& run) {
+  AdviceSpec a;
+  a.run = run;
+  for (int bits : int_list(args, "--try-bits", "2,3,4,8"))
+    for (int group : int_list(args, "--try-groups", "32,64,128,-1")) {
+      try {
+        a.sensitivity.candidates.push_back(parse_choice(std::to_string(bits) + ":" + std::to_string(group)));
+      } catch (const ConfigError& e) {
+        throw UsageError(std::string("--try-bits / --try-groups: ") + e.what());
+      }
+    }
+  for (const std::string& b : args.get_all("--budget")) {
+    char* end = nullptr;
+    const double v = std::strtod(b.c_str(), &end);
+    if (end == b.c_str() || *end || !(v > 0) || v > 16)
+      throw UsageError("--budget: '" + b + "' is not a number of bits per weight between 0 and 16");
+    a.budgets.push_back(v);
+  }
+  if (a.budgets.empty()) throw UsageError("missing required option --budget (bits per weight, e.g. 3.5)");
+  a.held_out = static_cast<int>(args.get_int("--held-out", a.held_out, 1, kMaxSamples));
+  const std::string measure = args.get_or("--measure", "kld");
+  if (measure != "kld" && measure != "scaled") throw UsageError("--measure must be kld or scaled, got '" + measure + "'");
+  a.sensitivity.measure = measure == "kld" ? SensitivityOptions::Measure::kld : SensitivityOptions::Measure::scaled;
+  try {
+    if (auto anchor = args.get("--anchor")) a.sensitivity.anchor = parse_choice(*anchor);
+    // --keep model.layers.0.self_attn.q_proj=8:128 (or =fp16): a hand edit of that module's unit.
+    for (const std::string& keep : args.get_all("--keep")) {
+      const size_t eq = keep.find('=');
+      if (eq == std::string::npos) throw ConfigError("'" + keep + "' is not MODULE=SETTING");
+      const std::string name = keep.substr(0, eq), prefix = "model.layers.";
+      const size_t dot = name.find('.', prefix.size());
+      if (name.rfind(prefix, 0) != 0 || dot == std::string::npos)
+        throw ConfigError("'" + name + "' is not model.layers.N.<module>");
+      const LayerId id{std::stoi(name.substr(prefix.size(), dot - prefix.size())),
+                       parse_linear_name(name.substr(dot + 1))};
+      // The unit is named by its first module (q for q/k/v, gate for gate/up).
+      const LinearKind first = id.kind == LinearKind::k || id.kind == LinearKind::v ? LinearKind::q
+                               : id.kind == LinearKind::up ? LinearKind::gate : id.kind;
+      a.fixed[{id.block, first}] = parse_choice(keep.substr(eq + 1));
+    }
+  } catch (const std::exception& e) {
+    throw UsageError(std::string("--anchor / --keep: ") + e.what());
+  }
+  a.curve = args.flag("--curve");
+  a.check = a.curve || args.flag("--check");
+  return a;
+}
+
+// gptqw advise's findings: the most and least sensitive units, each plan with its predicted
+// and (checked) measured damage, and the curve.
+void print_advice(const Advice& a) {
+  const Sensitivity& s = a.sensitivity;
+  std::printf("sensitivity: mean KL divergence per held-out position (%lld positions) when the unit alone is quantized\n",
+              static_cast<long long>(s.held_out_positions));
+  std::printf("  %-34s", "unit");
+  for (const PrecisionChoice& c : s.candidates) std::printf(" %9s", choice_text(c).c_str());
+  std::printf("\n");
+  for (size_t i = 0; i < s.units.size(); ++i) {
+    const UnitSensitivity& u = s.units[i];
+    std::string name = u.modules.front().module();
+    if (u.modules.size() > 1) name += " +" + std::to_string(u.modules.size() - 1);
+    std::printf("  %-34s", name.c_str());
+    for (size_t c = 0; c < u.kld.size(); ++c)
+      std::printf(" %9s", std::isfinite(u.kld[c]) ? fmt(u.kld[c], u.measured[c] ? "%.3g" : "~%.2g").c_str() : "-");
+    std::printf("%s\n", a.planned[i] ? "" : "   (fp16 in every plan)");
+  }
+  std::printf("cost: %d GPTQ runs, %d held-out passes, %.2f s (hessians %.2f, gptq %.2f, kld %.2f)\n",
+              s.gptq_runs, s.kld_passes, s.seconds, s.seconds_hessian, s.seconds_gptq, s.seconds_kld);
+  auto point_line = [&](const AdvicePoint& p) {
+    std::string ppl;
+    for (size_t t = 0; t < p.eval.size(); ++t)
+      ppl += "  PPL " + fmt(p.eval[t].ppl_quant.value, "%.4f") + " KLD " + fmt(p.eval[t].kld.value, "%.5f") + " ± " +
+             fmt(p.eval[t].kld.se, "%.5f");
+    std::printf("  %-22s %6.3f bpw  predicted KLD %.5f  held-out KLD %s%s\n", p.label.c_str(), p.bits_per_weight,
+                p.predicted, p.held_out_kld < 0 ? "-" : fmt(p.held_out_kld, "%.5f").c_str(), ppl.c_str());
+  };
+  for (const AdvicePoint& p : a.plans) {
+    std::printf("\n%s: %.3f bits per weight, predicted KLD %.5f\n", p.label.c_str(), p.bits_per_weight, p.predicted);
+    for (const PlannedUnit& u : p.units) {
+      std::string name = u.modules.front().module();
+      if (u.modules.size() > 1) name += " +" + std::to_string(u.modules.size() - 1);
+      std::printf("  %-34s %-9s predicted %-10s measured %-10s%s%s\n", name.c_str(),
+                  choice_text(s.candidates[u.choice]).c_str(), fmt(u.predicted, "%.4g").c_str(),
+                  u.measured < 0 ? "-" : fmt(u.measured, "%.4g").c_str(), u.marlin.empty() ? "" : "  no Marlin: ",
+                  u.marlin.c_str());
+    }
+  }
+  if (!a.plans.empty() && (a.plans[0].held_out_kld >= 0 || !a.uniform.empty())) {
+    std::printf("\nbits per weight against KL divergence%s:\n",
+                a.eval_files.empty() ? "" : (" (PPL and KLD on " + a.eval_files[0] + ")").c_str());
+    for (size_t t = 0; t < a.eval_original.size(); ++t)
+      std::printf("  original PPL %.4f ± %.4f on %s\n", a.eval_original[t].ppl, a.eval_original[t].ppl_se,
+                  a.eval_files[t].c_str());
+    std::vector<const AdvicePoint*> all;
+    for (const AdvicePoint& p : a.plans) all.push_back(&p);
+    for (const AdvicePoint& p : a.uniform) all.push_back(&p);
+    std::sort(all.begin(), all.end(), [](auto* x, auto* y) { return x->bits_per_weight < y->bits_per_weight; });
+    for (const AdvicePoint* p : all) point_line(*p);
+  }
+}
 
 // The calibration matrix as tables: GPTQ's perplexity and mean KLD, a row per corpus, a column
 // per text, the best corpus of each text starred; RTN, which uses no calibration, below as the
@@ -207,6 +331,25 @@ int run(const std::vector<std::string>& words, Mode mode) {
   const QuantizeOptions& options = spec.options;
   if (auto field = args.get("--calib-field")) spec.calib_options.jsonl_field = *field;
   spec.pad_unloadable = args.flag("--pad-unloadable");
+  if (auto plan = args.get("--plan")) {
+    // A plan of `gptqw advise` (its report): the per-module settings of the plan under
+    // --budget, or of its first plan.
+    if (mode != Mode::quantize && mode != Mode::compare) throw UsageError("--plan: for quantize and compare");
+    const Report advised = load_report(*plan);
+    if (!advised.advice || advised.advice->plans.empty())
+      throw ConfigError(file_msg(*plan, "holds no plan (write one with gptqw advise --report)"));
+    const AdvicePoint* chosen = &advised.advice->plans.front();
+    if (args.get("--budget")) {
+      const double b = args.get_double("--budget", 0, 0, 16);
+      chosen = nullptr;
+      for (const AdvicePoint& p : advised.advice->plans)
+        if (std::fabs(p.budget - b) < 1e-9) chosen = &p;
+      if (!chosen) throw ConfigError(file_msg(*plan, "has no plan for a budget of " + fmt(b) + " bits per weight"));
+    }
+    for (const char* own : {"--bits", "--group-size"})
+      if (args.get(own)) throw UsageError(std::string("--plan sets every module's bits and group size; ") + own + " cannot be given with it");
+    spec.options = point_options(spec.options, *chosen);
+  }
   if (auto from = args.get("--calib-from")) {
     // The windows of an earlier run: its calibration file (or --calib, a copy of it), its
     // seqlen and its offsets.
@@ -230,6 +373,11 @@ int run(const std::vector<std::string>& words, Mode mode) {
     spec.seed = static_cast<uint64_t>(seed);
   }
   for (const std::string& eval : args.get_all("--eval")) spec.eval_files.push_back(eval);
+  if (mode != Mode::advise)
+    for (const char* own : {"--check", "--curve", "--try-bits", "--try-groups", "--held-out", "--measure",
+                            "--anchor", "--keep"})
+      if (args.flag(own) || (std::string(own) != "--check" && std::string(own) != "--curve" && args.get(own)))
+        throw UsageError(std::string(own) + " is an option of gptqw advise");
   if (args.get("--eval-precision"))
     spec.eval_precision = args.get_double("--eval-precision", 0, 1e-9, 1.0);
   spec.generation.prompts = prompts_of(args);
@@ -276,6 +424,19 @@ int run(const std::vector<std::string>& words, Mode mode) {
   }
 
   Model model = open_model(args);
+  // The advisor tries its own candidates: the run's bits and group size are not checked.
+  if (mode == Mode::advise) {
+    if (out) throw UsageError("--out: advise writes plans; export one with gptqw quantize --plan REPORT --out DIR");
+    TerminalProgress bar(json_out || args.flag("--quiet"));
+    const AdviceSpec aspec = advice_spec(args, spec);
+    Report report;
+    report.advice = advise(model, aspec, bar.callback());
+    bar.finish();
+    if (auto file = args.get("--report")) save_report(report, *file);
+    if (json_out) std::printf("%s\n", to_json(*report.advice).dump().c_str());
+    else print_advice(*report.advice);
+    return 0;
+  }
   // The settings against the model (the calibration text's length is checked once it is
   // tokenized): what stops the run first; the export's problems only with --out. Modules the
   // GPTQ loaders could not read quantized stay in fp16 (unless --pad-unloadable).
@@ -350,5 +511,6 @@ int run(const std::vector<std::string>& words, Mode mode) {
 int cmd_quantize(const std::vector<std::string>& words) { return run(words, Mode::quantize); }
 int cmd_compare(const std::vector<std::string>& words) { return run(words, Mode::compare); }
 int cmd_calibration_matrix(const std::vector<std::string>& words) { return run(words, Mode::calibration_matrix); }
+int cmd_advise(const std::vector<std::string>& words) { return run(words, Mode::advise); }
 
 }  // namespace gptqw::cli

@@ -14,5 +14,6 @@ int cmd_generate(const std::vector<std::string>& words);
 int cmd_quantize(const std::vector<std::string>& words);
 int cmd_compare(const std::vector<std::string>& words);
 int cmd_calibration_matrix(const std::vector<std::string>& words);
+int cmd_advise(const std::vector<std::string>& words);
 
 }  // namespace gptqw::cli

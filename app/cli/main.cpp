@@ -35,13 +35,19 @@ const Command kCommands[] = {
      "[--no-true-sequential] [--skip-modules M[,M]] [--pad-unloadable] [--calib-field NAME] "
      "[--eval FILE]... [--eval-seqlen N] [--eval-max-windows N] [--eval-precision P] "
      "[--prompt TEXT]... [--prompts FILE] [--gen-tokens N] [--report FILE.json] "
-     "[--out DIR [--force] [--shard-size GB]] [--device auto|cpu|cuda] [--threads N] [--json] "
-     "[--quiet]"},
+     "[--out DIR [--force] [--shard-size GB]] [--plan ADVICE.json [--budget BPW]] "
+     "[--device auto|cpu|cuda] [--threads N] [--json] [--quiet]"},
     {"compare", gptqw::cli::cmd_compare,
      "(the options of quantize but --method)   GPTQ and RTN side by side; --out exports GPTQ"},
     {"calibration-matrix", gptqw::cli::cmd_calibration_matrix,
      "--model M --calib FILE --calib FILE... --eval FILE... (the options of compare but --out)   "
      "GPTQ and RTN with each corpus, evaluated on each text: perplexity and KL divergence"},
+    {"advise", gptqw::cli::cmd_advise,
+     "--model M --calib FILE --budget BPW... [--try-bits 2,3,4,8] [--try-groups 32,64,128,-1] "
+     "[--held-out 8] [--measure kld|scaled] [--anchor 3:128] [--keep MODULE=BITS:GROUP|fp16]... "
+     "[--check] [--curve --eval FILE] (and the GPTQ options of quantize)   each module's "
+     "sensitivity and a mixed-precision plan per budget; export one with quantize --plan "
+     "REPORT [--budget BPW]"},
     {"generate", gptqw::cli::cmd_generate,
      "--model DIR|FILE.bin [--tokenizer FILE] [--prompt TEXT]... [--prompts FILE] [--tokens N] "
      "[--temperature T] [--top-k K] [--top-p P] [--seed S] [--with CKPT]... [--json]   "

@@ -50,6 +50,8 @@ LayerReport describe_layer(LayerId id, const Eigen::Ref<const Matrix>& W, bool b
   r.name = id.module();
   r.out_features = W.rows();
   r.in_features = W.cols();
+  r.bits = quant.bits;
+  r.group_size = quant.group_size;
   // Copied element by element: the diagonal of a matrix is strided, its data() is not a
   // contiguous vector.
   r.hessian_diag.resize(H.rows());

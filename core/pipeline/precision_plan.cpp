@@ -46,11 +46,13 @@ std::vector<std::vector<LayerId>> plan_unit_modules(int num_blocks) {
 
 namespace {
 
-// The candidates a unit may take (its hand edit, or all).
+// The candidates a unit may take: its hand edit, or every one with a finite damage (an
+// infinite one marks a setting loaders refuse).
 std::vector<size_t> allowed(const PlanUnit& u) {
   if (u.fixed) return {*u.fixed};
-  std::vector<size_t> all(u.bits.size());
-  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  std::vector<size_t> all;
+  for (size_t i = 0; i < u.bits.size(); ++i)
+    if (std::isfinite(u.damage[i])) all.push_back(i);
   return all;
 }
 
@@ -67,6 +69,9 @@ Plan solve_plan(const std::vector<PlanUnit>& units, double budget_bpw) {
                         (u.modules.empty() ? std::string("no module") : u.modules[0].module()) +
                         ") has " + std::to_string(u.bits.size()) + " bit counts and " +
                         std::to_string(u.damage.size()) + " damages");
+    if (allowed(u).empty())
+      throw ConfigError("precision plan: unit " + std::to_string(i) + " (" + u.modules[0].module() +
+                        ") has no setting it may take");
     cheapest[i] = std::numeric_limits<uint64_t>::max();
     for (size_t c : allowed(u)) cheapest[i] = std::min(cheapest[i], u.bits[c]);
     min_bits += cheapest[i];

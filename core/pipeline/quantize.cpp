@@ -45,7 +45,18 @@ GptqSettings checkpoint_settings(const QuantizeOptions& o) {
   s.true_sequential = o.true_sequential;
   s.damp_percent = o.gptq.damp_fraction;
   for (LinearKind k : o.skip) s.modules_not_quantized.emplace_back(linear_name(k));
+  s.per_module = o.per_module;
   return s;
+}
+
+QuantConfig QuantizeOptions::quant_of(LayerId id) const {
+  auto it = per_module.find(id);
+  return it == per_module.end() || it->second.fp16 ? gptq.quant : it->second.applied_to(gptq.quant);
+}
+
+bool QuantizeOptions::quantizes(LayerId id) const {
+  auto it = per_module.find(id);
+  return !skip.count(id.kind) && (it == per_module.end() || !it->second.fp16);
 }
 
 void QuantizedModel::set(int block, LinearKind kind, const QuantizedWeights& w) {
@@ -74,6 +85,14 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
                               const ProgressFn& progress,
                               const std::function<void(const LayerReport&)>& on_layer) {
   opt.gptq.validate();
+  for (const auto& [id, choice] : opt.per_module)
+    if (!choice.fp16) {
+      try {
+        opt.quant_of(id).validate();
+      } catch (const ConfigError& e) {
+        throw ConfigError(id.module() + ": " + e.what());
+      }
+    }
   if (!opt.run_gptq && !opt.run_rtn) throw ConfigError("nothing to do: neither GPTQ nor RTN selected");
   if (calib.nsamples() == 0) throw ConfigError("no calibration windows");
   const ModelConfig& c = source.config();
@@ -82,15 +101,16 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
   QuantizeResult result;
   result.backend = backend.name();
   if (opt.skip.size() == kNumLinears) throw ConfigError("every module is skipped: nothing to quantize");
-  // A group's modules that are quantized (--skip-modules and those kept for loaders are not).
-  auto quantized_of = [&](std::vector<LinearKind> group) {
-    std::erase_if(group, [&](LinearKind k) { return opt.skip.count(k) > 0; });
+  // A group's modules of block b that are quantized (not skipped by --skip-modules, kept for
+  // loaders or kept in fp16 by a plan).
+  auto quantized_of = [&](int b, std::vector<LinearKind> group) {
+    std::erase_if(group, [&](LinearKind k) { return !opt.quantizes({b, k}); });
     return group;
   };
-  std::vector<std::vector<LinearKind>> groups;
-  for (const auto& all : sequential_groups(opt.true_sequential))
-    if (auto group = quantized_of(all); !group.empty()) groups.push_back(std::move(group));
-  const double steps = double(c.num_layers) * (kNumLinears - opt.skip.size());
+  double steps = 0;
+  for (int b = 0; b < c.num_layers; ++b)
+    for (LinearKind k : kAllLinears) steps += opt.quantizes({b, k}) ? 1 : 0;
+  if (steps == 0) throw ConfigError("every module is skipped or kept in fp16: nothing to quantize");
   int done = 0;
 
   // The calibration windows' hidden states, entering block 0.
@@ -162,11 +182,12 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
         for (LinearKind k : modules) {
           Module& m = mods.emplace_back();
           m.W = std::move(stream[k].W);
-          m.r = describe_layer({b, k}, m.W, stream[k].b.size() > 0, H, opt.gptq.quant);
+          const QuantConfig quant = opt.quant_of({b, k});
+          m.r = describe_layer({b, k}, m.W, stream[k].b.size() > 0, H, quant);
           m.reference = measure.reference(m.W);
           if (opt.run_rtn) {
             auto tr = Clock::now();
-            m.rtn_w = rtn_quantize(m.W, opt.gptq.quant);
+            m.rtn_w = rtn_quantize(m.W, quant);
             measure.rtn(m.r, m.W, m.reference, *m.rtn_w, since(tr));
           }
         }
@@ -181,6 +202,7 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
           if (opt.run_gptq) {
             report_progress(progress, {"gptq", b, c.num_layers, std::string(linear_name(k)), done / steps});
             go.layer = r.name;
+            go.quant = opt.quant_of({b, k});
             auto tg = Clock::now();
             GptqResult g = gptq_quantize(m.W, factor, go, backend);
             measure.gptq(r, m.W, m.reference, g, since(tg));
@@ -204,7 +226,7 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
       // of the block from its start would compute (linalg's results do not depend on how rows
       // are batched), and the Hessians get the same batches as block_forward's chunks.
       auto calibrate = [&](const std::vector<LinearKind>& all, const Matrix& X) {
-        const std::vector<LinearKind> group = quantized_of(all);
+        const std::vector<LinearKind> group = quantized_of(b, all);
         if (group.empty()) return;
         std::map<int, HessianAccumulator> acc = accumulators(group);
         auto ta = Clock::now();
@@ -244,7 +266,9 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
       continue;
     }
 
-    for (const auto& group : groups) {
+    for (const auto& all : sequential_groups(opt.true_sequential)) {
+      const std::vector<LinearKind> group = quantized_of(b, all);
+      if (group.empty()) continue;
       // Hessians of this group's inputs, from a run of the block with the earlier groups
       // already quantized.
       std::map<int, HessianAccumulator> acc = accumulators(group);

@@ -41,6 +41,14 @@ struct QuantizeOptions {
   // Modules left in full precision in every block (for example mlp.down_proj when its width
   // does not suit the checkpoint format); they keep their weights and get no report row.
   std::set<LinearKind> skip;
+  // Single modules quantized with their own bits and group size, or kept in fp16 (a
+  // mixed-precision plan, pipeline/precision_plan.h); the rest take gptq.quant. Exported as
+  // GPTQModel's per-module "dynamic" rules.
+  std::map<LayerId, PrecisionChoice> per_module;
+  // The quantizer config of one module (gptq.quant with its per-module bits and group size),
+  // and whether it is quantized at all.
+  QuantConfig quant_of(LayerId id) const;
+  bool quantizes(LayerId id) const;
   // The driver runs each part of a block once, keeping the activations between the parts,
   // when they take at most this many bytes (about 4 T (2 hidden + 2 intermediate + heads x
   // head_dim) for T calibration tokens); else every group re-runs the block from its start,
@@ -64,6 +72,7 @@ struct LayerReport {
   LinearKind kind = LinearKind::q;
   std::string name;  // "model.layers.3.mlp.down_proj"
   int64_t out_features = 0, in_features = 0;
+  int bits = 4, group_size = -1;  // the module's own (QuantizeOptions::quant_of)
   // ||W X - Q X||_F^2 / ||W X||_F^2 on the calibration inputs, for each method (same inputs).
   double gptq_rel_error = -1, rtn_rel_error = -1;
   double gptq_loss = -1;  // the reference's printed error (sum of losses / 2), see GptqResult

@@ -1,5 +1,7 @@
 #include "pipeline/report.h"
 
+#include "pipeline/advice_json.h"
+
 #include <cmath>
 #include <ctime>
 #include <sys/resource.h>
@@ -44,11 +46,22 @@ std::optional<double> opt_at(const JsonFields& f, const char* key) {
   return f.has(key) ? std::optional<double>(f.real(key)) : std::nullopt;
 }
 
+// A plan's per-module settings, one entry per module.
+json per_module_json(const std::map<LayerId, PrecisionChoice>& per_module) {
+  json a = json::array();
+  for (const auto& [id, c] : per_module)
+    a.push_back({{"block", id.block}, {"module", std::string(linear_name(id.kind))},
+                 {"bits", c.bits}, {"group_size", c.group_size}, {"fp16", c.fp16}});
+  return a;
+}
+
 json layer_json(const LayerReport& r) {
   json j = {{"block", r.block},
             {"module", std::string(linear_name(r.kind))},
             {"name", r.name},
             {"shape", {r.out_features, r.in_features}},
+            {"bits", r.bits},
+            {"group_size", r.group_size},
             {"hessian",
              {{"min", r.hessian.min},
               {"median", r.hessian.median},
@@ -69,8 +82,11 @@ json layer_json(const LayerReport& r) {
   return j;
 }
 
-LayerReport layer_from(const JsonFields& f) {
+// `quant`: the run's settings, which layers written before they carried their own take.
+LayerReport layer_from(const JsonFields& f, const QuantConfig& quant) {
   LayerReport r;
+  r.bits = f.integer_or<int>("bits", quant.bits);
+  r.group_size = f.integer_or<int>("group_size", quant.group_size);
   r.block = f.integer<int>("block");
   r.kind = module_at(f, "module");
   r.name = f.string("name");
@@ -253,6 +269,7 @@ json to_json(const Report& r) {
         {"true_sequential", r.options.true_sequential},
         {"device", device_name(r.options.device)},
         {"skip_modules", skip_names(r.options)},
+        {"per_module", per_module_json(r.options.per_module)},
         {"kept_for_loaders", kept_json(r.kept_for_loaders)},
         {"pad_unloadable", r.pad_unloadable}}},
       {"environment", to_json(r.environment)},
@@ -305,6 +322,7 @@ json to_json(const Report& r) {
   for (const TextQuality& q : r.quality) j["quality"].push_back(to_json(q));
   j["generations"] = to_json(r.generations);
   if (r.calibration_matrix) j["calibration_matrix"] = to_json(*r.calibration_matrix);
+  if (r.advice) j["advice"] = to_json(*r.advice);
   return j;
 }
 
@@ -360,6 +378,13 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
     // Fields added later are optional: older reports still open.
     if (s.has("skip_modules"))
       for (const auto& n : s.strings("skip_modules")) o.skip.insert(parse_linear_name(n));
+    if (s.has("per_module"))
+      for (const JsonFields& m : s.objects("per_module")) {
+        PrecisionChoice& choice = o.per_module[{m.integer<int>("block"), module_at(m, "module")}];
+        choice.fp16 = m.boolean("fp16");
+        choice.bits = m.integer<int>("bits");
+        choice.group_size = m.integer<int>("group_size");
+      }
     if (s.has("kept_for_loaders"))
       for (const JsonFields& k : s.objects("kept_for_loaders")) {
         UnloadableModule km;
@@ -387,7 +412,8 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
     r.calib_field = c.string_or("field", "");
     r.calib_documents = c.integer_or<int64_t>("documents", r.calib_documents);
     if (c.has("files")) r.calib_files = c.strings("files");
-    for (const JsonFields& l : f.objects("layers")) r.layers.push_back(layer_from(l));
+    for (const JsonFields& l : f.objects("layers"))
+      r.layers.push_back(layer_from(l, o.gptq.quant));
     const JsonFields mem = f.object("memory");
     r.memory = {mem.integer<int64_t>("parameters"),
                 mem.integer<int64_t>("quantized_parameters"),
@@ -430,6 +456,7 @@ Report report_from_json(const json& j, const std::filesystem::path& file) {
     if (f.has("generations"))
       for (const JsonFields& g : f.objects("generations", "generations."))
         r.generations.push_back(prompt_generations_from_json(g));
+    if (f.has("advice")) r.advice = advice_from_json(f.object("advice", "advice."));
     if (f.has("calibration_matrix"))
       r.calibration_matrix = calibration_matrix_from_json(f.object("calibration_matrix", "calibration_matrix."));
     return r;

@@ -14,6 +14,7 @@
 #include "common/environment.h"
 #include "io/gptq_export.h"
 #include "pipeline/calibration.h"
+#include "pipeline/advice.h"
 #include "pipeline/calibration_matrix.h"
 #include "pipeline/generations.h"
 #include "pipeline/perplexity.h"
@@ -105,6 +106,8 @@ struct Report {
   std::vector<PromptGenerations> generations;
   // `gptqw calibration-matrix`: the same settings with each corpus, on each text (version 2).
   std::optional<CalibrationMatrix> calibration_matrix;
+  // gptqw advise: each module's sensitivity, the plans, and the curve (pipeline/advice.h).
+  std::optional<Advice> advice;
   // The perplexity passes were cancelled after the quantization had finished (the window keeps
   // it: RunSpec::keep_quantization_on_cancel); perplexity is then empty. Not saved.
   bool evaluation_cancelled = false;

@@ -20,6 +20,14 @@ QuantizeOptions effective_options(const RunSpec& spec, const ModelConfig& config
   std::vector<UnloadableModule> added;
   for (const UnloadableModule& m : unloadable_modules(config, o.gptq.quant)) {
     if (o.skip.count(m.kind)) continue;  // the user keeps it in fp16 already
+    if (!o.per_module.empty()) {
+      // A plan: only the modules that take the global setting are kept, each on its own (the
+      // plan's own settings were checked against the loaders when it was made).
+      for (int b = 0; b < config.num_layers; ++b)
+        if (!o.per_module.count({b, m.kind})) o.per_module[{b, m.kind}] = {16, -1, true};
+      added.push_back(m);
+      continue;
+    }
     o.skip.insert(m.kind);
     added.push_back(m);
   }
