@@ -56,8 +56,15 @@ std::vector<PlanUnit> plan_units(const Sensitivity& s, const std::vector<bool>& 
                                  const std::map<LayerId, PrecisionChoice>& fixed) {
   std::vector<PlanUnit> units;
   for (size_t i = 0; i < s.units.size(); ++i) {
-    if (!planned[i]) continue;
     const UnitSensitivity& u = s.units[i];
+    if (!planned[i]) {
+      // fp16 in every plan: a hand edit may only say so.
+      auto it = fixed.find(u.modules.front());
+      if (it != fixed.end() && !it->second.fp16)
+        throw ConfigError(u.modules.front().module() + ": " + it->second.describe() +
+                          " cannot be loaded: " + u.unloadable.front());
+      continue;
+    }
     PlanUnit& p = units.emplace_back();
     p.modules = u.modules;
     p.weights = u.weights;
