@@ -1083,7 +1083,8 @@ class TestGptqExport : public QObject {
                                            "mlp.gate_proj",    "mlp.up_proj"};
     });
     QVERIFY(skipped_of(d) == down);
-    // None of the keys (GPTQModel's "dynamic" only): recognised by its tensors, as before.
+    // None of the keys (GPTQModel's "dynamic" only): its "-:" rule leaves down_proj
+    // unquantized in every block (per_module).
     d = copy();
     edit_configs(d, [](json& j) {
       j.erase("modules_not_quantized");
@@ -1092,6 +1093,7 @@ class TestGptqExport : public QObject {
     {
       GptqCheckpoint r(d);
       QVERIFY(r.settings().modules_not_quantized.empty());
+      QVERIFY(r.settings().per_module.at({1, LinearKind::down}).fp16);
       QVERIFY(!r.is_quantized(1, LinearKind::down));
       QVERIFY(r.block(1)[LinearKind::down].W ==
               m_src->block(1)[LinearKind::down].W.unaryExpr(&half_round));
@@ -1114,6 +1116,8 @@ class TestGptqExport : public QObject {
     edit_configs(d, [](json& j) {
       j["modules_not_quantized"] = {"mlp.up_proj"};
       j.erase("modules_in_block_to_quantize");
+      // "dynamic" is read too: without its rule down_proj is declared quantized.
+      j["dynamic"].erase("-:.*\\.mlp\\.down_proj$");
     });
     msg = open_error(d);
     QVERIFY2(msg.contains("model.layers.0.mlp.down_proj.qweight") && msg.contains("missing"),

@@ -5,11 +5,13 @@
 
 #include "io/hf_checkpoint.h"
 
+#include <algorithm>
 #include <cstring>
 #include <set>
 #include <fstream>
 
 #include "common/error.h"
+#include "common/input_file.h"
 #include "common/json.h"
 
 namespace gptqw {
@@ -60,13 +62,31 @@ bool is_gptq_checkpoint(const fs::path& dir) {
 
 namespace {
 
+// The keys of q's "dynamic" in the order `file` lists them, when that order can matter (two
+// rules or more). The first match wins in GPTQModel and vLLM, but nlohmann::json, which every
+// file of ours is parsed into (common/json.h), keeps object keys sorted: the order is taken
+// from a second, SAX-only pass over the file's text (dynamic_key_order), read again with the
+// same bounds. from_json checks that it names the same keys as the parsed value. (Parsing the
+// files into nlohmann::ordered_json instead would change every reader of config.json.)
+std::vector<std::string> dynamic_order(const fs::path& file, const json& q, bool nested) {
+  if (!q.is_object() || !q.contains("dynamic") || !q["dynamic"].is_object() ||
+      q["dynamic"].size() < 2)
+    return {};
+  return dynamic_key_order(read_input_file(file, kConfigInput), nested);
+}
+
 GptqSettings read_settings(const fs::path& dir, const ModelConfig& config,
                            const std::optional<json>& quantize_config) {
   const fs::path config_file = dir / "config.json", qc_file = dir / "quantize_config.json";
   std::optional<GptqSettings> from_config, from_qc;
-  if (config.raw.contains("quantization_config") && !config.raw["quantization_config"].is_null())
-    from_config = GptqSettings::from_json(config.raw["quantization_config"], config_file);
-  if (quantize_config) from_qc = GptqSettings::from_json(*quantize_config, qc_file);
+  const int L = config.num_layers;
+  if (config.raw.contains("quantization_config") && !config.raw["quantization_config"].is_null()) {
+    const json& q = config.raw["quantization_config"];
+    from_config = GptqSettings::from_json(q, config_file, L, dynamic_order(config_file, q, true));
+  }
+  if (quantize_config)
+    from_qc = GptqSettings::from_json(*quantize_config, qc_file, L,
+                                      dynamic_order(qc_file, *quantize_config, false));
   if (!from_config && !from_qc)
     throw FormatError(file_msg(dir, "not a GPTQ checkpoint: config.json has no "
                                     "quantization_config and there is no quantize_config.json"));
@@ -91,6 +111,13 @@ GptqSettings read_settings(const fs::path& dir, const ModelConfig& config,
       return "[" + s + "]";
     };
     differ("modules_not_quantized", names(a), names(b));
+    auto modules = [](const GptqSettings& g) {
+      std::string s;
+      for (const auto& [id, c] : g.per_module)
+        s += (s.empty() ? "" : ", ") + id.module() + " " + c.describe();
+      return "[" + s + "]";
+    };
+    differ("dynamic (per-module settings)", modules(a), modules(b));
   }
   return from_config ? *from_config : *from_qc;
 }
@@ -147,15 +174,22 @@ void GptqCheckpoint::check_linear(int block, LinearKind kind) const {
   const ModelConfig& c = m_config;
   const auto [N, K] = linear_shape(c, kind);
   const std::string name = linear_module(block, kind);
-  const int bits = m_settings.quant.bits;
-  const int64_t G = group_count(K, m_settings.quant.group_size);
+  // Each module with its own bits and group size ("dynamic").
+  const QuantConfig q = m_settings.quant_of({block, kind});
+  const int bits = q.bits;
+  const int64_t G = group_count(K, q.group_size);
   const std::vector<DType> floats = {DType::F16, DType::BF16, DType::F32};
   bool declared = false;
   for (bool b : m_skip) declared = declared || b;
-  if (m_skip[static_cast<int>(kind)]) {
+  for (const auto& [id, c] : m_settings.per_module) declared = declared || c.fp16;
+  if (!m_settings.is_quantized({block, kind})) {
     // Declared unquantized: loaders build a plain Linear for it and would leave it randomly
     // initialised without the weight, or trip over quantized tensors they do not expect.
-    const std::string why = " (layer '" + name + "' is listed in modules_not_quantized)";
+    const std::string why =
+        " (layer '" + name + "' is " +
+        (m_skip[static_cast<int>(kind)] ? "listed in modules_not_quantized"
+                                        : "left unquantized by a \"-:\" rule of dynamic") +
+        ")";
     try {
       tensor(name + ".weight", {N, K}, floats);
     } catch (const FormatError& e) {
@@ -165,15 +199,17 @@ void GptqCheckpoint::check_linear(int block, LinearKind kind) const {
       throw FormatError(file_msg(q->file, "tensor '" + name + ".qweight' is present, but" + why +
                                               " and stored as a plain weight"));
   } else if (!declared && !m_ckpt.find(name + ".qweight") && m_ckpt.find(name + ".weight")) {
-    // Left unquantized without our list (GPTQModel's per-module "dynamic" exclusions, which
-    // are regexes not evaluated here): a plain weight.
+    // Left unquantized without saying so (an exporter that neither lists it nor writes a
+    // "dynamic" rule for it): a plain weight, as vLLM finds out from the tensors too.
     tensor(name + ".weight", {N, K}, floats);
   } else {
     // The shapes are stated with what implies them, so that a user can tell a wrong config
     // from a wrong file.
     const std::string why = " (" + std::to_string(bits) + " bits, in_features " +
                             std::to_string(K) + ", out_features " + std::to_string(N) +
-                            ", group_size " + std::to_string(m_settings.quant.group_size) + ")";
+                            ", group_size " + std::to_string(q.group_size) +
+                            (m_settings.per_module.count({block, kind}) ? ", from dynamic" : "") +
+                            ")";
     auto check = [&](const std::string& suffix, std::vector<int64_t> shape,
                      std::vector<DType> dtypes) {
       try {
@@ -204,8 +240,9 @@ QuantizedWeights GptqCheckpoint::quantized(int block, LinearKind kind) const {
   const bool stored_quantized = is_quantized(block, kind);  // checks the block index
   const auto [N, K] = linear_shape(c, kind);
   const std::string name = linear_module(block, kind);
-  const int bits = m_settings.quant.bits;
-  const int64_t G = group_count(K, m_settings.quant.group_size);
+  const QuantConfig q = m_settings.quant_of({block, kind});
+  const int bits = q.bits;
+  const int64_t G = group_count(K, q.group_size);
   if (!stored_quantized) {
     const TensorView* w = m_ckpt.find(name + ".weight");
     const std::string stored =
@@ -214,6 +251,8 @@ QuantizedWeights GptqCheckpoint::quantized(int block, LinearKind kind) const {
           : "no qweight";
     const std::string why = m_skip[static_cast<int>(kind)]
                                 ? " (listed in modules_not_quantized, " + stored + ")"
+                            : m_settings.per_module.count({block, kind})
+                                ? " (left unquantized by a \"-:\" rule of dynamic, " + stored + ")"
                                 : " (" + stored + ")";
     throw FormatError(file_msg(m_dir, "layer '" + name + "' is not quantized" + why +
                                           ": it has no codes, scales or zero points"));
@@ -314,6 +353,25 @@ std::string GptqCheckpoint::format() const {
   return std::string(checkpoint_format_name(m_settings.zero_format()));
 }
 
-std::string GptqCheckpoint::dtype() const { return "int" + std::to_string(m_settings.quant.bits); }
+std::string GptqCheckpoint::dtype() const {
+  const std::string global = "int" + std::to_string(m_settings.quant.bits);
+  // A mixed checkpoint ("dynamic" overrides): the range of bits of its quantized modules, or
+  // that only the group sizes differ. Modules kept in fp16 do not count.
+  int lo = 99, hi = 0;
+  std::set<int> groups;
+  for (int b = 0; b < m_config.num_layers; ++b)
+    for (LinearKind k : kAllLinears)
+      if (m_settings.is_quantized({b, k})) {
+        const QuantConfig q = m_settings.quant_of({b, k});
+        lo = std::min(lo, q.bits);
+        hi = std::max(hi, q.bits);
+        groups.insert(q.group_size > 0 ? q.group_size : -1);
+      }
+  if (hi == 0 || m_settings.per_module.empty()) return global;
+  if (lo != hi)
+    return global + " (mixed: " + std::to_string(lo) + "-" + std::to_string(hi) + " bits)";
+  const std::string bits = "int" + std::to_string(lo);
+  return groups.size() > 1 ? bits + " (mixed group sizes)" : bits;
+}
 
 }  // namespace gptqw

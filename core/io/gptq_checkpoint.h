@@ -3,7 +3,9 @@
 // unpacked and dequantized to fp32 when its block is asked for,
 //   W[n, k] = scales[g_idx[k], n] * (q[k, n] - zero[g_idx[k], n]),
 // and everything else (embeddings, norms, lm_head, biases, and the linears listed in
-// modules_not_quantized, stored as a plain .weight) is read as in any HF folder.
+// modules_not_quantized or excluded by a "-:" rule of "dynamic", stored as a plain .weight) is
+// read as in any HF folder. Each module is checked and dequantized with its own bits and group
+// size: the settings' "dynamic" rules resolved per module (GptqSettings::per_module, quant_of).
 #pragma once
 
 #include <array>
@@ -52,12 +54,15 @@ class GptqCheckpoint : public WeightSource {
   std::vector<TensorInfo> tensors() const override;
   uint64_t bytes_on_disk() const override;
   std::string format() const override;  // "gptq" or "gptq_v2"
-  std::string dtype() const override;   // "int4", "int3", ...: the packed weights
+  // "int4", "int3", ...: the packed weights; a mixed checkpoint "int4 (mixed: 2-8 bits)" (the
+  // global bits, then the range over the quantized modules) or "int4 (mixed group sizes)".
+  std::string dtype() const override;
 
   // The declared quantization settings (for `gptqw inspect`).
   const GptqSettings& settings() const { return m_settings; }
   // Whether the layer is stored quantized (qweight ...) rather than as a plain weight (listed
-  // in modules_not_quantized, or excluded by GPTQModel's "dynamic" rules).
+  // in modules_not_quantized, or excluded by GPTQModel's "dynamic" rules); checked at open to
+  // agree with settings().is_quantized.
   bool is_quantized(int block, LinearKind kind) const;
   // The layer as stored: codes [N, K], scales [G, N] (F16 values as fp32), zeros [G, N] as a
   // loader reads them (v1: stored + 1), g_idx [K], and Q [N, K] dequantized. Throws FormatError

@@ -133,13 +133,87 @@ std::vector<ExportIssue> check_exportable(const ModelConfig& config, const GptqS
                 "checkpoint_format \"gptq\" (v1) stores zero - 1 and cannot hold the zero "
                 "point 0 that asymmetric grids produce; asymmetric models are written as "
                 "\"gptq_v2\"");
+  // Per-module settings ("dynamic"): blocks that exist, units that agree (dynamic_rules), and
+  // each distinct setting valid and packable. Gathered by (kind, setting) so that the shape
+  // checks below run once per distinct setting, naming the modules that have it.
+  std::map<std::pair<LinearKind, PrecisionChoice>, std::vector<int>> overrides;
+  std::array<int, kNumLinears> global_blocks;  // blocks of each kind that take s.quant
+  global_blocks.fill(config.num_layers);
+  for (const auto& [id, choice] : s.per_module) {
+    if (id.block < 0 || id.block >= config.num_layers) {
+      whole_model(S::error, Kind::invalid_settings,
+                  "per-module settings name " + id.module() + ", but the model has " +
+                      std::to_string(config.num_layers) + " blocks");
+      return out;
+    }
+    if (skip[int(id.kind)] || choice.fp16) {
+      if (!skip[int(id.kind)]) --global_blocks[int(id.kind)];
+      continue;
+    }
+    --global_blocks[int(id.kind)];
+    PrecisionChoice c = choice;
+    if (c.group_size <= 0) c.group_size = -1;
+    if (c.bits != q.bits || c.group_size != (q.group_size > 0 ? q.group_size : -1))
+      overrides[{id.kind, c}].push_back(id.block);
+  }
+  auto modules_of = [](LinearKind kind, const std::vector<int>& blocks) {
+    std::string list;
+    for (size_t i = 0; i < blocks.size() && i < 8; ++i)
+      list += (list.empty() ? "" : ", ") + std::to_string(blocks[i]);
+    if (blocks.size() > 8) list += ", ... (" + std::to_string(blocks.size()) + " blocks)";
+    return std::string(linear_name(kind)) + " of block" + (blocks.size() > 1 ? "s " : " ") + list;
+  };
+  try {
+    (void)s.dynamic_rules();
+  } catch (const ConfigError& e) {
+    whole_model(S::error, Kind::invalid_settings, e.what());
+    return out;
+  }
+  bool bad_override = false;
+  for (const auto& [key, blocks] : overrides) {
+    const QuantConfig qc = key.second.applied_to(q);
+    const std::string who = modules_of(key.first, blocks);
+    try {
+      qc.validate();
+    } catch (const ConfigError& e) {
+      whole_model(S::error, Kind::invalid_settings, who + ": " + e.what());
+      bad_override = true;
+      continue;
+    }
+    if (!packable_bits(qc.bits)) {
+      whole_model(S::error, Kind::unpackable_bits,
+                  who + ": " + std::to_string(qc.bits) + " bits cannot be packed: the GPTQ format "
+                  "holds 2, 3, 4 or 8 bits per weight");
+      bad_override = true;
+    }
+  }
+  if (bad_override) return out;
+
   const int gs = q.group_size;
-  const bool marlin_config =
-      q.sym && (q.bits == 4 || q.bits == 8) && (gs == -1 || gs == 32 || gs == 64 || gs == 128);
+  auto marlin_settings = [&](const QuantConfig& c) {
+    const int g = c.group_size;
+    return c.sym && (c.bits == 4 || c.bits == 8) && (g == -1 || g == 32 || g == 64 || g == 128);
+  };
+  const bool marlin_config = marlin_settings(q);
   if (!marlin_config)
     whole_model(S::warning, Kind::no_marlin_settings,
                 "vLLM's fast Marlin kernel needs sym, 4 or 8 bits and group size -1, 32, 64 or "
                 "128 (this export: " + q.describe() + "); vLLM will use its slower gptq kernel");
+  if (marlin_config) {
+    // vLLM picks gptq_marlin from the global settings alone (GPTQMarlinConfig.
+    // is_gptq_marlin_compatible) and then builds every overridden module with it
+    // (gptq_utils.override_config raises "Unsupported quantization config" for bits it lacks).
+    std::string bad;
+    for (const auto& [key, blocks] : overrides)
+      if (!marlin_settings(key.second.applied_to(q)))
+        bad += (bad.empty() ? "" : "; ") + modules_of(key.first, blocks) + " (" +
+               key.second.describe() + ")";
+    if (!bad.empty())
+      whole_model(S::warning, Kind::no_marlin_settings,
+                  "vLLM chooses its Marlin kernel from the global settings (" + q.describe() +
+                      ") and then refuses per-module settings it cannot run: " + bad +
+                      "; such a checkpoint loads in vLLM only with quantization=\"gptq\"");
+  }
 
   // The group sizes the kernels know that give whole groups in every quantized module: the
   // group size is one setting for the whole model, so a size that fixes one module but splits
@@ -153,9 +227,12 @@ std::vector<ExportIssue> check_exportable(const ModelConfig& config, const GptqS
   }
   if (whole_groups.empty()) whole_groups.push_back(-1);
 
-  for (LinearKind kind : kAllLinears) {
-    if (skip[int(kind)]) continue;  // a plain weight: nothing here applies to it
+  // The shape checks of one kind under one setting; `who` names the modules when the setting
+  // is a per-module one ("" for the global setting, which every block of the kind shares).
+  auto check_shapes = [&](LinearKind kind, const QuantConfig& qc, const std::string& who) {
     const auto [N, K] = linear_shape(config, kind);
+    const int g = qc.group_size;
+    const std::string lead = who.empty() ? "" : who + " (" + qc.describe() + "): ";
     // Every problem of a module carries its ways out, so that the user who reads one line
     // knows what to do about it.
     auto warn = [&](Kind issue_kind, const std::string& msg, bool by_group_size) {
@@ -165,7 +242,7 @@ std::vector<ExportIssue> check_exportable(const ModelConfig& config, const GptqS
       i.module = std::string(linear_name(kind));
       i.out_features = N;
       i.in_features = K;
-      i.message = msg;
+      i.message = lead + msg;
       if (by_group_size) i.fix_group_sizes = whole_groups;
       i.fix_by_keeping_module = true;
       out.push_back(std::move(i));
@@ -173,38 +250,45 @@ std::vector<ExportIssue> check_exportable(const ModelConfig& config, const GptqS
     if (K % 32 != 0)
       warn(Kind::in_features_not_32,
            "in_features " + std::to_string(K) + " is not a multiple of 32: qweight is written " +
-               "with " + std::to_string(packed_words(K, q.bits)) +
+               "with " + std::to_string(packed_words(K, qc.bits)) +
                " zero-padded rows, but AutoGPTQ, GPTQModel, transformers and vLLM allocate "
-               "in_features / 32 * bits = " + std::to_string(K / 32 * q.bits) +
+               "in_features / 32 * bits = " + std::to_string(K / 32 * qc.bits) +
                " rows and will refuse to load this layer",
            false);
     if (N % 32 != 0)
       warn(Kind::out_features_not_32,
            "out_features " + std::to_string(N) + " is not a multiple of 32: qzeros is written " +
-               "with " + std::to_string(packed_words(N, q.bits)) +
+               "with " + std::to_string(packed_words(N, qc.bits)) +
                " zero-padded columns, but AutoGPTQ, GPTQModel, transformers and vLLM allocate "
-               "out_features / 32 * bits = " + std::to_string(N / 32 * q.bits) +
+               "out_features / 32 * bits = " + std::to_string(N / 32 * qc.bits) +
                " columns and will refuse to load this layer",
            false);
-    if (gs > 0 && gs < K && K % gs != 0)
+    if (g > 0 && g < K && K % g != 0)
       warn(Kind::partial_last_group,
            "in_features " + std::to_string(K) + " is not a multiple of group_size " +
-               std::to_string(gs) + " (the last group has " + std::to_string(K % gs) +
+               std::to_string(g) + " (the last group has " + std::to_string(K % g) +
                " columns): ExLlama and vLLM's Marlin kernel need whole groups",
            true);
-    if (gs > K)
+    if (g > K)
       // One short group here; vLLM sizes scales as in_features / group_size = 0 rows and checks
       // in_features % group_size.
       warn(Kind::group_over_input,
            "in_features " + std::to_string(K) + " is smaller than group_size " +
-               std::to_string(gs) + ": vLLM needs in_features % group_size == 0 and will " +
+               std::to_string(g) + ": vLLM needs in_features % group_size == 0 and will " +
                "refuse to load this layer",
            true);
-    if (marlin_config && (K % 128 != 0 || N % 64 != 0))
+    if (marlin_config && marlin_settings(qc) && (K % 128 != 0 || N % 64 != 0))
       warn(Kind::no_marlin_shape,
            "vLLM's Marlin kernel needs in_features % 128 == 0 and out_features % 64 == 0; this "
            "layer will use the slower gptq kernel (it still loads)",
            false);
+  };
+  for (LinearKind kind : kAllLinears) {
+    if (skip[int(kind)]) continue;  // a plain weight: nothing here applies to it
+    // The global setting, unless every block of the kind has a setting of its own.
+    if (global_blocks[int(kind)] > 0 || config.num_layers == 0) check_shapes(kind, q, "");
+    for (const auto& [key, blocks] : overrides)
+      if (key.first == kind) check_shapes(kind, key.second.applied_to(q), modules_of(kind, blocks));
   }
   return out;
 }
@@ -501,7 +585,8 @@ void GptqWriter::add_block_source_tensors(int block) {
     add_source_tensor(layer_prefix(block) + "self_attn.k_norm.weight", {c.head_dim});
   }
   for (LinearKind k : kAllLinears) {
-    if (!m_skip[int(k)]) continue;
+    // modules_not_quantized, and the modules per_module keeps in fp16: the same plain tensors.
+    if (m_opt.settings.is_quantized({block, k})) continue;
     const auto [N, K] = linear_shape(c, k);
     const std::string name = linear_module(block, k);
     add_source_tensor(name + ".weight", {N, K});
@@ -517,13 +602,18 @@ void GptqWriter::add(int block, LinearKind kind, const QuantizedWeights& w, cons
     throw Error("GPTQ export: block " + std::to_string(block) + " out of range [0, " +
                 std::to_string(c.num_layers) + ")");
   const std::string name = linear_module(block, kind);
-  if (m_skip[int(kind)])
-    throw Error("GPTQ export: layer '" + name + "' is listed in modules_not_quantized: it is "
-                "written unquantized from the source model and cannot also be added quantized");
+  if (!m_opt.settings.is_quantized({block, kind}))
+    throw Error("GPTQ export: layer '" + name + "' is " +
+                (m_skip[int(kind)] ? "listed in modules_not_quantized"
+                                   : "kept in fp16 by the per-module settings") +
+                ": it is written unquantized from the source model and cannot also be added "
+                "quantized");
   if (m_added.count({block, kind}))
     throw Error("GPTQ export: layer '" + name + "' given twice");
 
-  const QuantConfig& q = m_opt.settings.quant;
+  // The module's own bits and group size (per_module), which its codes, zeros and g_idx are
+  // checked against and packed with.
+  const QuantConfig q = m_opt.settings.quant_of({block, kind});
   const auto [N, K] = linear_shape(c, kind);
   const int64_t G = group_count(K, q.group_size);
   auto fail = [&](const std::string& what) {
@@ -594,7 +684,7 @@ void GptqWriter::finish() {
   int n_missing = 0;
   for (int b = 0; b < c.num_layers; ++b)
     for (LinearKind k : kAllLinears)
-      if (!m_skip[int(k)] && !m_added.count({b, k}) && n_missing++ < 5)
+      if (m_opt.settings.is_quantized({b, k}) && !m_added.count({b, k}) && n_missing++ < 5)
         missing += (missing.empty() ? "" : ", ") + linear_module(b, k);
   if (n_missing)
     throw Error("GPTQ export: " + std::to_string(n_missing) + " quantized layers were never " +
@@ -664,14 +754,15 @@ fs::path export_gptq(const WeightSource& source, const GptqExportOptions& option
   if (!layer) throw ConfigError("GPTQ export: no layer callback given");
   GptqWriter writer(source, options);
   const int L = source.config().num_layers;
-  const auto skip = options.settings.skipped_kinds();  // valid: the writer checked them
-  int per_block = 0;
-  for (bool b : skip) per_block += !b;
-  const double total = double(L) * per_block;
+  const GptqSettings& s = options.settings;  // valid: the writer checked it
+  int quantized = 0;
+  for (int b = 0; b < L; ++b)
+    for (LinearKind k : kAllLinears) quantized += s.is_quantized({b, k});
+  const double total = quantized;
   int done = 0;
   for (int b = 0; b < L; ++b)
     for (LinearKind k : kAllLinears) {
-      if (skip[int(k)]) continue;  // the writer copies it from the source
+      if (!s.is_quantized({b, k})) continue;  // the writer copies it from the source
       report_progress(progress, {"export", b, L, std::string(linear_name(k)), done / total});
       QuantizedLinear l = layer(b, k);
       writer.add(b, k, l.w, l.bias ? &*l.bias : nullptr);

@@ -3,8 +3,10 @@
 //   model.safetensors (or model-0000i-of-0000n.safetensors + model.safetensors.index.json)
 //     <linear>.qweight I32, .qzeros I32, .scales F16, .g_idx I32, .bias F16 (when present);
 //     embeddings, norms and an untied lm_head in F16 (or the source dtype when asked);
-//     the linears of settings.modules_not_quantized as <linear>.weight (and .bias), taken from
-//     the source model in that same float dtype;
+//     the linears of settings.modules_not_quantized, and those settings.per_module keeps in
+//     fp16, as <linear>.weight (and .bias), taken from the source model in that same float
+//     dtype; each quantized linear packed with its own bits and group size
+//     (settings.quant_of, written as GPTQModel's "dynamic" rules);
 //   config.json with "quantization_config", quantize_config.json;
 //   tokenizer / generation files copied from the source folder; the run report if given.
 //
@@ -88,7 +90,10 @@ std::filesystem::path check_export_destination(const GptqExportOptions& options)
 constexpr std::array<int, 3> kKernelGroupSizes = {128, 64, 32};
 
 // A problem export or a loader would have with these settings on this architecture. Modules
-// listed in settings.modules_not_quantized are not checked (they are stored as plain weights);
+// listed in settings.modules_not_quantized or kept in fp16 by settings.per_module are not
+// checked (they are stored as plain weights); the shape checks run for the global setting and
+// once for each distinct per-module setting of a kind, whose message names the blocks
+// ("mlp.down_proj of blocks 1, 3 (3-bit sym g64): ...");
 // every problem of a quantized module carries its ways out as settings: the group sizes under
 // which it goes away (or that none does), and whether leaving the module unquantized (listed in
 // modules_not_quantized) does.
@@ -128,7 +133,10 @@ struct ExportIssue {
 // dimension not a multiple of 32, which AutoGPTQ / transformers / vLLM allocate as K / 32 * bits
 // words; vLLM's Marlin conditions: sym, 4 or 8 bits, group size -1/32/64/128, K % group_size,
 // K % 128, N % 64; only some of q/k/v or of gate/up left unquantized, which vLLM's fused layers
-// refuse). One issue per linear kind, since every block has the same shapes.
+// refuse). One issue per linear kind, since every block has the same shapes, plus one per kind
+// and distinct per-module setting; per-module settings add errors (a block out of range, q/k/v
+// or gate/up of one block differing, bits the packing cannot hold) and a warning when the
+// global setting makes vLLM pick Marlin but an override is one Marlin cannot run.
 std::vector<ExportIssue> check_exportable(const ModelConfig& config, const GptqSettings& settings);
 
 // A linear module that mainstream GPTQ loaders cannot load in quantized form with a given bit

@@ -8,6 +8,8 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -78,16 +80,51 @@ struct GptqSettings {
   //                            matched against the full module name; GPTQModel's loader and
   //                            vLLM honour it, transformers does not.
   // None of them is written when every module is quantized, so such exports are unchanged.
-  // Throws ConfigError for an unknown module name.
+  // per_module adds its own "dynamic" rules (dynamic_rules() below); it does not change the two
+  // lists, which are kind-wide. Throws ConfigError for an unknown module name, and as
+  // dynamic_rules() does.
   nlohmann::json to_json() const;
+  // The "dynamic" rules for per_module, as (key, value) pairs sorted by key (the order
+  // nlohmann::json writes them in; it does not matter, see below). One rule per loader unit of a
+  // block whose setting differs from `quant`: q/k/v together, gate/up together, o and down
+  // alone, because vLLM loads q/k/v as one fused layer (qkv_proj) and gate/up as another
+  // (gate_up_proj) and looks the FUSED name up in "dynamic", while GPTQModel looks up the
+  // unfused module names; the rule names both ("+:.*\.layers\.3\.self_attn\.(q_proj|k_proj|
+  // v_proj|qkv_proj)$" with {"bits": 3, "group_size": 64}; "-:..." with {} for fp16). No two
+  // rules, ours or the kind-wide "-:" ones of modules_not_quantized, match the same module
+  // name, so that GPTQModel (which moves every "-:" rule first) and vLLM (file order) resolve
+  // every module alike whatever the order. Throws ConfigError naming the block and modules
+  // when members of one unit differ (vLLM refuses shards of different precision in a fused
+  // layer), and for a quantized per_module entry of a kind listed in modules_not_quantized.
+  std::vector<std::pair<std::string, nlohmann::json>> dynamic_rules() const;
   // Parses such an object. Throws FormatError naming `file` and the field: quant_method other
   // than "gptq", unknown checkpoint_format, bits the packing cannot hold, bad types, a module
   // name in modules_not_quantized / modules_in_block_to_quantize that is not one of the seven
   // linear modules, or the two keys disagreeing. modules_in_block_to_quantize is accepted as
   // optimum writes it (a list of lists) or as vLLM also reads it (a flat list); the modules it
-  // leaves out become modules_not_quantized. "dynamic" is not read: modules it excludes are
-  // recognised by their tensors (a plain .weight, no .qweight) when the folder is opened.
-  static GptqSettings from_json(const nlohmann::json& j, const std::filesystem::path& file);
+  // leaves out become modules_not_quantized.
+  // "dynamic" (GPTQModel's per-module rules) is checked and, for blocks [0, num_layers),
+  // resolved into per_module (only entries that differ from `quant`, and none for a kind of
+  // modules_not_quantized) for every module name "model.layers.B.<linear_name>", as GPTQModel
+  // resolves it (see gptq_settings.cpp). Rules are applied in file order; nlohmann::json
+  // sorts object keys, so `dynamic_order` gives the keys in the file's order
+  // (dynamic_key_order of the file's text). Without it (empty) the order is only known for
+  // one rule, and a file whose resolution depends on it is refused. FormatError naming `file`
+  // and the key for: a pattern PCRE2 cannot compile, an override of bits the packing cannot
+  // hold or of a group size that is not -1 or > 0 (or not an integer), a sym override that
+  // differs from "sym" (per_module has no per-module sym), a value that is not an object, and
+  // a module that GPTQModel (every "-:" rule first) and vLLM (file order) would resolve
+  // differently.
+  static GptqSettings from_json(const nlohmann::json& j, const std::filesystem::path& file,
+                                int num_layers = 0,
+                                const std::vector<std::string>& dynamic_order = {});
 };
+
+// The keys of the "dynamic" object (top level, or under "quantization_config" when `nested`)
+// in the order the JSON text lists them, each once (a repeated key keeps its first place, as
+// Python's dict does; a repeated "dynamic" object: the last one, as nlohmann keeps it). A SAX
+// pass over the text, which builds nothing, so any input is read in linear time and bounded
+// memory. Empty when there is no such object or the text is not valid JSON.
+std::vector<std::string> dynamic_key_order(std::string_view text, bool nested);
 
 }  // namespace gptqw
