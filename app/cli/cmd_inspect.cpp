@@ -1,5 +1,6 @@
 // gptqw inspect: what a model is (architecture, size, dtype) and every tensor in it.
 #include <cstdio>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "cli_common.h"
@@ -88,9 +89,27 @@ int cmd_inspect(const std::vector<std::string>& words) {
                 g.quant.bits, g.quant.group_size, g.quant.sym ? "sym" : "asym",
                 g.desc_act ? "true" : "false", g.static_groups ? "true" : "false",
                 std::string(checkpoint_format_name(g.zero_format())).c_str());
-    const int per_block = kNumLinears - static_cast<int>(g.modules_not_quantized.size());
-    std::printf("quantized      %d linear layers (%d blocks x %d), each %d bits per weight\n",
-                c.num_layers * per_block, c.num_layers, per_block, g.quant.bits);
+    if (g.per_module.empty()) {
+      const int per_block = kNumLinears - static_cast<int>(g.modules_not_quantized.size());
+      std::printf("quantized      %d linear layers (%d blocks x %d), each %d bits per weight\n",
+                  c.num_layers * per_block, c.num_layers, per_block, g.quant.bits);
+    } else {
+      // A mixed-precision checkpoint (GPTQModel's "dynamic"): how many modules take each setting.
+      std::map<std::string, int> count;
+      for (int b = 0; b < c.num_layers; ++b)
+        for (LinearKind k : kAllLinears) {
+          if (!g.is_quantized({b, k})) {
+            ++count["fp16"];
+            continue;
+          }
+          const QuantConfig q = g.quant_of({b, k});
+          ++count[PrecisionChoice{q.bits, q.group_size, false}.describe()];
+        }
+      std::string settings;
+      for (const auto& [what, n] : count) settings += (settings.empty() ? "" : ", ") + std::to_string(n) + " " + what;
+      std::printf("per module     %s (%zu modules with their own setting in \"dynamic\")\n", settings.c_str(),
+                  g.per_module.size());
+    }
     if (!g.modules_not_quantized.empty()) {
       std::string names;
       for (const auto& m : g.modules_not_quantized) names += (names.empty() ? "" : ", ") + m;
