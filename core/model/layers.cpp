@@ -47,4 +47,17 @@ std::vector<std::vector<LinearKind>> sequential_groups(bool true_sequential) {
   return {{K::q, K::k, K::v, K::o, K::gate, K::up, K::down}};
 }
 
+int linear_input(LinearKind k) {
+  switch (k) {
+    case LinearKind::q:
+    case LinearKind::k:
+    case LinearKind::v: return 0;
+    case LinearKind::o: return 1;
+    case LinearKind::gate:
+    case LinearKind::up: return 2;
+    case LinearKind::down: return 3;
+  }
+  return 0;
+}
+
 }  // namespace gptqw

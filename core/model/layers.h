@@ -52,4 +52,10 @@ LinearKind parse_linear_name(const std::string& name);
 // reference's -ts); without, one group of all seven, calibrated on the unquantized block.
 std::vector<std::vector<LinearKind>> sequential_groups(bool true_sequential);
 
+// Which of the block's four linear inputs a module reads: q, k and v the same normed hidden
+// state (0), o the attention output (1), gate and up the same normed state (2), down the MLP's
+// hidden state (3). Modules that read one input share its Hessian; they are also the sets
+// vLLM fuses (qkv_proj, gate_up_proj), each of sequential_groups(true)'s groups.
+int linear_input(LinearKind kind);
+
 }  // namespace gptqw

@@ -34,12 +34,10 @@ std::string marlin_problem(int64_t rows, int64_t cols, const PrecisionChoice& c,
 
 std::vector<std::vector<LayerId>> plan_unit_modules(int num_blocks) {
   std::vector<std::vector<LayerId>> units;
-  using K = LinearKind;
   for (int b = 0; b < num_blocks; ++b)
-    for (const auto& kinds : {std::vector{K::q, K::k, K::v}, std::vector{K::o}, std::vector{K::gate, K::up},
-                              std::vector{K::down}}) {
+    for (const std::vector<LinearKind>& kinds : sequential_groups(true)) {
       std::vector<LayerId>& unit = units.emplace_back();
-      for (K k : kinds) unit.push_back({b, k});
+      for (LinearKind k : kinds) unit.push_back({b, k});
     }
   return units;
 }

@@ -18,20 +18,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-// Which calibration input a linear layer reads: q, k and v read the same normed hidden state,
-// gate and up too, so they share one Hessian.
-int input_of(LinearKind k) {
-  switch (k) {
-    case LinearKind::q:
-    case LinearKind::k:
-    case LinearKind::v: return 0;
-    case LinearKind::o: return 1;
-    case LinearKind::gate:
-    case LinearKind::up: return 2;
-    case LinearKind::down: return 3;
-  }
-  return 0;
-}
 
 }  // namespace
 
@@ -147,9 +133,9 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
     auto accumulators = [&](const std::vector<LinearKind>& group) {
       std::map<int, HessianAccumulator> acc;
       for (LinearKind k : group)
-        if (!acc.count(input_of(k))) {
+        if (!acc.count(linear_input(k))) {
           const int64_t K = linear_shape(c, k).second;
-          acc.try_emplace(input_of(k), K, linear_module(b, k), backend, pool.take(K, K));
+          acc.try_emplace(linear_input(k), K, linear_module(b, k), backend, pool.take(K, K));
         }
       return acc;
     };
@@ -162,7 +148,7 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
       for (const auto& [input, H_acc] : acc) {
         std::vector<LinearKind> modules;
         for (LinearKind k : group)
-          if (input_of(k) == input) modules.push_back(k);
+          if (linear_input(k) == input) modules.push_back(k);
         const Matrix& H = H_acc.H();
         GptqOptions go = opt.gptq;
         go.layer = linear_module(b, modules.front());
@@ -281,10 +267,10 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
       // execution order).
       const LinearKind last = *std::max_element(group.begin(), group.end());
       block_forward(c, stream, rope, x, calib.seqlen, [&](LinearKind k, const Matrix& X) {
-        auto it = acc.find(input_of(k));
+        auto it = acc.find(linear_input(k));
         // q/k/v (and gate/up) see the same X: add it once, for the first of them in the group.
         if (it != acc.end() && k == *std::find_if(group.begin(), group.end(), [&](LinearKind g) {
-              return input_of(g) == input_of(k);
+              return linear_input(g) == linear_input(k);
             })) {
           auto ta = Clock::now();
           it->second.add_batch(X, X.rows() / calib.seqlen);

@@ -26,21 +26,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-// The modules that read one calibration input share its Hessian: q/k/v, o, gate/up, down. The
-// plan's units are exactly these groups.
-int input_of(LinearKind k) {
-  switch (k) {
-    case LinearKind::q:
-    case LinearKind::k:
-    case LinearKind::v: return 0;
-    case LinearKind::o: return 1;
-    case LinearKind::gate:
-    case LinearKind::up: return 2;
-    case LinearKind::down: return 3;
-  }
-  return 0;
-}
-
 // log-softmax of a row of logits in float64.
 void log_softmax(const float* row, int64_t V, std::vector<double>& out) {
   const float mx = *std::max_element(row, row + V);
@@ -175,20 +160,21 @@ Sensitivity measure_sensitivity(const WeightSource& model, const CalibrationSet&
     report_progress(progress, {"calibration", b, c.num_layers, "", b * 4 / total_steps});
     std::map<int, HessianAccumulator> acc;
     for (LinearKind k : kAllLinears)
-      if (!acc.count(input_of(k))) {
+      if (!acc.count(linear_input(k))) {
         const int64_t K = linear_shape(c, k).second;
-        acc.try_emplace(input_of(k), K, linear_module(b, k), backend, pool.take(K, K));
+        acc.try_emplace(linear_input(k), K, linear_module(b, k), backend, pool.take(K, K));
       }
     std::set<int> seen;
     block_forward(c, W, rope, x, calib.seqlen, [&](LinearKind k, const Matrix& X) {
       // q/k/v (and gate/up) see the same X: added once per chunk, for the first of them.
       if (k == LinearKind::k || k == LinearKind::v || k == LinearKind::up) return;
-      acc.at(input_of(k)).add_batch(X, X.rows() / calib.seqlen);
+      acc.at(linear_input(k)).add_batch(X, X.rows() / calib.seqlen);
     });
     s.seconds_hessian += since(th);
 
-    for (const std::vector<LayerId>& modules : plan_unit_modules(b + 1)) {
-      if (modules.front().block != b) continue;
+    for (const std::vector<LinearKind>& kinds : sequential_groups(true)) {
+      std::vector<LayerId> modules;
+      for (LinearKind k : kinds) modules.push_back({b, k});
       UnitSensitivity& u = s.units.emplace_back();
       u.modules = modules;
       u.bits.assign(C, 0);
@@ -217,7 +203,7 @@ Sensitivity measure_sensitivity(const WeightSource& model, const CalibrationSet&
 
       // One factorisation of the unit's Hessian, shared by every candidate.
       auto tg = Clock::now();
-      const Matrix& H = acc.at(input_of(modules.front().kind)).H();
+      const Matrix& H = acc.at(linear_input(modules.front().kind)).H();
       GptqOptions go = opt.gptq;
       go.layer = unit_name;
       HessianFactor factor = factor_hessian(H, go, pool.take(H.rows(), H.cols()));
