@@ -114,9 +114,12 @@ AdvisorPage::AdvisorPage(RunSession* session, QWidget* parent) : QWidget(parent)
   auto* map_layout = new QVBoxLayout(map_box);
   map_layout->setContentsMargins(0, 0, 0, 0);
   auto* map_bar = new QHBoxLayout;
-  map_bar->addWidget(new QLabel(tr("KL divergence of each unit quantized alone at")));
+  auto* map_label = new QLabel(tr("KLD of each unit quantized alone at"));
+  map_label->setToolTip(tr("Colour: log10 of the KL divergence; grey: a loader refuses the setting, or the "
+                           "unit stays in fp16 in every plan. Hover a cell for its numbers."));
+  map_bar->addWidget(map_label);
   map_bar->addWidget(m_candidate);
-  map_bar->addWidget(new QLabel(tr("(log colour; grey: refused by a loader, or fp16 in every plan)")), 1);
+  map_bar->addStretch(1);
   map_layout->addLayout(map_bar);
   map_layout->addWidget(m_map_view, 1);
 

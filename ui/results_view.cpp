@@ -131,7 +131,8 @@ void ResultsView::selectLayer(int index) {
 void ResultsView::compareWithSettings(const RunSpec* spec) {
   const auto& r = m_session->report();
   // Settings that cannot run are not the ones shown either.
-  const bool stale = r && !m_session->busy() && (!spec || !sameResultSettings(*spec, *r));
+  // A report of gptqw advise alone holds no run whose settings could differ.
+  const bool stale = r && !r->layers.empty() && !m_session->busy() && (!spec || !sameResultSettings(*spec, *r));
   if (r)
     m_stale->setText(tr("The results shown were made with other settings (%1, %2 x %3 tokens, "
                         "seed %4) than the form's now; Run to update them.")
