@@ -113,6 +113,7 @@ InputsPanel::InputsPanel(RunSession* session, QWidget* parent) : QWidget(parent)
   });
   connect(session, &RunSession::evaluationProblem, m_eval_info, &QLabel::setText);
   connect(session, &RunSession::busyChanged, this, &InputsPanel::updateButtons);
+  connect(session, &RunSession::planForRunsChanged, this, &InputsPanel::updatePlanLine);
 
   // What the form says reaches the session (how JSONL is read, the evaluation's window length)
   // and the lines that depend on it.
@@ -182,6 +183,20 @@ QWidget* InputsPanel::buildPanel() {
   // The JSONL field is read when its editing ends (it does not signal changed()).
   connect(m_form, &SettingsForm::calibrationFieldChanged, this, &InputsPanel::readSpec);
   settings_layout->addWidget(m_form);
+  // A plan of the advisor in use: its per-module settings replace the form's bits and group.
+  m_plan_row = new QWidget;
+  auto* plan_layout = new QHBoxLayout(m_plan_row);
+  plan_layout->setContentsMargins(0, 0, 0, 0);
+  m_plan_info = infoLabel();
+  m_plan_info->setStyleSheet(QStringLiteral("color: #1e5ac8"));
+  auto* clear_plan = new QToolButton;
+  clear_plan->setText(tr("Clear"));
+  clear_plan->setToolTip(tr("Run with the form's settings again"));
+  connect(clear_plan, &QToolButton::clicked, m_session, &RunSession::clearPlan);
+  plan_layout->addWidget(m_plan_info, 1);
+  plan_layout->addWidget(clear_plan, 0, Qt::AlignTop);
+  m_plan_row->hide();
+  settings_layout->addWidget(m_plan_row);
   layout->addWidget(settings_box);
   layout->addStretch(1);
   return panel;
@@ -191,6 +206,19 @@ QString InputsPanel::modelPathText() const { return m_model_edit->text(); }
 QString InputsPanel::modelSummaryText() const { return m_summary->text(); }
 QString InputsPanel::calibrationInfo() const { return m_calib_info->text(); }
 QString InputsPanel::evaluationInfo() const { return m_eval_info->text(); }
+QString InputsPanel::planInfo() const { return m_plan_row->isHidden() ? QString() : m_plan_info->text(); }
+
+void InputsPanel::updatePlanLine() {
+  const auto& plan = m_session->planForRuns();
+  m_plan_row->setVisible(plan.has_value());
+  if (!plan) return m_plan_info->clear();
+  m_plan_info->setText(tr("%1: %2 bpw, %3 modules with their own settings; the others %4 "
+                          "(the form's bits and group size are not used)")
+                           .arg(qstr(plan->label))
+                           .arg(plan->bits_per_weight, 0, 'f', 2)
+                           .arg(plan->per_module.size())
+                           .arg(qstr(plan->global.describe())));
+}
 
 InputsPanel::Readiness InputsPanel::readiness() const {
   Readiness r;

@@ -29,6 +29,8 @@ class InputsPanel : public QWidget {
   QString modelSummaryText() const;  // rich text
   QString calibrationInfo() const;   // the line under the calibration path
   QString evaluationInfo() const;    // the line under the evaluation path
+  // The line under the settings while the runs use an advisor's plan (empty otherwise).
+  QString planInfo() const;
   // The form's settings as of its last edit, read once per edit; null while a field does not
   // read as a setting (the form says which).
   const RunSpec* currentSpec() const { return m_spec ? &*m_spec : nullptr; }
@@ -52,6 +54,7 @@ class InputsPanel : public QWidget {
   QWidget* buildPanel();
   void updateInfoLines();
   void updateButtons();
+  void updatePlanLine();
 
   void readSpec();
 
@@ -59,7 +62,8 @@ class InputsPanel : public QWidget {
   SettingsForm* m_form;
   std::optional<RunSpec> m_spec;
   QLineEdit *m_model_edit, *m_calib_edit, *m_eval_edit;
-  QLabel *m_summary, *m_calib_info, *m_eval_info;
+  QLabel *m_summary, *m_calib_info, *m_eval_info, *m_plan_info;
+  QWidget* m_plan_row;
   QPushButton *m_run_button, *m_cancel_button;
 };
 

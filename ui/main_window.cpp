@@ -22,6 +22,7 @@
 
 #include "backend/backend.h"
 #include "common/error.h"
+#include "advisor_page.h"
 #include "csv_export.h"
 #include "file_dialogs.h"
 #include "format.h"
@@ -66,6 +67,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_session(new Run
 
   connect(m_inputs, &InputsPanel::runClicked, this, &MainWindow::startRun);
   connect(m_inputs, &InputsPanel::cancelClicked, this, &MainWindow::cancel);
+  connect(m_results->advisor(), &AdvisorPage::measureClicked, this, &MainWindow::startAdvice);
   connect(m_inputs, &InputsPanel::readinessChanged, this, &MainWindow::updateActions);
   connect(m_inputs, &InputsPanel::settingsChanged, this, &MainWindow::updateStaleMark);
 
@@ -162,6 +164,8 @@ void MainWindow::buildMenus() {
                              "offsets) with the form's other settings"));
   m_act_evaluate = run->addAction(tr("&Evaluate This Model"), this, &MainWindow::evaluateModel);
   m_act_evaluate->setToolTip(tr("Perplexity of the loaded model (a GPTQ checkpoint too) on the evaluation text"));
+  m_act_advise = run->addAction(tr("&Measure Sensitivity for a Mixed-Precision Plan"), this, &MainWindow::startAdvice);
+  m_act_advise->setToolTip(tr("The Advisor view's budgets and candidates, the form's windows and GPTQ settings"));
   m_act_cancel = run->addAction(tr("&Cancel"), QKeySequence(Qt::Key_Escape), this, &MainWindow::cancel);
 
   QMenu* view = menuBar()->addMenu(tr("&View"));
@@ -196,6 +200,7 @@ void MainWindow::updateActions() {
   m_act_run->setEnabled(m_inputs->readiness().ready);
   m_act_evaluate->setEnabled(idle && s.model() && !s.evaluationFile().isEmpty());
   m_act_cancel->setEnabled(s.cancellable());
+  m_act_advise->setEnabled(idle && s.model() && !s.checkpointSettings() && !s.calibrationFile().isEmpty());
   m_act_export->setEnabled(s.canExport());
   m_act_export->setToolTip(s.hasKeptWeights() ? QString() : tr("Run first: a report holds no weights to export"));
   m_act_save_report->setEnabled(idle && s.report() && !s.savingReport());
@@ -259,6 +264,25 @@ bool MainWindow::startRun() {
   }
   try {
     return m_session->startRun(form->spec());
+  } catch (const Error& e) {
+    showError(tr("Invalid settings"), qstr(e.what()));
+    return false;
+  }
+}
+
+bool MainWindow::startAdvice() {
+  SettingsForm* form = m_inputs->settingsForm();
+  AdviceSpec spec;
+  QString problem;
+  if (!m_results->advisor()->adviceOptions(&spec, &problem)) {
+    showError(tr("Invalid advisor settings"), problem);
+    return false;
+  }
+  try {
+    // The advisor tries its own candidates: the form's bits and group size do not matter, its
+    // windows and other GPTQ settings (sym, damping, act-order) do.
+    spec.run = form->spec();
+    return m_session->startAdvice(std::move(spec));
   } catch (const Error& e) {
     showError(tr("Invalid settings"), qstr(e.what()));
     return false;

@@ -50,6 +50,9 @@ class MainWindow : public QMainWindow {
   // Runs again on exactly the windows of the open report (its calibration text, checked by
   // size and SHA-256, its seqlen and offsets), with the form's other settings.
   bool rerunOnReportWindows();
+  // Advisor > Measure: each unit's sensitivity and the plans, with the form's model, calibration
+  // windows and GPTQ settings and the Advisor view's budgets and candidates.
+  bool startAdvice();
   void cancel();
   bool exportCheckpoint(const QString& dir, bool force);
   bool saveReport(const QString& file);
@@ -87,7 +90,7 @@ class MainWindow : public QMainWindow {
   bool m_run_when_ready = false;
 
   QMenu* m_recent_menu;
-  QAction *m_act_run, *m_act_rerun, *m_act_evaluate, *m_act_cancel, *m_act_export, *m_act_save_report,
+  QAction *m_act_run, *m_act_rerun, *m_act_advise, *m_act_evaluate, *m_act_cancel, *m_act_export, *m_act_save_report,
       *m_act_csv;
 };
 

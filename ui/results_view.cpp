@@ -5,7 +5,9 @@
 #include <QTabWidget>
 #include <QVBoxLayout>
 
+#include "advisor_page.h"
 #include "format.h"
+#include "plots/advice_curve_chart.h"
 #include "generate_page.h"
 #include "quality_page.h"
 #include "layer_table_model.h"
@@ -56,6 +58,7 @@ ResultsView::ResultsView(RunSession* session, QWidget* parent) : QWidget(parent)
   m_perplexity = new PerplexityPage(session);
   m_quality = new QualityPage(session);
   m_generate = new GeneratePage(session);
+  m_advisor = new AdvisorPage(session);
   m_log = new LogPage(session);
   m_tabs->addTab(m_layers, tr("Layers"));
   m_tabs->addTab(m_errors, tr("Reconstruction error"));
@@ -64,6 +67,7 @@ ResultsView::ResultsView(RunSession* session, QWidget* parent) : QWidget(parent)
   m_tabs->addTab(m_perplexity, tr("Perplexity"));
   m_tabs->addTab(m_quality, tr("Quality"));
   m_tabs->addTab(m_generate, tr("Generate"));
+  m_tabs->addTab(m_advisor, tr("Advisor"));
   m_tabs->addTab(m_log, tr("Log"));
 
   // Above the results: a line that says when they were made with other settings than the
@@ -98,6 +102,11 @@ ResultsView::ResultsView(RunSession* session, QWidget* parent) : QWidget(parent)
   });
   connect(session, &RunSession::resultsCleared, this, [this] { setCaption(QString()); });
   connect(session, &RunSession::generationsReady, this, [this] { m_tabs->setCurrentIndex(GenerateTab); });
+  connect(session, &RunSession::adviceReady, this, [this] {
+    const auto& model = m_session->model();
+    m_advisor->curve()->setExportCaption(model ? QFileInfo(qstr(model->path.string())).fileName() : QString());
+    m_tabs->setCurrentIndex(AdvisorTab);
+  });
 }
 
 void ResultsView::setCaption(const QString& text) {
@@ -122,7 +131,8 @@ void ResultsView::selectLayer(int index) {
 void ResultsView::compareWithSettings(const RunSpec* spec) {
   const auto& r = m_session->report();
   // Settings that cannot run are not the ones shown either.
-  const bool stale = r && !m_session->busy() && (!spec || !sameResultSettings(*spec, *r));
+  // A report of gptqw advise alone holds no run whose settings could differ.
+  const bool stale = r && !r->layers.empty() && !m_session->busy() && (!spec || !sameResultSettings(*spec, *r));
   if (r)
     m_stale->setText(tr("The results shown were made with other settings (%1, %2 x %3 tokens, "
                         "seed %4) than the form's now; Run to update them.")

@@ -1,5 +1,5 @@
 // The right side of the window: the results pages in tabs (layers, reconstruction error,
-// Hessian, memory, perplexity, quality, generations, log) under a line that says when they were made with other
+// Hessian, memory, perplexity, quality, generations, advisor, log) under a line that says when they were made with other
 // settings than the form's. The pages subscribe to the session themselves; the view only
 // keeps them on one selected layer, names the data in exported charts, and turns to the page
 // a new result concerns.
@@ -15,6 +15,7 @@ class QTabWidget;
 
 namespace gptqw::ui {
 
+class AdvisorPage;
 class ErrorPage;
 class GeneratePage;
 class HessianPage;
@@ -28,7 +29,7 @@ class RunSession;
 class ResultsView : public QWidget {
   Q_OBJECT
  public:
-  enum Tab { LayersTab, ErrorTab, HessianTab, MemoryTab, PerplexityTab, QualityTab, GenerateTab, LogTab };
+  enum Tab { LayersTab, ErrorTab, HessianTab, MemoryTab, PerplexityTab, QualityTab, GenerateTab, AdvisorTab, LogTab };
 
   explicit ResultsView(RunSession* session, QWidget* parent = nullptr);
 
@@ -40,6 +41,7 @@ class ResultsView : public QWidget {
   PerplexityPage* perplexity() const { return m_perplexity; }
   QualityPage* quality() const { return m_quality; }
   GeneratePage* generate() const { return m_generate; }
+  AdvisorPage* advisor() const { return m_advisor; }
   LogPage* log() const { return m_log; }
 
   // The line above the results when the settings now in the form (`spec`; null: settings that
@@ -63,6 +65,7 @@ class ResultsView : public QWidget {
   PerplexityPage* m_perplexity;
   QualityPage* m_quality;
   GeneratePage* m_generate;
+  AdvisorPage* m_advisor;
   LogPage* m_log;
 };
 

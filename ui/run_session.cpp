@@ -9,6 +9,7 @@
 #include "common/threads.h"
 #include "io/gptq_checkpoint.h"
 #include "io/gptq_export.h"
+#include "pipeline/advice_json.h"
 #include "pipeline/calibration_corpus.h"
 #include "format.h"
 
@@ -21,11 +22,13 @@ RunSession::RunSession(QObject* parent)
       m_eval_scan(new Job(this)),
       m_run(new Job(this)),
       m_export(new Job(this)),
+      m_advice_job(new Job(this)),
       m_save(new Job(this)) {
   connect(m_load, &Job::progress, this, [this](const Progress& p) { emit progress(p, Source::Load); });
   connect(m_run, &Job::progress, this, [this](const Progress& p) { emit progress(p, Source::Run); });
   connect(m_export, &Job::progress, this, [this](const Progress& p) { emit progress(p, Source::Export); });
-  for (Job* job : {m_load, m_run, m_export, m_save}) connect(job, &Job::ended, this, &RunSession::busyChanged);
+  connect(m_advice_job, &Job::progress, this, [this](const Progress& p) { emit progress(p, Source::Advice); });
+  for (Job* job : {m_load, m_run, m_export, m_advice_job, m_save}) connect(job, &Job::ended, this, &RunSession::busyChanged);
 }
 
 RunSession::~RunSession() = default;
@@ -35,9 +38,12 @@ const GptqSettings* RunSession::checkpointSettings() const {
   return ckpt ? &ckpt->settings() : nullptr;
 }
 
-bool RunSession::busy() const { return m_load->running() || m_run->running() || m_export->running(); }
+bool RunSession::busy() const {
+  return m_load->running() || m_run->running() || m_export->running() || m_advice_job->running();
+}
 bool RunSession::running() const { return m_run->running(); }
-bool RunSession::cancellable() const { return m_run->running() || m_export->running(); }
+bool RunSession::advising() const { return m_advice_job->running(); }
+bool RunSession::cancellable() const { return m_run->running() || m_export->running() || m_advice_job->running(); }
 bool RunSession::savingReport() const { return m_save->running(); }
 
 bool RunSession::canExport() const {
@@ -45,7 +51,7 @@ bool RunSession::canExport() const {
 }
 
 double RunSession::elapsed() const {
-  for (Job* job : {m_run, m_export, m_load})
+  for (Job* job : {m_run, m_advice_job, m_export, m_load})
     if (job->running()) return job->elapsed();
   return 0;
 }
@@ -82,6 +88,11 @@ void RunSession::openModel(const QString& path) {
       log(tr("this is a GPTQ checkpoint (%1-bit): it can be evaluated, not quantized again")
               .arg(settings->quant.bits));
     m_flops_rate = 0;  // another model: measured again
+    clearPlan();       // a plan names the modules of the model it was made for
+    if (m_advice) {
+      m_advice.reset();
+      emit adviceCleared();
+    }
     scanCalibration();
     scanEvaluation();
     emit modelLoaded(s);
@@ -227,6 +238,14 @@ void RunSession::openReport(const QString& file) {
             .arg(qstr(m_report->tool_version), qstr(m_report->created)));
     emit statusChanged(tr("Report: %1").arg(file));
     emit reportReady(*m_report);
+    if (m_report->advice) {
+      m_advice = m_report->advice;
+      m_advice_sym = m_report->options.gptq.quant.sym;
+      log(tr("the report holds the advisor's findings: %1 units, %2 plans")
+              .arg(m_advice->sensitivity.units.size())
+              .arg(m_advice->plans.size()));
+      emit adviceReady(*m_advice);
+    }
     emit reportOpened(file);
   });
   connect(m_load, &Job::failed, ctx, [this](const QString& msg) { fail(tr("Cannot open the report"), msg); });
@@ -246,6 +265,12 @@ bool RunSession::startRun(RunSpec spec, std::optional<CalibrationRecord> replay)
     return false;
   }
   spec.calib_file = fspath(m_calib_file);
+  if (m_plan) {
+    spec.options = withPlan(spec.options);
+    log(tr("run with %1: %2 modules with their own settings")
+            .arg(qstr(m_plan->label))
+            .arg(spec.options.per_module.size()));
+  }
   if (replay) {
     spec.nsamples = static_cast<int>(replay->offsets.size());
     spec.seqlen = replay->seqlen;
@@ -405,7 +430,84 @@ void RunSession::cancel() {
   if (!cancellable()) return;
   m_run->cancel();
   m_export->cancel();
+  m_advice_job->cancel();
   emit statusChanged(tr("Cancelling…"));
+}
+
+// --- the advisor ------------------------------------------------------------------------------
+
+bool RunSession::startAdvice(AdviceSpec spec) {
+  if (busy()) return false;
+  if (!m_model) {
+    fail(tr("No model"), tr("Open a model before measuring its sensitivity."));
+    return false;
+  }
+  if (checkpointSettings()) {
+    fail(tr("Already quantized"), tr("This is a GPTQ checkpoint: open the original model to plan its quantization."));
+    return false;
+  }
+  if (m_calib_file.isEmpty()) {
+    fail(tr("No calibration text"), tr("Choose a calibration text before measuring."));
+    return false;
+  }
+  spec.run.calib_file = fspath(m_calib_file);
+  spec.run.eval_files.clear();
+  if (!m_eval_file.isEmpty()) spec.run.eval_files = {fspath(m_eval_file)};
+  QStringList candidates;
+  for (const PrecisionChoice& c : spec.sensitivity.candidates) candidates << qstr(choice_text(c));
+  QStringList budgets;
+  for (double b : spec.budgets) budgets << QString::number(b);
+  log(tr("advisor: candidates %1, budgets %2 bpw, %3 x %4 tokens of %5, %6 held-out windows%7")
+          .arg(candidates.join(' '), budgets.join(' '))
+          .arg(spec.run.nsamples)
+          .arg(spec.run.seqlen)
+          .arg(QFileInfo(m_calib_file).fileName())
+          .arg(spec.held_out)
+          .arg(spec.curve ? tr(", checked, with the curve") : spec.check ? tr(", checked") : QString()));
+  const Model model = *m_model;
+  const bool sym = spec.run.options.gptq.quant.sym;
+  auto advice = std::make_shared<Advice>();
+  m_advice_job->start([model, spec, advice](const ProgressFn& progress) -> std::function<void()> {
+    set_threads(spec.run.threads);
+    *advice = advise(model, spec, progress);
+    return {};
+  });
+  auto* ctx = m_advice_job->scope();
+  connect(m_advice_job, &Job::succeeded, ctx, [this, advice, sym] {
+    m_advice = std::move(*advice);
+    m_advice_sym = sym;
+    log(tr("advisor done in %1 s: %2 units, %3 plans").arg(m_advice->seconds, 0, 'f', 1)
+            .arg(m_advice->sensitivity.units.size()).arg(m_advice->plans.size()));
+    emit statusChanged(tr("Sensitivity measured in %1.").arg(duration(m_advice_job->elapsed())));
+    emit adviceReady(*m_advice);
+  });
+  connect(m_advice_job, &Job::failed, ctx, [this](const QString& msg) { fail(tr("The advisor failed"), msg); });
+  connect(m_advice_job, &Job::cancelled, ctx, [this] {
+    log(tr("advisor cancelled"));
+    emit statusChanged(tr("Cancelled."));
+  });
+  emit busyChanged();
+  return true;
+}
+
+QuantizeOptions RunSession::withPlan(const QuantizeOptions& options) const {
+  return m_plan ? point_options(options, *m_plan) : options;
+}
+
+void RunSession::usePlan(const AdvicePoint& point) {
+  m_plan = point;
+  log(tr("the next runs use %1: %2 bpw, %3 modules with their own settings")
+          .arg(qstr(point.label))
+          .arg(point.bits_per_weight, 0, 'f', 2)
+          .arg(point.per_module.size()));
+  emit planForRunsChanged();
+}
+
+void RunSession::clearPlan() {
+  if (!m_plan) return;
+  m_plan.reset();
+  log(tr("the next runs use the form's settings again"));
+  emit planForRunsChanged();
 }
 
 // --- generations --------------------------------------------------------------------------------

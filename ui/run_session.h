@@ -18,6 +18,7 @@
 #include "job.h"
 #include "model/model.h"
 #include "model_summary.h"
+#include "pipeline/advisor.h"
 #include "pipeline/generations.h"
 #include "pipeline/report.h"
 #include "pipeline/run.h"
@@ -29,7 +30,7 @@ class RunSession : public QObject {
   Q_OBJECT
  public:
   // Which job a progress report comes from.
-  enum class Source { Load, Run, Export };
+  enum class Source { Load, Run, Export, Advice };
 
   explicit RunSession(QObject* parent = nullptr);
   ~RunSession() override;
@@ -48,15 +49,26 @@ class RunSession : public QObject {
   const QString& calibrationDescription() const { return m_calib_what; }
   double forwardRate() const { return m_flops_rate; }
 
-  bool busy() const;            // loading, running or exporting
+  bool busy() const;            // loading, running, advising or exporting
   bool running() const;         // the run or an evaluation
-  bool cancellable() const;     // a run, an evaluation or an export
+  bool advising() const;        // the advisor measures
+  bool cancellable() const;     // a run, an evaluation, the advisor or an export
   bool savingReport() const;
   bool canExport() const;       // this session ran GPTQ and kept its weights
   bool hasKeptWeights() const { return m_kept != nullptr; }
   // The models generate() continues prompts with: the original and this session's RTN and GPTQ
   // versions after a run, or the loaded model alone (a GPTQ checkpoint, say). Empty: no model.
   QStringList generationModels() const;
+  // The advisor's findings: measured in this session or opened from a report (none: empty).
+  const std::optional<Advice>& advice() const { return m_advice; }
+  // Whether Marlin's verdict on the advice's settings assumed a symmetric grid (the advisor's
+  // GPTQ settings; a report of gptqw advise does not record them: the default is assumed).
+  bool adviceSymmetric() const { return m_advice_sym; }
+  // The plan the next runs quantize with (point_options over the form's settings), if any.
+  const std::optional<AdvicePoint>& planForRuns() const { return m_plan; }
+  // `options` with the plan for the runs applied (unchanged without one).
+  QuantizeOptions withPlan(const QuantizeOptions& options) const;
+
   // Seconds the job now reporting progress has run (0 when none runs).
   double elapsed() const;
 
@@ -82,6 +94,14 @@ class RunSession : public QObject {
   bool saveReport(const QString& file);
   // Continues the prompts with every model of generationModels(), side by side.
   bool generate(const GenerationSpec& spec);
+  // Measures each plan unit's sensitivity and solves the plans (pipeline/advisor.h) on the
+  // session's model, calibration text (and evaluation text, for the curve); spec.run carries
+  // the form's windows and GPTQ settings. False when nothing started.
+  bool startAdvice(AdviceSpec spec);
+  // The next runs quantize with this point's global and per-module settings (a plan of the
+  // advice, possibly hand-edited); cleared by clearPlan() or by loading another model.
+  void usePlan(const AdvicePoint& point);
+  void clearPlan();
   void cancel();
 
  signals:
@@ -113,6 +133,10 @@ class RunSession : public QObject {
   void reportOpened(const QString& file);
   void reportSaved(const QString& file);
   void exportFinished(const QString& dir);
+  // The advisor's findings: measured (startAdvice) or opened with a report.
+  void adviceReady(const gptqw::Advice& advice);
+  void adviceCleared();
+  void planForRunsChanged();  // usePlan / clearPlan
 
  private:
   void scanCalibration();
@@ -132,6 +156,7 @@ class RunSession : public QObject {
   Job* m_eval_scan;  // counting the evaluation text's tokens, measuring the forward speed
   Job* m_run;        // GPTQ + RTN + perplexity, or one evaluation
   Job* m_export;     // writing the checkpoint
+  Job* m_advice_job;  // the advisor's measurement
   Job* m_save;       // writing the report (a 7B report holds about a million floats)
 
   std::optional<Model> m_model;
@@ -143,6 +168,9 @@ class RunSession : public QObject {
   double m_flops_rate = 0;
 
   std::optional<Report> m_report;
+  std::optional<Advice> m_advice;
+  bool m_advice_sym = true;
+  std::optional<AdvicePoint> m_plan;
   bool m_replace_results = false;  // a run started; its first layer replaces what is shown
   // The finished run's GPTQ layers (codes, scales, zeros, g_idx; the fp32 Q dropped) and the
   // model they came from, for Export, and its RTN layers, for generations (a byte per weight

@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "common/output_file.h"
 #include "main_window.h"
+#include "advisor_page.h"
 #include "generate_page.h"
 #include "results_view.h"
 #include "run_session.h"
@@ -81,7 +82,8 @@ int main(int argc, char** argv) {
         }
       };
       // Each view in turn: switch, let it paint, grab the whole window.
-      const QStringList names = {"layers", "error", "hessian", "memory", "perplexity", "quality", "generate", "log"};
+      const QStringList names = {"layers",  "error",    "hessian", "memory", "perplexity",
+                                 "quality", "generate", "advisor", "log"};
       for (int i = 0; i < names.size(); ++i) {
         w.results()->tabs()->setCurrentIndex(i);
         shoot(names[i]);
@@ -102,8 +104,15 @@ int main(int argc, char** argv) {
       w.results()->generate()->setPrompts("Once upon a time\nThe little dog");
       w.results()->generate()->generate();
     }, Qt::QueuedConnection);
-    QObject::connect(w.session(), &gptqw::ui::RunSession::generationsReady, &w, save_all, Qt::QueuedConnection);
-    QObject::connect(w.session(), &gptqw::ui::RunSession::reportOpened, &w, save_all, Qt::QueuedConnection);
+    // Then the Advisor view measures each unit's sensitivity and checks its plans.
+    QObject::connect(w.session(), &gptqw::ui::RunSession::generationsReady, &w, [&w] {
+      w.results()->advisor()->setMeasureOptions("3.5, 4, 5", "2:32 3:32 4:32 8:32", 8, true, true);
+      if (!w.startAdvice()) QApplication::exit(1);
+    }, Qt::QueuedConnection);
+    QObject::connect(w.session(), &gptqw::ui::RunSession::adviceReady, &w, save_all, Qt::QueuedConnection);
+    QObject::connect(w.session(), &gptqw::ui::RunSession::reportOpened, &w, [&w, save_all] {
+      if (!w.session()->advice()) save_all();  // else once adviceReady (emitted with it) is handled
+    }, Qt::QueuedConnection);
     QObject::connect(w.session(), &gptqw::ui::RunSession::runFailed, &app, [] { QApplication::exit(1); });
   }
   return app.exec();
