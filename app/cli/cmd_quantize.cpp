@@ -429,8 +429,12 @@ int run(const std::vector<std::string>& words, Mode mode) {
     if (out) throw UsageError("--out: advise writes plans; export one with gptqw quantize --plan REPORT --out DIR");
     TerminalProgress bar(json_out || args.flag("--quiet"));
     const AdviceSpec aspec = advice_spec(args, spec);
-    Report report;
-    report.advice = advise(model, aspec, bar.callback());
+    CalibrationSet calib;
+    Advice advice = advise(model, aspec, bar.callback(), &calib);
+    // The report records the model, the GPTQ settings the candidates share and the calibration
+    // windows, as a run's does; its layers are empty.
+    Report report = make_report(model, calib, aspec.run.options, {}, spec.threads);
+    report.advice = std::move(advice);
     bar.finish();
     if (auto file = args.get("--report")) save_report(report, *file);
     if (json_out) std::printf("%s\n", to_json(*report.advice).dump().c_str());

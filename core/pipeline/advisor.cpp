@@ -140,21 +140,23 @@ void mark_marlin(AdvicePoint& p, const Sensitivity& s, const ModelConfig& c, boo
 
 }  // namespace
 
-Advice advise(const Model& model, const AdviceSpec& spec, const ProgressFn& progress) {
+Advice advise(const Model& model, const AdviceSpec& spec, const ProgressFn& progress,
+              CalibrationSet* calib_out) {
   const auto t0 = Clock::now();
   if (!model.tokenizer) throw ConfigError(file_msg(model.path, "was opened without a tokenizer"));
   const ModelConfig& c = model.config();
   // The calibration windows, as a run draws them, and held-out windows of the same text.
-  CalibrationCorpus corpus = read_calibration_corpus(spec.run.calib_file, spec.run.calib_options);
-  const std::vector<int32_t> ids = model.tokenizer->encode(corpus.text, true);
-  CalibrationSet calib, held;
+  std::vector<int32_t> ids;
+  const CalibrationSet calib =
+      sample_calibration(*model.tokenizer, spec.run.calib_file, spec.run.nsamples, spec.run.seqlen,
+                         spec.run.seed, spec.run.calib_options, &ids);
+  CalibrationSet held;
   try {
-    calib = sample_calibration(ids, spec.run.nsamples, spec.run.seqlen, spec.run.seed);
     held = held_out_windows(ids, calib, spec.held_out);
   } catch (const ConfigError& e) {
     throw ConfigError(file_msg(spec.run.calib_file, e.what()));
   }
-  calib.source = spec.run.calib_file;
+  if (calib_out) *calib_out = calib;
   std::vector<std::vector<int32_t>> eval_ids;
   for (const std::filesystem::path& file : spec.run.eval_files) {
     eval_ids.push_back(model.tokenizer->encode(read_text_file(file), true));

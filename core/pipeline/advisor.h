@@ -50,7 +50,9 @@ AdvicePoint advice_point(const Sensitivity& s, const std::vector<bool>& planned,
                          const std::vector<size_t>& choice);
 
 // The whole advisor: inputs, sensitivity, plans, and the check and curve runs when asked.
-Advice advise(const Model& model, const AdviceSpec& spec, const ProgressFn& progress = {});
+// `calib` (optional) receives the calibration windows it drew, for the report's record.
+Advice advise(const Model& model, const AdviceSpec& spec, const ProgressFn& progress = {},
+              CalibrationSet* calib = nullptr);
 
 // The quantize options that run a point: `base` with its global and per-module settings.
 QuantizeOptions point_options(const QuantizeOptions& base, const AdvicePoint& point);

@@ -78,12 +78,15 @@ CalibrationSet with_corpus(CalibrationSet set, const std::filesystem::path& sour
 
 CalibrationSet sample_calibration(const Tokenizer& tokenizer, const std::filesystem::path& source,
                                   int nsamples, int seqlen, uint64_t seed,
-                                  const CalibrationOptions& options) {
+                                  const CalibrationOptions& options,
+                                  std::vector<int32_t>* text_ids) {
   CalibrationCorpus corpus = read_calibration_corpus(source, options);
   const std::string sha = sha256_hex(corpus.text);
   std::vector<int32_t> ids = tokenizer.encode(corpus.text, true);
   try {
-    return with_corpus(sample_calibration(ids, nsamples, seqlen, seed), source, corpus, sha);
+    CalibrationSet set = with_corpus(sample_calibration(ids, nsamples, seqlen, seed), source, corpus, sha);
+    if (text_ids) *text_ids = std::move(ids);
+    return set;
   } catch (const ConfigError& e) {
     throw ConfigError(file_msg(source, e.what()));
   }

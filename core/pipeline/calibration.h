@@ -53,9 +53,11 @@ CalibrationSet sample_calibration(const std::vector<int32_t>& text_ids, int nsam
 // Reads the corpus (a text file, a JSONL file or a folder of .txt files: calibration_corpus.h)
 // and tokenizes it once (BOS at the start where the tokenizer adds one, as the reference's
 // tokenizer call does); errors name the file.
+// text_ids (optional) receives the whole text's tokens (to draw further windows from it).
 CalibrationSet sample_calibration(const Tokenizer& tokenizer, const std::filesystem::path& source,
                                   int nsamples, int seqlen, uint64_t seed,
-                                  const CalibrationOptions& options = {});
+                                  const CalibrationOptions& options = {},
+                                  std::vector<int32_t>* text_ids = nullptr);
 
 // Rebuilds a set from recorded offsets (a report's), checking they fit the text.
 CalibrationSet calibration_from_offsets(const std::vector<int32_t>& text_ids,
