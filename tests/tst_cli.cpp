@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "io/synthetic_model.h"
 #include "pipeline/report.h"
+#include "io/gptq_checkpoint.h"
 #include "test_support.h"
 
 using namespace gptqw;
@@ -251,6 +252,51 @@ class TestCli : public QObject {
   // Report version 2: every evaluation text's comparison with the original and the prompts'
   // generations, written and read back unchanged; a version-1 report still opens; a damaged
   // statistic is refused naming the file and the field.
+  // gptqw advise, then quantize --plan: the plan's per-module settings reach the checkpoint's
+  // "dynamic" and come back from it exactly; the report records the model and the windows.
+  void adviseThenQuantizeWithThePlan() {
+    QTemporaryDir tmp;
+    const QString report = tmp.path() + "/advice.json", out = tmp.path() + "/planned";
+    const QStringList common = {"--model", model(), "--calib", text("tinystories-sample.txt"),
+                                "--nsamples", "8", "--seqlen", "64"};
+    test::CliResult a = run_cli(QStringList{"advise"} + common +
+                          QStringList{"--held-out", "4", "--try-bits", "2,4", "--try-groups", "32",
+                                      "--budget", "3.6", "--budget", "4.5", "--report", report, "--quiet"});
+    QVERIFY2(a.exit_code == 0, a.err.constData());
+    QVERIFY2(a.out.contains("plan 3.60 bpw") && a.out.contains("sensitivity"), a.out.constData());
+    const Report advised = load_report(report.toStdString());
+    QVERIFY(advised.advice);
+    QCOMPARE(advised.nsamples, 8);
+    QCOMPARE(advised.model.num_layers, 5);
+    const AdvicePoint& plan = advised.advice->plans.at(1);
+    QVERIFY(plan.bits_per_weight <= 4.5);
+
+    test::CliResult q = run_cli(QStringList{"quantize"} + common +
+                          QStringList{"--plan", report, "--budget", "4.5", "--out", out, "--quiet"});
+    QVERIFY2(q.exit_code == 0, q.err.constData());
+    const GptqCheckpoint ck(out.toStdString());
+    QCOMPARE(ck.settings().quant.bits, plan.global.bits);
+    QCOMPARE(ck.settings().quant.group_size, plan.global.group_size);
+    for (int b = 0; b < 5; ++b)
+      for (LinearKind k : kAllLinears) {
+        auto it = plan.per_module.find({b, k});
+        const PrecisionChoice want = it == plan.per_module.end() ? plan.global : it->second;
+        QCOMPARE(ck.is_quantized(b, k), !want.fp16);
+        if (want.fp16) continue;
+        const QuantConfig got = ck.settings().quant_of({b, k});
+        QCOMPARE(got.bits, want.bits);
+        QCOMPARE(got.group_size, want.group_size);
+      }
+
+    // The plan sets bits and group sizes: --bits with it is a usage error; a budget it lacks
+    // is named.
+    test::CliResult both = run_cli(QStringList{"quantize"} + common + QStringList{"--plan", report, "--bits", "3"});
+    QCOMPARE(both.exit_code, 2);
+    test::CliResult none = run_cli(QStringList{"quantize"} + common + QStringList{"--plan", report, "--budget", "7"});
+    QCOMPARE(none.exit_code, 1);
+    QVERIFY2(none.err.contains("advice.json") && none.err.contains("no plan"), none.err.constData());
+  }
+
   void reportVersion2() {
     QTemporaryDir tmp;
     const QString report = tmp.filePath("r.json");
