@@ -174,20 +174,12 @@ QVariant SensitivityMapModel::headerData(int section, Qt::Orientation orientatio
 
 AdvicePlanModel::AdvicePlanModel(QObject* parent) : QAbstractTableModel(parent) {}
 
-void AdvicePlanModel::setAdvice(std::shared_ptr<const Advice> advice, bool sym, std::optional<ModelConfig> config) {
+void AdvicePlanModel::setAdvice(std::shared_ptr<const Advice> advice) {
   beginResetModel();
   m_advice = std::move(advice);
-  m_sym = sym;
-  m_config = std::move(config);
   m_pins.clear();
   m_effect.clear();
-  m_marlin_known.clear();
   if (m_advice) {
-    // Marlin's verdicts the advisor gave on the points it stored (they depend on the unit's
-    // shapes and setting only).
-    for (const auto* points : {&m_advice->plans, &m_advice->uniform})
-      for (const AdvicePoint& p : *points)
-        for (size_t u = 0; u < p.units.size(); ++u) m_marlin_known[{u, p.units[u].choice}] = p.units[u].marlin;
     if (!m_advice->plans.empty()) m_budget = m_advice->plans.front().budget;
     solve(m_pins, &m_problem);
   } else {
@@ -200,18 +192,10 @@ void AdvicePlanModel::setAdvice(std::shared_ptr<const Advice> advice, bool sym, 
 }
 
 bool AdvicePlanModel::solve(const std::map<LayerId, PrecisionChoice>& pins, QString* problem) {
-  const Sensitivity& s = m_advice->sensitivity;
   try {
-    std::vector<PlanUnit> units = plan_units(s, m_advice->planned, pins);
-    const Plan plan = solve_plan(units, m_budget);
-    std::vector<size_t> choice(s.units.size(), s.candidates.size() - 1);
-    for (size_t i = 0, j = 0; i < s.units.size(); ++i)
-      if (m_advice->planned[i]) choice[i] = plan.choice[j++];
-    AdvicePoint p = advice_point(s, m_advice->planned, choice);
-    p.label = QStringLiteral("plan %1 bpw%2").arg(m_budget, 0, 'f', 2).arg(pins.empty() ? QString() : tr(" (edited)")).toStdString();
-    p.budget = m_budget;
-    for (size_t u = 0; u < p.units.size(); ++u) p.units[u].marlin = marlin(u, p.units[u].choice).toStdString();
-    m_units = std::move(units);
+    AdvicePoint p = plan_point(m_advice->sensitivity, m_advice->planned, pins, m_budget);
+    if (!pins.empty()) p.label += tr(" (edited)").toStdString();
+    m_units = plan_units(m_advice->sensitivity, m_advice->planned, pins);
     m_point = std::move(p);
     problem->clear();
     return true;
@@ -219,18 +203,6 @@ bool AdvicePlanModel::solve(const std::map<LayerId, PrecisionChoice>& pins, QStr
     *problem = qstr(e.what());
     return false;
   }
-}
-
-QString AdvicePlanModel::marlin(size_t unit, size_t choice) const {
-  if (auto it = m_marlin_known.find({unit, choice}); it != m_marlin_known.end()) return qstr(it->second);
-  const Sensitivity& s = m_advice->sensitivity;
-  if (!m_config || s.candidates[choice].fp16) return s.candidates[choice].fp16 ? QString() : tr("?");
-  for (const LayerId& id : s.units[unit].modules) {
-    const auto [rows, cols] = linear_shape(*m_config, id.kind);
-    const std::string why = marlin_problem(rows, cols, s.candidates[choice], m_sym);
-    if (!why.empty()) return qstr(std::string(linear_name(id.kind)) + ": " + why);
-  }
-  return {};
 }
 
 bool AdvicePlanModel::setBudget(double bpw) {

@@ -67,7 +67,7 @@ class AdvicePlanModel : public QAbstractTableModel {
 
   // sym: the grid the advisor's GPTQ used (Marlin takes symmetric grids only); config: the
   // model's, for Marlin's verdict on settings no stored point has (absent: "?").
-  void setAdvice(std::shared_ptr<const Advice> advice, bool sym, std::optional<ModelConfig> config);
+  void setAdvice(std::shared_ptr<const Advice> advice);
   const Advice* advice() const { return m_advice.get(); }
   // Re-solves under `bpw`; false (the plan cleared, problem() says why) when even the cheapest
   // setting of every unit does not fit.
@@ -104,17 +104,13 @@ class AdvicePlanModel : public QAbstractTableModel {
 
  private:
   bool solve(const std::map<LayerId, PrecisionChoice>& pins, QString* problem);
-  QString marlin(size_t unit, size_t choice) const;
 
   std::shared_ptr<const Advice> m_advice;
-  bool m_sym = true;
-  std::optional<ModelConfig> m_config;
   double m_budget = 4;
   std::map<LayerId, PrecisionChoice> m_pins;
   std::vector<PlanUnit> m_units;
   std::optional<AdvicePoint> m_point;
   QString m_problem, m_effect;
-  std::map<std::pair<size_t, size_t>, std::string> m_marlin_known;  // (unit, choice) -> verdict
 };
 
 }  // namespace gptqw::ui

@@ -205,13 +205,11 @@ void AdvisorPage::setAdvice(const Advice* advice) {
       m_candidate->setCurrentIndex(m_candidate->findData(m_map->candidate()));
     }
   }
-  std::optional<ModelConfig> config;
-  if (const auto& model = m_session->model()) config = model->config();
   if (m_advice && !m_advice->plans.empty()) {
     QSignalBlocker block(m_budget);
     m_budget->setValue(m_advice->plans.front().budget);
   }
-  m_plan->setAdvice(m_advice, m_session->adviceSymmetric(), config);
+  m_plan->setAdvice(m_advice);
   m_plan->setBudget(m_budget->value());
   m_note->setVisible(!m_advice);
   m_plan_view->resizeColumnsToContents();

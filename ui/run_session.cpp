@@ -240,7 +240,6 @@ void RunSession::openReport(const QString& file) {
     emit reportReady(*m_report);
     if (m_report->advice) {
       m_advice = m_report->advice;
-      m_advice_sym = m_report->options.gptq.quant.sym;
       log(tr("the report holds the advisor's findings: %1 units, %2 plans")
               .arg(m_advice->sensitivity.units.size())
               .arg(m_advice->plans.size()));
@@ -465,7 +464,6 @@ bool RunSession::startAdvice(AdviceSpec spec) {
           .arg(spec.held_out)
           .arg(spec.curve ? tr(", checked, with the curve") : spec.check ? tr(", checked") : QString()));
   const Model model = *m_model;
-  const bool sym = spec.run.options.gptq.quant.sym;
   auto advice = std::make_shared<Advice>();
   m_advice_job->start([model, spec, advice](const ProgressFn& progress) -> std::function<void()> {
     set_threads(spec.run.threads);
@@ -473,9 +471,8 @@ bool RunSession::startAdvice(AdviceSpec spec) {
     return {};
   });
   auto* ctx = m_advice_job->scope();
-  connect(m_advice_job, &Job::succeeded, ctx, [this, advice, sym] {
+  connect(m_advice_job, &Job::succeeded, ctx, [this, advice] {
     m_advice = std::move(*advice);
-    m_advice_sym = sym;
     log(tr("advisor done in %1 s: %2 units, %3 plans").arg(m_advice->seconds, 0, 'f', 1)
             .arg(m_advice->sensitivity.units.size()).arg(m_advice->plans.size()));
     emit statusChanged(tr("Sensitivity measured in %1.").arg(duration(m_advice_job->elapsed())));

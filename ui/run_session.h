@@ -63,7 +63,6 @@ class RunSession : public QObject {
   const std::optional<Advice>& advice() const { return m_advice; }
   // Whether Marlin's verdict on the advice's settings assumed a symmetric grid (the advisor's
   // GPTQ settings; a report of gptqw advise does not record them: the default is assumed).
-  bool adviceSymmetric() const { return m_advice_sym; }
   // The plan the next runs quantize with (point_options over the form's settings), if any.
   const std::optional<AdvicePoint>& planForRuns() const { return m_plan; }
   // `options` with the plan for the runs applied (unchanged without one).
@@ -169,7 +168,6 @@ class RunSession : public QObject {
 
   std::optional<Report> m_report;
   std::optional<Advice> m_advice;
-  bool m_advice_sym = true;
   std::optional<AdvicePoint> m_plan;
   bool m_replace_results = false;  // a run started; its first layer replaces what is shown
   // The finished run's GPTQ layers (codes, scales, zeros, g_idx; the fp32 Q dropped) and the

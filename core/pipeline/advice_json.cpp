@@ -135,6 +135,7 @@ json to_json(const Advice& a) {
     json kld = json::array();
     for (double v : u.kld) kld.push_back(finite_or_null(v));
     units.push_back({{"modules", modules_json(u.modules)},
+                     {"shapes", u.shapes},
                      {"weights", u.weights},
                      {"planned", bool(a.planned[i])},
                      {"bits", u.bits},
@@ -152,6 +153,7 @@ json to_json(const Advice& a) {
                         {"tokens", r.tokens}});
   return {{"candidates", candidates},
           {"measure", s.measure == SensitivityOptions::Measure::kld ? "kld" : "scaled"},
+          {"sym", s.sym},
           {"held_out", {{"offsets", s.held_out_offsets}, {"seqlen", s.held_out_seqlen},
                         {"positions", s.held_out_positions}}},
           {"units", units},
@@ -182,6 +184,7 @@ Advice advice_from_json(const JsonFields& f) {
   const std::string measure = f.string("measure");
   if (measure != "kld" && measure != "scaled") f.fail("measure", "must be kld or scaled");
   s.measure = measure == "kld" ? SensitivityOptions::Measure::kld : SensitivityOptions::Measure::scaled;
+  s.sym = f.boolean("sym");
   const JsonFields h = f.object("held_out");
   s.held_out_offsets = h.integers<int64_t>("offsets");
   s.held_out_seqlen = h.integer<int>("seqlen");
@@ -189,6 +192,17 @@ Advice advice_from_json(const JsonFields& f) {
   for (const JsonFields& u : f.objects("units")) {
     UnitSensitivity& us = s.units.emplace_back();
     us.modules = modules_from(u);
+    const nlohmann::json* shapes = u.find("shapes");
+    if (!shapes || !shapes->is_array() || shapes->size() != us.modules.size())
+      u.fail("shapes", "must be one [out, in] per module");
+    for (const nlohmann::json& sh : *shapes) {
+      auto dim = [](const nlohmann::json& v) {
+        return v.is_number_integer() && v.get<int64_t>() > 0 && v.get<int64_t>() <= (int64_t(1) << 30);
+      };
+      if (!sh.is_array() || sh.size() != 2 || !dim(sh[0]) || !dim(sh[1]))
+        u.fail("shapes", "must be one [out, in] per module, each from 1 to 2^30");
+      us.shapes.push_back({sh[0].get<int64_t>(), sh[1].get<int64_t>()});
+    }
     us.weights = u.integer<int64_t>("weights", 0);
     a.planned.push_back(u.boolean("planned"));
     us.bits = u.integers<uint64_t>("bits");

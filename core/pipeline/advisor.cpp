@@ -126,19 +126,30 @@ QuantizeOptions point_options(const QuantizeOptions& base, const AdvicePoint& po
   return o;
 }
 
-namespace {
-
-// Marlin's verdict on every unit of a point (the shapes are the units' modules').
-void mark_marlin(AdvicePoint& p, const Sensitivity& s, const ModelConfig& c, bool sym) {
-  for (PlannedUnit& pu : p.units)
-    for (const LayerId& id : pu.modules) {
-      const auto [rows, cols] = linear_shape(c, id.kind);
-      std::string why = marlin_problem(rows, cols, s.candidates[pu.choice], sym);
-      if (!why.empty() && pu.marlin.empty()) pu.marlin = std::string(linear_name(id.kind)) + ": " + why;
+void mark_marlin(AdvicePoint& p, const Sensitivity& s) {
+  for (size_t i = 0; i < p.units.size(); ++i) {
+    PlannedUnit& pu = p.units[i];
+    const UnitSensitivity& u = s.units[i];
+    pu.marlin.clear();
+    for (size_t m = 0; m < u.modules.size() && pu.marlin.empty(); ++m) {
+      const std::string why = marlin_problem(u.shapes[m][0], u.shapes[m][1], s.candidates[pu.choice], s.sym);
+      if (!why.empty()) pu.marlin = std::string(linear_name(u.modules[m].kind)) + ": " + why;
     }
+  }
 }
 
-}  // namespace
+AdvicePoint plan_point(const Sensitivity& s, const std::vector<bool>& planned,
+                       const std::map<LayerId, PrecisionChoice>& fixed, double budget) {
+  const Plan plan = solve_plan(plan_units(s, planned, fixed), budget);
+  std::vector<size_t> choice(s.units.size(), s.candidates.size() - 1);
+  for (size_t i = 0, j = 0; i < s.units.size(); ++i)
+    if (planned[i]) choice[i] = plan.choice[j++];
+  AdvicePoint p = advice_point(s, planned, choice);
+  p.label = "plan " + format_bpw(budget) + " bpw";
+  p.budget = budget;
+  mark_marlin(p, s);
+  return p;
+}
 
 Advice advise(const Model& model, const AdviceSpec& spec, const ProgressFn& progress,
               CalibrationSet* calib_out) {
@@ -196,19 +207,7 @@ Advice advise(const Model& model, const AdviceSpec& spec, const ProgressFn& prog
     for (size_t ci = 0; ci < fp16; ++ci) any = any || u.unloadable[ci].empty();
     a.planned.push_back(any);
   }
-  const bool sym = spec.run.options.gptq.quant.sym;
-  const std::vector<PlanUnit> units = plan_units(s, a.planned, spec.fixed);
-  for (double budget : spec.budgets) {
-    const Plan plan = solve_plan(units, budget);
-    std::vector<size_t> choice(s.units.size(), fp16);
-    for (size_t i = 0, j = 0; i < s.units.size(); ++i)
-      if (a.planned[i]) choice[i] = plan.choice[j++];
-    AdvicePoint p = advice_point(s, a.planned, choice);
-    p.label = "plan " + format_bpw(budget) + " bpw";
-    p.budget = budget;
-    mark_marlin(p, s, c, sym);
-    a.plans.push_back(std::move(p));
-  }
+  for (double budget : spec.budgets) a.plans.push_back(plan_point(s, a.planned, spec.fixed, budget));
   if (spec.curve)
     for (size_t ci = 0; ci < fp16; ++ci) {
       std::vector<size_t> choice(s.units.size(), ci);
@@ -220,7 +219,7 @@ Advice advise(const Model& model, const AdviceSpec& spec, const ProgressFn& prog
       AdvicePoint p = advice_point(s, a.planned, choice);
       p.label = "uniform " + s.candidates[ci].describe();
       p.uniform = true;
-      mark_marlin(p, s, c, sym);
+      mark_marlin(p, s);
       a.uniform.push_back(std::move(p));
     }
 

@@ -49,6 +49,15 @@ std::vector<PlanUnit> plan_units(const Sensitivity& s, const std::vector<bool>& 
 AdvicePoint advice_point(const Sensitivity& s, const std::vector<bool>& planned,
                          const std::vector<size_t>& choice);
 
+// Marlin's verdict on each unit of a point (pipeline/precision_plan.h: marlin_problem).
+void mark_marlin(AdvicePoint& point, const Sensitivity& s);
+
+// The plan of least predicted damage under `budget` bits per weight with the hand edits
+// `fixed`, as a point labelled "plan 3.50 bpw" with Marlin's verdicts. Throws ConfigError when
+// the budget cannot be met (solve_plan) or an edit cannot be loaded (plan_units).
+AdvicePoint plan_point(const Sensitivity& s, const std::vector<bool>& planned,
+                       const std::map<LayerId, PrecisionChoice>& fixed, double budget);
+
 // The whole advisor: inputs, sensitivity, plans, and the check and curve runs when asked.
 // `calib` (optional) receives the calibration windows it drew, for the report's record.
 Advice advise(const Model& model, const AdviceSpec& spec, const ProgressFn& progress = {},

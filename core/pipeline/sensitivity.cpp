@@ -122,6 +122,7 @@ Sensitivity measure_sensitivity(const WeightSource& model, const CalibrationSet&
   Sensitivity s;
   s.backend = backend.name();
   s.measure = opt.measure;
+  s.sym = opt.gptq.quant.sym;
   s.candidates = opt.candidates;
   s.candidates.push_back({16, -1, true});
   const size_t C = s.candidates.size();
@@ -185,6 +186,7 @@ Sensitivity measure_sensitivity(const WeightSource& model, const CalibrationSet&
       const bool kept = opt.keep.count(modules.front().kind) > 0;
       for (const LayerId& id : modules) {
         const Linear& lin = W[id.kind];
+        u.shapes.push_back({lin.W.rows(), lin.W.cols()});
         u.weights += lin.W.size();
         for (size_t ci = 0; ci < C; ++ci) {
           u.bits[ci] += stored_bits(lin.W.rows(), lin.W.cols(), lin.b.size() > 0, s.candidates[ci]);

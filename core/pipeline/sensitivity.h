@@ -25,6 +25,7 @@
 // (T_h x vocabulary x 8 bytes).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <set>
@@ -61,6 +62,7 @@ struct SensitivityOptions {
 
 struct UnitSensitivity {
   std::vector<LayerId> modules;
+  std::vector<std::array<int64_t, 2>> shapes;  // [out, in] of each module
   int64_t weights = 0;        // parameters of the unit's modules
   // Per candidate (SensitivitySet::candidates, fp16 last):
   std::vector<uint64_t> bits;  // as stored in a checkpoint (codes, scales, zeros, g_idx, bias)
@@ -75,6 +77,7 @@ struct Sensitivity {
   std::vector<PrecisionChoice> candidates;  // the options' candidates, then fp16
   std::vector<UnitSensitivity> units;       // plan_unit_modules order
   SensitivityOptions::Measure measure = SensitivityOptions::Measure::kld;
+  bool sym = true;                          // the grids' (every candidate's)
   std::vector<int64_t> held_out_offsets;    // the held-out windows' starts in the text
   int held_out_seqlen = 0;
   int64_t held_out_positions = 0;           // positions each KL divergence averages
