@@ -216,6 +216,19 @@ Advice advise(const Model& model, const AdviceSpec& spec, const ProgressFn& prog
         if (!s.units[i].unloadable[ci].empty()) choice[i] = fp16;
         else any = any || a.planned[i];
       if (!any) continue;  // loaders take this setting for no module of this model
+      // A setting that quantizes every unit as an earlier one does (a group as wide as the
+      // inputs is one group per row) is the same model: named with it, not run twice.
+      auto same = std::find_if(a.uniform.begin(), a.uniform.end(), [&](const AdvicePoint& q) {
+        for (size_t i = 0; i < s.units.size(); ++i) {
+          const size_t qc = q.units[i].choice, pc = choice[i];
+          if (s.units[i].bits[qc] != s.units[i].bits[pc] || s.units[i].loss[qc] != s.units[i].loss[pc]) return false;
+        }
+        return true;
+      });
+      if (same != a.uniform.end()) {
+        same->label += " = " + s.candidates[ci].describe();
+        continue;
+      }
       AdvicePoint p = advice_point(s, a.planned, choice);
       p.label = "uniform " + s.candidates[ci].describe();
       p.uniform = true;
