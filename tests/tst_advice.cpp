@@ -204,6 +204,42 @@ class TestAdvice : public QObject {
     }
   }
 
+  // The curve: every candidate as a uniform setting and a plan at each one's cost, all
+  // evaluated on the windows neither the calibration nor the sensitivity read. A uniform
+  // setting is one of the plans its cost allows, so the optimal plan's predicted damage can
+  // only be lower or equal.
+  void curveComparesPlansAtEqualCost() {
+    Fixture& f = fixture();
+    AdviceSpec spec;
+    spec.run.calib_file = data("text/tinystories-sample.txt");
+    spec.run.nsamples = 8;
+    spec.run.seqlen = 64;
+    spec.run.eval.max_windows = 8;
+    spec.run.options.device = Device::cpu;
+    spec.sensitivity = options();
+    spec.held_out = 4;
+    spec.budgets = {4.0};
+    spec.curve = true;
+    const Advice a = advise(f.model, spec);
+    QCOMPARE(a.uniform.size(), size_t(3));
+    QCOMPARE(a.eval_files.size(), size_t(1));
+    QVERIFY(contains(a.eval_files[0], "used neither by the calibration nor the sensitivity"));
+    QCOMPARE(a.eval_original.at(0).windows, 8);
+    int matched = 0;
+    for (const AdvicePoint& u : a.uniform) {
+      QCOMPARE(u.eval.size(), size_t(1));
+      QVERIFY(u.held_out_kld > 0);
+      for (const AdvicePoint& p : a.plans)
+        if (p.label == "plan at the cost of " + u.label) {
+          ++matched;
+          QVERIFY(p.bits_per_weight <= u.bits_per_weight);
+          QVERIFY2(p.predicted <= u.predicted, qPrintable(QString("%1 > %2").arg(p.predicted).arg(u.predicted)));
+          QCOMPARE(p.eval.size(), size_t(1));
+        }
+    }
+    QCOMPARE(matched, 3);
+  }
+
   void choicesParseAndPrint() {
     QCOMPARE(choice_text(parse_choice("4:128")), std::string("4:128"));
     QCOMPARE(choice_text(parse_choice("3:-1")), std::string("3:-1"));

@@ -290,6 +290,17 @@ void print_advice(const Advice& a) {
     std::sort(all.begin(), all.end(), [](auto* x, auto* y) { return x->bits_per_weight < y->bits_per_weight; });
     for (const AdvicePoint* p : all) point_line(*p);
   }
+  // Each uniform setting against the plan of the same cost.
+  bool header = false;
+  for (const AdvicePoint& u : a.uniform)
+    for (const AdvicePoint& p : a.plans) {
+      if (p.label != "plan at the cost of " + u.label) continue;
+      auto kld = [](const AdvicePoint& x) { return x.eval.empty() ? x.held_out_kld : x.eval[0].kld.value; };
+      if (!header) std::printf("\nat equal cost (KLD%s):\n", a.eval_files.empty() ? " on the held-out windows" : "");
+      header = true;
+      std::printf("  %6.3f bpw  %-34s %.5f   plan %.5f  %s\n", u.bits_per_weight, u.label.c_str(), kld(u), kld(p),
+                  kld(p) < kld(u) ? "plan better" : kld(p) == kld(u) ? "same" : "uniform better");
+    }
 }
 
 // The calibration matrix as tables: GPTQ's perplexity and mean KLD, a row per corpus, a column
@@ -341,9 +352,11 @@ int run(const std::vector<std::string>& words, Mode mode) {
     const AdvicePoint* chosen = &advised.advice->plans.front();
     if (args.get("--budget")) {
       const double b = args.get_double("--budget", 0, 0, 16);
+      // The plan whose budget is nearest, within the 3 decimals the advisor prints.
       chosen = nullptr;
       for (const AdvicePoint& p : advised.advice->plans)
-        if (std::fabs(p.budget - b) < 1e-9) chosen = &p;
+        if (std::fabs(p.budget - b) < 5e-4 && (!chosen || std::fabs(p.budget - b) < std::fabs(chosen->budget - b)))
+          chosen = &p;
       if (!chosen) throw ConfigError(file_msg(*plan, "has no plan for a budget of " + fmt(b) + " bits per weight"));
     }
     for (const char* own : {"--bits", "--group-size"})

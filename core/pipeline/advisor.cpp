@@ -236,6 +236,21 @@ Advice advise(const Model& model, const AdviceSpec& spec, const ProgressFn& prog
       a.uniform.push_back(std::move(p));
     }
 
+  // The fair comparison: a plan at each uniform setting's own cost (where one fits).
+  if (spec.curve)
+    for (size_t ui = 0, n = a.uniform.size(); ui < n; ++ui) {
+      const AdvicePoint& u = a.uniform[ui];
+      try {
+        // A hair above, so that rounding the product back to bits cannot drop the setting itself.
+        AdvicePoint p = plan_point(s, a.planned, spec.fixed, u.bits_per_weight * (1 + 1e-12));
+        p.budget = u.bits_per_weight;
+        p.label = "plan at the cost of " + u.label;
+        a.plans.push_back(std::move(p));
+      } catch (const ConfigError&) {
+        // the hand edits alone cost more than this setting
+      }
+    }
+
   if (spec.check || spec.curve) {
     const auto tr = Clock::now();
     const HeldOutReference reference(*model.weights, held);
