@@ -162,6 +162,12 @@ class TestAdvice : public QObject {
     QCOMPARE(a.sensitivity.held_out_offsets, f.held.offsets);  // the same windows as the fixture's
     for (const AdvicePoint& p : a.plans) {
       QVERIFY2(p.bits_per_weight <= p.budget, qPrintable(QString::number(p.bits_per_weight)));
+      // vLLM picks its kernel from the global setting: with any setting Marlin cannot run, the
+      // global one is such a setting too.
+      bool non_marlin = false;
+      for (const PlannedUnit& u : p.units)
+        non_marlin = non_marlin || !marlin_setting_problem(a.sensitivity.candidates[u.choice], true).empty();
+      QCOMPARE(!marlin_setting_problem(p.global, true).empty(), non_marlin);
       QVERIFY(p.held_out_kld > 0);
       // Block 0's q/k/v unit sees the original's inputs in the run too: measured == predicted.
       QCOMPARE(p.units[0].measured, p.units[0].predicted);

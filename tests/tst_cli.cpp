@@ -292,6 +292,8 @@ class TestCli : public QObject {
     // is named.
     test::CliResult both = run_cli(QStringList{"quantize"} + common + QStringList{"--plan", report, "--bits", "3"});
     QCOMPARE(both.exit_code, 2);
+    QCOMPARE(run_cli(QStringList{"quantize"} + common + QStringList{"--budget", "4"}).exit_code, 2);
+    QCOMPARE(run_cli(QStringList{"compare"} + common + QStringList{"--curve"}).exit_code, 2);
     test::CliResult none = run_cli(QStringList{"quantize"} + common + QStringList{"--plan", report, "--budget", "7"});
     QCOMPARE(none.exit_code, 1);
     QVERIFY2(none.err.contains("advice.json") && none.err.contains("no plan"), none.err.constData());

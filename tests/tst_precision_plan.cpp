@@ -85,6 +85,15 @@ class TestPrecisionPlan : public QObject {
     QVERIFY(marlin_problem(4096, 4096, {4, 128, false}, false).find("asymmetric") == 0);
     QVERIFY(marlin_problem(4096, 4096, {4, 256, false}, true).find("group size 256") == 0);
     QVERIFY(marlin_problem(4096, 4160, {4, 128, false}, true).find("4160 inputs") == 0);  // 4160 % 128
+    // The setting alone: what vLLM's choice of kernel for the whole checkpoint looks at.
+    QVERIFY(marlin_setting_problem({4, 128, false}, true).empty());
+    QVERIFY(marlin_setting_problem({8, -1, false}, true).empty());
+    QVERIFY(marlin_setting_problem({16, -1, true}, false).empty());
+    QVERIFY(!marlin_setting_problem({3, 128, false}, true).empty());
+    QVERIFY(!marlin_setting_problem({4, 256, false}, true).empty());
+    QVERIFY(!marlin_setting_problem({4, 128, false}, false).empty());
+    // A group as wide as the inputs is one per row: Marlin runs it whatever its size.
+    QVERIFY(marlin_problem(4096, 256, {4, 256, false}, true).empty());
     QVERIFY(marlin_problem(100, 4096, {4, 128, false}, true).find("100 outputs") == 0);
     QVERIFY(marlin_problem(64, 64, {4, 32, false}, true).find("64 inputs") == 0);  // the sample model
   }

@@ -184,7 +184,6 @@ void AdvicePlanModel::setAdvice(std::shared_ptr<const Advice> advice) {
     solve(m_pins, &m_problem);
   } else {
     m_point.reset();
-    m_units.clear();
     m_problem.clear();
   }
   endResetModel();
@@ -195,7 +194,6 @@ bool AdvicePlanModel::solve(const std::map<LayerId, PrecisionChoice>& pins, QStr
   try {
     AdvicePoint p = plan_point(m_advice->sensitivity, m_advice->planned, pins, m_budget);
     if (!pins.empty()) p.label += tr(" (edited)").toStdString();
-    m_units = plan_units(m_advice->sensitivity, m_advice->planned, pins);
     m_point = std::move(p);
     problem->clear();
     return true;
@@ -242,7 +240,6 @@ bool AdvicePlanModel::setPin(int unit, std::optional<PrecisionChoice> choice) {
   else pins.erase(u.modules.front());
   const QString what = choice ? tr("keeping %1 at %2").arg(name, choiceText(*choice)) : tr("letting the plan choose for %1").arg(name);
   const std::optional<AdvicePoint> before = m_point;
-  const std::vector<PlanUnit> units_before = m_units;
   QString problem;
   beginResetModel();
   const bool ok = solve(pins, &problem);

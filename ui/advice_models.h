@@ -4,7 +4,7 @@
 //     (q, k, v, o, gate, up, down; the modules of a plan unit share its value), each cell the
 //     unit's KL divergence against the original when quantized alone at one candidate setting;
 //   - AdvicePlanModel: the plan under a bits-per-weight budget, one row per unit, re-solved at
-//     once (plan_units + solve_plan + advice_point: milliseconds) when the budget or a hand
+//     once (advisor.h's plan_point, as the command line: milliseconds) when the budget or a hand
 //     edit (a unit pinned at one setting) changes, with what the edit changes.
 #pragma once
 
@@ -15,7 +15,6 @@
 #include <optional>
 #include <vector>
 
-#include "model/config.h"
 #include "pipeline/advice.h"
 #include "pipeline/precision_plan.h"
 
@@ -65,8 +64,7 @@ class AdvicePlanModel : public QAbstractTableModel {
 
   explicit AdvicePlanModel(QObject* parent = nullptr);
 
-  // sym: the grid the advisor's GPTQ used (Marlin takes symmetric grids only); config: the
-  // model's, for Marlin's verdict on settings no stored point has (absent: "?").
+  // null: empty. Marlin's verdicts come from the sensitivity (the units' shapes, its grids).
   void setAdvice(std::shared_ptr<const Advice> advice);
   const Advice* advice() const { return m_advice.get(); }
   // Re-solves under `bpw`; false (the plan cleared, problem() says why) when even the cheapest
@@ -81,9 +79,8 @@ class AdvicePlanModel : public QAbstractTableModel {
   const std::map<LayerId, PrecisionChoice>& pins() const { return m_pins; }
   void clearPins();
 
-  // The plan now shown (null when none fits), and the plan units it was solved on.
+  // The plan now shown (null when none fits).
   const AdvicePoint* point() const { return m_point ? &*m_point : nullptr; }
-  const std::vector<PlanUnit>& planUnits() const { return m_units; }
   // The stored plan of the advice for this budget (checked ones carry measured values), if any.
   const AdvicePoint* storedPlan() const;
   QString problem() const { return m_problem; }
@@ -108,7 +105,6 @@ class AdvicePlanModel : public QAbstractTableModel {
   std::shared_ptr<const Advice> m_advice;
   double m_budget = 4;
   std::map<LayerId, PrecisionChoice> m_pins;
-  std::vector<PlanUnit> m_units;
   std::optional<AdvicePoint> m_point;
   QString m_problem, m_effect;
 };

@@ -386,11 +386,14 @@ int run(const std::vector<std::string>& words, Mode mode) {
     spec.seed = static_cast<uint64_t>(seed);
   }
   for (const std::string& eval : args.get_all("--eval")) spec.eval_files.push_back(eval);
-  if (mode != Mode::advise)
-    for (const char* own : {"--check", "--curve", "--try-bits", "--try-groups", "--held-out", "--measure",
-                            "--anchor", "--keep"})
-      if (args.flag(own) || (std::string(own) != "--check" && std::string(own) != "--curve" && args.get(own)))
-        throw UsageError(std::string(own) + " is an option of gptqw advise");
+  if (mode != Mode::advise) {
+    for (const char* own : {"--check", "--curve"})
+      if (args.flag(own)) throw UsageError(std::string(own) + " is an option of gptqw advise");
+    for (const char* own : {"--try-bits", "--try-groups", "--held-out", "--measure", "--anchor", "--keep"})
+      if (args.get(own)) throw UsageError(std::string(own) + " is an option of gptqw advise");
+    if (args.get("--budget") && !args.get("--plan"))
+      throw UsageError("--budget is an option of gptqw advise, or picks a plan with --plan");
+  }
   if (args.get("--eval-precision"))
     spec.eval_precision = args.get_double("--eval-precision", 0, 1e-9, 1.0);
   spec.generation.prompts = prompts_of(args);

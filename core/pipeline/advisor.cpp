@@ -107,11 +107,16 @@ AdvicePoint advice_point(const Sensitivity& s, const std::vector<bool>& planned,
     if (pu.choice != fp16) weight_of[pu.choice] += u.weights;
   }
   p.bits_per_weight = weights > 0 ? double(bits) / double(weights) : 0;
-  // The run's global setting: the quantized choice covering most weights (fewest rules).
+  // The run's global setting: the quantized choice covering most weights (fewest rules), but
+  // one Marlin cannot run when any chosen setting is such: vLLM picks its kernel from the
+  // global setting and refuses overrides that kernel cannot run (its gptq kernel runs them all).
+  bool any_non_marlin = false;
+  for (auto [c, w] : weight_of) any_non_marlin = any_non_marlin || !marlin_setting_problem(s.candidates[c], s.sym).empty();
   size_t global = 0;
   int64_t most = -1;
   for (auto [c, w] : weight_of)
-    if (w > most) most = w, global = c;
+    if (w > most && (!any_non_marlin || !marlin_setting_problem(s.candidates[c], s.sym).empty()))
+      most = w, global = c;
   p.global = s.candidates[weight_of.empty() ? 0 : global];
   for (const PlannedUnit& pu : p.units)
     if (!(s.candidates[pu.choice] == p.global))

@@ -18,13 +18,20 @@ uint64_t stored_bits(int64_t rows, int64_t cols, bool bias, const PrecisionChoic
   return quantized_layer_bytes(rows, cols, q, bias) * 8;
 }
 
-std::string marlin_problem(int64_t rows, int64_t cols, const PrecisionChoice& c, bool sym) {
+std::string marlin_setting_problem(const PrecisionChoice& c, bool sym) {
   if (c.fp16) return {};
   if (c.bits != 4 && c.bits != 8) return std::to_string(c.bits) + "-bit (Marlin: 4 or 8)";
   if (!sym) return "asymmetric grid (Marlin: symmetric only)";
-  if (c.group_size != -1 && c.group_size != 32 && c.group_size != 64 && c.group_size != 128 &&
-      c.group_size < cols)
+  if (c.group_size != -1 && c.group_size != 32 && c.group_size != 64 && c.group_size != 128)
     return "group size " + std::to_string(c.group_size) + " (Marlin: 32, 64, 128 or per row)";
+  return {};
+}
+
+std::string marlin_problem(int64_t rows, int64_t cols, const PrecisionChoice& c, bool sym) {
+  if (c.fp16) return {};
+  PrecisionChoice effective = c;
+  if (c.group_size >= cols) effective.group_size = -1;  // one group as wide as the inputs: per row
+  if (std::string why = marlin_setting_problem(effective, sym); !why.empty()) return why;
   if (rows % 64 != 0) return std::to_string(rows) + " outputs, not a multiple of 64";
   if (cols % 128 != 0) return std::to_string(cols) + " inputs, not a multiple of 128";
   if (c.group_size > 0 && c.group_size < cols && cols % c.group_size != 0)

@@ -34,6 +34,10 @@ uint64_t stored_bits(int64_t rows, int64_t cols, bool bias, const PrecisionChoic
 // tiles and 128-deep input tiles (vLLM's verify_marlin_supports_shape, read from its
 // marlin_utils.py). Others fall back to the slower gptq kernels. fp16 modules always run.
 std::string marlin_problem(int64_t rows, int64_t cols, const PrecisionChoice& choice, bool sym);
+// The part of it that depends on the setting alone (bits, symmetry, group size). vLLM chooses
+// its kernel for the whole checkpoint from the global setting and then refuses an override
+// Marlin cannot run, so a plan with any such setting needs a global setting of the same kind.
+std::string marlin_setting_problem(const PrecisionChoice& choice, bool sym);
 
 // Modules that must share one choice: {q, k, v}, {o}, {gate, up}, {down} of each block.
 std::vector<std::vector<LayerId>> plan_unit_modules(int num_blocks);
