@@ -200,6 +200,14 @@ class TestAdvice : public QObject {
     const nlohmann::json j = to_json(a);
     const Advice back = advice_from_json(JsonFields(j, "advice.json"));
     QCOMPARE(to_json(back).dump(), j.dump());
+    nlohmann::json missing = j;
+    missing["units"][0].erase("measured");
+    try {
+      advice_from_json(JsonFields(missing, "advice.json"));
+      QFAIL("a unit without its measured flags was accepted");
+    } catch (const Error& e) {
+      QVERIFY2(contains(e.what(), "measured"), e.what());
+    }
     nlohmann::json bad = j;
     bad["units"][0]["kld"][0] = -1.0;
     try {

@@ -213,7 +213,12 @@ Advice advice_from_json(const JsonFields& f) {
       us.kld.push_back(v.is_null() ? std::numeric_limits<double>::infinity() : v.get<double>());
       if (us.kld.back() < 0 || std::isnan(us.kld.back())) u.fail("kld", "holds a negative value");
     }
-    for (const nlohmann::json& v : *u.find("measured")) us.measured.push_back(v.is_boolean() && v.get<bool>());
+    const nlohmann::json* measured = u.find("measured");
+    if (!measured || !measured->is_array()) u.fail("measured", "must be a list");
+    for (const nlohmann::json& v : *measured) {
+      if (!v.is_boolean()) u.fail("measured", "holds something else than true and false");
+      us.measured.push_back(v.get<bool>());
+    }
     us.loss = u.reals<double>("loss");
     us.unloadable = u.strings("unloadable");
     if (us.bits.size() != C || us.kld.size() != C || us.measured.size() != C ||

@@ -18,7 +18,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-
 }  // namespace
 
 std::string_view method_name(Method m) { return m == Method::gptq ? "gptq" : "rtn"; }
