@@ -48,6 +48,18 @@ SensitivityOptions options(SensitivityOptions::Measure m = SensitivityOptions::M
   return o;
 }
 
+// The fixture's windows (8 x 64 tokens, 4 held out) and the three candidates, on the CPU.
+AdviceSpec small_spec() {
+  AdviceSpec spec;
+  spec.run.calib_file = data("text/tinystories-sample.txt");
+  spec.run.nsamples = 8;
+  spec.run.seqlen = 64;
+  spec.run.options.device = Device::cpu;
+  spec.sensitivity = options();
+  spec.held_out = 4;
+  return spec;
+}
+
 }  // namespace
 
 class TestAdvice : public QObject {
@@ -148,13 +160,7 @@ class TestAdvice : public QObject {
 
   void plansFitTheBudgetAndRunAsPlanned() {
     Fixture& f = fixture();
-    AdviceSpec spec;
-    spec.run.calib_file = data("text/tinystories-sample.txt");
-    spec.run.nsamples = 8;
-    spec.run.seqlen = 64;
-    spec.run.options.device = Device::cpu;
-    spec.sensitivity = options();
-    spec.held_out = 4;
+    AdviceSpec spec = small_spec();
     spec.budgets = {3.5, 6.0};
     spec.check = true;
     const Advice a = advise(f.model, spec);
@@ -224,14 +230,8 @@ class TestAdvice : public QObject {
   // only be lower or equal.
   void curveComparesPlansAtEqualCost() {
     Fixture& f = fixture();
-    AdviceSpec spec;
-    spec.run.calib_file = data("text/tinystories-sample.txt");
-    spec.run.nsamples = 8;
-    spec.run.seqlen = 64;
+    AdviceSpec spec = small_spec();
     spec.run.eval.max_windows = 8;
-    spec.run.options.device = Device::cpu;
-    spec.sensitivity = options();
-    spec.held_out = 4;
     spec.budgets = {4.0};
     spec.curve = true;
     const Advice a = advise(f.model, spec);

@@ -1,5 +1,6 @@
 #include "args.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -76,6 +77,17 @@ double Args::get_double(const std::string& name, double fallback, double min, do
   if (!std::isfinite(x) || x < min || x > max)
     throw UsageError("option " + name + " must be a finite number " + range + ", got " + *v);
   return x;
+}
+
+std::vector<std::string> Args::get_list(const std::string& name, const std::string& fallback) const {
+  const std::string text = get_or(name, fallback);
+  std::vector<std::string> pieces;
+  for (size_t pos = 0; !text.empty() && pos <= text.size();) {
+    const size_t comma = std::min(text.find(',', pos), text.size());
+    pieces.push_back(text.substr(pos, comma - pos));
+    pos = comma + 1;
+  }
+  return pieces;
 }
 
 }  // namespace gptqw::cli

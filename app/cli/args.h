@@ -38,6 +38,9 @@ class Args {
   std::vector<std::string> get_all(const std::string& name) const;  // every one, in order
   std::string require(const std::string& name) const;  // UsageError when absent
   std::string get_or(const std::string& name, const std::string& fallback) const;
+  // The option's comma-separated pieces ("a,b,,c": "a", "b", "", "c"), the fallback's when
+  // absent; an empty value has none.
+  std::vector<std::string> get_list(const std::string& name, const std::string& fallback) const;
   // The option as an integer in [min, max] (the fallback when absent). Anything else, a value
   // out of the range or too large for 64 bits included, is a UsageError naming the option and
   // the range: nothing wraps around.

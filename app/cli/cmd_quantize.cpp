@@ -58,16 +58,12 @@ QuantizeOptions parse_options(const Args& args, bool compare) {
     throw UsageError(std::string("--device: ") + e.what());
   }
   // --skip-modules mlp.down_proj,up_proj: left in full precision in every block.
-  std::string skip = args.get_or("--skip-modules", "");
-  for (size_t pos = 0; pos < skip.size();) {
-    size_t comma = std::min(skip.find(',', pos), skip.size());
+  for (const std::string& name : args.get_list("--skip-modules", ""))
     try {
-      if (comma > pos) o.skip.insert(parse_linear_name(skip.substr(pos, comma - pos)));
+      if (!name.empty()) o.skip.insert(parse_linear_name(name));
     } catch (const ConfigError& e) {
       throw UsageError(std::string("--skip-modules: ") + e.what());
     }
-    pos = comma + 1;
-  }
   if (!compare) {
     std::string method = args.get_or("--method", "gptq");
     if (method != "gptq" && method != "rtn") throw UsageError("--method must be gptq or rtn, got '" + method + "'");
@@ -175,17 +171,16 @@ enum class Mode { quantize, compare, calibration_matrix, advise };
 // A comma-separated list of integers ("2,3,4,8").
 std::vector<int> int_list(const Args& args, const char* flag, const std::string& fallback) {
   std::vector<int> out;
-  const std::string text = args.get_or(flag, fallback);
-  for (size_t pos = 0; pos <= text.size();) {
-    const size_t comma = std::min(text.find(',', pos), text.size());
+  const std::vector<std::string> pieces = args.get_list(flag, fallback);
+  if (pieces.empty()) throw UsageError(std::string(flag) + ": '' is not a list of integers");
+  for (const std::string& piece : pieces) {
     try {
       size_t used = 0;
-      out.push_back(std::stoi(text.substr(pos, comma - pos), &used));
-      if (used != comma - pos) throw std::invalid_argument(text);
+      out.push_back(std::stoi(piece, &used));
+      if (used != piece.size()) throw std::invalid_argument(piece);
     } catch (const std::exception&) {
-      throw UsageError(std::string(flag) + ": '" + text + "' is not a list of integers");
+      throw UsageError(std::string(flag) + ": '" + args.get_or(flag, fallback) + "' is not a list of integers");
     }
-    pos = comma + 1;
   }
   return out;
 }
@@ -220,16 +215,7 @@ AdviceSpec advice_spec(const Args& args, const RunSpec& run) {
     for (const std::string& keep : args.get_all("--keep")) {
       const size_t eq = keep.find('=');
       if (eq == std::string::npos) throw ConfigError("'" + keep + "' is not MODULE=SETTING");
-      const std::string name = keep.substr(0, eq), prefix = "model.layers.";
-      const size_t dot = name.find('.', prefix.size());
-      if (name.rfind(prefix, 0) != 0 || dot == std::string::npos)
-        throw ConfigError("'" + name + "' is not model.layers.N.<module>");
-      const LayerId id{std::stoi(name.substr(prefix.size(), dot - prefix.size())),
-                       parse_linear_name(name.substr(dot + 1))};
-      // The unit is named by its first module (q for q/k/v, gate for gate/up).
-      const LinearKind first = id.kind == LinearKind::k || id.kind == LinearKind::v ? LinearKind::q
-                               : id.kind == LinearKind::up ? LinearKind::gate : id.kind;
-      a.fixed[{id.block, first}] = parse_choice(keep.substr(eq + 1));
+      a.fixed[parse_layer_module(keep.substr(0, eq))] = parse_choice(keep.substr(eq + 1));
     }
   } catch (const std::exception& e) {
     throw UsageError(std::string("--anchor / --keep: ") + e.what());

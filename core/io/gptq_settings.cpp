@@ -595,14 +595,21 @@ std::vector<std::pair<std::string, json>> GptqSettings::dynamic_rules() const {
   return {rules.begin(), rules.end()};
 }
 
-bool GptqSettings::is_quantized(LayerId id) const {
+QuantConfig module_quant(const std::map<LayerId, PrecisionChoice>& per_module, LayerId id,
+                         const QuantConfig& base) {
   auto it = per_module.find(id);
-  return !is_skipped(id.kind) && (it == per_module.end() || !it->second.fp16);
+  return it == per_module.end() || it->second.fp16 ? base : it->second.applied_to(base);
 }
 
-QuantConfig GptqSettings::quant_of(LayerId id) const {
+bool kept_in_fp16(const std::map<LayerId, PrecisionChoice>& per_module, LayerId id) {
   auto it = per_module.find(id);
-  return it == per_module.end() || it->second.fp16 ? quant : it->second.applied_to(quant);
+  return it != per_module.end() && it->second.fp16;
 }
+
+bool GptqSettings::is_quantized(LayerId id) const {
+  return !is_skipped(id.kind) && !kept_in_fp16(per_module, id);
+}
+
+QuantConfig GptqSettings::quant_of(LayerId id) const { return module_quant(per_module, id, quant); }
 
 }  // namespace gptqw

@@ -20,6 +20,13 @@
 
 namespace gptqw {
 
+// A module's quantizer config under per-module settings (a plan: GptqSettings::per_module,
+// QuantizeOptions::per_module): `base` with the module's own bits and group size, or `base`
+// when it has none; and whether the settings keep it in fp16.
+QuantConfig module_quant(const std::map<LayerId, PrecisionChoice>& per_module, LayerId id,
+                         const QuantConfig& base);
+bool kept_in_fp16(const std::map<LayerId, PrecisionChoice>& per_module, LayerId id);
+
 // The settings a GPTQ checkpoint declares (quantize_config.json, and the same keys under
 // "quantization_config" in config.json).
 struct GptqSettings {

@@ -41,6 +41,16 @@ LinearKind parse_linear_name(const std::string& name) {
                     linear_names_list() + ")");
 }
 
+LayerId parse_layer_module(const std::string& name) {
+  const std::string prefix = "model.layers.";
+  const size_t dot = name.find('.', prefix.size());
+  const std::string block = name.substr(prefix.size(), dot == std::string::npos ? 0 : dot - prefix.size());
+  if (name.rfind(prefix, 0) != 0 || dot == std::string::npos || block.empty() || block.size() > 9 ||
+      block.find_first_not_of("0123456789") != std::string::npos)
+    throw ConfigError("'" + name + "' is not model.layers.N.<module>");
+  return {std::stoi(block), parse_linear_name(name.substr(dot + 1))};
+}
+
 std::vector<std::vector<LinearKind>> sequential_groups(bool true_sequential) {
   using K = LinearKind;
   if (true_sequential) return {{K::q, K::k, K::v}, {K::o}, {K::gate, K::up}, {K::down}};

@@ -41,6 +41,10 @@ struct LayerId {
   std::string module() const { return linear_module(block, kind); }
 };
 
+// The inverse of LayerId::module(): "model.layers.3.mlp.down_proj" (or "...3.down_proj") as a
+// layer. Throws ConfigError naming the text for anything else.
+LayerId parse_layer_module(const std::string& name);
+
 // The kind named exactly ("self_attn.q_proj"); nullopt for anything else.
 std::optional<LinearKind> linear_kind_of(std::string_view name);
 // The kind named in full or by its short name ("mlp.down_proj" or "down_proj"), as users type

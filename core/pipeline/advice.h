@@ -58,4 +58,10 @@ struct Advice {
   double seconds_runs = 0;  // the check and curve runs (GPTQ and evaluation)
 };
 
+// The per-module settings a point's units give against its global setting: every module of a
+// unit whose setting differs (fp16 included). What a run of the point quantizes with.
+std::map<LayerId, PrecisionChoice> per_module_of(const std::vector<PlannedUnit>& units,
+                                                 const std::vector<PrecisionChoice>& candidates,
+                                                 const PrecisionChoice& global);
+
 }  // namespace gptqw

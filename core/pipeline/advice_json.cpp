@@ -45,19 +45,8 @@ json modules_json(const std::vector<LayerId>& modules) {
 std::vector<LayerId> modules_from(const JsonFields& f) {
   std::vector<LayerId> out;
   for (const std::string& name : f.strings("modules")) {
-    // "model.layers.3.self_attn.q_proj"
-    const std::string prefix = "model.layers.";
-    const size_t dot = name.find('.', prefix.size());
-    if (name.rfind(prefix, 0) != 0 || dot == std::string::npos)
-      f.fail("modules", "'" + name + "' is not model.layers.N.<module>");
-    int block = 0;
     try {
-      block = std::stoi(name.substr(prefix.size(), dot - prefix.size()));
-    } catch (const std::exception&) {
-      f.fail("modules", "'" + name + "' has no block number");
-    }
-    try {
-      out.push_back({block, parse_linear_name(name.substr(dot + 1))});
+      out.push_back(parse_layer_module(name));
     } catch (const ConfigError& e) {
       f.fail("modules", e.what());
     }
@@ -116,10 +105,7 @@ AdvicePoint point_from(const JsonFields& f, const std::vector<PrecisionChoice>& 
     pu.marlin = u.string("marlin");
   }
   for (const JsonFields& e : f.objects("eval")) p.eval.push_back(summary_from_json(e));
-  // The run's per-module settings follow from the units and the global setting.
-  for (const PlannedUnit& pu : p.units)
-    if (!(candidates[pu.choice] == p.global))
-      for (const LayerId& id : pu.modules) p.per_module[id] = candidates[pu.choice];
+  p.per_module = per_module_of(p.units, candidates, p.global);
   return p;
 }
 

@@ -4,9 +4,9 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "common/error.h"
-#include "common/text_file.h"
 #include "pipeline/divergence.h"
 #include "pipeline/quantize.h"
 
@@ -52,16 +52,34 @@ CalibrationSet held_out_windows(const std::vector<int32_t>& ids, const Calibrati
   return h;
 }
 
+namespace {
+
+// The hand edit of a unit: the setting given for any of its modules (they must agree).
+std::optional<PrecisionChoice> unit_edit(const std::vector<LayerId>& modules,
+                                         const std::map<LayerId, PrecisionChoice>& fixed) {
+  std::optional<PrecisionChoice> edit;
+  for (const LayerId& id : modules)
+    if (auto it = fixed.find(id); it != fixed.end()) {
+      if (edit && !(*edit == it->second))
+        throw ConfigError(modules.front().module() + ": its modules share one setting, given " +
+                          edit->describe() + " and " + it->second.describe());
+      edit = it->second;
+    }
+  return edit;
+}
+
+}  // namespace
+
 std::vector<PlanUnit> plan_units(const Sensitivity& s, const std::vector<bool>& planned,
                                  const std::map<LayerId, PrecisionChoice>& fixed) {
   std::vector<PlanUnit> units;
   for (size_t i = 0; i < s.units.size(); ++i) {
     const UnitSensitivity& u = s.units[i];
+    const std::optional<PrecisionChoice> edit = unit_edit(u.modules, fixed);
     if (!planned[i]) {
       // fp16 in every plan: a hand edit may only say so.
-      auto it = fixed.find(u.modules.front());
-      if (it != fixed.end() && !it->second.fp16)
-        throw ConfigError(u.modules.front().module() + ": " + it->second.describe() +
+      if (edit && !edit->fp16)
+        throw ConfigError(u.modules.front().module() + ": " + edit->describe() +
                           " cannot be loaded: " + u.unloadable.front());
       continue;
     }
@@ -72,14 +90,14 @@ std::vector<PlanUnit> plan_units(const Sensitivity& s, const std::vector<bool>& 
     p.damage = u.kld;
     for (size_t c = 0; c < p.damage.size(); ++c)
       if (!u.unloadable[c].empty()) p.damage[c] = std::numeric_limits<double>::infinity();
-    if (auto it = fixed.find(u.modules.front()); it != fixed.end()) {
-      auto c = std::find(s.candidates.begin(), s.candidates.end(), it->second);
+    if (edit) {
+      auto c = std::find(s.candidates.begin(), s.candidates.end(), *edit);
       if (c == s.candidates.end())
-        throw ConfigError(u.modules.front().module() + ": " + it->second.describe() +
+        throw ConfigError(u.modules.front().module() + ": " + edit->describe() +
                           " is not one of the candidate settings");
       const size_t ci = size_t(c - s.candidates.begin());
       if (!u.unloadable[ci].empty())
-        throw ConfigError(u.modules.front().module() + ": " + it->second.describe() +
+        throw ConfigError(u.modules.front().module() + ": " + edit->describe() +
                           " cannot be loaded: " + u.unloadable[ci]);
       p.fixed = ci;
     }
@@ -118,9 +136,7 @@ AdvicePoint advice_point(const Sensitivity& s, const std::vector<bool>& planned,
     if (w > most && (!any_non_marlin || !marlin_setting_problem(s.candidates[c], s.sym).empty()))
       most = w, global = c;
   p.global = s.candidates[weight_of.empty() ? 0 : global];
-  for (const PlannedUnit& pu : p.units)
-    if (!(s.candidates[pu.choice] == p.global))
-      for (const LayerId& id : pu.modules) p.per_module[id] = s.candidates[pu.choice];
+  p.per_module = per_module_of(p.units, s.candidates, p.global);
   return p;
 }
 
@@ -173,13 +189,7 @@ Advice advise(const Model& model, const AdviceSpec& spec, const ProgressFn& prog
     throw ConfigError(file_msg(spec.run.calib_file, e.what()));
   }
   if (calib_out) *calib_out = calib;
-  std::vector<std::vector<int32_t>> eval_ids;
-  for (const std::filesystem::path& file : spec.run.eval_files) {
-    eval_ids.push_back(model.tokenizer->encode(read_text_file(file), true));
-    if (int64_t(eval_ids.back().size()) < spec.run.eval.seqlen)
-      throw ConfigError(file_msg(file, "has fewer tokens than one window of seqlen " +
-                                           std::to_string(spec.run.eval.seqlen)));
-  }
+  std::vector<std::vector<int32_t>> eval_ids = read_eval_texts(model, spec.run);
   if (spec.budgets.empty()) throw ConfigError("advise: no budget given");
   std::vector<std::string> eval_names;
   for (const auto& f : spec.run.eval_files) eval_names.push_back(f.string());

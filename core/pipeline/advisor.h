@@ -24,7 +24,7 @@ struct AdviceSpec {
   SensitivityOptions sensitivity;
   int held_out = 8;             // held-out windows of the calibration text
   std::vector<double> budgets;  // bits per weight
-  // Hand edits: a unit (named by its first module) held at one setting in every plan.
+  // Hand edits: a unit held at one setting in every plan, keyed by any of its modules.
   std::map<LayerId, PrecisionChoice> fixed;
   // Quantize with every plan and check its prediction: the model's KL divergence on the
   // held-out windows, and each unit's alone.

@@ -34,14 +34,10 @@ GptqSettings checkpoint_settings(const QuantizeOptions& o) {
   return s;
 }
 
-QuantConfig QuantizeOptions::quant_of(LayerId id) const {
-  auto it = per_module.find(id);
-  return it == per_module.end() || it->second.fp16 ? gptq.quant : it->second.applied_to(gptq.quant);
-}
+QuantConfig QuantizeOptions::quant_of(LayerId id) const { return module_quant(per_module, id, gptq.quant); }
 
 bool QuantizeOptions::quantizes(LayerId id) const {
-  auto it = per_module.find(id);
-  return !skip.count(id.kind) && (it == per_module.end() || !it->second.fp16);
+  return !skip.count(id.kind) && !kept_in_fp16(per_module, id);
 }
 
 void QuantizedModel::set(int block, LinearKind kind, const QuantizedWeights& w) {
@@ -85,7 +81,6 @@ QuantizeResult quantize_model(const WeightSource& source, const CalibrationSet& 
   const auto t_start = Clock::now();
   QuantizeResult result;
   result.backend = backend.name();
-  if (opt.skip.size() == kNumLinears) throw ConfigError("every module is skipped: nothing to quantize");
   // A group's modules of block b that are quantized (not skipped by --skip-modules, kept for
   // loaders or kept in fp16 by a plan).
   auto quantized_of = [&](int b, std::vector<LinearKind> group) {

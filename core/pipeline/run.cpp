@@ -109,14 +109,20 @@ RunInputs prepare_run(const Model& model, const RunSpec& spec) {
     in.calib = sample_calibration(*model.tokenizer, spec.calib_file, spec.nsamples, spec.seqlen,
                                   spec.seed, spec.calib_options);
   }
+  in.eval_ids = read_eval_texts(model, spec);
+  return in;
+}
+
+std::vector<std::vector<int32_t>> read_eval_texts(const Model& model, const RunSpec& spec) {
+  std::vector<std::vector<int32_t>> texts;
   for (const std::filesystem::path& file : spec.eval_files) {
-    std::vector<int32_t>& ids = in.eval_ids.emplace_back(model.tokenizer->encode(read_text_file(file), true));
+    std::vector<int32_t>& ids = texts.emplace_back(model.tokenizer->encode(read_text_file(file), true));
     if (int64_t(ids.size()) < spec.eval.seqlen)
       throw ConfigError(file_msg(file, "has " + std::to_string(ids.size()) +
                                            " tokens, fewer than one window of seqlen " +
                                            std::to_string(spec.eval.seqlen)));
   }
-  return in;
+  return texts;
 }
 
 Report run_quantization(const Model& model, const RunSpec& spec, const RunInputs& inputs,

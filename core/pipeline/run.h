@@ -82,6 +82,10 @@ struct RunInputs {
 };
 RunInputs prepare_run(const Model& model, const RunSpec& spec);
 
+// spec.eval_files tokenized as the perplexity protocol reads them (BOS first where the tokenizer
+// adds one); ConfigError naming a file shorter than one evaluation window.
+std::vector<std::vector<int32_t>> read_eval_texts(const Model& model, const RunSpec& spec);
+
 // Runs the driver and the evaluation. `sink` (optional) also receives every quantized layer,
 // for export. The evaluation of each text reports progress as "evaluate <file name>"; every
 // report carries Progress::run_fraction, the whole run's share done (stages weighted by

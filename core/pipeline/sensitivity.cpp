@@ -11,7 +11,6 @@
 #include "common/error.h"
 #include "common/matrix_pool.h"
 #include "io/gptq_export.h"
-#include "linalg/reduce.h"
 #include "model/llama.h"
 #include "model/rope_scaling.h"
 #include "pipeline/precision_plan.h"
@@ -28,8 +27,7 @@ double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock:
 
 // log-softmax of a row of logits in float64.
 void log_softmax(const float* row, int64_t V, std::vector<double>& out) {
-  const float mx = *std::max_element(row, row + V);
-  const double lse = std::log(linalg::sum_exp_f64(row, V, mx)) + mx;
+  const double lse = log_sum_exp(row, V);
   out.resize(static_cast<size_t>(V));
   for (int64_t i = 0; i < V; ++i) out[static_cast<size_t>(i)] = double(row[i]) - lse;
 }
@@ -37,17 +35,19 @@ void log_softmax(const float* row, int64_t V, std::vector<double>& out) {
 }  // namespace
 
 HeldOutReference::HeldOutReference(const WeightSource& model, const CalibrationSet& held_out)
-    : m_model(model), m_seqlen(held_out.seqlen), m_tokens(held_out.tokens) {
+    : m_model(model),
+      m_seqlen(held_out.seqlen),
+      m_rope(make_rope(model.config(), held_out.seqlen)),
+      m_tokens(held_out.tokens) {
   const ModelConfig& c = model.config();
   if (held_out.nsamples() == 0) throw ConfigError("sensitivity: no held-out windows");
   for (int b = 0; b < c.num_layers; ++b) m_blocks.push_back(model.block(b));
   m_final_norm = model.final_norm();
   m_lm_head = model.lm_head();
-  const Rope rope = make_rope(c, m_seqlen);
   Matrix x = embed(model.embedding(), m_tokens);
   for (int b = 0; b < c.num_layers; ++b) {
     m_inputs.push_back(x);
-    block_forward(c, m_blocks[size_t(b)], rope, x, m_seqlen);
+    block_forward(c, m_blocks[size_t(b)], m_rope, x, m_seqlen);
   }
   m_inputs.push_back(std::move(x));
   // The original's distributions at every position that has a next token in its window.
@@ -72,11 +72,10 @@ double HeldOutReference::kld(const std::map<int, BlockWeights>& replaced) const 
   const ModelConfig& c = m_model.config();
   if (replaced.empty()) return 0;
   const int first = replaced.begin()->first;
-  const Rope rope = make_rope(c, m_seqlen);
   Matrix x = m_inputs[size_t(first)];
   for (int b = first; b < c.num_layers; ++b) {
     auto it = replaced.find(b);
-    block_forward(c, it != replaced.end() ? it->second : m_blocks[size_t(b)], rope, x, m_seqlen);
+    block_forward(c, it != replaced.end() ? it->second : m_blocks[size_t(b)], m_rope, x, m_seqlen);
   }
   Matrix h, logits;
   rms_norm(x, m_final_norm, c.rms_norm_eps, h);

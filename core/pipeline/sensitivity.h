@@ -34,6 +34,7 @@
 
 #include "backend/backend.h"
 #include "common/progress.h"
+#include "model/llama.h"
 #include "model/weights.h"
 #include "pipeline/calibration.h"
 #include "quant/gptq.h"
@@ -108,6 +109,7 @@ class HeldOutReference {
  private:
   const WeightSource& m_model;
   int m_seqlen = 0;
+  Rope m_rope;  // of the held-out windows' length, for every pass
   std::vector<int32_t> m_tokens;
   std::vector<BlockWeights> m_blocks;
   std::vector<Matrix> m_inputs;  // hidden states entering each block

@@ -114,11 +114,12 @@ void logit_rows(const Matrix& h, const Matrix& lm_head, Eigen::Index t0, Eigen::
   linalg::matmul_nt(logits, h.middleRows(t0, rows), lm_head);
 }
 
-double row_nll(const float* row, int64_t vocab, int32_t target) {
+double log_sum_exp(const float* row, int64_t vocab) {
   const float mx = *std::max_element(row, row + vocab);
-  const double lse = std::log(linalg::sum_exp_f64(row, vocab, mx)) + mx;
-  return lse - row[target];
+  return std::log(linalg::sum_exp_f64(row, vocab, mx)) + mx;
 }
+
+double row_nll(const float* row, int64_t vocab, int32_t target) { return log_sum_exp(row, vocab) - row[target]; }
 
 PerplexityResult perplexity_result(std::span<const WindowLoss> windows, int64_t tokens, int seqlen,
                                    const std::string& what) {

@@ -66,8 +66,10 @@ void walk_windows(std::span<const WeightSource* const> models, std::span<const i
 void logit_rows(const Matrix& h, const Matrix& lm_head, Eigen::Index t0, Eigen::Index rows,
                 Matrix& logits);
 
-// perplexity()'s next-token loss of one row of logits: its log-sum-exp (the exponentials in
-// fp32 by the deterministic kernel, summed in double, linalg/reduce.h) minus the target's logit.
+// The log-sum-exp of one row of logits: the exponentials in fp32 by the deterministic kernel,
+// summed in double (linalg/reduce.h), shifted by the row's maximum.
+double log_sum_exp(const float* logits, int64_t vocab);
+// perplexity()'s next-token loss of one row of logits: its log-sum-exp minus the target's logit.
 double row_nll(const float* logits, int64_t vocab, int32_t target);
 
 // One window's losses, summed in position order.
