@@ -293,6 +293,11 @@ class TestCli : public QObject {
     test::CliResult both = run_cli(QStringList{"quantize"} + common + QStringList{"--plan", report, "--bits", "3"});
     QCOMPARE(both.exit_code, 2);
     QCOMPARE(run_cli(QStringList{"quantize"} + common + QStringList{"--budget", "4"}).exit_code, 2);
+    // The plan's report is an input: a run's report may not replace it.
+    test::CliResult over = run_cli(QStringList{"quantize"} + common + QStringList{"--plan", report, "--report", report});
+    QCOMPARE(over.exit_code, 1);
+    QVERIFY2(over.err.contains("plan"), over.err.constData());
+    QVERIFY(load_report(report.toStdString()).advice);
     QCOMPARE(run_cli(QStringList{"compare"} + common + QStringList{"--curve"}).exit_code, 2);
     test::CliResult none = run_cli(QStringList{"quantize"} + common + QStringList{"--plan", report, "--budget", "7"});
     QCOMPARE(none.exit_code, 1);

@@ -418,6 +418,8 @@ int run(const std::vector<std::string>& words, Mode mode) {
       inputs.push_back({calib, calibs.size() > 1 ? "a calibration text" : "the calibration text"});
     if (calibs.empty()) inputs.push_back({spec.calib_file, "the calibration text"});
     if (auto tok = args.get("--tokenizer")) inputs.push_back({*tok, "the tokenizer"});
+    if (auto plan = args.get("--plan")) inputs.push_back({*plan, "the plan's report"});
+    if (auto from = args.get("--calib-from")) inputs.push_back({*from, "the report whose windows are used"});
     for (const auto& eval : spec.eval_files)
       inputs.push_back({eval, spec.eval_files.size() > 1 ? "an evaluation text" : "the evaluation text"});
     // The export folder is replaced as a whole when it is done: a report inside would go too.
