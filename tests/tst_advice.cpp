@@ -260,6 +260,12 @@ class TestAdvice : public QObject {
     QVERIFY(parse_choice("fp16").fp16);
     for (const char* bad : {"5:128", "4:", "4:12", "x", "4:128x", ""})
       QVERIFY_THROWS_EXCEPTION(ConfigError, parse_choice(bad));
+    // Module names: the inverse of LayerId::module(); short or malformed names are refused, not
+    // read past their end (a fuzz finding).
+    QVERIFY((parse_layer_module("model.layers.3.mlp.down_proj") == LayerId{3, LinearKind::down}));
+    for (const char* bad : {"model.lay", "model.layers.", "model.layers.x.mlp.down_proj", "model.layers.3",
+                            "model.layers.-1.mlp.down_proj", "layers.3.mlp.down_proj", ""})
+      QVERIFY_THROWS_EXCEPTION(ConfigError, parse_layer_module(bad));
   }
 };
 

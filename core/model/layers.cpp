@@ -43,10 +43,9 @@ LinearKind parse_linear_name(const std::string& name) {
 
 LayerId parse_layer_module(const std::string& name) {
   const std::string prefix = "model.layers.";
-  const size_t dot = name.find('.', prefix.size());
-  const std::string block = name.substr(prefix.size(), dot == std::string::npos ? 0 : dot - prefix.size());
-  if (name.rfind(prefix, 0) != 0 || dot == std::string::npos || block.empty() || block.size() > 9 ||
-      block.find_first_not_of("0123456789") != std::string::npos)
+  const size_t dot = name.rfind(prefix, 0) == 0 ? name.find('.', prefix.size()) : std::string::npos;
+  const std::string block = dot == std::string::npos ? "" : name.substr(prefix.size(), dot - prefix.size());
+  if (block.empty() || block.size() > 9 || block.find_first_not_of("0123456789") != std::string::npos)
     throw ConfigError("'" + name + "' is not model.layers.N.<module>");
   return {std::stoi(block), parse_linear_name(name.substr(dot + 1))};
 }
